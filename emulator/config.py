@@ -1,0 +1,371 @@
+"""The chip's configuration: the single source of truth for sizes, bit widths and defaults.
+
+`ChipConfig` is what is synthesized (geometry, lanes, maximum bit widths). `Settings` is what the
+host may change at run time within those maxima. `DeviceModel` holds the analog device's
+parameters under aihwkit's names; the fabrication sampler turns it into a per-device map.
+
+Every other part of ohmflow (the twin, the gateware, the protocol, the host) takes its numbers from
+here; see ``docs/numerics.md`` for what each field means in the arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Fixed formats of the contract (docs/numerics.md §2). They are not configurable because the
+# hardware's datapath widths follow from them; changing one is a change of the contract.
+NOISE_FRAC = 16  #: fractional bits of the pre-ADC value, in ADC LSBs
+SLOPE_FRAC = 20  #: fractional bits of the per-device slope codes ku, kd
+C2C_FRAC = 12  #: fractional bits of the relative cycle-to-cycle perturbation e
+C2C_SHIFT = 8  #: e = rnd(g * dw_std, C2C_SHIFT)
+SQRT_FRAC = 8  #: fractional bits of the sqrt(n) table
+GAIN_BITS = 16  #: unsigned ADC gain code
+SIGMA_BITS = 16  #: unsigned read-noise sigma code
+DW_STD_BITS = 16  #: unsigned cycle-to-cycle sigma code
+SEED_BITS = 32
+#: standard deviation of the Irwin-Hall variate g = sum of 4 bytes - 510: sqrt(4 * (256**2-1) / 12)
+GAUSS_STD = math.sqrt(4 * (256**2 - 1) / 12)
+
+DEVICE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds")
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _check_float(name: str, value: object, lo: float, hi: float) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {value!r}") from None
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be a finite number in [{lo}, {hi}], got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """What is synthesized: geometry, parallelism and the maximum bit widths.
+
+    Parameters
+    ----------
+    tiles:
+        Logical tiles (weight banks) sharing one datapath.
+    rows:
+        Inputs per tile (word lines, driven by the DACs; index ``i``).
+    cols:
+        Outputs per tile (bit lines, read by the ADCs; index ``j``).
+    lanes:
+        MAC lanes / devices processed per clock in the gateware.
+    in_bits, out_bits:
+        Maximum DAC and ADC resolution (signed, symmetric codes).
+    w_bits, w_frac:
+        Device state: signed ``w_bits`` integer, ``w_frac`` fractional bits (1.0 = 2**w_frac).
+    step_bits, slope_bits:
+        Per-device step codes (unsigned) and slope codes (signed, SLOPE_FRAC fractional bits).
+    p_bits:
+        Pulse-probability resolution: a code c in [0, 2**p_bits] fires with probability c/2**p_bits.
+    bl_max:
+        Maximum pulse-train length (BL) and maximum |count| of a deterministic pulse.
+    clock_hz:
+        The gateware's clock, used to turn cycle counts into time.
+    """
+
+    tiles: int = 4
+    rows: int = 64
+    cols: int = 64
+    lanes: int = 16
+    in_bits: int = 7
+    out_bits: int = 9
+    w_bits: int = 16
+    w_frac: int = 14
+    step_bits: int = 12
+    slope_bits: int = 18
+    p_bits: int = 8
+    bl_max: int = 63
+    clock_hz: int = 50_000_000
+    name: str = "default"
+
+    def __post_init__(self) -> None:
+        _check_int("tiles", self.tiles, 1, 256)
+        _check_int("rows", self.rows, 1, 4096)
+        _check_int("cols", self.cols, 1, 4096)
+        _check_int("lanes", self.lanes, 1, 256)
+        _check_int("in_bits", self.in_bits, 2, 12)
+        _check_int("out_bits", self.out_bits, 2, 16)
+        _check_int("w_bits", self.w_bits, 4, 24)
+        _check_int("w_frac", self.w_frac, 1, self.w_bits - 1)
+        _check_int("step_bits", self.step_bits, 2, self.w_bits - 1)
+        _check_int("slope_bits", self.slope_bits, 2, 24)
+        _check_int("p_bits", self.p_bits, 1, 8)
+        _check_int("bl_max", self.bl_max, 1, 64)
+        _check_int("clock_hz", self.clock_hz, 1, 10**10)
+        if self.rows * self.cols > 2**24:
+            raise ValueError(
+                f"rows*cols must be at most 2**24 (PRNG index space), got {self.rows * self.cols}"
+            )
+
+    # Derived widths (docs/numerics.md §2)
+    @property
+    def w_max_code(self) -> int:
+        """Largest device state, 2**(w_bits-1) - 1."""
+        return 2 ** (self.w_bits - 1) - 1
+
+    @property
+    def w_min_code(self) -> int:
+        return -(2 ** (self.w_bits - 1) - 1)
+
+    @property
+    def in_max(self) -> int:
+        """Largest DAC code magnitude at full resolution."""
+        return 2 ** (self.in_bits - 1) - 1
+
+    @property
+    def out_max(self) -> int:
+        return 2 ** (self.out_bits - 1) - 1
+
+    @property
+    def p_max(self) -> int:
+        """Largest probability code (probability 1)."""
+        return 2**self.p_bits
+
+    @property
+    def step_max(self) -> int:
+        return 2**self.step_bits - 1
+
+    @property
+    def slope_max(self) -> int:
+        return 2 ** (self.slope_bits - 1) - 1
+
+    @property
+    def acc_bits(self) -> int:
+        """Signed width of an exact MVM accumulator over max(rows, cols) products."""
+        n = max(self.rows, self.cols)
+        return self.w_bits + self.in_bits + max(1, math.ceil(math.log2(n)))
+
+    @property
+    def devices(self) -> int:
+        return self.rows * self.cols
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ChipConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(
+                f"unknown chip config field(s) {sorted(unknown)}; known: {sorted(names)}"
+            )
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ChipConfig:
+        """Load a config from a TOML file: a ``[chip]`` table, or top-level keys."""
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        data = data.get("chip", data)
+        data.setdefault("name", Path(path).stem)
+        return cls.from_dict(data)
+
+    def fingerprint(self) -> int:
+        """A 32-bit digest of the config, reported by INFO so a host can refuse a mismatch."""
+        from ohmflow.emulator.prng import lowbias32
+
+        h = 0x6F686D66  # "ohmf"
+        for f in dataclasses.fields(self):
+            if f.name in ("name", "clock_hz"):
+                continue
+            h = lowbias32(h ^ (int(getattr(self, f.name)) & 0xFFFFFFFF))
+        return h
+
+
+#: Named configurations. The same name selects the twin, the emulator build and the board build.
+PRESETS: dict[str, ChipConfig] = {
+    # The reference chip: four 64x64 tiles, 16 lanes; fits the ULX3S ECP5-85F with the SoC.
+    "default": ChipConfig(),
+    # The iCEBreaker iCE40UP5K: two 32x32 tiles, one lane, in SPRAM with the 8 DSPs.
+    "icebreaker": ChipConfig(
+        tiles=2, rows=32, cols=32, lanes=1, clock_hz=24_000_000, name="icebreaker"
+    ),
+    # Small and odd-sized, for fast simulation tests.
+    "tiny": ChipConfig(tiles=2, rows=5, cols=7, lanes=3, name="tiny"),
+}
+
+
+def get_config(name_or_path: str | ChipConfig) -> ChipConfig:
+    """A preset by name, or a TOML file by path."""
+    if isinstance(name_or_path, ChipConfig):
+        return name_or_path
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return ChipConfig.from_toml(p)
+    raise ValueError(
+        f"unknown chip config {name_or_path!r}: expected a preset ({', '.join(PRESETS)}) "
+        "or the path of a .toml file"
+    )
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """Analog device parameters, named and defaulted as aihwkit's ``ConstantStepDevice``.
+
+    ``model`` selects the response: ``ConstantStep`` (gamma 0), ``LinearStep`` (slopes gamma_up,
+    gamma_down relative to the mean bounds) or ``SoftBounds`` (step falls to zero at each device's
+    own bound). ``dw_min_std`` is cycle-to-cycle and becomes the run-time setting ``dw_std``.
+    """
+
+    model: str = "ConstantStep"
+    dw_min: float = 0.001
+    dw_min_dtod: float = 0.3
+    dw_min_std: float = 0.3
+    up_down: float = 0.0
+    up_down_dtod: float = 0.01
+    w_max: float = 0.6
+    w_min: float = -0.6
+    w_max_dtod: float = 0.3
+    w_min_dtod: float = 0.3
+    gamma_up: float = 0.0
+    gamma_down: float = 0.0
+    gamma_up_dtod: float = 0.05
+    gamma_down_dtod: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.model not in DEVICE_MODELS:
+            raise ValueError(
+                f"unknown device model {self.model!r}: expected one of {', '.join(DEVICE_MODELS)}"
+            )
+        _check_float("dw_min", self.dw_min, 1e-9, 1.0)
+        for name in ("dw_min_dtod", "up_down_dtod", "w_max_dtod", "w_min_dtod",
+                     "gamma_up_dtod", "gamma_down_dtod"):
+            _check_float(name, getattr(self, name), 0.0, 10.0)
+        _check_float("dw_min_std", self.dw_min_std, 0.0, 9.0)
+        _check_float("up_down", self.up_down, -0.99, 0.99)
+        _check_float("w_max", self.w_max, 1e-6, 1e6)
+        _check_float("w_min", self.w_min, -1e6, -1e-6)
+        _check_float("gamma_up", self.gamma_up, -100.0, 100.0)
+        _check_float("gamma_down", self.gamma_down, -100.0, 100.0)
+
+    @classmethod
+    def soft_bounds(cls, **kw) -> DeviceModel:
+        """aihwkit's ``SoftBoundsDevice`` defaults."""
+        return cls(model="SoftBounds", **kw)
+
+    def replace(self, **kw) -> DeviceModel:
+        return dataclasses.replace(self, **kw)
+
+
+def adc_gain_shift(cfg: ChipConfig, out_bound: float, out_bits: int, in_bits: int) -> tuple[int, int]:
+    """ADC gain code and shift for a full scale of ``out_bound`` (aihwkit's ``out_bound``).
+
+    The host maps |x| <= 1 to DAC codes of magnitude 2**(in_bits-1)-1 and weights to states with
+    w_frac fractional bits, so one unit of y is ``(2**(in_bits-1)-1) * 2**w_frac`` accumulator LSBs;
+    the ADC must map ``out_bound`` to ``2**(out_bits-1)-1`` codes. Returns ``(gain, shift)`` with
+    ``gain < 2**GAIN_BITS`` as large as possible, so the ratio is as exact as 16 bits allow.
+    """
+    _check_float("out_bound", out_bound, 1e-6, 1e6)
+    per_unit = (2 ** (in_bits - 1) - 1) * 2**cfg.w_frac
+    ratio = (2 ** (out_bits - 1) - 1) / (out_bound * per_unit)
+    shift = NOISE_FRAC
+    while ratio * 2**shift < 2 ** (GAIN_BITS - 1) and shift < 62:
+        shift += 1
+    gain = round(ratio * 2**shift)
+    while gain >= 2**GAIN_BITS:
+        shift -= 1
+        gain = round(ratio * 2**shift)
+    if gain < 1 or shift < NOISE_FRAC:
+        raise ValueError(f"out_bound {out_bound} is outside what the ADC gain can express")
+    return gain, shift
+
+
+def sigma_code(noise_lsb: float) -> int:
+    """Read-noise code for a standard deviation of ``noise_lsb`` ADC LSBs."""
+    _check_float("read noise (ADC LSBs)", noise_lsb, 0.0, (2**SIGMA_BITS - 1) * GAUSS_STD / 2**NOISE_FRAC)
+    return round(noise_lsb * 2**NOISE_FRAC / GAUSS_STD)
+
+
+def dw_std_code(dw_min_std: float) -> int:
+    """Cycle-to-cycle code for a relative step deviation ``dw_min_std``."""
+    scale = 2 ** (C2C_SHIFT + C2C_FRAC) / GAUSS_STD
+    _check_float("dw_min_std", dw_min_std, 0.0, (2**DW_STD_BITS - 1) / scale)
+    return round(dw_min_std * scale)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time settings, validated against a `ChipConfig` (docs/numerics.md §3).
+
+    Defaults follow aihwkit's IO defaults: 7-bit DAC, 9-bit ADC, out_bound 12, out_noise 0.06,
+    desired_bl 31, dw_min_std 0.3. Use `Settings.default(cfg)` to get them for a config.
+    """
+
+    in_bits: int
+    out_bits: int
+    fwd_gain: int
+    fwd_shift: int
+    bwd_gain: int
+    bwd_shift: int
+    fwd_sigma: int
+    bwd_sigma: int
+    bl: int
+    dw_std: int
+    seed: int = 0
+    #: active (n_in, n_out) per tile; operations use only this top-left window of the tile
+    shapes: tuple[tuple[int, int], ...] = field(default=())
+
+    @classmethod
+    def default(cls, cfg: ChipConfig, out_bound: float = 12.0, out_noise: float = 0.06,
+                bl: int = 31, dw_min_std: float = 0.3, seed: int = 0) -> Settings:
+        in_bits = min(7, cfg.in_bits)
+        out_bits = min(9, cfg.out_bits)
+        gain, shift = adc_gain_shift(cfg, out_bound, out_bits, in_bits)
+        lsb = 2 * out_bound / (2**out_bits - 2)  # aihwkit: out_res = 1/(2**bits - 2) of the range
+        sig = sigma_code(out_noise / lsb)
+        return cls(
+            in_bits=in_bits, out_bits=out_bits, fwd_gain=gain, fwd_shift=shift,
+            bwd_gain=gain, bwd_shift=shift, fwd_sigma=sig, bwd_sigma=sig,
+            bl=min(bl, cfg.bl_max), dw_std=dw_std_code(dw_min_std), seed=seed,
+            shapes=tuple((cfg.rows, cfg.cols) for _ in range(cfg.tiles)),
+        ).validated(cfg)
+
+    def validated(self, cfg: ChipConfig) -> Settings:
+        """Return self after checking every field against ``cfg``; raises ValueError."""
+        _check_int("in_bits", self.in_bits, 2, cfg.in_bits)
+        _check_int("out_bits", self.out_bits, 2, cfg.out_bits)
+        for d in ("fwd", "bwd"):
+            _check_int(f"{d}_gain", getattr(self, f"{d}_gain"), 0, 2**GAIN_BITS - 1)
+            _check_int(f"{d}_shift", getattr(self, f"{d}_shift"), NOISE_FRAC, 63)
+            _check_int(f"{d}_sigma", getattr(self, f"{d}_sigma"), 0, 2**SIGMA_BITS - 1)
+        _check_int("bl", self.bl, 1, cfg.bl_max)
+        _check_int("dw_std", self.dw_std, 0, 2**DW_STD_BITS - 1)
+        _check_int("seed", self.seed, 0, 2**SEED_BITS - 1)
+        if len(self.shapes) != cfg.tiles:
+            raise ValueError(f"shapes must have one (n_in, n_out) per tile ({cfg.tiles}), "
+                             f"got {len(self.shapes)}")
+        for t, shp in enumerate(self.shapes):
+            if len(shp) != 2:
+                raise ValueError(f"shapes[{t}] must be (n_in, n_out), got {shp!r}")
+            _check_int(f"shapes[{t}] n_in", shp[0], 1, cfg.rows)
+            _check_int(f"shapes[{t}] n_out", shp[1], 1, cfg.cols)
+        return self
+
+    def replace(self, cfg: ChipConfig, **kw) -> Settings:
+        """A copy with fields changed, validated against ``cfg``."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(kw) - names
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
+        if "shapes" in kw:
+            kw["shapes"] = tuple(tuple(s) for s in kw["shapes"])
+        return dataclasses.replace(self, **kw).validated(cfg)

@@ -1,0 +1,313 @@
+"""The bit-exact software twin of the chip (docs/numerics.md), in vectorised integer numpy.
+
+`Twin` holds what the chip holds: device states, the device map, run-time settings, the PRNG nonce
+and per-tile counters. Its operations take and return the integer codes the hardware sees; the
+floating-point periphery (scaling, bias, activations, update management) belongs to the host.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ohmflow.emulator import prng
+from ohmflow.emulator.config import (
+    C2C_FRAC,
+    C2C_SHIFT,
+    NOISE_FRAC,
+    SLOPE_FRAC,
+    SQRT_FRAC,
+    ChipConfig,
+    Settings,
+)
+from ohmflow.emulator.fabrication import FIELDS, DeviceMap, nominal
+
+COUNTERS = (
+    "fwd_vectors", "bwd_vectors", "update_samples", "pulse_ops",
+    "macs", "dac_conversions", "adc_conversions", "adc_saturations", "pulses",
+)
+
+
+def rnd_shift(x: np.ndarray, s: int) -> np.ndarray:
+    """Round half up, then shift right: floor((x + 2**(s-1)) / 2**s); identity for s = 0."""
+    if s == 0:
+        return x
+    return (x + (1 << (s - 1))) >> s
+
+
+def sqrt_table(bl_max: int) -> np.ndarray:
+    """SQRT[n] = floor(sqrt(n) * 2**SQRT_FRAC), n = 0..bl_max, in exact integer arithmetic."""
+    return np.array([math.isqrt(n << (2 * SQRT_FRAC)) for n in range(bl_max + 1)], dtype=np.int64)
+
+
+def _int_array(name: str, a, ndim: int, lo: int, hi: int) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or inf; expected integer codes in [{lo}, {hi}]")
+        if not np.array_equal(arr, np.rint(arr)):
+            raise ValueError(f"{name} must hold integer codes in [{lo}, {hi}], got fractions")
+    elif arr.dtype.kind not in "iub":
+        raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise ValueError(
+            f"{name} codes must lie in [{lo}, {hi}], got [{int(arr.min())}, {int(arr.max())}]"
+        )
+    return arr
+
+
+class Twin:
+    """The chip in software: same config, same settings, same integer results as the gateware."""
+
+    def __init__(self, cfg: ChipConfig, settings: Settings | None = None,
+                 device_map: DeviceMap | None = None):
+        if cfg.acc_bits + 16 > 62:
+            raise ValueError(f"config accumulator ({cfg.acc_bits} bits) too wide for the twin")
+        self.cfg = cfg
+        self._sqrt = sqrt_table(cfg.bl_max)
+        self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
+        self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
+        self.reset(settings)
+
+    # ----- state -----
+    def reset(self, settings: Settings | None = None) -> None:
+        """Weights to 0, settings to default (or given), nonce and counters to 0; keeps the map."""
+        self.settings = (settings or Settings.default(self.cfg)).validated(self.cfg)
+        self.weights[...] = 0
+        self.nonce = 0
+        self.counters = [dict.fromkeys(COUNTERS, 0) for _ in range(self.cfg.tiles)]
+
+    def set(self, **kw) -> Settings:
+        """Change run-time settings (validated); a new seed restarts the nonce at 0."""
+        self.settings = self.settings.replace(self.cfg, **kw)
+        if "seed" in kw:
+            self.nonce = 0
+        return self.settings
+
+    def _tile(self, tile: int) -> tuple[int, int]:
+        if isinstance(tile, bool) or not isinstance(tile, int | np.integer) or not (
+            0 <= tile < self.cfg.tiles
+        ):
+            raise ValueError(f"tile must be an integer in [0, {self.cfg.tiles - 1}], got {tile!r}")
+        return self.settings.shapes[tile]
+
+    def program(self, tile: int, w) -> None:
+        """Write states of the active window (n_out, n_in), clipped to each device's bounds."""
+        n_in, n_out = self._tile(tile)
+        c = self.cfg
+        w = _int_array("weights", w, 2, c.w_min_code, c.w_max_code)
+        if w.shape != (n_out, n_in):
+            raise ValueError(f"weights for tile {tile} must have shape (n_out, n_in) = "
+                             f"{(n_out, n_in)}, got {w.shape}")
+        dm = self.device_map
+        self.weights[tile, :n_out, :n_in] = np.clip(
+            w, dm.wmin[tile, :n_out, :n_in], dm.wmax[tile, :n_out, :n_in]
+        )
+
+    def read(self, tile: int) -> np.ndarray:
+        """States of the active window, shape (n_out, n_in)."""
+        n_in, n_out = self._tile(tile)
+        return self.weights[tile, :n_out, :n_in].copy()
+
+    def load_device_map(self, dmap: DeviceMap, tile: int | None = None) -> None:
+        """Replace the map of the whole chip, or of one tile (arrays of shape (1, cols, rows)).
+
+        Device states are clipped into the new bounds, as a physical device would be.
+        """
+        if tile is None:
+            dmap.validate(self.cfg)
+            self.device_map = dmap.copy()
+            sl = slice(None)
+        else:
+            self._tile(tile)
+            one = ChipConfig(**{**self.cfg.to_dict(), "tiles": 1})
+            dmap.validate(one)
+            for f in FIELDS:
+                getattr(self.device_map, f)[tile] = getattr(dmap, f)[0]
+            sl = slice(tile, tile + 1)
+        dm = self.device_map
+        self.weights[sl] = np.clip(self.weights[sl], dm.wmin[sl], dm.wmax[sl])
+
+    def read_device_map(self, tile: int | None = None) -> DeviceMap:
+        if tile is None:
+            return self.device_map.copy()
+        self._tile(tile)
+        return self.device_map.tile(tile).copy()
+
+    def _take_nonces(self, count: int) -> int:
+        n0 = self.nonce
+        self.nonce = (self.nonce + count) & prng.MASK32
+        return n0
+
+    # ----- reads -----
+    def _adc(self, acc: np.ndarray, gain: int, shift: int, sigma: int, domain: int):
+        b, n = acc.shape
+        keys = prng.nonce_keys(self.settings.seed, domain, self._take_nonces(b), b)
+        g = prng.gauss(prng.draw_keys(keys, np.arange(n, dtype=np.uint32)))
+        v = ((acc * gain) >> (shift - NOISE_FRAC)) + g * sigma + (1 << (NOISE_FRAC - 1))
+        q = v >> NOISE_FRAC
+        m = 2 ** (self.settings.out_bits - 1) - 1
+        code = np.clip(q, -m, m)
+        return code, (q != code).sum(axis=1)
+
+    def _dac(self, name: str, x, n: int) -> np.ndarray:
+        x = _int_array(name, x, 2, -self.cfg.in_max, self.cfg.in_max)
+        if x.shape[1] != n or x.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (batch >= 1, {n}), got {x.shape}")
+        m = 2 ** (self.settings.in_bits - 1) - 1
+        return np.clip(x, -m, m)
+
+    @staticmethod
+    def _mvm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # Exact: every partial sum is an integer below 2**53 (acc_bits <= 46), so float64 BLAS
+        # adds without rounding; the result is converted back to int64.
+        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+
+    def forward(self, tile: int, x) -> tuple[np.ndarray, np.ndarray]:
+        """y = ADC(W . DAC(x) + noise) for a batch of DAC codes x (B, n_in).
+
+        Returns the ADC codes (B, n_out) and the number of saturated outputs per vector (B,).
+        """
+        n_in, n_out = self._tile(tile)
+        x = self._dac("forward input", x, n_in)
+        s = self.settings
+        acc = self._mvm(x, self.weights[tile, :n_out, :n_in].T)
+        y, sat = self._adc(acc, s.fwd_gain, s.fwd_shift, s.fwd_sigma, prng.DOMAIN_FWD)
+        self._count(tile, x.shape[0], n_in, n_out, sat, "fwd_vectors")
+        return y, sat
+
+    def backward(self, tile: int, d) -> tuple[np.ndarray, np.ndarray]:
+        """dx = ADC(W^T . DAC(d) + noise): the transposed read, d (B, n_out) -> (B, n_in)."""
+        n_in, n_out = self._tile(tile)
+        d = self._dac("backward input", d, n_out)
+        s = self.settings
+        acc = self._mvm(d, self.weights[tile, :n_out, :n_in])
+        y, sat = self._adc(acc, s.bwd_gain, s.bwd_shift, s.bwd_sigma, prng.DOMAIN_BWD)
+        self._count(tile, d.shape[0], n_out, n_in, sat, "bwd_vectors")
+        return y, sat
+
+    def _count(self, tile, b, n_dac, n_adc, sat, kind):
+        c = self.counters[tile]
+        c[kind] += b
+        c["macs"] += b * n_dac * n_adc
+        c["dac_conversions"] += b * n_dac
+        c["adc_conversions"] += b * n_adc
+        c["adc_saturations"] += int(sat.sum())
+
+    # ----- writes -----
+    def _trains(self, codes: np.ndarray, domain: int, nonce0: int) -> np.ndarray:
+        """Pulse trains as uint64 bit masks (bit t = slot t), shape (B, n)."""
+        bl = self.settings.bl
+        groups = (bl + 3) // 4
+        b, n = codes.shape
+        keys = prng.nonce_keys(self.settings.seed, domain, nonce0, b)
+        idx = ((np.arange(n, dtype=np.uint32)[:, None] << np.uint32(4))
+               | np.arange(groups, dtype=np.uint32)[None, :]).ravel()
+        words = prng.draw_keys(keys, idx)  # (B, n*groups), little-endian bytes = slots
+        u = words.view(np.uint8).reshape(b, n, groups * 4)[:, :, :bl]
+        fire = u < np.abs(codes)[:, :, None]
+        packed = np.zeros((b, n, 8), dtype=np.uint8)
+        packed[:, :, : (bl + 7) // 8] = np.packbits(fire, axis=2, bitorder="little")
+        return packed.view("<u8")[:, :, 0]
+
+    def update(self, tile: int, x, d) -> np.ndarray:
+        """Stochastic pulse update with signed probability codes x (B, n_in), d (B, n_out).
+
+        Sample by sample, device (j, i) gets n = popcount(row_i & col_j) coincidences and moves
+        up if x_i and d_j have opposite signs, down otherwise (W += -lr d x^T). Returns the
+        coincidence counts (B, n_out, n_in).
+        """
+        n_in, n_out = self._tile(tile)
+        pm = self.cfg.p_max
+        x = _int_array("update x codes", x, 2, -pm, pm)
+        d = _int_array("update d codes", d, 2, -pm, pm)
+        if x.shape[1] != n_in or d.shape[1] != n_out or x.shape[0] != d.shape[0] or not len(x):
+            raise ValueError(f"update codes must have shapes (B, {n_in}) and (B, {n_out}) with the "
+                             f"same B >= 1, got {x.shape} and {d.shape}")
+        b = x.shape[0]
+        nonce0 = self._take_nonces(b)
+        rows = self._trains(x, prng.DOMAIN_ROW, nonce0)
+        cols = self._trains(d, prng.DOMAIN_COL, nonce0)
+        # padded to 8 bytes: bits beyond BL are zero
+        n = np.bitwise_count(cols[:, :, None] & rows[:, None, :]).astype(np.int64)
+        up = (d < 0)[:, :, None] != (x < 0)[:, None, :]
+        self._apply(tile, n, up, nonce0)
+        c = self.counters[tile]
+        c["update_samples"] += b
+        c["pulses"] += int(n.sum())
+        return n
+
+    def pulse(self, tile: int, axis: str, index: int, counts) -> None:
+        """Deterministic pulses on one line of devices: counts > 0 up, < 0 down.
+
+        axis "row": devices (j, index) for j < n_out, counts of length n_out;
+        axis "col": devices (index, i) for i < n_in, counts of length n_in.
+        """
+        n_in, n_out = self._tile(tile)
+        if axis not in ("row", "col"):
+            raise ValueError(f"axis must be 'row' or 'col', got {axis!r}")
+        limit = n_in if axis == "row" else n_out
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not (
+            0 <= index < limit
+        ):
+            raise ValueError(f"{axis} index must be in [0, {limit - 1}], got {index!r}")
+        length = n_out if axis == "row" else n_in
+        bl = self.cfg.bl_max
+        c = _int_array("pulse counts", np.asarray(counts)[None, :] if np.ndim(counts) == 1
+                       else counts, 2, -bl, bl)
+        if c.shape != (1, length):
+            raise ValueError(f"pulse counts on a {axis} must have length {length}, got "
+                             f"{np.shape(counts)}")
+        n = np.zeros((1, n_out, n_in), dtype=np.int64)
+        up = np.zeros((1, n_out, n_in), dtype=bool)
+        if axis == "row":
+            n[0, :, index] = np.abs(c[0])
+            up[0, :, index] = c[0] > 0
+        else:
+            n[0, index, :] = np.abs(c[0])
+            up[0, index, :] = c[0] > 0
+        self._apply(tile, n, up, self._take_nonces(1))
+        cnt = self.counters[tile]
+        cnt["pulse_ops"] += 1
+        cnt["pulses"] += int(n.sum())
+
+    def _apply(self, tile: int, n: np.ndarray, up: np.ndarray, nonce0: int) -> None:
+        """Apply n pulses per device, sample after sample (docs/numerics.md §5.4)."""
+        b, n_out, n_in = n.shape
+        hit_b, hit_j, hit_i = np.nonzero(n)
+        if not len(hit_b):
+            return
+        keys = prng.nonce_keys(self.settings.seed, prng.DOMAIN_C2C, nonce0, b)
+        dev = (hit_j * self.cfg.rows + hit_i).astype(np.uint32)
+        g = prng.gauss(prng.lowbias32_np(keys[hit_b] ^ dev))
+        e = rnd_shift(g * self.settings.dw_std, C2C_SHIFT)
+        cnt = n[hit_b, hit_j, hit_i]
+        t = rnd_shift(e * self._sqrt[cnt], SQRT_FRAC)
+        dirs = up[hit_b, hit_j, hit_i]
+        flat = hit_j * n_in + hit_i
+        dm = self.device_map
+        win = (tile, slice(0, n_out), slice(0, n_in))
+        s_all = np.where(dirs, dm.su[win].ravel()[flat], dm.sd[win].ravel()[flat])
+        k_all = np.where(dirs, dm.ku[win].ravel()[flat], dm.kd[win].ravel()[flat])
+        lo_all = dm.wmin[win].ravel()[flat]
+        hi_all = dm.wmax[win].ravel()[flat]
+        w = self.weights[win]  # a view: written in place
+        wflat = w.reshape(-1) if w.flags.c_contiguous else None
+        state = w.ravel() if wflat is None else wflat
+        bounds = np.searchsorted(hit_b, np.arange(b + 1))
+        for s in range(b):
+            lo, hi = bounds[s], bounds[s + 1]
+            if lo == hi:
+                continue
+            f = flat[lo:hi]
+            w0 = state[f]
+            step = np.maximum(s_all[lo:hi] + rnd_shift(k_all[lo:hi] * w0, SLOPE_FRAC), 0)
+            total = cnt[lo:hi] * step + rnd_shift(step * t[lo:hi], C2C_FRAC)
+            state[f] = np.clip(np.where(dirs[lo:hi], w0 + total, w0 - total),
+                               lo_all[lo:hi], hi_all[lo:hi])
+        if wflat is None:
+            self.weights[win] = state.reshape(n_out, n_in)
