@@ -1,0 +1,192 @@
+"""One host API over every chip: the in-process twin, the Verilator emulator, a board.
+
+`Device` is the contract; `TwinDevice` runs the bit-exact twin in process. Link backends
+(`ohmflow.host.link`) speak the framed protocol over a pyserial byte link. `open_device` picks a
+backend from one string: ``twin``, ``verilator``, or a serial port / pyserial URL.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ohmflow.emulator.config import ChipConfig, Settings, get_config
+from ohmflow.emulator.fabrication import DeviceMap
+from ohmflow.emulator.twin import COUNTERS, Twin
+
+#: version of the device contract (numerics + protocol) this host speaks
+CONTRACT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What a device says about itself (the INFO command)."""
+
+    config: ChipConfig
+    version: int
+    fingerprint: int
+    backend: str
+
+
+class DeviceError(RuntimeError):
+    """The device is gone, timed out, or answered with an error."""
+
+
+class ConfigMismatch(DeviceError):
+    """The device's synthesized config is not the one the host expects."""
+
+
+class Device(ABC):
+    """A chip: weights, device maps, settings, forward/backward/update, counters.
+
+    Every array is integer codes as in docs/numerics.md; shapes follow the tile's active window
+    ``Settings.shapes[tile] = (n_in, n_out)``. Batched operations take (B, n) arrays.
+    """
+
+    config: ChipConfig
+
+    @abstractmethod
+    def info(self) -> DeviceInfo:
+        """The device's config, contract version and config fingerprint."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Weights to 0, settings to defaults, nonce and counters to 0; the device map stays."""
+
+    @abstractmethod
+    def settings(self) -> Settings:
+        """The current run-time settings."""
+
+    @abstractmethod
+    def configure(self, **changes) -> Settings:
+        """Change run-time settings (names of `Settings` fields); returns the new settings."""
+
+    @abstractmethod
+    def program(self, tile: int, weights: np.ndarray) -> None:
+        """Write device states (n_out, n_in); each is clipped to its device's bounds."""
+
+    @abstractmethod
+    def read(self, tile: int) -> np.ndarray:
+        """Read device states (n_out, n_in)."""
+
+    @abstractmethod
+    def load_device_map(self, dmap: DeviceMap, tile: int | None = None) -> None:
+        """Upload per-device parameters: the whole chip, or one tile (arrays (1, cols, rows))."""
+
+    @abstractmethod
+    def read_device_map(self, tile: int | None = None) -> DeviceMap:
+        """Read per-device parameters back."""
+
+    @abstractmethod
+    def forward(self, tile: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ADC codes (B, n_out) and saturated-output counts (B,) for DAC codes x (B, n_in)."""
+
+    @abstractmethod
+    def backward(self, tile: int, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Transposed read: ADC codes (B, n_in) and saturation counts for d (B, n_out)."""
+
+    @abstractmethod
+    def update(self, tile: int, x: np.ndarray, d: np.ndarray) -> None:
+        """Stochastic pulse update from signed probability codes x (B, n_in), d (B, n_out)."""
+
+    @abstractmethod
+    def pulse(self, tile: int, axis: str, index: int, counts: np.ndarray) -> None:
+        """Deterministic signed pulse counts on one row (axis "row") or column ("col")."""
+
+    @abstractmethod
+    def counters(self) -> list[dict[str, int]]:
+        """Per-tile counters (names in `ohmflow.emulator.twin.COUNTERS`, plus ``cycles`` on RTL)."""
+
+    def close(self) -> None:
+        """Release the link or process behind the device."""
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def check_config(self, expected: ChipConfig) -> DeviceInfo:
+        """Refuse a device whose synthesized config differs from ``expected``."""
+        info = self.info()
+        if info.version != CONTRACT_VERSION:
+            raise ConfigMismatch(f"device speaks contract version {info.version}, this host "
+                                 f"speaks {CONTRACT_VERSION}; rebuild the gateware or update ohmflow")
+        if info.fingerprint != expected.fingerprint():
+            diff = {k: (v, expected.to_dict()[k]) for k, v in info.config.to_dict().items()
+                    if k not in ("name", "clock_hz") and expected.to_dict()[k] != v}
+            raise ConfigMismatch(f"device config differs from the expected one "
+                                 f"(device, expected): {diff}")
+        return info
+
+
+class TwinDevice(Device):
+    """The bit-exact twin, in process: the fastest backend and the reference for the others."""
+
+    def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None):
+        self.config = get_config(config)
+        self.twin = Twin(self.config, device_map=device_map)
+
+    def info(self) -> DeviceInfo:
+        return DeviceInfo(self.config, CONTRACT_VERSION, self.config.fingerprint(), "twin")
+
+    def reset(self) -> None:
+        self.twin.reset()
+
+    def settings(self) -> Settings:
+        return self.twin.settings
+
+    def configure(self, **changes) -> Settings:
+        return self.twin.set(**changes)
+
+    def program(self, tile, weights) -> None:
+        self.twin.program(tile, weights)
+
+    def read(self, tile) -> np.ndarray:
+        return self.twin.read(tile)
+
+    def load_device_map(self, dmap, tile=None) -> None:
+        self.twin.load_device_map(dmap, tile)
+
+    def read_device_map(self, tile=None) -> DeviceMap:
+        return self.twin.read_device_map(tile)
+
+    def forward(self, tile, x):
+        return self.twin.forward(tile, x)
+
+    def backward(self, tile, d):
+        return self.twin.backward(tile, d)
+
+    def update(self, tile, x, d) -> None:
+        self.twin.update(tile, x, d)
+
+    def pulse(self, tile, axis, index, counts) -> None:
+        self.twin.pulse(tile, axis, index, counts)
+
+    def counters(self) -> list[dict[str, int]]:
+        return [{k: c[k] for k in COUNTERS} for c in self.twin.counters]
+
+
+def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:
+    """A device from one string: ``twin``, ``verilator``, or a serial port / pyserial URL.
+
+    The device's reported config is checked against ``config``; a mismatch raises
+    `ConfigMismatch`.
+    """
+    cfg = get_config(config)
+    if spec == "twin":
+        return TwinDevice(cfg, **kw)
+    from ohmflow.host import link  # the link backends need pyserial and the emulator build
+
+    if spec == "verilator":
+        dev = link.EmulatorDevice(cfg, **kw)
+    else:
+        dev = link.LinkDevice.open(spec, cfg, **kw)
+    try:
+        dev.check_config(cfg)
+    except Exception:
+        dev.close()
+        raise
+    return dev
