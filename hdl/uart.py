@@ -62,6 +62,7 @@ class UART(wiring.Component):
 
     def __init__(self, divisor: int):
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+            self._MustUse__silence = True  # a rejected component is not an unused one
             raise TypeError(f"divisor must be an integer >= {MIN_DIVISOR}, got {divisor!r}")
         self.divisor = divisor
         super().__init__({

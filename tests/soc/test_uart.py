@@ -144,7 +144,6 @@ def test_divisor():
         uart_divisor(25_000_000, 3_000_000)
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_divisor_type():
     with pytest.raises(TypeError):
         UART(3)
