@@ -266,7 +266,9 @@ class DeviceModel:
         return dataclasses.replace(self, **kw)
 
 
-def adc_gain_shift(cfg: ChipConfig, out_bound: float, out_bits: int, in_bits: int) -> tuple[int, int]:
+def adc_gain_shift(
+    cfg: ChipConfig, out_bound: float, out_bits: int, in_bits: int
+) -> tuple[int, int]:
     """ADC gain code and shift for a full scale of ``out_bound`` (aihwkit's ``out_bound``).
 
     The host maps |x| <= 1 to DAC codes of magnitude 2**(in_bits-1)-1 and weights to states with
@@ -291,7 +293,8 @@ def adc_gain_shift(cfg: ChipConfig, out_bound: float, out_bits: int, in_bits: in
 
 def sigma_code(noise_lsb: float) -> int:
     """Read-noise code for a standard deviation of ``noise_lsb`` ADC LSBs."""
-    _check_float("read noise (ADC LSBs)", noise_lsb, 0.0, (2**SIGMA_BITS - 1) * GAUSS_STD / 2**NOISE_FRAC)
+    top = (2**SIGMA_BITS - 1) * GAUSS_STD / 2**NOISE_FRAC
+    _check_float("read noise (ADC LSBs)", noise_lsb, 0.0, top)
     return round(noise_lsb * 2**NOISE_FRAC / GAUSS_STD)
 
 

@@ -1,4 +1,4 @@
-"""Fabrication: the per-device parameters of a chip, drawn from a seed or loaded from a measured map.
+"""Fabrication: per-device parameters of a chip, drawn from a seed or loaded from a measured map.
 
 A `DeviceMap` holds six integer arrays of shape ``(tiles, cols, rows)`` (indexed like the weights,
 ``[t, j, i]``), in the formats of docs/numerics.md §7:
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from ohmflow.emulator.config import SLOPE_FRAC, ChipConfig, DeviceModel
 
 FIELDS = ("su", "sd", "ku", "kd", "wmax", "wmin")
@@ -99,7 +99,7 @@ class DeviceMap:
                 if missing:
                     raise ValueError(f"{path}: device map lacks field(s) {missing}")
                 arrays = {k: np.array(z[k], dtype=np.int64) for k in FIELDS}
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
             raise ValueError(f"{path}: cannot read device map: {e}") from None
         return cls(**arrays).validate(cfg)
 
@@ -120,8 +120,10 @@ class DeviceMap:
         text = Path(path).read_text()
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames is None or set(CSV_COLUMNS) - set(reader.fieldnames):
-            raise ValueError(f"{path}: a device map CSV needs the columns {', '.join(CSV_COLUMNS)}; "
-                             f"got {reader.fieldnames}")
+            need = ", ".join(CSV_COLUMNS)
+            raise ValueError(
+                f"{path}: a device map CSV needs the columns {need}; got {reader.fieldnames}"
+            )
         shape = (cfg.tiles, cfg.cols, cfg.rows)
         phys = {k: np.full(shape, np.nan) for k in CSV_COLUMNS[3:]}
         seen = np.zeros(shape, dtype=bool)
@@ -160,12 +162,15 @@ class DeviceMap:
                 "w_min": self.wmin / unit, "gamma_up": gu, "gamma_down": gd}
 
 
-def from_physical(cfg: ChipConfig, dw_up, dw_down, w_max, w_min, gamma_up, gamma_down) -> DeviceMap:
+def from_physical(
+    cfg: ChipConfig, dw_up, dw_down, w_max, w_min, gamma_up, gamma_down
+) -> DeviceMap:
     """Integer codes from physical per-device values (docs/numerics.md §7.2).
 
     Up step at weight w: ``dw_up * (1 - gamma_up * w)``; down step magnitude:
     ``dw_down * (1 + gamma_down * w)`` (so positive gammas make steps shrink towards the bound
-    in their direction; SoftBounds is gamma_up = 1/w_max, gamma_down = 1/|w_min|). Values outside what the codes can hold are clipped.
+    in their direction; SoftBounds is gamma_up = 1/w_max, gamma_down = 1/|w_min|).
+    Values outside what the codes can hold are clipped.
     """
     unit = 2.0**cfg.w_frac
     arrays = [np.asarray(a, dtype=float) for a in (dw_up, dw_down, w_max, w_min, gamma_up,

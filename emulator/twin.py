@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from ohmflow.emulator import prng
 from ohmflow.emulator.config import (
     C2C_FRAC,

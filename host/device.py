@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-
 from ohmflow.emulator.config import ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.twin import COUNTERS, Twin
@@ -99,7 +98,7 @@ class Device(ABC):
     def counters(self) -> list[dict[str, int]]:
         """Per-tile counters (names in `ohmflow.emulator.twin.COUNTERS`, plus ``cycles`` on RTL)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for in-process devices
         """Release the link or process behind the device."""
 
     def __enter__(self) -> Device:
@@ -112,8 +111,10 @@ class Device(ABC):
         """Refuse a device whose synthesized config differs from ``expected``."""
         info = self.info()
         if info.version != CONTRACT_VERSION:
-            raise ConfigMismatch(f"device speaks contract version {info.version}, this host "
-                                 f"speaks {CONTRACT_VERSION}; rebuild the gateware or update ohmflow")
+            raise ConfigMismatch(
+                f"device speaks contract version {info.version}, this host speaks "
+                f"{CONTRACT_VERSION}; rebuild the gateware or update ohmflow"
+            )
         if info.fingerprint != expected.fingerprint():
             diff = {k: (v, expected.to_dict()[k]) for k, v in info.config.to_dict().items()
                     if k not in ("name", "clock_hz") and expected.to_dict()[k] != v}
