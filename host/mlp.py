@@ -1,0 +1,154 @@
+"""Multi-layer perceptrons (ReLU hidden layers, softmax cross-entropy): analog and float.
+
+`AnalogMLP` runs forward, backward and update of every layer on a `Device` (one tile per layer,
+one device call per batch per layer and cycle); `FloatMLP` is the same network in numpy float64,
+the baseline. Both start from the same `init_params` and take the same SGD steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ohmflow.host.device import Device
+from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams, fits
+
+
+def init_params(sizes: list[int], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """torch.nn.Linear's default init: W and b uniform in +-1/sqrt(fan_in); W is (n_out, n_in)."""
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        bound = 1.0 / np.sqrt(n_in)
+        w = rng.uniform(-bound, bound, size=(n_out, n_in))
+        b = rng.uniform(-bound, bound, size=n_out)
+        params.append((w, b))
+    return params
+
+
+def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, int]:
+    """Mean cross-entropy, its gradient with respect to the logits, and the correct count."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    p = e / e.sum(axis=1, keepdims=True)
+    n = len(y)
+    loss = float(-np.log(np.maximum(p[np.arange(n), y], 1e-300)).mean())
+    grad = p
+    grad[np.arange(n), y] -= 1.0
+    grad /= n
+    return loss, grad, int((logits.argmax(axis=1) == y).sum())
+
+
+class FloatMLP:
+    """The float baseline: plain SGD on W and b (float64)."""
+
+    def __init__(self, params: list[tuple[np.ndarray, np.ndarray]]):
+        self.params = [(w.copy(), b.copy()) for w, b in params]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        h = x
+        for k, (w, b) in enumerate(self.params):
+            h = h @ w.T + b
+            if k < len(self.params) - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray, lr: float,
+                    rng: np.random.Generator | None = None) -> tuple[float, int]:
+        """One SGD step; returns the batch's mean loss and correct count (before the step)."""
+        acts = [x]
+        for k, (w, b) in enumerate(self.params):
+            h = acts[-1] @ w.T + b
+            acts.append(np.maximum(h, 0.0) if k < len(self.params) - 1 else h)
+        loss, g, correct = softmax_xent(acts[-1], y)
+        grads = []
+        for k in range(len(self.params) - 1, -1, -1):
+            w, _ = self.params[k]
+            grads.append((g.T @ acts[k], g.sum(axis=0)))
+            if k:
+                g = (g @ w) * (acts[k] > 0)
+        for (w, b), (gw, gb) in zip(self.params, reversed(grads), strict=True):
+            w -= lr * gw
+            b -= lr * gb
+        return loss, correct
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {}
+        for k, (w, b) in enumerate(self.params):
+            out[f"float_w{k}"], out[f"float_b{k}"] = w, b
+        return out
+
+    def load_state(self, st: dict[str, np.ndarray]) -> None:
+        self.params = [(np.array(st[f"float_w{k}"], dtype=np.float64),
+                        np.array(st[f"float_b{k}"], dtype=np.float64))
+                       for k in range(len(self.params))]
+
+
+class AnalogMLP:
+    """An MLP whose layer k lives on tile k of ``device``; biases are digital."""
+
+    def __init__(self, device: Device, sizes: list[int], io: IOParams | None = None,
+                 update: UpdateParams | None = None):
+        fits(device, sizes)
+        self.device = device
+        self.sizes = list(sizes)
+        self.layers = [AnalogLinear(device, k, n_in, n_out, io, update)
+                       for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))]
+
+    def set_params(self, params: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        for layer, (w, b) in zip(self.layers, params, strict=True):
+            layer.set_weights(w, b)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        h = x
+        for k, layer in enumerate(self.layers):
+            h = layer.forward(h)
+            if k < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray, lr: float,
+                    rng: np.random.Generator) -> tuple[float, int]:
+        """Analog SGD on one batch: forward and backward reads, then every layer's pulse update.
+
+        The first layer's input gradient is not needed and not read. Returns the mean loss and
+        correct count of the forward pass.
+        """
+        acts = [x]
+        for k, layer in enumerate(self.layers):
+            h = layer.forward(acts[-1])
+            acts.append(np.maximum(h, 0.0) if k < len(self.layers) - 1 else h)
+        loss, g, correct = softmax_xent(acts[-1], y)
+        deltas = [g]
+        for k in range(len(self.layers) - 1, 0, -1):
+            g = self.layers[k].backward(g) * (acts[k] > 0)
+            deltas.append(g)
+        for layer, a, d in zip(self.layers, acts[:-1], reversed(deltas), strict=True):
+            layer.update(a, d, lr, rng)
+            layer.update_bias(d, lr)
+        return loss, correct
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {}
+        for k, layer in enumerate(self.layers):
+            out[f"analog_w{k}"], out[f"analog_b{k}"] = layer.states(), layer.bias.copy()
+        return out
+
+    def load_state(self, st: dict[str, np.ndarray]) -> None:
+        """Re-program the exact device states and biases saved by `state`."""
+        for k, layer in enumerate(self.layers):
+            self.device.program(layer.tile, np.asarray(st[f"analog_w{k}"], dtype=np.int64))
+            layer.bias = np.array(st[f"analog_b{k}"], dtype=np.float64)
+        for k, layer in enumerate(self.layers):
+            if not np.array_equal(layer.states(), st[f"analog_w{k}"]):
+                raise ValueError(f"layer {k}: the device did not take the saved states exactly "
+                                 "(states outside this device's bounds: a different device map?)")
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch: int = 256) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on (x, y), in chunks of ``batch``."""
+    loss = 0.0
+    correct = 0
+    for s in range(0, len(x), batch):
+        lg = model.logits(x[s : s + batch])
+        l_, _, c = softmax_xent(lg, y[s : s + batch])
+        loss += l_ * len(lg)
+        correct += c
+    return loss / len(x), correct / len(x)

@@ -1,0 +1,302 @@
+"""Analog SGD training of an MLP on a `Device`, beside the float baseline, with exact resume.
+
+Reproducibility: everything random comes from the run seed. At the start of epoch e the device is
+re-seeded with ``derive_seed(seed, e, DEVICE)`` (which restarts its PRNG nonce at 0), and the host's
+generator (shuffle, stochastic rounding of update codes) is ``epoch_rng(seed, e)``. So an epoch
+boundary is a restart point: a checkpoint holds the device states, biases, settings, device map
+and float baseline at the end of an epoch, and resuming from it continues bit-identically to the
+run that never stopped, on any backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ohmflow.emulator.config import DeviceModel, Settings, get_config
+from ohmflow.emulator.fabrication import FIELDS, DeviceMap, fabricate
+from ohmflow.host import checkpoint, datasets
+from ohmflow.host.checkpoint import CheckpointError
+from ohmflow.host.device import Device
+from ohmflow.host.layers import IOParams, UpdateParams, fits
+from ohmflow.host.mlp import AnalogMLP, FloatMLP, evaluate, init_params
+
+#: derived-seed streams
+DEVICE, HOST, INIT = 0, 1, 2
+
+
+def derive_seed(seed: int, epoch: int, stream: int) -> int:
+    """A 32-bit seed for (run seed, epoch, stream), via numpy's SeedSequence."""
+    ss = np.random.SeedSequence(seed, spawn_key=(epoch, stream))
+    return int(ss.generate_state(1, np.uint32)[0])
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(epoch, HOST)))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (stored in its checkpoints)."""
+
+    dataset: str = "digits"
+    hidden: tuple[int, ...] = (32,)
+    config: str = "default"
+    device_model: dict = field(default_factory=lambda: dataclasses.asdict(DeviceModel()))
+    out_bound: float = 12.0
+    out_noise: float = 0.06
+    desired_bl: int = 31
+    epochs: int = 30
+    lr: float = 0.1
+    batch: int = 32
+    seed: int = 0
+    fab_seed: int | None = None  #: None: the run seed
+    float_baseline: bool = True
+    noise_management: bool = True
+    bound_management: bool = True
+    max_bm_rounds: int = 4
+    update_management: bool = True
+    update_bl_management: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        DeviceModel(**self.device_model)  # raises on an unknown model or a bad parameter
+        for name, lo in (("epochs", 1), ("batch", 1), ("desired_bl", 1), ("max_bm_rounds", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden widths must be >= 1, got {list(self.hidden)}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("seed", "fab_seed"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+
+    @property
+    def model(self) -> DeviceModel:
+        return DeviceModel(**self.device_model)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **kw) -> TrainConfig:
+        return dataclasses.replace(self, **kw)
+
+
+def dataset_digest(ds: datasets.Dataset) -> str:
+    h = hashlib.sha256()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class Trainer:
+    """One run: a device, an analog MLP on it, the float baseline, history and checkpoints.
+
+    ``out_dir`` (optional) receives ``checkpoint.ohmckpt`` after every epoch. ``progress`` shows a
+    tqdm bar per epoch; ``log`` receives one line per finished epoch.
+    """
+
+    def __init__(self, cfg: TrainConfig, device: Device, data: datasets.Dataset | None = None,
+                 out_dir: str | Path | None = None, progress: bool = False, log=None):
+        self.cfg = cfg
+        self.device = device
+        self.data = data if data is not None else datasets.load(cfg.dataset)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.log = log or (lambda line: None)
+        chip = get_config(cfg.config)
+        if device.config.fingerprint() != chip.fingerprint():
+            raise ValueError(f"the device's config {device.config.name!r} is not the run's "
+                             f"config {cfg.config!r}")
+        self.sizes = [self.data.features, *cfg.hidden, self.data.classes]
+        fits(device, self.sizes)
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.counter_base: list[dict[str, int]] = []
+        self.counters_at_restore: list[dict[str, int]] = []
+        self._fresh()
+
+    # ----- setup -----
+    def _fresh(self) -> None:
+        cfg, dev = self.cfg, self.device
+        dev.reset()
+        fab = cfg.seed if cfg.fab_seed is None else cfg.fab_seed
+        dev.load_device_map(fabricate(dev.config, cfg.model, fab))
+        s = Settings.default(dev.config, out_bound=cfg.out_bound, out_noise=cfg.out_noise,
+                             bl=cfg.desired_bl, dw_min_std=cfg.model.dw_min_std)
+        dev.configure(**_settings_dict(s))
+        io = IOParams(cfg.noise_management, cfg.bound_management, cfg.max_bm_rounds)
+        up = UpdateParams(cfg.desired_bl, cfg.update_management, cfg.update_bl_management)
+        self.analog = AnalogMLP(dev, self.sizes, io, up)
+        params = init_params(self.sizes, np.random.default_rng(derive_seed(cfg.seed, 0, INIT)))
+        self.analog.set_params(params)
+        self.float = FloatMLP(params) if cfg.float_baseline else None
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The checkpoint of the current epoch boundary: (meta, arrays)."""
+        dev = self.device
+        meta = {
+            "train": self.cfg.to_dict(), "epoch": self.epoch, "history": self.history,
+            "chip": dev.config.to_dict(), "fingerprint": dev.config.fingerprint(),
+            "settings": _settings_dict(dev.settings()), "dataset": dataset_digest(self.data),
+            "counters": self.counters(),
+        }
+        arrays = dict(self.analog.state())
+        if self.float is not None:
+            arrays.update(self.float.state())
+        dmap = dev.read_device_map()
+        arrays.update({f"map_{f}": getattr(dmap, f) for f in FIELDS})
+        return meta, arrays
+
+    def restore(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from a checkpoint of this run; refuses one from another run or device."""
+        where = "checkpoint"
+        if TrainConfig.from_dict(meta.get("train", {})) != self.cfg:
+            raise CheckpointError(f"{where} belongs to a different run configuration")
+        if meta.get("fingerprint") != self.device.config.fingerprint():
+            raise CheckpointError(f"{where} was made on chip config {meta.get('chip')}, not on "
+                                  f"this device's {self.device.config.to_dict()}")
+        if meta.get("dataset") != dataset_digest(self.data):
+            raise CheckpointError(f"{where} was trained on different {self.cfg.dataset!r} data")
+        need = [f"map_{f}" for f in FIELDS] + [f"analog_{p}{k}" for k in
+                                                range(len(self.sizes) - 1) for p in "wb"]
+        if self.float is not None:
+            need += [f"float_{p}{k}" for k in range(len(self.sizes) - 1) for p in "wb"]
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            raise CheckpointError(f"{where} lacks {missing}")
+        epoch = meta.get("epoch")
+        if not isinstance(epoch, int) or not 0 <= epoch <= self.cfg.epochs:
+            raise CheckpointError(f"{where} has an invalid epoch {epoch!r}")
+        try:
+            dmap = DeviceMap(**{f: np.asarray(arrays[f"map_{f}"], dtype=np.int64)
+                                for f in FIELDS}).validate(self.device.config)
+            self.device.load_device_map(dmap)
+            settings = dict(meta["settings"])
+            settings["shapes"] = tuple(tuple(s) for s in settings["shapes"])
+            self.device.configure(**settings)
+            for layer in self.analog.layers:
+                layer.refresh()
+            self.analog.load_state(arrays)
+            if self.float is not None:
+                self.float.load_state(arrays)
+        except (ValueError, KeyError, TypeError) as e:
+            self._fresh()
+            raise CheckpointError(f"{where} does not fit this device: {e}") from None
+        self.epoch = epoch
+        self.history = list(meta.get("history", []))
+        self.counter_base = list(meta.get("counters", []))
+        self.counters_at_restore = self.device.counters()
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, device: Device, epochs: int | None = None,
+               **kw) -> Trainer:
+        """A trainer continuing the run whose checkpoint is in ``run_dir``."""
+        meta, arrays = checkpoint.load(Path(run_dir) / checkpoint.FILENAME)
+        try:
+            cfg = TrainConfig.from_dict(meta["train"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint in {run_dir} has an unusable run config: {e}") \
+                from None
+        t = cls(cfg, device, out_dir=run_dir, **kw)
+        t.restore(meta, arrays)
+        if epochs is not None and epochs != cfg.epochs:
+            if epochs < t.epoch:
+                raise ValueError(f"--epochs {epochs} is below the {t.epoch} epochs already done")
+            t.cfg = cfg.replace(epochs=epochs)
+        return t
+
+    # ----- training -----
+    def counters(self) -> list[dict[str, int]]:
+        """Per-tile device counters of the whole run (across resumes)."""
+        now = self.device.counters()
+        base = self.counter_base or [{} for _ in now]
+        at = self.counters_at_restore or [{} for _ in now]
+        return [{k: int(b.get(k, 0)) + int(v) - int(a.get(k, 0)) for k, v in c.items()}
+                for c, b, a in zip(now, base, at, strict=True)]
+
+    def run_epoch(self) -> dict:
+        """Train one epoch (analog and float on the same batches), evaluate, checkpoint."""
+        cfg, dev, d = self.cfg, self.device, self.data
+        e = self.epoch
+        dev.configure(seed=derive_seed(cfg.seed, e, DEVICE))
+        rng = epoch_rng(cfg.seed, e)
+        perm = rng.permutation(len(d.x_train))
+        stats = {"analog": [0.0, 0], "float": [0.0, 0]}
+        batches = range(0, len(perm), cfg.batch)
+        if self.progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"epoch {e + 1}/{cfg.epochs}", leave=False,
+                           unit="batch", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        t_analog = 0.0
+        for s in batches:
+            idx = perm[s : s + cfg.batch]
+            x, y = d.x_train[idx], d.y_train[idx]
+            ta = time.perf_counter()
+            loss, c = self.analog.train_batch(x, y, cfg.lr, rng)
+            t_analog += time.perf_counter() - ta
+            stats["analog"][0] += loss * len(idx)
+            stats["analog"][1] += c
+            if self.float is not None:
+                loss, c = self.float.train_batch(x, y, cfg.lr)
+                stats["float"][0] += loss * len(idx)
+                stats["float"][1] += c
+        rec = {"epoch": e + 1, "seconds": time.perf_counter() - t0,
+               "analog_samples_per_s": len(perm) / t_analog if t_analog else 0.0}
+        models = [("analog", self.analog)] + ([("float", self.float)] if self.float else [])
+        n = len(perm)
+        for name, m in models:
+            rec[f"{name}_train_loss"] = stats[name][0] / n
+            rec[f"{name}_train_acc"] = stats[name][1] / n
+            rec[f"{name}_test_loss"], rec[f"{name}_test_acc"] = evaluate(m, d.x_test, d.y_test)
+        self.history.append(rec)
+        self.epoch = e + 1
+        if self.out_dir is not None:
+            self.save()
+        self.log(epoch_line(rec, cfg.epochs))
+        return rec
+
+    def save(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        meta, arrays = self.state()
+        checkpoint.save(self.out_dir / checkpoint.FILENAME, meta, arrays)
+
+    def run(self, stop_after: int | None = None) -> list[dict]:
+        """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the history."""
+        end = self.cfg.epochs if stop_after is None else min(stop_after, self.cfg.epochs)
+        while self.epoch < end:
+            self.run_epoch()
+        return self.history
+
+
+def _settings_dict(s: Settings) -> dict:
+    d = dataclasses.asdict(s)
+    d["shapes"] = [list(x) for x in s.shapes]
+    return d
+
+
+def epoch_line(rec: dict, epochs: int) -> str:
+    """One line per epoch: analog and float loss/accuracy side by side."""
+    line = (f"epoch {rec['epoch']:>3}/{epochs}  analog loss {rec['analog_train_loss']:.4f} "
+            f"train {rec['analog_train_acc']:.4f} test {rec['analog_test_acc']:.4f}")
+    if "float_test_acc" in rec:
+        line += (f" | float loss {rec['float_train_loss']:.4f} train {rec['float_train_acc']:.4f}"
+                 f" test {rec['float_test_acc']:.4f}")
+    return line + f"  ({rec['analog_samples_per_s']:.0f} samples/s)"
+
