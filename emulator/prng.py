@@ -69,9 +69,9 @@ def gauss(words: np.ndarray) -> np.ndarray:
     Integer in [-510, 510], mean 0, standard deviation sqrt(21845) ~= 147.80 (`GAUSS_STD`).
     """
     w = np.asarray(words, dtype=_U32)
-    s = (w & _U32(0xFF)) + ((w >> _U32(8)) & _U32(0xFF))
-    s += ((w >> _U32(16)) & _U32(0xFF)) + (w >> _U32(24))
-    return s.astype(np.int64) - 510
+    pairs = (w & _U32(0x00FF00FF)) + ((w >> _U32(8)) & _U32(0x00FF00FF))  # two 16-bit sums
+    total = (pairs + (pairs >> _U32(16))) & _U32(0xFFFF)
+    return total.astype(np.int64) - 510
 
 
 def nonce_keys(seed: int, domain: int, nonce0: int, count: int) -> np.ndarray:

@@ -232,9 +232,11 @@ class Twin:
         rows = self._trains(x, prng.DOMAIN_ROW, nonce0)
         cols = self._trains(d, prng.DOMAIN_COL, nonce0)
         # padded to 8 bytes: bits beyond BL are zero
-        n = np.bitwise_count(cols[:, :, None] & rows[:, None, :]).astype(np.int64)
-        up = (d < 0)[:, :, None] != (x < 0)[:, None, :]
-        self._apply(tile, n, up, nonce0)
+        # counts device-major (j, i, sample), the order _apply walks them in
+        n_dev = np.bitwise_count(cols.T[:, None, :] & rows.T[None, :, :])
+        up_dev = (d < 0).T[:, None, :] != (x < 0).T[None, :, :]
+        self._apply(tile, n_dev.reshape(n_out * n_in, b), up_dev.reshape(n_out * n_in, b), nonce0)
+        n = n_dev.transpose(2, 0, 1).astype(np.int64)
         c = self.counters[tile]
         c["update_samples"] += b
         c["pulses"] += int(n.sum())
@@ -261,52 +263,85 @@ class Twin:
         if c.shape != (1, length):
             raise ValueError(f"pulse counts on a {axis} must have length {length}, got "
                              f"{np.shape(counts)}")
-        n = np.zeros((1, n_out, n_in), dtype=np.int64)
-        up = np.zeros((1, n_out, n_in), dtype=bool)
+        n = np.zeros((n_out, n_in), dtype=np.int64)
+        up = np.zeros((n_out, n_in), dtype=bool)
         if axis == "row":
-            n[0, :, index] = np.abs(c[0])
-            up[0, :, index] = c[0] > 0
+            n[:, index] = np.abs(c[0])
+            up[:, index] = c[0] > 0
         else:
-            n[0, index, :] = np.abs(c[0])
-            up[0, index, :] = c[0] > 0
-        self._apply(tile, n, up, self._take_nonces(1))
+            n[index, :] = np.abs(c[0])
+            up[index, :] = c[0] > 0
+        self._apply(tile, n.reshape(-1, 1), up.reshape(-1, 1), self._take_nonces(1))
         cnt = self.counters[tile]
         cnt["pulse_ops"] += 1
         cnt["pulses"] += int(n.sum())
 
     def _apply(self, tile: int, n: np.ndarray, up: np.ndarray, nonce0: int) -> None:
-        """Apply n pulses per device, sample after sample (docs/numerics.md §5.4)."""
-        b, n_out, n_in = n.shape
-        hit_b, hit_j, hit_i = np.nonzero(n)
+        """Apply n pulses per device, sample after sample (docs/numerics.md §5.4).
+
+        ``n`` and ``up`` are (devices of the window, samples): device j * n_in + i, row-major.
+
+        Exact fast path: a device whose steps do not depend on its state (slope 0) and whose
+        running sum never leaves its bounds ends at start + sum of its changes; only the other
+        devices are stepped sample by sample.
+        """
+        n_in, n_out = self.settings.shapes[tile]
+        b = n.shape[1]
+        # hits in device-major order, samples in order within a device
+        dev_l, hit_b = np.nonzero(n)
         if not len(hit_b):
             return
+        cnt = n[dev_l, hit_b].astype(np.int64)
+        dirs = up[dev_l, hit_b]
+        hit_j, hit_i = np.divmod(dev_l, n_in)
         keys = prng.nonce_keys(self.settings.seed, prng.DOMAIN_C2C, nonce0, b)
-        dev = (hit_j * self.cfg.rows + hit_i).astype(np.uint32)
-        g = prng.gauss(prng.lowbias32_np(keys[hit_b] ^ dev))
-        e = rnd_shift(g * self.settings.dw_std, C2C_SHIFT)
-        cnt = n[hit_b, hit_j, hit_i]
-        t = rnd_shift(e * self._sqrt[cnt], SQRT_FRAC)
-        dirs = up[hit_b, hit_j, hit_i]
-        flat = hit_j * n_in + hit_i
+        words = prng.lowbias32_np(keys[hit_b] ^ (hit_j * self.cfg.rows + hit_i).astype(np.uint32))
+        g = prng.gauss(words)
+        t = rnd_shift(rnd_shift(g * self.settings.dw_std, C2C_SHIFT) * self._sqrt[cnt], SQRT_FRAC)
         dm = self.device_map
         win = (tile, slice(0, n_out), slice(0, n_in))
-        s_all = np.where(dirs, dm.su[win].ravel()[flat], dm.sd[win].ravel()[flat])
-        k_all = np.where(dirs, dm.ku[win].ravel()[flat], dm.kd[win].ravel()[flat])
-        lo_all = dm.wmin[win].ravel()[flat]
-        hi_all = dm.wmax[win].ravel()[flat]
-        w = self.weights[win]  # a view: written in place
-        wflat = w.reshape(-1) if w.flags.c_contiguous else None
-        state = w.ravel() if wflat is None else wflat
-        bounds = np.searchsorted(hit_b, np.arange(b + 1))
-        for s in range(b):
-            lo, hi = bounds[s], bounds[s + 1]
-            if lo == hi:
-                continue
-            f = flat[lo:hi]
-            w0 = state[f]
-            step = np.maximum(s_all[lo:hi] + rnd_shift(k_all[lo:hi] * w0, SLOPE_FRAC), 0)
-            total = cnt[lo:hi] * step + rnd_shift(step * t[lo:hi], C2C_FRAC)
-            state[f] = np.clip(np.where(dirs[lo:hi], w0 + total, w0 - total),
-                               lo_all[lo:hi], hi_all[lo:hi])
-        if wflat is None:
-            self.weights[win] = state.reshape(n_out, n_in)
+        pick = dirs.astype(np.intp)  # 1 = up
+        steps = np.stack((dm.sd[win].ravel(), dm.su[win].ravel()))
+        slopes = np.stack((dm.kd[win].ravel(), dm.ku[win].ravel()))
+        lo_w, hi_w = dm.wmin[win].ravel(), dm.wmax[win].ravel()
+        s_all = steps[pick, dev_l]
+        sign = 2 * pick - 1
+        state = self.weights[win].reshape(-1)  # a copy unless the window is the whole tile
+
+        # fast path: per device, the running sum of slope-free changes
+        delta = s_all * t
+        delta += 1 << (C2C_FRAC - 1)
+        delta >>= C2C_FRAC
+        delta += cnt * s_all
+        delta *= sign
+        first = np.ones(len(dev_l), dtype=bool)
+        first[1:] = dev_l[1:] != dev_l[:-1]
+        starts = np.flatnonzero(first)
+        seg_len = np.diff(np.append(starts, len(dev_l)))
+        csum = np.cumsum(delta)
+        path = csum - np.repeat(csum[starts] - delta[starts], seg_len)
+        path += state[dev_l]
+        ok_hit = (path >= lo_w[dev_l]) & (path <= hi_w[dev_l])
+        if slopes.any():
+            ok_hit &= slopes[pick, dev_l] == 0
+        ok_dev = np.logical_and.reduceat(ok_hit, starts)
+        ends = starts + seg_len - 1
+        state[dev_l[ends[ok_dev]]] = path[ends[ok_dev]]
+
+        if not ok_dev.all():
+            slow = np.flatnonzero(~np.repeat(ok_dev, seg_len))
+            slow = slow[np.argsort(hit_b[slow], kind="stable")]  # back to sample order
+            hb, fl = hit_b[slow], dev_l[slow]
+            s_s, k_s, t_s, c_s = s_all[slow], slopes[pick[slow], fl], t[slow], cnt[slow]
+            sg, lo_s, hi_s = sign[slow], lo_w[fl], hi_w[fl]
+            bounds = np.searchsorted(hb, np.arange(b + 1))
+            for smp in range(b):
+                lo, hi = bounds[smp], bounds[smp + 1]
+                if lo == hi:
+                    continue
+                f = fl[lo:hi]
+                w0 = state[f]
+                step = np.maximum(s_s[lo:hi] + rnd_shift(k_s[lo:hi] * w0, SLOPE_FRAC), 0)
+                total = c_s[lo:hi] * step + rnd_shift(step * t_s[lo:hi], C2C_FRAC)
+                state[f] = np.clip(w0 + sg[lo:hi] * total, lo_s[lo:hi], hi_s[lo:hi])
+        self.weights[win] = state.reshape(n_out, n_in)
