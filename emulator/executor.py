@@ -20,7 +20,6 @@ between frames gets none.
 from __future__ import annotations
 
 import numpy as np
-
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
 from ohmflow.emulator.twin import Twin

@@ -510,10 +510,11 @@ DOC_END = "<!-- END GENERATED -->"
 def _fields_md(layout: tuple[Field, ...], cfg: ChipConfig) -> list[str]:
     if not layout:
         return ["(empty)", ""]
-    rows = ["| field | type | count | bytes (default) | meaning |", "|---|---|---|---|---|"]
+    rows = ["| field | type | count | element bytes (default config) | meaning |",
+            "|---|---|---|---|---|"]
     for f in layout:
         size = kind_dtype(f.kind, cfg).itemsize
-        rows.append(f"| `{f.name}` | {f.kind} | {f.count or 1} | {size} each | {f.doc} |")
+        rows.append(f"| `{f.name}` | {f.kind} | {f.count or 1} | {size} | {f.doc} |")
     return [*rows, ""]
 
 
@@ -525,7 +526,7 @@ def render_markdown() -> str:
            f"reply flag `0x{t.reply_flag:02X}`, max payload {t.max_payload} bytes, byte timeout "
            f"{t.byte_timeout_ms} ms, frame overhead {OVERHEAD} bytes.", "",
            "Header:", "", *_fields_md(t.header, cfg),
-           "CRC: " + ", ".join(f"{k} {hex(v) if isinstance(v, int) and not isinstance(v, bool) else v}"
+           "CRC: " + ", ".join(f"{k} {v if isinstance(v, str | bool) else hex(v)}"
                                for k, v in t.crc.items()) + ".", "",
            "Counters (COUNTERS order): " + ", ".join(f"`{c}`" for c in t.counters) + ".", "",
            "### Status codes", "", "| code | name | link-level | meaning |", "|---|---|---|---|"]
@@ -538,7 +539,8 @@ def render_markdown() -> str:
     out += ["", "### Commands", ""]
     for c in t.commands:
         out += [f"#### 0x{c.opcode:02X} {c.name}", "", c.doc, "",
-                f"Idempotent: {'yes' if c.idempotent else 'no (duplicates answered from the cache)'}.",
+                "Idempotent: " + ("yes." if c.idempotent else
+                                  "no (a duplicate is answered from the reply cache)."),
                 "", "Request:", "", *_fields_md(c.request, cfg),
                 "Reply (after the status byte):", "", *_fields_md(c.reply, cfg)]
     return "\n".join([*out, DOC_END])

@@ -1,0 +1,414 @@
+"""Link backends: the `Device` API over the framed protocol on a pyserial byte link.
+
+`LinkDevice` speaks `ohmflow.emulator.protocol` over ``serial.serial_for_url``: a board's serial
+port (``/dev/ttyUSB0``) or an emulator's ``socket://127.0.0.1:PORT``. Flow control is stop and
+wait: one frame in flight, every frame answered. Big operations are split into as few frames as
+the max payload allows. A lost, corrupt or late reply is retried with the same frame (same seq):
+the device answers a retransmission of its last frame from its reply cache, so even UPDATE and
+PULSE are never applied twice. `EmulatorDevice` starts an emulator server process and connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import serial
+from ohmflow.emulator import protocol as P
+from ohmflow.emulator.config import ChipConfig, Settings, get_config
+from ohmflow.emulator.fabrication import FIELDS, DeviceMap
+from ohmflow.host.device import Device, DeviceError, DeviceInfo
+from serial.tools import list_ports
+
+POLL = 0.02  #: seconds a single port read may block
+_MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
+
+
+class BadArgument(DeviceError, ValueError):
+    """The device refused a frame's arguments (BAD_ARGUMENT); nothing was changed."""
+
+
+class _Lost(Exception):
+    """No usable reply (timeout, corrupt frame or a link-level error status)."""
+
+
+def _open_port(url: str, baudrate: int, write_timeout: float) -> serial.SerialBase:
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=POLL,
+                                     write_timeout=write_timeout)
+    except (serial.SerialException, ValueError, OSError) as e:
+        ports = ", ".join(p.device for p in list_ports.comports()) or "none"
+        raise DeviceError(
+            f"cannot open {url!r}: {e}. Serial ports on this machine: {ports}. A board is a "
+            "serial port such as /dev/ttyUSB0; an emulator server is socket://127.0.0.1:PORT "
+            "(`python -m ohmflow.sim.twin_server` prints its port), or use open_device"
+            "('verilator') to start one.") from None
+
+
+class LinkDevice(Device):
+    """A chip behind a byte link (board serial port or emulator socket)."""
+
+    backend = "link"
+
+    def __init__(self, port, config: ChipConfig | str = "default", *, url: str = "",
+                 timeout: float = 2.0, retries: int = 3, baudrate: int | None = None):
+        self.config = get_config(config)
+        P.check_fits(self.config)
+        self.port = port
+        self.url = url or str(getattr(port, "port", "") or "link")
+        self.timeout = timeout
+        self.retries = retries
+        self.baudrate = baudrate
+        self._parser = P.FrameParser()
+        self._seq = int.from_bytes(os.urandom(1), "little")
+        self._settings: Settings | None = None
+        self.stats = dict.fromkeys(("frames", "retries", "stale", "bytes_out", "bytes_in"), 0)
+
+    @classmethod
+    def open(cls, url: str, config: ChipConfig | str = "default", *, baudrate: int = 3_000_000,
+             timeout: float = 2.0, retries: int = 3) -> LinkDevice:
+        """Open ``url``, check the device's config against ``config`` and read its settings."""
+        port = _open_port(url, baudrate, timeout)
+        is_serial = not url.startswith(("socket://", "loop://"))
+        dev = cls(port, config, url=url, timeout=timeout, retries=retries,
+                  baudrate=baudrate if is_serial else None)
+        try:
+            dev.connect()
+        except BaseException:
+            dev.close()
+            raise
+        return dev
+
+    def connect(self) -> None:
+        """Session start: INFO (refusing another config), then GET the settings."""
+        self.check_config(self.config)
+        self.settings()
+
+    # ----- transport -----
+    def _call(self, name: str, **values) -> dict:
+        cmd = P.command(name)
+        payload = P.encode_payload(cmd.request, values, self.config)
+        self._seq = (self._seq + 1) & 0xFF
+        frame = P.encode_frame(cmd.opcode, self._seq, payload)
+        wait = self.timeout
+        if self.baudrate:  # wire time of the request and the longest reply, 10 bits a byte
+            wait += (len(frame) + P.TABLE.max_payload + P.OVERHEAD) * 10 / self.baudrate
+        problems: list[str] = []
+        for attempt in range(self.retries + 1):
+            try:
+                if attempt:
+                    self.stats["retries"] += 1
+                    self._drain()
+                self.port.write(frame)
+                self.stats["frames"] += 1
+                self.stats["bytes_out"] += len(frame)
+                status, data = self._await(cmd, self._seq, wait)
+            except _Lost as e:
+                problems.append(str(e))
+                continue
+            except (serial.SerialException, OSError) as e:
+                raise DeviceError(f"{self.url}: link lost during {name} (seq {self._seq}): {e}; "
+                                  "the device or emulator server has gone") from None
+            if status == P.ST["OK"]:
+                try:
+                    return P.decode_payload(cmd.reply, data, self.config)
+                except P.PayloadError as e:
+                    raise DeviceError(f"{self.url}: malformed {name} reply: {e}") from None
+            if P.is_link_status(status):
+                problems.append(f"device answered {P.status_name(status)}")
+                continue
+            err = BadArgument if status == P.ST["BAD_ARGUMENT"] else DeviceError
+            raise err(f"{self.url}: device refused {name} (seq {self._seq}) with "
+                      f"{P.status_name(status)}; host and device disagree on the contract or "
+                      "the settings")
+        raise DeviceError(f"{self.url}: no valid reply to {name} (seq {self._seq}) after "
+                          f"{self.retries + 1} attempts: {'; '.join(problems)}. Is the device "
+                          f"running and speaking ohmflow protocol v{P.CONTRACT_VERSION}?")
+
+    def _await(self, cmd: P.Command, seq: int, wait: float) -> tuple[int, bytes]:
+        deadline = time.monotonic() + wait
+        want = cmd.opcode | P.TABLE.reply_flag
+        while time.monotonic() < deadline:
+            data = self.port.read(self._parser.needed())
+            if not data:
+                continue
+            self.stats["bytes_in"] += len(data)
+            for ev in self._parser.feed(data):
+                if isinstance(ev, P.FrameError):
+                    raise _Lost(f"corrupt reply ({ev.message})")
+                if not ev.payload or not ev.opcode & P.TABLE.reply_flag:
+                    raise _Lost(f"malformed reply frame opcode 0x{ev.opcode:02x}")
+                status = ev.payload[0]
+                if P.is_link_status(status) or (ev.opcode == want and ev.seq == seq):
+                    return status, ev.payload[1:]
+                self.stats["stale"] += 1
+        raise _Lost(f"no reply within {wait:.2f} s")
+
+    def _drain(self) -> None:
+        """Forget a partial reply and swallow input until the line has been quiet for twice the
+        device's byte timeout (so the device has dropped any partial frame of ours too)."""
+        self._parser = P.FrameParser()
+        quiet = 2 * P.TABLE.byte_timeout_ms / 1000
+        now = time.monotonic()
+        until, hard = now + quiet, now + quiet + max(1.0, self.timeout)
+        while time.monotonic() < min(until, hard):
+            if self.port.read(4096):
+                until = time.monotonic() + quiet
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.port.close()
+
+    # ----- host-side checks (the same errors a TwinDevice raises) -----
+    def _window(self, tile) -> tuple[int, int]:
+        if isinstance(tile, bool) or not isinstance(tile, int | np.integer) or not (
+            0 <= tile < self.config.tiles
+        ):
+            raise ValueError(f"tile must be an integer in [0, {self.config.tiles - 1}], "
+                             f"got {tile!r}")
+        if self._settings is None:
+            self.settings()
+        return self._settings.shapes[tile]
+
+    def _codes(self, name: str, a, kind: str, shape: tuple) -> np.ndarray:
+        lo, hi = P.kind_range(kind, self.config)
+        arr = np.asarray(a)
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all() or not np.array_equal(arr, np.rint(arr)):
+                raise ValueError(f"{name} must hold integer codes in [{lo}, {hi}]")
+        elif arr.dtype.kind not in "iub":
+            raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
+        if arr.ndim != len(shape) or any(s is not None and s != g for s, g in
+                                         zip(shape, arr.shape, strict=True)) or not arr.size:
+            want = tuple("B" if s is None else s for s in shape)
+            raise ValueError(f"{name} must have shape {want} (B >= 1), got {arr.shape}")
+        arr = arr.astype(np.int64)
+        if arr.min() < lo or arr.max() > hi:
+            raise ValueError(f"{name} codes must lie in [{lo}, {hi}], "
+                             f"got [{int(arr.min())}, {int(arr.max())}]")
+        return arr
+
+    def _per_frame(self, name: str, var: str, **fixed) -> int:
+        """The most items (``var``) one frame of command ``name`` carries, both ways."""
+        cmd, best = P.command(name), None
+        for layout, extra in ((cmd.request, 0), (cmd.reply, 1)):
+            s0 = extra + P.payload_size(layout, {**fixed, var: 0}, self.config)
+            s1 = extra + P.payload_size(layout, {**fixed, var: 1}, self.config)
+            if s1 > s0:
+                n = (P.TABLE.max_payload - s0) // (s1 - s0)
+                best = n if best is None else min(best, n)
+        return min(best, 0xFFFF)
+
+    # ----- the Device API -----
+    def info(self) -> DeviceInfo:
+        v = self._call("INFO")
+        try:
+            cfg = P.config_from_info(v)
+        except ValueError as e:
+            raise DeviceError(f"{self.url}: device reports an invalid config: {e}") from None
+        return DeviceInfo(cfg, v["version"], v["fingerprint"], self.backend)
+
+    def reset(self) -> None:
+        self._call("RESET")
+        self._settings = None
+        self.settings()
+
+    def settings(self) -> Settings:
+        v = self._call("GET")
+        try:
+            self._settings = P.settings_from_fields(v, self.config)
+        except ValueError as e:
+            raise DeviceError(f"{self.url}: device reports invalid settings: {e}") from None
+        return self._settings
+
+    def configure(self, **changes) -> Settings:
+        if self._settings is None:
+            self.settings()
+        new = self._settings.replace(self.config, **changes)
+        self._call("SET", **P.settings_fields(new), restart=int("seed" in changes))
+        self._settings = new
+        return new
+
+    def program(self, tile, weights) -> None:
+        n_in, n_out = self._window(tile)
+        w = self._codes("weights", weights, "w", (n_out, n_in)).ravel()
+        step = self._per_frame("PROGRAM", "k")
+        for k0 in range(0, w.size, step):
+            part = w[k0 : k0 + step]
+            self._call("PROGRAM", tile=tile, k0=k0, k=part.size, w=part)
+
+    def read(self, tile) -> np.ndarray:
+        n_in, n_out = self._window(tile)
+        total, step = n_in * n_out, self._per_frame("READ", "k")
+        parts = [self._call("READ", tile=tile, k0=k0, k=min(step, total - k0))["w"]
+                 for k0 in range(0, total, step)]
+        return np.concatenate(parts).reshape(n_out, n_in)
+
+    def _tiles(self, tile) -> list[int]:
+        if tile is None:
+            return list(range(self.config.tiles))
+        self._window(tile)
+        return [int(tile)]
+
+    def load_device_map(self, dmap: DeviceMap, tile=None) -> None:
+        tiles = self._tiles(tile)
+        dmap.validate(self.config if tile is None else
+                      ChipConfig(**{**self.config.to_dict(), "tiles": 1}))
+        total, step = self.config.rows * self.config.cols, self._per_frame("LOAD_MAP", "k")
+        for n, t in enumerate(tiles):
+            flat = {f: getattr(dmap, f)[n].ravel() for f in FIELDS}
+            for k0 in range(0, total, step):
+                part = {f: a[k0 : k0 + step] for f, a in flat.items()}
+                self._call("LOAD_MAP", tile=t, k0=k0, k=part["su"].size, **part)
+
+    def read_device_map(self, tile=None) -> DeviceMap:
+        tiles = self._tiles(tile)
+        c = self.config
+        total, step = c.rows * c.cols, self._per_frame("READ_MAP", "k")
+        out = {f: np.zeros((len(tiles), total), dtype=np.int64) for f in FIELDS}
+        for n, t in enumerate(tiles):
+            for k0 in range(0, total, step):
+                v = self._call("READ_MAP", tile=t, k0=k0, k=min(step, total - k0))
+                for f in FIELDS:
+                    out[f][n, k0 : k0 + v["k"]] = v[f]
+        return DeviceMap(**{f: a.reshape(len(tiles), c.cols, c.rows) for f, a in out.items()})
+
+    def _read_op(self, name: str, tile, x, backward: bool):
+        n_in, n_out = self._window(tile)
+        n, m = (n_out, n_in) if backward else (n_in, n_out)
+        x = self._codes(f"{name.lower()} input", x, "dac", (None, n))
+        step = self._per_frame(name, "b", n=n, m=m)
+        ys, sats = [], []
+        for b0 in range(0, len(x), step):
+            part = x[b0 : b0 + step]
+            v = self._call(name, tile=tile, b=len(part), n=n, x=part)
+            ys.append(v["y"].reshape(len(part), m))
+            sats.append(v["sat"])
+        return np.concatenate(ys), np.concatenate(sats)
+
+    def forward(self, tile, x):
+        return self._read_op("FORWARD", tile, x, backward=False)
+
+    def backward(self, tile, d):
+        return self._read_op("BACKWARD", tile, d, backward=True)
+
+    def update(self, tile, x, d) -> None:
+        n_in, n_out = self._window(tile)
+        x = self._codes("update x codes", x, "p", (None, n_in))
+        d = self._codes("update d codes", d, "p", (None, n_out))
+        if len(x) != len(d):
+            raise ValueError(f"update codes need the same batch, got {len(x)} and {len(d)}")
+        step = self._per_frame("UPDATE", "b", ni=n_in, nj=n_out)
+        for b0 in range(0, len(x), step):
+            xs, ds = x[b0 : b0 + step], d[b0 : b0 + step]
+            self._call("UPDATE", tile=tile, b=len(xs), ni=n_in, nj=n_out, x=xs, d=ds)
+
+    def pulse(self, tile, axis, index, counts) -> None:
+        n_in, n_out = self._window(tile)
+        if axis not in ("row", "col"):
+            raise ValueError(f"axis must be 'row' or 'col', got {axis!r}")
+        limit, length = (n_in, n_out) if axis == "row" else (n_out, n_in)
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not (
+            0 <= index < limit
+        ):
+            raise ValueError(f"{axis} index must be in [0, {limit - 1}], got {index!r}")
+        c = self._codes("pulse counts", np.ravel(counts), "cnt", (length,))
+        self._call("PULSE", tile=tile, axis=("row", "col").index(axis), index=int(index),
+                   n=length, counts=c)
+
+    def counters(self) -> list[dict[str, int]]:
+        out = []
+        for t in range(self.config.tiles):
+            v = self._call("COUNTERS", tile=t)
+            out.append({k: int(x) for k, x in zip(P.TABLE.counters, v["values"], strict=False)})
+        return out
+
+
+def start_twin_server(cfg: ChipConfig, startup_timeout: float = 30.0):
+    """Start ``python -m ohmflow.sim.twin_server`` for ``cfg``; returns (process, port)."""
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ohmflow.sim.twin_server", "--config-json",
+         json.dumps(cfg.to_dict())], stdout=subprocess.PIPE, stderr=err, text=True)
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    line = proc.stdout.readline() if sel.select(startup_timeout) else ""
+    sel.close()
+    if not line.startswith("listening on "):
+        stop_process(proc)
+        err.seek(0)
+        tail = err.read().decode(errors="replace")[-2000:]
+        raise DeviceError(f"the twin server did not start within {startup_timeout} s "
+                          f"(said {line!r}); its stderr:\n{tail}")
+    err.close()
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Terminate a server process (kill it after ``grace`` seconds)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(grace)
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+
+
+class EmulatorDevice(LinkDevice):
+    """An emulator server process (Verilator, or the Python twin server) behind a socket.
+
+    ``server="verilator"`` builds and starts ``ohmflow.sim.emulator``; ``server="twin"`` starts
+    ``ohmflow.sim.twin_server``. Closing the device stops the process.
+    """
+
+    def __init__(self, config: ChipConfig | str = "default", *, server: str = "verilator",
+                 device_map: DeviceMap | None = None, timeout: float = 2.0, retries: int = 3,
+                 startup_timeout: float = 30.0):
+        cfg = get_config(config)
+        if server == "twin":
+            proc, port = start_twin_server(cfg, startup_timeout)
+        elif server == "verilator":
+            try:
+                from ohmflow.sim import emulator
+            except ImportError as e:
+                raise DeviceError(
+                    f"the Verilator emulator server (ohmflow.sim.emulator) is not available: {e}. "
+                    "Use EmulatorDevice(cfg, server='twin') for the Python twin server, or "
+                    "open_device('twin') in process.") from None
+            try:
+                proc, port = emulator.start(cfg)
+            except (ImportError, RuntimeError, OSError, subprocess.SubprocessError) as e:
+                raise DeviceError(f"the Verilator emulator server did not start: "
+                                  f"{type(e).__name__}: {e}") from e
+            self._stop = emulator.stop
+        else:
+            raise ValueError(f"server must be 'verilator' or 'twin', got {server!r}")
+        self.process = proc
+        self._stop = getattr(self, "_stop", stop_process)
+        self.backend = "verilator" if server == "verilator" else "twin-server"
+        url = f"socket://127.0.0.1:{port}"
+        try:
+            super().__init__(_open_port(url, 3_000_000, timeout), cfg, url=url,
+                             timeout=timeout, retries=retries)
+            self.connect()
+            if device_map is not None:
+                self.load_device_map(device_map)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if getattr(self, "port", None) is not None:
+            super().close()
+        self._stop(self.process)
