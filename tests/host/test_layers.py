@@ -1,0 +1,193 @@
+"""AnalogLinear against float references: managed reads, bound management, update management."""
+
+import math
+
+import numpy as np
+import pytest
+from ohmflow.emulator.config import DeviceModel
+from ohmflow.emulator.fabrication import nominal
+from ohmflow.host.device import TwinDevice
+from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams
+
+OUT_BOUND, OUT_MAX, IN_MAX = 12.0, 255, 63  # Settings.default: aihwkit's out_bound, 9/7 bits
+
+
+def quiet_device(config="default"):
+    """A twin with nominal devices (no device-to-device variation) and no read noise."""
+    dev = TwinDevice(config)
+    dev.load_device_map(nominal(dev.config, DeviceModel()))
+    dev.configure(fwd_sigma=0, bwd_sigma=0)
+    return dev
+
+
+def read_tolerance(w, x):
+    """Worst-case |error| of one managed read: DAC rounding, ADC rounding, gain quantization."""
+    s = np.abs(x).max(axis=1, keepdims=True)
+    dac = 0.5 / IN_MAX * np.abs(w).sum(axis=1)[None, :]
+    adc = 0.5 * OUT_BOUND / OUT_MAX
+    return s * (dac + adc * 1.001) + 1e-3 * np.abs(x @ w.T)
+
+
+def test_forward_and_backward_match_float_within_quantization():
+    rng = np.random.default_rng(1)
+    dev = quiet_device()
+    layer = AnalogLinear(dev, 1, 40, 24)
+    layer.set_weights(rng.uniform(-0.3, 0.3, (24, 40)), rng.normal(size=24))
+    w = layer.weights()  # the states the device holds, in float units
+    x = rng.normal(size=(50, 40)) * rng.uniform(0.01, 3, size=(50, 1))
+    ref = x @ w.T + layer.bias
+    err = np.abs(layer.forward(x) - ref)
+    assert (err <= read_tolerance(w, x)).all()
+    assert err.max() > 0  # the reads are quantized, not a float shortcut
+    d = rng.normal(size=(50, 24))
+    err_b = np.abs(layer.backward(d) - d @ w)
+    assert (err_b <= read_tolerance(w.T, d)).all()
+
+
+def test_weights_are_programmed_as_rounded_states():
+    dev = quiet_device()
+    layer = AnalogLinear(dev, 0, 5, 3)
+    w = np.array([[0.1, -0.2, 0.3, 0.0, 0.59], [1.0, -1.0, 0.25, 1e-5, -0.0001],
+                  [0.5, 0.5, 0.5, 0.5, 0.5]])
+    layer.set_weights(w)
+    unit = 2**dev.config.w_frac
+    expect = np.clip(np.rint(w * unit), -0.6 * unit, 0.6 * unit)  # nominal bounds +-0.6
+    assert np.array_equal(layer.states(), np.rint(expect).astype(np.int64))
+
+
+def test_noise_management_makes_reads_scale_free():
+    rng = np.random.default_rng(2)
+    dev = quiet_device()
+    layer = AnalogLinear(dev, 0, 16, 8)
+    layer.set_weights(rng.uniform(-0.5, 0.5, (8, 16)))
+    x = rng.normal(size=(10, 16))
+    y1 = layer.forward(x)
+    y2 = layer.forward(x * 1e-4)
+    np.testing.assert_allclose(y2, y1 * 1e-4, rtol=1e-12, atol=1e-18)
+    assert np.abs(y1).max() > 0.5
+    plain = AnalogLinear(dev, 0, 16, 8, io=IOParams(noise_management=False))
+    assert np.abs(plain.forward(x * 1e-4)).max() == 0  # without NM the DAC rounds it away
+
+
+def test_read_noise_matches_aihwkit_out_noise():
+    """Error std of a read is sqrt(out_noise^2 + ADC LSB^2 / 12) in units of max|x|."""
+    rng = np.random.default_rng(3)
+    dev = TwinDevice()
+    dev.load_device_map(nominal(dev.config, DeviceModel()))
+    layer = AnalogLinear(dev, 0, 32, 32)
+    layer.set_weights(rng.uniform(-0.2, 0.2, (32, 32)))
+    w = layer.weights()
+    codes = rng.integers(-IN_MAX, IN_MAX + 1, size=(400, 32))
+    codes[:, 0] = IN_MAX  # max |x| is exactly the full-scale code: no DAC rounding
+    x = codes / IN_MAX * 2.5
+    err = (layer.forward(x) - x @ w.T) / 2.5
+    expect = math.sqrt(0.06**2 + (OUT_BOUND / OUT_MAX) ** 2 / 12)
+    assert abs(err.std() / expect - 1) < 0.05
+    assert abs(err.mean()) < 4 * expect / math.sqrt(err.size)
+
+
+@pytest.mark.parametrize("bm", [True, False])
+def test_bound_management_rereads_saturated_vectors(bm):
+    dev = quiet_device()
+    layer = AnalogLinear(dev, 0, 64, 4, io=IOParams(bound_management=bm, max_bm_rounds=4))
+    layer.set_weights(np.full((4, 64), 0.5))
+    x = np.zeros((4, 64))
+    x[0] = 1.0  # y = 32: beyond out_bound 12, fits after two halvings (8)
+    x[1, :8] = 1.0  # y = 4: no saturation
+    x[2] = -1.0
+    x[3, :20] = 0.5  # y = 5
+    before = dev.counters()[0]["fwd_vectors"]
+    y = layer.forward(x)
+    calls = dev.counters()[0]["fwd_vectors"] - before
+    ref = x @ layer.weights().T
+    if bm:
+        assert calls == 4 + 2 + 2  # two saturated vectors, each re-read twice
+        # a re-read at 1/4 of the input scale has 4x the quantization error
+        assert (np.abs(y - ref) <= 4 * read_tolerance(layer.weights(), x)).all()
+        assert np.abs(y[[0, 2]]).min() > 30
+    else:
+        assert calls == 4
+        np.testing.assert_allclose(y[[0, 2]], [[OUT_BOUND] * 4, [-OUT_BOUND] * 4], rtol=1e-4)
+        np.testing.assert_allclose(y[[1, 3]], ref[[1, 3]], atol=OUT_BOUND / OUT_MAX)
+
+
+def test_bound_management_gives_up_after_max_rounds():
+    dev = quiet_device()
+    layer = AnalogLinear(dev, 0, 64, 1, io=IOParams(max_bm_rounds=2))
+    layer.set_weights(np.full((1, 64), 0.59))
+    before = dev.counters()[0]["fwd_vectors"]
+    y = layer.forward(np.ones((1, 64)))  # y = 37.8: would need 2 halvings to reach 9.4 < 12
+    assert dev.counters()[0]["fwd_vectors"] - before == 3
+    ref = 64 * layer.weights()[0, 0]
+    assert abs(y[0, 0] - ref) <= 4 * read_tolerance(layer.weights(), np.ones((1, 64)))[0, 0]
+
+
+def mean_update(dev, layer, x, d, lr, calls, batch, seed):
+    """Mean dW per sample over calls * batch draws, and its standard error per element."""
+    rng = np.random.default_rng(seed)
+    xs = np.repeat(x[None], batch, axis=0)
+    ds = np.repeat(d[None], batch, axis=0)
+    means = []
+    for _ in range(calls):
+        layer.set_weights(np.zeros((layer.n_out, layer.n_in)))
+        layer.update(xs, ds, lr, rng)
+        means.append(layer.weights() / batch)
+    means = np.array(means)
+    return means.mean(axis=0), means.std(axis=0, ddof=1) / math.sqrt(calls)
+
+
+@pytest.mark.parametrize("dw_std", [0.0, 0.3])
+def test_update_management_mean_is_minus_lr_d_x(dw_std):
+    """E[dW] = -lr d x^T: 20 x 150 draws, seed 5; every element within 4.5 standard errors and
+    the whole matrix within 2 % (relative Frobenius norm)."""
+    from ohmflow.emulator.config import dw_std_code
+
+    dev = quiet_device()
+    dev.configure(dw_std=dw_std_code(dw_std))
+    layer = AnalogLinear(dev, 0, 8, 6)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, 8)
+    d = rng.uniform(-0.05, 0.05, 6)
+    d[2] = 0.0  # a zero gradient moves nothing
+    lr = 0.1
+    mean, se = mean_update(dev, layer, x, d, lr, calls=20, batch=150, seed=5)
+    ref = -lr * np.outer(d, x)
+    assert np.all(mean[2] == 0)
+    live = np.abs(ref) > 0
+    assert np.all(np.abs(mean - ref)[live] <= 4.5 * se[live] + 1e-12)
+    assert np.linalg.norm(mean - ref) / np.linalg.norm(ref) < 0.02
+
+
+def test_update_uses_fewer_slots_for_small_updates():
+    dev = quiet_device()
+    layer = AnalogLinear(dev, 0, 4, 3, update=UpdateParams(desired_bl=31))
+    dw = 16 / 2**14  # nominal step
+    x = np.array([[1.0, -0.5, 0.25, 0.0]])
+    d = np.array([[0.01, -0.02, 0.005]])
+    rng = np.random.default_rng(0)
+    layer.update(x, d, 0.1, rng)
+    assert dev.settings().bl == math.ceil(0.1 * 1.0 * 0.02 / dw)  # aihwkit's update_bl_management
+    layer.update(x, d * 100, 0.1, rng)
+    assert dev.settings().bl == 31
+    xc, dc, bl = layer.update_codes(x, d * 100, 0.1, rng)
+    p_max = dev.config.p_max
+    assert np.abs(xc).max() == p_max and np.abs(dc).max() == p_max  # clipped to probability 1
+    assert np.array_equal(np.sign(xc), np.sign(x)) and np.array_equal(np.sign(dc), np.sign(d))
+
+
+def test_update_moves_weights_against_the_gradient_sign():
+    dev = quiet_device()
+    layer = AnalogLinear(dev, 0, 2, 2)
+    x = np.tile([[1.0, -1.0]], (64, 1))
+    d = np.tile([[0.05, -0.05]], (64, 1))
+    layer.update(x, d, 0.1, np.random.default_rng(0))
+    w = layer.weights()
+    assert np.array_equal(np.sign(w), -np.sign(np.outer(d[0], x[0])))
+
+
+def test_layer_refuses_what_the_tile_cannot_hold():
+    dev = TwinDevice("tiny")  # 2 tiles of 5 rows x 7 cols
+    with pytest.raises(ValueError, match="at most 5 inputs and 7 outputs"):
+        AnalogLinear(dev, 0, 6, 3)
+    with pytest.raises(ValueError, match="tile 2 does not exist"):
+        AnalogLinear(dev, 2, 5, 7)
