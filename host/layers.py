@@ -64,11 +64,14 @@ def stochastic_round(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class AnalogLinear:
     """y = W x + b with W on ``tile`` of ``device`` (states, 1.0 = 2**w_frac) and b in float.
 
-    Creating the layer sets the tile's active window to (n_in, n_out).
+    Creating the layer sets the tile's active window to (n_in, n_out). Layers on one device
+    share ``link_state`` (the BL last written, so an update sends SET only when BL changes);
+    `refresh` re-reads it from the device.
     """
 
     def __init__(self, device: Device, tile: int, n_in: int, n_out: int,
-                 io: IOParams | None = None, update: UpdateParams | None = None):
+                 io: IOParams | None = None, update: UpdateParams | None = None,
+                 link_state: dict | None = None):
         fits(device, [n_in, n_out])
         cfg = device.config
         if not 0 <= tile < cfg.tiles:
@@ -82,6 +85,7 @@ class AnalogLinear:
         device.configure(shapes=tuple(shapes))
         self.bias = np.zeros(n_out)
         self.unit = 2.0**cfg.w_frac
+        self.link_state = {} if link_state is None else link_state
         self.refresh()
 
     def refresh(self) -> None:
@@ -102,6 +106,7 @@ class AnalogLinear:
         if self.dw_min <= 0:
             raise ValueError(f"tile {self.tile}: the device map has no nonzero steps")
         self.bl_max = min(self.up.desired_bl, self.device.config.bl_max)
+        self.link_state["bl"] = s.bl
 
     # ----- weights -----
     def set_weights(self, w: np.ndarray, b: np.ndarray | None = None) -> None:
@@ -207,8 +212,8 @@ class AnalogLinear:
         live = (xc != 0).any(axis=1) & (dc != 0).any(axis=1)
         if not live.any():
             return
-        if self.device.settings().bl != bl:  # one setting for all tiles: other layers change it
-            self.device.configure(bl=bl)
+        if self.link_state.get("bl") != bl:  # BL is one setting for all tiles
+            self.link_state["bl"] = self.device.configure(bl=bl).bl
         self.device.update(self.tile, xc[live], dc[live])
 
     def update_bias(self, d: np.ndarray, lr: float) -> None:

@@ -89,8 +89,14 @@ class AnalogMLP:
         fits(device, sizes)
         self.device = device
         self.sizes = list(sizes)
-        self.layers = [AnalogLinear(device, k, n_in, n_out, io, update)
+        shared: dict = {}
+        self.layers = [AnalogLinear(device, k, n_in, n_out, io, update, shared)
                        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))]
+
+    def refresh(self) -> None:
+        """Re-read settings and device maps (after they were changed behind the layers)."""
+        for layer in self.layers:
+            layer.refresh()
 
     def set_params(self, params: list[tuple[np.ndarray, np.ndarray]]) -> None:
         for layer, (w, b) in zip(self.layers, params, strict=True):

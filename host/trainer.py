@@ -189,8 +189,7 @@ class Trainer:
             settings = dict(meta["settings"])
             settings["shapes"] = tuple(tuple(s) for s in settings["shapes"])
             self.device.configure(**settings)
-            for layer in self.analog.layers:
-                layer.refresh()
+            self.analog.refresh()
             self.analog.load_state(arrays)
             if self.float is not None:
                 self.float.load_state(arrays)
