@@ -1,0 +1,272 @@
+"""The analog array: a fixed-point behavioural crossbar of one or more tiles (weight banks).
+
+Its ports are an analog macro's: row drive codes in and column sums out (``drive`` ->
+``readout``), pulse lines in (``pulse``: per-device coincidence counts, polarity and the
+cycle-to-cycle draw of the event), and a program port (``prog`` -> ``prog_out``). Device states
+and parameters sit in ``cfg.lanes`` block-RAM banks (see `Geometry`); L MAC lanes read them.
+
+Device physics (``Twin._apply``): for a device hit by ``n > 0`` coincidences,
+``step = max(0, s + rnd(k*w, 20))``, ``total = n*step + rnd(step*t, 12)``,
+``w = clip(w ± total, wmin, wmax)``, with ``(s, k) = (su, ku)`` up and ``(sd, kd)`` down.
+
+Pipeline: a beat is accepted at cycle 0; memories answer at 1; a drive beat's products are
+registered at 2 and summed at 3; the column sum of a line leaves at cycle 4 after its last beat.
+States are written back at cycle 5. A beat on ``pulse`` has priority over ``drive``, which has
+priority over ``prog``. Beats reading a device written by an earlier beat must wait for ``idle``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from ohmflow.emulator.config import C2C_FRAC, SLOPE_FRAC, ChipConfig
+from ohmflow.emulator.fabrication import DeviceMap, nominal
+from ohmflow.hdl.fixed import clip, rnd_shift, rotate
+from ohmflow.hdl.layouts import Geometry, ProgCmd
+
+__all__ = ["AnalogArray"]
+
+KIND_DRIVE, KIND_PULSE, KIND_PROG = 0, 1, 2
+
+
+def _mod_add(a, b, n: int) -> Value:
+    """(a + b) mod n for 0 <= a, b < n."""
+    s = a + b
+    return Mux(s >= n, s - n, s)[: max(1, (n - 1).bit_length())]
+
+
+def _mod_sub(a, b, n: int) -> Value:
+    """(a - b) mod n for 0 <= a, b < n."""
+    return Mux(a >= b, a - b, a + n - b)[: max(1, (n - 1).bit_length())]
+
+
+def _tree(values: list) -> Value:
+    while len(values) > 1:
+        nxt = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+class AnalogArray(wiring.Component):
+    """The crossbar of ``cfg.tiles`` tiles of ``cfg.cols`` x ``cfg.rows`` devices.
+
+    Parameters
+    ----------
+    cfg:
+        The chip configuration.
+    device_map:
+        The device parameters at power-up (default: the nominal map, as `Twin` starts with).
+    """
+
+    def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None):
+        self.cfg = cfg
+        self.geom = g = Geometry(cfg)
+        self.device_map = (device_map or nominal(cfg)).validate(cfg)
+        super().__init__({
+            "drive": In(stream.Signature(g.drive_layout)),
+            "readout": Out(stream.Signature(signed(cfg.acc_bits))),
+            "pulse": In(stream.Signature(g.pulse_layout)),
+            "prog": In(stream.Signature(g.prog_layout)),
+            "prog_out": Out(stream.Signature(g.prog_out_layout)),
+            "idle": Out(1),
+        })
+
+    def _init(self, bank: int):
+        """Initial contents of one bank: (states, bounds, slopes) lists over the bank's depth."""
+        g, cfg, dm = self.geom, self.cfg, self.device_map
+        L = cfg.lanes
+        bounds, slopes = [], []
+        for addr in range(g.depth):
+            iq = addr & ((1 << g.iq_bits) - 1)
+            jr = (addr >> g.iq_bits) & ((1 << g.r_bits) - 1)
+            jq = (addr >> (g.iq_bits + g.r_bits)) & ((1 << g.jq_bits) - 1)
+            t = addr >> (g.iq_bits + g.r_bits + g.jq_bits)
+            j, i = jq * L + jr, iq * L + (bank - jr) % L
+            if not (t < cfg.tiles and jr < L and j < cfg.cols and i < cfg.rows):
+                t = j = i = 0
+            bounds.append({"wmax": int(dm.wmax[t, j, i]), "wmin": int(dm.wmin[t, j, i])})
+            slopes.append({f: int(getattr(dm, f)[t, j, i]) for f in ("su", "sd", "ku", "kd")})
+        return bounds, slopes
+
+    def elaborate(self, platform):
+        m = Module()
+        g, cfg = self.geom, self.cfg
+        L = cfg.lanes
+        P, D, G = self.pulse.payload, self.drive.payload, self.prog.payload
+
+        adv = Signal()
+        m.d.comb += [
+            adv.eq(~(self.readout.valid & ~self.readout.ready)
+                   & ~(self.prog_out.valid & ~self.prog_out.ready)),
+            self.pulse.ready.eq(adv),
+            self.drive.ready.eq(adv & ~self.pulse.valid),
+            self.prog.ready.eq(adv & ~self.pulse.valid & ~self.drive.valid),
+        ]
+        take = self.pulse.valid | self.drive.valid | self.prog.valid
+        kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
+
+        # ----- stage 0: addresses, memory reads, parameter writes -----
+        addr_p = Cat(P.chunk, P.jr, P.jq, P.tile)
+        addr_g = Cat(G.iq, G.jr, G.jq, G.tile)
+        bank_g = _mod_add(G.jr, G.ir, L) if L > 1 else Const(0, 1)
+        codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)
+        n_b = rotate([P.n[l] for l in range(L)], P.jr, L)
+        up_b = rotate([P.up[l] for l in range(L)], P.jr, L)
+        t_b = rotate([P.t[l] for l in range(L)], P.jr, L)
+        st_rd, bd_rd, sl_rd, st_wr = [], [], [], []
+        for b in range(L):
+            bounds_init, slopes_init = self._init(b)
+            st = Memory(shape=signed(cfg.w_bits), depth=g.depth, init=[])
+            bd = Memory(shape=g.bounds_layout, depth=g.depth, init=bounds_init)
+            sl = Memory(shape=g.slopes_layout, depth=g.depth, init=slopes_init)
+            m.submodules[f"state{b}"] = st
+            m.submodules[f"bounds{b}"] = bd
+            m.submodules[f"slopes{b}"] = sl
+            jr_b = _mod_sub(b, D.line_r, L) if L > 1 else D.line_r
+            fwd = Cat(D.chunk[: g.iq_bits], D.line_r, D.line_q[: g.jq_bits], D.tile)
+            bwd = Cat(D.line_q[: g.iq_bits], jr_b[: g.r_bits], D.chunk[: g.jq_bits], D.tile)
+            addr = Signal(len(addr_p), name=f"addr{b}")
+            m.d.comb += addr.eq(Mux(self.pulse.valid, addr_p,
+                                    Mux(self.drive.valid, Mux(D.transpose, bwd, fwd), addr_g)))
+            rp_st, rp_bd, rp_sl = st.read_port(), bd.read_port(), sl.read_port()
+            wp_bd, wp_sl = bd.write_port(), sl.write_port()
+            map_we = self.prog.valid & self.prog.ready & (G.cmd == ProgCmd.MAP) & (bank_g == b)
+            m.d.comb += [
+                rp_st.addr.eq(addr), rp_bd.addr.eq(addr), rp_sl.addr.eq(addr),
+                rp_st.en.eq(adv), rp_bd.en.eq(adv), rp_sl.en.eq(adv),
+                wp_bd.addr.eq(addr), wp_sl.addr.eq(addr),
+                wp_bd.data.wmax.eq(G.map.wmax), wp_bd.data.wmin.eq(G.map.wmin),
+                wp_sl.data.su.eq(G.map.su), wp_sl.data.sd.eq(G.map.sd),
+                wp_sl.data.ku.eq(G.map.ku), wp_sl.data.kd.eq(G.map.kd),
+                wp_bd.en.eq(map_we), wp_sl.en.eq(map_we),
+            ]
+            st_rd.append(rp_st.data)
+            bd_rd.append(rp_bd.data)
+            sl_rd.append(rp_sl.data)
+            st_wr.append(st.write_port())
+
+        def reg(expr, name, valid=False):
+            r = Signal(expr.shape(), name=name, reset_less=not valid)
+            with m.If(adv):
+                m.d.sync += r.eq(expr)
+            return r
+
+        # ----- stage 1: beat registered, memory data arrives -----
+        v1 = reg(take, "v1", valid=True)
+        k1 = reg(kind0, "k1")
+        last1 = reg(D.last, "last1")
+        wa1 = reg(Mux(self.pulse.valid, addr_p, addr_g), "wa1")
+        code1 = [reg(codes_b[b], f"code1_{b}") for b in range(L)]
+        n1 = [reg(n_b[b], f"n1_{b}") for b in range(L)]
+        up1 = [reg(up_b[b], f"up1_{b}") for b in range(L)]
+        t1 = [reg(t_b[b], f"t1_{b}") for b in range(L)]
+        cmd1 = reg(G.cmd, "cmd1")
+        bank1 = reg(bank_g, "bank1")
+        val1 = reg(G.state, "val1")
+        map1 = reg(G.map, "map1")
+
+        # ----- stage 2: products; program-port operands -----
+        prog1 = k1 == KIND_PROG
+        is_map = cmd1 == ProgCmd.MAP
+        v2 = reg(v1, "v2", valid=True)
+        k2 = reg(k1, "k2")
+        last2 = reg(last1, "last2")
+        wa2 = reg(wa1, "wa2")
+        prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2 = ([] for _ in range(10))
+        for b in range(L):
+            w, bd, sl = st_rd[b], bd_rd[b], sl_rd[b]
+            up = up1[b]
+            prod2.append(reg(w * code1[b], f"prod2_{b}"))
+            kw2.append(reg(Mux(up, sl.ku, sl.kd) * w, f"kw2_{b}"))
+            s2.append(reg(Mux(up, sl.su, sl.sd), f"s2_{b}"))
+            n2.append(reg(n1[b], f"n2_{b}"))
+            up2.append(reg(up, f"up2_{b}"))
+            t2.append(reg(t1[b], f"t2_{b}"))
+            x2.append(reg(Mux(prog1 & ~is_map, val1, w), f"x2_{b}"))
+            lo2.append(reg(Mux(prog1 & is_map, map1.wmin, bd.wmin), f"lo2_{b}"))
+            hi2.append(reg(Mux(prog1 & is_map, map1.wmax, bd.wmax), f"hi2_{b}"))
+            we2.append(reg(Mux(prog1, (cmd1 != ProgCmd.READ) & (bank1 == b), n1[b] != 0),
+                           f"we2_{b}"))
+        # program-port read-back
+        with m.If(self.prog_out.ready):
+            m.d.sync += self.prog_out.valid.eq(0)
+        with m.If(adv & v1 & prog1 & (cmd1 == ProgCmd.READ)):
+            bsel = bank1 if L > 1 else 0
+            m.d.sync += [
+                self.prog_out.valid.eq(1),
+                self.prog_out.payload.state.eq(Array(st_rd)[bsel]),
+                self.prog_out.payload.map.wmax.eq(Array(b.wmax for b in bd_rd)[bsel]),
+                self.prog_out.payload.map.wmin.eq(Array(b.wmin for b in bd_rd)[bsel]),
+                self.prog_out.payload.map.su.eq(Array(s.su for s in sl_rd)[bsel]),
+                self.prog_out.payload.map.sd.eq(Array(s.sd for s in sl_rd)[bsel]),
+                self.prog_out.payload.map.ku.eq(Array(s.ku for s in sl_rd)[bsel]),
+                self.prog_out.payload.map.kd.eq(Array(s.kd for s in sl_rd)[bsel]),
+            ]
+
+        # ----- stage 3: column sum; step -----
+        v3 = reg(v2, "v3", valid=True)
+        k3 = reg(k2, "k3")
+        last3 = reg(last2, "last3")
+        wa3 = reg(wa2, "wa3")
+        sum3 = reg(_tree(prod2), "sum3")
+        step3, n3, up3, t3 = [], [], [], []
+        x3, lo3, hi3, we3 = [], [], [], []
+        for b in range(L):
+            st = s2[b] + rnd_shift(kw2[b], SLOPE_FRAC)
+            step3.append(reg(Mux(st < 0, 0, st), f"step3_{b}"))
+            n3.append(reg(n2[b], f"n3_{b}"))
+            up3.append(reg(up2[b], f"up3_{b}"))
+            t3.append(reg(t2[b], f"t3_{b}"))
+            x3.append(reg(x2[b], f"x3_{b}"))
+            lo3.append(reg(lo2[b], f"lo3_{b}"))
+            hi3.append(reg(hi2[b], f"hi3_{b}"))
+            we3.append(reg(we2[b], f"we3_{b}"))
+
+        # ----- stage 4: accumulate and read out; pulse products -----
+        acc = Signal(self.readout.payload.shape(), reset_less=True)
+        clear = Signal(init=1)
+        acc_next = Mux(clear, 0, acc) + sum3
+        with m.If(self.readout.ready):
+            m.d.sync += self.readout.valid.eq(0)
+        with m.If(adv & v3 & (k3 == KIND_DRIVE)):
+            m.d.sync += [acc.eq(acc_next), clear.eq(last3)]
+            with m.If(last3):
+                m.d.sync += [self.readout.valid.eq(1), self.readout.payload.eq(acc_next)]
+        v4 = reg(v3, "v4", valid=True)
+        k4 = reg(k3, "k4")
+        wa4 = reg(wa3, "wa4")
+        a4, bt4, up4, x4, lo4, hi4, we4 = ([] for _ in range(7))
+        for b in range(L):
+            a4.append(reg(n3[b] * step3[b], f"a4_{b}"))
+            bt4.append(reg(step3[b] * t3[b], f"bt4_{b}"))
+            up4.append(reg(up3[b], f"up4_{b}"))
+            x4.append(reg(x3[b], f"x4_{b}"))
+            lo4.append(reg(lo3[b], f"lo4_{b}"))
+            hi4.append(reg(hi3[b], f"hi4_{b}"))
+            we4.append(reg(we3[b], f"we4_{b}"))
+
+        # ----- stage 5: new state; write-back -----
+        v5 = reg(v4, "v5", valid=True)
+        k5 = reg(k4, "k5")
+        wa5 = reg(wa4, "wa5")
+        for b in range(L):
+            total = a4[b] + rnd_shift(bt4[b], C2C_FRAC)
+            moved = Mux(up4[b], x4[b] + total, x4[b] - total)
+            x5 = reg(Mux(k4 == KIND_PULSE, moved, x4[b]), f"x5_{b}")
+            lo5 = reg(lo4[b], f"lo5_{b}")
+            hi5 = reg(hi4[b], f"hi5_{b}")
+            we5 = reg(we4[b], f"we5_{b}")
+            wp = st_wr[b]
+            m.d.comb += [
+                wp.addr.eq(wa5),
+                wp.data.eq(clip(x5, lo5, hi5)),
+                wp.en.eq(adv & v5 & (k5 != KIND_DRIVE) & we5),
+            ]
+        m.d.comb += self.idle.eq(~(v1 | v2 | v3 | v4 | v5 | self.readout.valid
+                                   | self.prog_out.valid))
+        return m
+

@@ -1,0 +1,101 @@
+"""Fixed-point and lane helpers shared by the gateware: the twin's integer operations as Amaranth
+expressions (docs/numerics.md; ``emulator/twin.py`` is the reference).
+
+All helpers build combinational logic and return Amaranth values; widths follow Amaranth's exact
+arithmetic, so nothing overflows unless a helper says it truncates.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, Value, unsigned
+
+__all__ = ["clip", "csd_digits", "mul_const", "rnd_shift", "rotate", "thermometer", "to_signed"]
+
+
+def to_signed(x) -> Value:
+    """``x`` as a signed value one bit wider if it was unsigned (value preserved)."""
+    x = Value.cast(x)
+    if x.shape().signed:
+        return x
+    return Cat(x, Const(0, 1)).as_signed()
+
+
+def rnd_shift(x, s: int) -> Value:
+    """Round half up and shift right by the constant ``s``: ``(x + 2**(s-1)) >> s``; identity for 0.
+
+    ``x`` is treated as signed (arithmetic shift), as in the twin's ``rnd_shift``.
+    """
+    x = to_signed(x)
+    if s == 0:
+        return x
+    return (x + (1 << (s - 1))) >> s
+
+
+def clip(x, lo, hi) -> Value:
+    """``min(max(x, lo), hi)`` for ``lo <= hi`` (signed comparison when either side is signed)."""
+    x, lo, hi = Value.cast(x), Value.cast(lo), Value.cast(hi)
+    return Mux(x < lo, lo, Mux(x > hi, hi, x))
+
+
+def csd_digits(c: int) -> list[tuple[int, int]]:
+    """Canonical signed-digit form of ``c >= 0``: ``[(shift, +1 or -1), ...]`` summing to ``c``."""
+    if c < 0:
+        raise ValueError(f"csd_digits needs c >= 0, got {c}")
+    out = []
+    k = 0
+    while c:
+        if c & 1:
+            d = 2 - (c & 3)  # +1 if c = 1 mod 4, -1 if c = 3 mod 4
+            out.append((k, d))
+            c -= d
+        c >>= 1
+        k += 1
+    return out
+
+
+def mul_const(x, c: int, width: int) -> Value:
+    """``(x * c) mod 2**width`` as a balanced tree of shifts and adds (no multiplier inferred).
+
+    Used for the hash constants, so synthesis spends LUTs, not DSP blocks, on the PRNG.
+    """
+    x = Value.cast(x).as_unsigned()
+    digits = [(k, d) for k, d in csd_digits(c % (1 << width)) if k < width]
+    pos = _sum_tree([(x << k)[:width] for k, d in digits if d > 0], width)
+    neg = _sum_tree([(x << k)[:width] for k, d in digits if d < 0], width)
+    return (pos - neg)[:width]
+
+
+def _sum_tree(values: list, width: int) -> Value:
+    if not values:
+        return Const(0, unsigned(width))
+    while len(values) > 1:
+        nxt = [(values[n] + values[n + 1])[:width] for n in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+def rotate(values: list, amount, n: int | None = None) -> list:
+    """Lane rotation: ``out[b] = values[(b - amount) mod n]`` for a run-time ``0 <= amount < n``.
+
+    Built as log2(n) stages of fixed rotations (by 1, 2, 4, ... modulo n), so it works for any n.
+    """
+    n = len(values) if n is None else n
+    amount = Value.cast(amount)
+    out = list(values)
+    s = 0
+    while (1 << s) < n:
+        step = (1 << s) % n
+        prev = out
+        out = [Mux(amount[s], prev[(b - step) % n], prev[b]) for b in range(n)]
+        s += 1
+        if s >= len(amount):
+            break
+    return out
+
+
+def thermometer(count, width: int) -> Value:
+    """``2**count - 1`` on ``width`` bits (the first ``count`` slots of a pulse train)."""
+    count = Value.cast(count)
+    return ((Const(1, width + 1) << count) - 1)[:width]

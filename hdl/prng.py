@@ -1,0 +1,81 @@
+"""The PRNG unit: a pipelined lowbias32 hash over parallel lanes, and the Irwin-Hall Gaussian.
+
+``emulator/prng.py`` is the reference: every random number is ``lowbias32(key ^ index)``; this unit
+hashes whatever words it is given (the caller forms ``key ^ index``). A tag travels with each
+beat so the caller's context stays aligned with its hashes through the pipeline.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Shape, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from ohmflow.emulator.prng import M1, M2
+from ohmflow.hdl.fixed import mul_const
+
+__all__ = ["Lowbias32", "gauss", "hash_layout"]
+
+
+def hash_layout(lanes: int, tag_shape=0) -> data.StructLayout:
+    """Payload of `Lowbias32`'s streams: ``lanes`` 32-bit words and a caller-defined tag."""
+    return data.StructLayout({"word": data.ArrayLayout(32, lanes), "tag": tag_shape})
+
+
+def gauss(word):
+    """Irwin-Hall Gaussian of a 32-bit word: the sum of its 4 bytes minus 510, signed 11 bits."""
+    s = (word[0:8] + word[8:16]) + (word[16:24] + word[24:32])
+    return s - 510
+
+
+class Lowbias32(wiring.Component):
+    """lowbias32 on ``lanes`` words per beat, one beat per cycle, `LATENCY` cycles deep.
+
+    Stages: (x ^ x>>16) * M1 | (x ^ x>>15) * M2 | x ^ x>>16. The constant products are shift-add
+    trees (`mul_const`), so the hash costs LUTs only. Back-pressure on ``o`` stalls the pipeline.
+
+    Parameters
+    ----------
+    lanes:
+        Words hashed per beat.
+    tag_shape:
+        Shape of the tag carried unchanged from ``i`` to ``o``.
+    """
+
+    LATENCY = 3
+
+    def __init__(self, lanes: int = 1, tag_shape=0):
+        if lanes < 1:
+            raise TypeError(f"lanes must be >= 1, got {lanes}")
+        self.lanes = lanes
+        self.tag_shape = tag_shape
+        layout = hash_layout(lanes, tag_shape)
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.lanes
+        adv = Signal()
+        m.d.comb += [adv.eq(~self.o.valid | self.o.ready), self.i.ready.eq(adv)]
+
+        tag_w = Shape.cast(self.tag_shape).width
+        v1, v2 = Signal(), Signal()
+        t1, t2, t3 = (Signal(tag_w, reset_less=True, name=f"tag{k}") for k in (1, 2, 3))
+        s1 = [Signal(32, reset_less=True, name=f"s1_{k}") for k in range(n)]
+        s2 = [Signal(32, reset_less=True, name=f"s2_{k}") for k in range(n)]
+        s3 = [Signal(32, reset_less=True, name=f"s3_{k}") for k in range(n)]
+        with m.If(adv):
+            m.d.sync += [v1.eq(self.i.valid), v2.eq(v1), self.o.valid.eq(v2)]
+            m.d.sync += [t1.eq(Value.cast(self.i.payload.tag)), t2.eq(t1), t3.eq(t2)]
+            for k in range(n):
+                x = self.i.payload.word[k]
+                y1 = x ^ (x >> 16)
+                y2 = s1[k] ^ (s1[k] >> 15)
+                m.d.sync += [
+                    s1[k].eq(mul_const(y1, M1, 32)),
+                    s2[k].eq(mul_const(y2, M2, 32)),
+                    s3[k].eq(s2[k] ^ (s2[k] >> 16)),
+                ]
+        for k in range(n):
+            m.d.comb += self.o.payload.word[k].eq(s3[k])
+        m.d.comb += Value.cast(self.o.payload.tag).eq(t3)
+        return m
