@@ -343,7 +343,9 @@ def decode_payload(layout: tuple[Field, ...], data: bytes, cfg: ChipConfig) -> d
         if end > len(data):
             raise PayloadError(f"payload of {len(data)} bytes ends inside field {f.name}")
         a = np.frombuffer(data, dtype=t, count=n, offset=pos)
-        vals[f.name] = int(a[0]) if f.count is None else a.astype(np.int64)
+        wide = t.kind == "u" and t.itemsize == 8  # u64 stays unsigned, all else is int64
+        vals[f.name] = int(a[0]) if f.count is None else a.astype(t.newbyteorder("=") if wide
+                                                                else np.int64)
         pos = end
     if pos != len(data):
         raise PayloadError(f"payload has {len(data) - pos} bytes beyond its last field")

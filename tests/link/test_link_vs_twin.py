@@ -1,0 +1,108 @@
+"""LinkDevice over real loopback TCP against TwinDevice: identical results for every operation."""
+
+import numpy as np
+import pytest
+from ohmflow.emulator.config import PRESETS, DeviceModel
+from ohmflow.emulator.fabrication import fabricate
+from ohmflow.host.device import ConfigMismatch, TwinDevice, open_device
+from ohmflow.host.link import EmulatorDevice, LinkDevice
+from ohmflow.sim.twin_server import TwinServer
+
+
+def same(a, b):
+    if isinstance(a, tuple):
+        return all(same(x, y) for x, y in zip(a, b, strict=True))
+    return np.array_equal(a, b)
+
+
+def exercise(devs, cfg, rng):
+    """Apply the same calls to every device; assert identical results after each."""
+    def both(method, *args, **kw):
+        out = [getattr(d, method)(*args, **kw) for d in devs]
+        for o in out[1:]:
+            if hasattr(o, "equals"):
+                assert o.equals(out[0]), method
+            else:
+                assert same(o, out[0]) if not isinstance(o, list | dict) else o == out[0], method
+        return out[0]
+
+    dm = fabricate(cfg, DeviceModel.soft_bounds(), 3)
+    both("load_device_map", dm)
+    both("read_device_map")
+    one = fabricate(cfg, DeviceModel(), 8).tile(0)
+    both("load_device_map", one, 1)
+    both("read_device_map", 1)
+    both("configure", seed=123, bl=17, out_bits=8)
+    both("configure", shapes=[(cfg.rows - 1, cfg.cols), (cfg.rows, cfg.cols - 2)] +
+         [(cfg.rows, cfg.cols)] * (cfg.tiles - 2))
+    both("settings")
+    for t in range(cfg.tiles):
+        n_in, n_out = devs[0].settings().shapes[t]
+        both("program", t, rng.integers(-9000, 9000, (n_out, n_in)))
+        both("read", t)
+        both("forward", t, rng.integers(-63, 64, (45, n_in)))
+        both("backward", t, rng.integers(-63, 64, (33, n_out)))
+        both("update", t, rng.integers(-256, 257, (20, n_in)), rng.integers(-256, 257, (20, n_out)))
+        both("pulse", t, "row", n_in - 1, rng.integers(-63, 64, n_out))
+        both("pulse", t, "col", 0, rng.integers(-63, 64, n_in))
+        both("read", t)
+    both("counters")
+    both("reset")
+    both("settings")
+    both("read", 0)
+    both("counters")
+    both("read_device_map", 0)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_every_operation_matches_the_twin(name):
+    cfg = PRESETS[name]
+    with TwinServer(cfg) as srv:
+        dev = LinkDevice.open(f"socket://127.0.0.1:{srv.port}", cfg, timeout=1.0)
+        try:
+            exercise([TwinDevice(cfg), dev], cfg, np.random.default_rng(0))
+            assert dev.stats["retries"] == 0
+        finally:
+            dev.close()
+
+
+def test_info_and_open_device(tiny_server):
+    url = f"socket://127.0.0.1:{tiny_server.port}"
+    with open_device(url, "tiny") as dev:
+        info = dev.info()
+        assert info.config == PRESETS["tiny"] and info.fingerprint == PRESETS["tiny"].fingerprint()
+        assert info.backend == "link"
+    with pytest.raises(ConfigMismatch, match="rows"):
+        LinkDevice.open(url, "default")
+
+
+def test_bad_input_raises_like_the_twin(tiny_link):
+    twin = TwinDevice("tiny")
+    calls = [("forward", (0, np.zeros((2, 4), dtype=int))), ("forward", (0, np.full((1, 5), 64))),
+             ("forward", (2, np.zeros((1, 5), dtype=int))), ("forward", (0, np.zeros((0, 5)))),
+             ("update", (0, np.zeros((1, 5), dtype=int), np.zeros((2, 7), dtype=int))),
+             ("pulse", (0, "diag", 0, [0] * 7)), ("pulse", (0, "row", 5, [0] * 7)),
+             ("program", (0, np.full((7, 5), 0.5)))]
+    for method, args in calls:
+        for d in (twin, tiny_link):
+            with pytest.raises(ValueError):
+                getattr(d, method)(*args)
+    for d in (twin, tiny_link):
+        with pytest.raises(ValueError):
+            d.configure(in_bits=99)
+    assert np.array_equal(tiny_link.read(0), twin.read(0))
+    assert tiny_link.counters() == twin.counters()
+
+
+def test_emulator_device_runs_the_twin_server_process():
+    cfg = PRESETS["tiny"]
+    dm = fabricate(cfg, DeviceModel(), 5)
+    with EmulatorDevice(cfg, server="twin", device_map=dm, timeout=1.0) as dev:
+        assert dev.info().backend == "twin-server"
+        ref = TwinDevice(cfg, device_map=dm)
+        x = np.arange(-10, 10).reshape(4, 5)
+        for d in (dev, ref):
+            d.program(0, np.full((7, 5), 3000))
+        assert same(dev.forward(0, x), ref.forward(0, x))
+        proc = dev.process
+    assert proc.poll() is not None  # closing the device stopped the server
