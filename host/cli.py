@@ -168,7 +168,9 @@ class Train:
                        help="skip the float baseline")
         g = p.add_argument_group("output")
         g.add_argument("--out", help="run directory (default runs/<timestamp>)")
-        g.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR")
+        g.add_argument("--resume", metavar="DIR",
+                       help="continue the run checkpointed in DIR, bit-identically to a run that "
+                       "never stopped (epoch boundaries are restart points; --epochs may grow)")
         g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     @staticmethod
