@@ -232,6 +232,9 @@ def is_link_status(code: int) -> bool:
     return bool(s and s.link)
 
 
+_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}
+
+
 def evaluate(expr: str, env: dict[str, int]) -> int:
     """An integer expression of names, literals, + - * and max/min (table ranges and counts)."""
     def ev(n: ast.AST) -> int:
@@ -241,10 +244,8 @@ def evaluate(expr: str, env: dict[str, int]) -> int:
             return int(env[n.id])
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
             return -ev(n.operand)
-        if isinstance(n, ast.BinOp) and type(n.op) in (ast.Add, ast.Sub, ast.Mult):
-            a, b = ev(n.left), ev(n.right)
-            return a + b if isinstance(n.op, ast.Add) else a - b if isinstance(n.op, ast.Sub) \
-                else a * b
+        if isinstance(n, ast.BinOp) and type(n.op) in _OPS:
+            return _OPS[type(n.op)](ev(n.left), ev(n.right))
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("max", "min"):
             return (max if n.func.id == "max" else min)(ev(a) for a in n.args)
         raise ValueError(f"unsupported expression {expr!r}")
@@ -256,15 +257,6 @@ def _parse(expr: str) -> ast.AST:
     return ast.parse(expr, mode="eval").body
 
 
-class _CfgNames(dict):
-    def __init__(self, cfg: ChipConfig):
-        super().__init__()
-        self.cfg = cfg
-
-    def __missing__(self, name: str) -> int:
-        return getattr(self.cfg, name)
-
-
 @functools.lru_cache(maxsize=256)
 def kind_range(kind: str, cfg: ChipConfig) -> tuple[int, int]:
     """The valid range [lo, hi] of an element kind (fixed kinds: the whole integer type)."""
@@ -272,7 +264,8 @@ def kind_range(kind: str, cfg: ChipConfig) -> tuple[int, int]:
         info = np.iinfo(np.dtype(_FIXED[kind]))
         return int(info.min), int(info.max)
     k = _KINDS[kind]
-    env = _CfgNames(cfg)
+    env = {n.id: getattr(cfg, n.id) for e in (k.lo, k.hi) for n in ast.walk(_parse(e))
+           if isinstance(n, ast.Name) and n.id not in ("max", "min")}
     return evaluate(k.lo, env), evaluate(k.hi, env)
 
 
