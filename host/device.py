@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from ohmflow.emulator.config import ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import DeviceMap
+from ohmflow.emulator.protocol import CONTRACT_VERSION
 from ohmflow.emulator.twin import COUNTERS, Twin
 
-#: version of the device contract (numerics + protocol) this host speaks
-CONTRACT_VERSION = 1
+__all__ = ["CONTRACT_VERSION", "ConfigMismatch", "Device", "DeviceError", "DeviceInfo",
+           "TwinDevice", "open_device"]
 
 
 @dataclass(frozen=True)
