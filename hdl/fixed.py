@@ -99,3 +99,25 @@ def thermometer(count, width: int) -> Value:
     """``2**count - 1`` on ``width`` bits (the first ``count`` slots of a pulse train)."""
     count = Value.cast(count)
     return ((Const(1, width + 1) << count) - 1)[:width]
+
+
+def divmod_const(x, d: int, n_max: int) -> tuple[Value, Value]:
+    """``(x // d, x % d)`` for ``0 <= x < n_max`` and a constant ``d >= 1``.
+
+    A multiply by a rounded reciprocal and a shift, with the constants checked exhaustively over
+    the input range at elaboration (no divider is inferred).
+    """
+    x = Value.cast(x)
+    qw = max(1, (max(n_max - 1, 0) // d).bit_length())
+    rw = max(1, (d - 1).bit_length())
+    if d & (d - 1) == 0:
+        s = d.bit_length() - 1
+        return (x >> s)[:qw], x[:s] if s else Const(0, 1)
+    for s in range(1, 64):
+        mult = -(-(1 << s) // d)
+        if all((v * mult) >> s == v // d for v in range(n_max)):
+            break
+    else:  # pragma: no cover - a 64-bit shift always suffices for 2**24 inputs
+        raise ValueError(f"no reciprocal for divisor {d} over {n_max} values")
+    q = ((x * mult) >> s)[:qw]
+    return q, (x - q * d)[:rw]
