@@ -1,0 +1,191 @@
+"""Board tops: the design behind a UART, status LEDs, and the board's clock and pins.
+
+`BoardCore` is everything clocked by ``sync``: the design (the SoC, or a UART loopback for link
+bring-up) with its UART on two pins and the LED drivers. It has no platform dependency, so tests
+simulate it through its UART pins. `BoardTop` adds what only a board has: the PLL making ``sync``
+from the oscillator, the reset button, and the pins of the UART and LEDs (`ohmflow.boards.BOARDS`
+names them).
+
+LEDs: ``rx`` and ``tx`` light while the line is active (stretched to be visible), ``busy`` while
+the design works on a command, ``error`` latches on the first bad frame (a CRC, length or timeout
+error of the link, a UART framing error or a lost byte) until reset, ``alive`` blinks at about
+1 Hz while the clock runs and the design is out of reset.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import fifo, io, wiring
+from amaranth.lib.wiring import In, Out
+from ohmflow.boards import Board, board_config
+from ohmflow.emulator.config import ChipConfig
+from ohmflow.hdl.uart import UART
+
+__all__ = ["DESIGNS", "Loopback", "BoardCore", "BoardTop", "make_design"]
+
+#: what a board top can carry: the chip (``soc``) or a UART echo to test the link (``loopback``)
+DESIGNS = ("soc", "loopback")
+
+
+class Loopback(wiring.Component):
+    """A UART echo through a 16-byte FIFO: every byte received is sent back.
+
+    Attributes
+    ----------
+    rx_pin: In(1), tx_pin: Out(1)
+        The UART line.
+    busy: Out(1)
+        Bytes wait to be echoed.
+    error: Out(1)
+        One-cycle pulse: a framing error or a lost byte.
+    """
+
+    def __init__(self, divisor: int):
+        self.divisor = divisor
+        super().__init__({"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1), "busy": Out(1),
+                          "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart = uart = UART(self.divisor)
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=8, depth=16)
+        m.d.comb += [
+            uart.rx_pin.eq(self.rx_pin), self.tx_pin.eq(uart.tx_pin),
+            q.w_data.eq(uart.rx.payload), q.w_en.eq(uart.rx.valid), uart.rx.ready.eq(q.w_rdy),
+            uart.tx.payload.eq(q.r_data), uart.tx.valid.eq(q.r_rdy), q.r_en.eq(uart.tx.ready),
+            self.busy.eq(q.r_rdy), self.error.eq(uart.rx_ferr | uart.rx_overrun),
+        ]
+        return m
+
+
+def make_design(design: str, cfg: ChipConfig, divisor: int):
+    """The design a board top carries, with ports ``rx_pin``, ``tx_pin``, ``busy``, ``error``."""
+    if design == "loopback":
+        return Loopback(divisor)
+    if design == "soc":
+        from ohmflow.hdl.soc import SoC
+
+        return SoC(cfg, uart_divisor=divisor)
+    raise ValueError(f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}")
+
+
+def _stretch(m: Module, name: str, trigger, tick):
+    """A signal high from ``trigger`` until the 7th ``tick`` after it was last high.
+
+    Three-bit counters on a shared prescaler tick: long free-running counters with reload logic
+    are the slowest path of a small design on the iCE40UP5K."""
+    count = Signal(3, name=f"{name}_count")
+    with m.If(trigger):
+        m.d.sync += count.eq(7)
+    with m.Elif(tick & (count != 0)):
+        m.d.sync += count.eq(count - 1)
+    return count != 0
+
+
+class BoardCore(wiring.Component):
+    """The design and its LED drivers, all in ``sync``.
+
+    Parameters
+    ----------
+    design:
+        One of `DESIGNS`.
+    cfg:
+        The chip config (its ``clock_hz`` times the LEDs).
+    divisor:
+        UART clocks per bit.
+    prescale:
+        log2 of the cycles between LED timer ticks (default: about 1/150 s); an activity LED
+        stays lit 6 to 7 ticks after the last activity.
+
+    Attributes
+    ----------
+    rx_pin: In(1), tx_pin: Out(1)
+        The UART line.
+    led_rx, led_tx, led_busy, led_error, led_alive: Out(1)
+        The status LEDs (active high).
+    """
+
+    LEDS = ("rx", "tx", "busy", "error", "alive")
+
+    def __init__(self, design: str, cfg: ChipConfig, divisor: int, prescale: int | None = None):
+        self.design = design
+        self.cfg = cfg
+        self.divisor = divisor
+        self.prescale = max(1, (cfg.clock_hz // 150).bit_length()) if prescale is None else prescale
+        super().__init__({"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1),
+                          **{f"led_{n}": Out(1) for n in self.LEDS}})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.design = dut = make_design(self.design, self.cfg, self.divisor)
+        m.d.comb += [dut.rx_pin.eq(self.rx_pin), self.tx_pin.eq(dut.tx_pin)]
+        error = Signal()
+        with m.If(dut.error):
+            m.d.sync += error.eq(1)
+        # A free-running counter (a plain increment maps onto the carry chain without muxes):
+        # its low bits make the LED tick, its top bit blinks at about 1 Hz.
+        top = max(self.prescale + 1, (self.cfg.clock_hz // 2).bit_length())
+        free = Signal(top)
+        m.d.sync += free.eq(free + 1)
+        tick = Signal()
+        m.d.sync += tick.eq(free[:self.prescale].all())
+        m.d.comb += [
+            self.led_rx.eq(_stretch(m, "rx", ~self.rx_pin, tick)),
+            self.led_tx.eq(_stretch(m, "tx", ~dut.tx_pin, tick)),
+            self.led_busy.eq(_stretch(m, "busy", dut.busy, tick)),
+            self.led_error.eq(error),
+            self.led_alive.eq(free[-1]),
+        ]
+        return m
+
+
+class BoardTop(wiring.Component):
+    """A `BoardCore` on a board: PLL clock, reset button, UART and LED pins.
+
+    Parameters
+    ----------
+    board:
+        The board (`ohmflow.boards.BOARDS`).
+    cfg:
+        The chip config; default: the board's (`ohmflow.boards.board_config`).
+    design:
+        One of `DESIGNS`.
+    """
+
+    def __init__(self, board: Board, cfg: ChipConfig | None = None, design: str = "soc"):
+        self.board = board
+        self.cfg = board_config(board) if cfg is None else cfg
+        if self.cfg.clock_hz != board.clock_hz:
+            raise ValueError(f"config {self.cfg.name!r} is clocked at {self.cfg.clock_hz} Hz but "
+                             f"the {board.name} PLL makes {board.clock_hz} Hz; use board_config()")
+        if design not in DESIGNS:
+            raise ValueError(f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}")
+        self.design = design
+        super().__init__({})
+
+    def elaborate(self, platform):
+        from ohmflow.boards.pll import PllClock
+
+        m = Module()
+        b = self.board
+        osc = platform.request(platform.default_clk, dir="-")
+        if b.family == "ecp5":
+            m.submodules.osc_buf = osc_buf = io.Buffer("i", osc)
+            clk_in = osc_buf.i
+        else:
+            clk_in = osc.io
+        m.submodules.reset_buf = rst_buf = io.Buffer("i", platform.request(*b.reset, dir="-"))
+        m.submodules.clock = PllClock(b.family, clk_in, b.osc_hz, b.clock_hz, reset=rst_buf.i)
+
+        m.submodules.core = core = BoardCore(self.design, self.cfg, b.divisor)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx_pin.eq(rx_buf.i), tx_buf.o.eq(core.tx_pin)]
+        if b.family == "ice40":
+            platform.add_resources(platform.break_off_pmod)  # its LEDs show rx, tx and busy
+        for sig, res in b.leds:
+            m.submodules[f"led_{sig}_buf"] = buf = io.Buffer("o", platform.request(*res,
+                                                                                     dir="-"))
+            m.d.comb += buf.o.eq(getattr(core, f"led_{sig}"))
+        return m
