@@ -172,6 +172,14 @@ class Train:
                        help="continue the run checkpointed in DIR, bit-identically to a run that "
                        "never stopped (epoch boundaries are restart points; --epochs may grow)")
         g.add_argument("--no-progress", action="store_true", help="no progress bars")
+        g.add_argument("--report", metavar="FILE",
+                       help="write the hardware-cost projection as markdown (.md) or JSON "
+                       "(.json), with a plot of time and energy by phase beside it (.png)")
+        g.add_argument("--analog-profile", default="rpu",
+                       help="analog technology profile for the printed projection "
+                       "(host/profiles.toml: rpu, hermes; default rpu)")
+        g.add_argument("--digital-profile", default="h100-bf16",
+                       help="digital profile to compare with (h100-bf16, h100-int8)")
 
     @staticmethod
     def config_from_args(args):
@@ -238,7 +246,7 @@ class Train:
                 trainer = Trainer.resume(run_dir, dev, epochs=args.epochs,
                                          progress=not args.no_progress, log=log)
                 log(f"resuming {run_dir} after epoch {trainer.epoch} of {trainer.cfg.epochs}")
-                return Train._finish(trainer, run_dir, report)
+                return Train._finish(trainer, run_dir, report, args)
         cfg = Train.config_from_args(args)
         data = datasets.load(cfg.dataset)
         out = Path(args.out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -252,13 +260,33 @@ class Train:
                 f"({len(data.x_train)} train / {len(data.x_test)} test), backend "
                 f"{dev.info().backend}, config {dev.config.name}, {m.model} (dw_min {m.dw_min}), "
                 f"lr {cfg.lr}, batch {cfg.batch}, seed {cfg.seed}; run directory {out}")
-            return Train._finish(trainer, out, report)
+            return Train._finish(trainer, out, report, args)
 
     @staticmethod
-    def _finish(trainer, out: Path, report) -> int:
+    def _finish(trainer, out: Path, report, args) -> int:
+        from ohmflow.host import projection
+
+        if args.report and Path(args.report).suffix not in (".md", ".json"):
+            raise ValueError(f"--report must name a .md or .json file, got {args.report!r}")
+        analog = projection.project(trainer.ledger, args.analog_profile)
+        digital = projection.project(trainer.ledger, args.digital_profile)
+        if analog.kind != "analog" or digital.kind != "digital":
+            raise ValueError(f"--analog-profile must name an analog and --digital-profile a "
+                             f"digital profile; got {analog.kind} {analog.profile!r} and "
+                             f"{digital.kind} {digital.profile!r}")
         trainer.run()
         text = report.write_run_report(out, trainer)
         print("\n" + text)
+        analog = projection.project(trainer.ledger, args.analog_profile)
+        digital = projection.project(trainer.ledger, args.digital_profile)
+        print("\nprojected hardware cost of the training steps (docs/projection.md):")
+        print(projection.format_projection(analog, digital, trainer.ledger))
+        if args.report:
+            names = dict.fromkeys([args.analog_profile, "rpu", "hermes", args.digital_profile])
+            prs = [projection.project(trainer.ledger, n) for n in names]
+            path = projection.write_report(args.report, trainer.ledger, prs)
+            png = projection.plot_projection(path.with_suffix(".png"), prs)
+            print(f"projection report: {path}, plot: {png}")
         sps = [h["analog_samples_per_s"] for h in trainer.history if h["analog_samples_per_s"]]
         if sps:
             print(f"\nanalog training speed: {sum(sps) / len(sps):,.0f} samples/s "

@@ -89,7 +89,7 @@ class LinkDevice(Device):
     def connect(self) -> None:
         """Session start: INFO (refusing another config), then GET the settings."""
         self.check_config(self.config)
-        self.settings()
+        self.refresh_settings()
 
     # ----- transport -----
     def _call(self, name: str, **values) -> dict:
@@ -217,10 +217,17 @@ class LinkDevice(Device):
 
     def reset(self) -> None:
         self._call("RESET")
-        self._settings = None
-        self.settings()
+        self.refresh_settings()
 
     def settings(self) -> Settings:
+        """The device's settings: cached after the first read, since only this host's SET and
+        RESET change them (`refresh_settings` reads them again)."""
+        if self._settings is not None:
+            return self._settings
+        return self.refresh_settings()
+
+    def refresh_settings(self) -> Settings:
+        """Read the settings from the device (GET), replacing the cached copy."""
         v = self._call("GET")
         try:
             self._settings = P.settings_from_fields(v, self.config)

@@ -7,6 +7,8 @@ the baseline. Both start from the same `init_params` and take the same SGD steps
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from ohmflow.host.device import Device
 from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams, fits
@@ -110,24 +112,35 @@ class AnalogMLP:
                 h = np.maximum(h, 0.0)
         return h
 
+    def _phase(self, ledger, k: int, phase: str):
+        """The ledger's block for layer k's ``phase`` (a no-op without a ledger)."""
+        if ledger is None:
+            return contextlib.nullcontext()
+        return ledger.phase(f"layer{k}", phase, self.device, self.layers[k].tile)
+
     def train_batch(self, x: np.ndarray, y: np.ndarray, lr: float,
-                    rng: np.random.Generator) -> tuple[float, int]:
+                    rng: np.random.Generator, ledger=None) -> tuple[float, int]:
         """Analog SGD on one batch: forward and backward reads, then every layer's pulse update.
 
         The first layer's input gradient is not needed and not read. Returns the mean loss and
-        correct count of the forward pass.
+        correct count of the forward pass. With a `CostLedger`, each layer's device counters
+        are attributed to its forward, backward and update phases.
         """
         acts = [x]
         for k, layer in enumerate(self.layers):
-            h = layer.forward(acts[-1])
+            with self._phase(ledger, k, "forward"):
+                h = layer.forward(acts[-1])
             acts.append(np.maximum(h, 0.0) if k < len(self.layers) - 1 else h)
         loss, g, correct = softmax_xent(acts[-1], y)
         deltas = [g]
         for k in range(len(self.layers) - 1, 0, -1):
-            g = self.layers[k].backward(g) * (acts[k] > 0)
+            with self._phase(ledger, k, "backward"):
+                g = self.layers[k].backward(g) * (acts[k] > 0)
             deltas.append(g)
-        for layer, a, d in zip(self.layers, acts[:-1], reversed(deltas), strict=True):
-            layer.update(a, d, lr, rng)
+        for k, (layer, a, d) in enumerate(zip(self.layers, acts[:-1], reversed(deltas),
+                                              strict=True)):
+            with self._phase(ledger, k, "update"):
+                layer.update(a, d, lr, rng)
             layer.update_bias(d, lr)
         return loss, correct
 

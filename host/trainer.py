@@ -23,6 +23,7 @@ from ohmflow.host import checkpoint, datasets
 from ohmflow.host.checkpoint import CheckpointError
 from ohmflow.host.device import Device
 from ohmflow.host.layers import IOParams, UpdateParams, fits
+from ohmflow.host.ledger import CostLedger
 from ohmflow.host.mlp import AnalogMLP, FloatMLP, evaluate, init_params
 
 #: derived-seed streams
@@ -127,6 +128,8 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch = 0
         self.counter_base: list[dict[str, int]] = []
+        #: hardware cost of the training steps per (layer, phase); evaluation is not counted
+        self.ledger = CostLedger(clock_hz=device.config.clock_hz)
         self.counters_at_restore: list[dict[str, int]] = []
         self._fresh()
 
@@ -153,7 +156,7 @@ class Trainer:
             "train": self.cfg.to_dict(), "epoch": self.epoch, "history": self.history,
             "chip": dev.config.to_dict(), "fingerprint": dev.config.fingerprint(),
             "settings": _settings_dict(dev.settings()), "dataset": dataset_digest(self.data),
-            "counters": self.counters(),
+            "counters": self.counters(), "ledger": self.ledger.to_dict(),
         }
         arrays = dict(self.analog.state())
         if self.float is not None:
@@ -199,6 +202,11 @@ class Trainer:
         self.epoch = epoch
         self.history = list(meta.get("history", []))
         self.counter_base = list(meta.get("counters", []))
+        try:
+            self.ledger = CostLedger.from_dict(meta["ledger"]) if "ledger" in meta else \
+                CostLedger(clock_hz=self.device.config.clock_hz)
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{where} has an unusable cost ledger: {e}") from None
         self.counters_at_restore = self.device.counters()
 
     @classmethod
@@ -248,7 +256,7 @@ class Trainer:
             idx = perm[s : s + cfg.batch]
             x, y = d.x_train[idx], d.y_train[idx]
             ta = time.perf_counter()
-            loss, c = self.analog.train_batch(x, y, cfg.lr, rng)
+            loss, c = self.analog.train_batch(x, y, cfg.lr, rng, self.ledger)
             t_analog += time.perf_counter() - ta
             stats["analog"][0] += loss * len(idx)
             stats["analog"][1] += c
