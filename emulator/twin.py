@@ -59,6 +59,16 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int) -> np.ndarray:
     return arr
 
 
+def _sparse_flatnonzero(a: np.ndarray) -> np.ndarray:
+    """np.flatnonzero for a mostly-zero uint8 vector: scan 8 bytes at a time first."""
+    whole = a.size - a.size % 8
+    words = np.flatnonzero(a[:whole].view(np.uint64))
+    k = np.flatnonzero(a[:whole].reshape(-1, 8)[words])
+    hits = words[k >> 3] * 8 + (k & 7)
+    tail = np.flatnonzero(a[whole:]) + whole
+    return np.concatenate((hits, tail)) if len(tail) else hits
+
+
 class Twin:
     """The chip in software: same config, same settings, same integer results as the gateware."""
 
@@ -68,6 +78,7 @@ class Twin:
             raise ValueError(f"config accumulator ({cfg.acc_bits} bits) too wide for the twin")
         self.cfg = cfg
         self._sqrt = sqrt_table(cfg.bl_max)
+        self._map_cache: dict = {}
         self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
         self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
         self.reset(settings)
@@ -129,7 +140,21 @@ class Twin:
                 getattr(self.device_map, f)[tile] = getattr(dmap, f)[0]
             sl = slice(tile, tile + 1)
         dm = self.device_map
+        self._map_cache.clear()
         self.weights[sl] = np.clip(self.weights[sl], dm.wmin[sl], dm.wmax[sl])
+
+    def _window_map(self, tile: int, n_in: int, n_out: int):
+        """Per-device parameters of a tile's window, flat, as the update needs them (cached)."""
+        key = (tile, n_in, n_out)
+        hit = self._map_cache.get(key)
+        if hit is None:
+            dm = self.device_map
+            win = (tile, slice(0, n_out), slice(0, n_in))
+            slopes = np.stack((dm.kd[win].ravel(), dm.ku[win].ravel()))
+            hit = (np.stack((dm.sd[win].ravel(), dm.su[win].ravel())), slopes,
+                   dm.wmin[win].ravel(), dm.wmax[win].ravel(), bool(slopes.any()))
+            self._map_cache[key] = hit
+        return hit
 
     def read_device_map(self, tile: int | None = None) -> DeviceMap:
         if tile is None:
@@ -234,8 +259,9 @@ class Twin:
         # padded to 8 bytes: bits beyond BL are zero
         # counts device-major (j, i, sample), the order _apply walks them in
         n_dev = np.bitwise_count(cols.T[:, None, :] & rows.T[None, :, :])
-        up_dev = (d < 0).T[:, None, :] != (x < 0).T[None, :, :]
-        self._apply(tile, n_dev.reshape(n_out * n_in, b), up_dev.reshape(n_out * n_in, b), nonce0)
+        xneg, dneg = x < 0, d < 0
+        self._apply(tile, n_dev.reshape(n_out * n_in, b),
+                    lambda hb, j, i: dneg[hb, j] != xneg[hb, i], nonce0)
         n = n_dev.transpose(2, 0, 1).astype(np.int64)
         c = self.counters[tile]
         c["update_samples"] += b
@@ -271,15 +297,16 @@ class Twin:
         else:
             n[index, :] = np.abs(c[0])
             up[index, :] = c[0] > 0
-        self._apply(tile, n.reshape(-1, 1), up.reshape(-1, 1), self._take_nonces(1))
+        self._apply(tile, n.reshape(-1, 1), lambda hb, j, i: up[j, i], self._take_nonces(1))
         cnt = self.counters[tile]
         cnt["pulse_ops"] += 1
         cnt["pulses"] += int(n.sum())
 
-    def _apply(self, tile: int, n: np.ndarray, up: np.ndarray, nonce0: int) -> None:
+    def _apply(self, tile: int, n: np.ndarray, up_of, nonce0: int) -> None:
         """Apply n pulses per device, sample after sample (docs/numerics.md §5.4).
 
-        ``n`` and ``up`` are (devices of the window, samples): device j * n_in + i, row-major.
+        ``n`` is (devices of the window, samples), device j * n_in + i; ``up_of(b, j, i)`` gives
+        the direction of the hits.
 
         Exact fast path: a device whose steps do not depend on its state (slope 0) and whose
         running sum never leaves its bounds ends at start + sum of its changes; only the other
@@ -288,22 +315,20 @@ class Twin:
         n_in, n_out = self.settings.shapes[tile]
         b = n.shape[1]
         # hits in device-major order, samples in order within a device
-        dev_l, hit_b = np.nonzero(n)
-        if not len(hit_b):
+        flat = _sparse_flatnonzero(np.ascontiguousarray(n, dtype=np.uint8).reshape(-1))
+        if not len(flat):
             return
-        cnt = n[dev_l, hit_b].astype(np.int64)
-        dirs = up[dev_l, hit_b]
+        dev_l, hit_b = np.divmod(flat, b)
+        cnt = n.reshape(-1)[flat].astype(np.int64)
         hit_j, hit_i = np.divmod(dev_l, n_in)
+        dirs = up_of(hit_b, hit_j, hit_i)
         keys = prng.nonce_keys(self.settings.seed, prng.DOMAIN_C2C, nonce0, b)
         words = prng.lowbias32_np(keys[hit_b] ^ (hit_j * self.cfg.rows + hit_i).astype(np.uint32))
         g = prng.gauss(words)
         t = rnd_shift(rnd_shift(g * self.settings.dw_std, C2C_SHIFT) * self._sqrt[cnt], SQRT_FRAC)
-        dm = self.device_map
         win = (tile, slice(0, n_out), slice(0, n_in))
         pick = dirs.astype(np.intp)  # 1 = up
-        steps = np.stack((dm.sd[win].ravel(), dm.su[win].ravel()))
-        slopes = np.stack((dm.kd[win].ravel(), dm.ku[win].ravel()))
-        lo_w, hi_w = dm.wmin[win].ravel(), dm.wmax[win].ravel()
+        steps, slopes, lo_w, hi_w, has_slope = self._window_map(tile, n_in, n_out)
         s_all = steps[pick, dev_l]
         sign = 2 * pick - 1
         state = self.weights[win].reshape(-1)  # a copy unless the window is the whole tile
@@ -322,7 +347,7 @@ class Twin:
         path = csum - np.repeat(csum[starts] - delta[starts], seg_len)
         path += state[dev_l]
         ok_hit = (path >= lo_w[dev_l]) & (path <= hi_w[dev_l])
-        if slopes.any():
+        if has_slope:
             ok_hit &= slopes[pick, dev_l] == 0
         ok_dev = np.logical_and.reduceat(ok_hit, starts)
         ends = starts + seg_len - 1
