@@ -175,8 +175,13 @@ def build(board: Board | str, config=None, *, design: str = "soc", build_dir=Non
                  "top.bin", "top.config", "top.asc", "top.json", "build.log"):
         (folder / name).unlink(missing_ok=True)
     plan.extract(folder)
+    env = _tool_env()
     with _Progress(folder, b.name, stream) as progress, open(folder / "build.log", "wb") as log:
-        rc = subprocess.run(["sh", "build_top.sh"], cwd=folder, env=_tool_env(), stdout=log,
+        head = (f"# ohmflow build: board {b.name}, design {design}, config {cfg.name}, key {key}"
+                "\n# tools: " + " ".join(f"{v}={env[v]}" for v in TOOLS) + "\n")
+        log.write(head.encode())
+        log.flush()
+        rc = subprocess.run(["sh", "build_top.sh"], cwd=folder, env=env, stdout=log,
                             stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise BuildError(_failure(folder, rc))

@@ -1,19 +1,18 @@
 """Board clocks: PLL parameters for the ECP5 (EHXPLLL) and the iCE40 (SB_PLL40_PAD), and the
-elaboratables that drive the ``sync`` domain from them.
+elaboratable that instantiates them.
 
 The parameter searches are those of Project Trellis' ``ecppll`` and IceStorm's ``icepll`` (the
 tests compare them with the YoWASP builds of both tools), so a frequency that the tools accept is
-accepted here with the same dividers. The ``sync`` domain is held in reset until the PLL locks and
-while the board's reset button is pressed, through a reset synchronizer. nextpnr derives the
-output clock's constraint from the oscillator pin's and the PLL's dividers.
+accepted here with the same dividers. nextpnr derives the output clock's constraint from the
+oscillator pin's and the PLL's dividers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
-from amaranth.lib.cdc import ResetSynchronizer
+import numpy as np
+from amaranth.hdl import Elaboratable, Instance, Module, Signal
 
 __all__ = ["EcpPll", "IcePll", "ecp5_pll", "ice40_pll", "PllClock"]
 
@@ -31,8 +30,14 @@ class EcpPll:
 
     @property
     def clkop_cphase(self) -> int:
-        """CLKOP coarse phase as ``ecppll`` writes it (half a period of VCO steps, minus one)."""
-        return int(0.5 * self.clkop_div) - 1
+        """CLKOP coarse phase as ``ecppll`` writes it: half an output period in VCO cycles,
+        computed in its float32 arithmetic and truncated (so 5.0 may come out as 4)."""
+        f32 = np.float32
+        f_pfd = f32(f32(self.f_in) / f32(self.clki_div))
+        f_vco = f32(f32(f_pfd * f32(self.clkfb_div)) * f32(self.clkop_div))
+        f_out = f32(f_vco / f32(self.clkop_div))
+        ns_phase = f32(1 / (float(f_out) * 1e6) * 0.5)
+        return int(float(ns_phase) * (float(f_vco) * 1e6))
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ def ice40_pll(f_in_mhz: float, f_out_mhz: float) -> IcePll:
 
 
 class PllClock(Elaboratable):
-    """The ``sync`` domain at ``clock_hz`` from the board oscillator, through the family's PLL.
+    """A clock of ``clock_hz`` from the board oscillator, through the family's PLL.
 
     Parameters
     ----------
@@ -108,23 +113,25 @@ class PllClock(Elaboratable):
         ``io`` of a ``dir="-"`` request), which SB_PLL40_PAD takes directly.
     osc_hz, clock_hz:
         Oscillator and wanted output frequency; the output must be exact to 1 Hz.
-    reset:
-        Active-high reset (a button), synchronized into the domain with the PLL lock.
 
     Attributes
     ----------
+    clk: Signal
+        The output clock (on a global network).
     locked: Signal
         The PLL's lock output.
     """
 
-    def __init__(self, family: str, clk_in, osc_hz: int, clock_hz: int, reset=None):
+    def __init__(self, family: str, clk_in, osc_hz: int, clock_hz: int):
         if family == "ecp5":
             self.params = ecp5_pll(osc_hz / 1e6, clock_hz / 1e6)
         elif family == "ice40":
             self.params = ice40_pll(osc_hz / 1e6, clock_hz / 1e6)
         else:
+            self._MustUse__silence = True  # a rejected component is not an unused one
             raise ValueError(f"unknown FPGA family {family!r}: expected ecp5 or ice40")
         if abs(self.params.f_out * 1e6 - clock_hz) > 1:
+            self._MustUse__silence = True
             raise ValueError(f"the {family} PLL makes {self.params.f_out:.4f} MHz, not exactly "
                              f"{clock_hz / 1e6} MHz, from {osc_hz / 1e6} MHz: choose a clock it "
                              "can make exactly (the UART divisor and clock_hz depend on it)")
@@ -132,12 +139,12 @@ class PllClock(Elaboratable):
         self.clk_in = clk_in
         self.osc_hz = osc_hz
         self.clock_hz = clock_hz
-        self.reset = reset
+        self.clk = Signal()
         self.locked = Signal()
 
     def elaborate(self, platform):
         m = Module()
-        clk = Signal()
+        clk = self.clk
         p = self.params
         if self.family == "ecp5":
             m.submodules.pll = Instance(
@@ -163,8 +170,4 @@ class PllClock(Elaboratable):
                 i_PACKAGEPIN=self.clk_in, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=clk, o_LOCK=self.locked,
             )
-        m.domains.sync = cd = ClockDomain("sync")
-        m.d.comb += cd.clk.eq(clk)
-        rst = ~self.locked if self.reset is None else (~self.locked | self.reset)
-        m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
         return m

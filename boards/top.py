@@ -14,8 +14,9 @@ error of the link, a UART framing error or a lost byte) until reset, ``alive`` b
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.lib import fifo, io, wiring
+from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 from ohmflow.boards import Board, board_config
 from ohmflow.emulator.config import ChipConfig
@@ -111,9 +112,14 @@ class BoardCore(wiring.Component):
         self.design = design
         self.cfg = cfg
         self.divisor = divisor
-        self.prescale = max(1, (cfg.clock_hz // 150).bit_length()) if prescale is None else prescale
+        self.prescale = self.default_prescale(cfg.clock_hz) if prescale is None else prescale
         super().__init__({"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1),
                           **{f"led_{n}": Out(1) for n in self.LEDS}})
+
+    @staticmethod
+    def default_prescale(clock_hz: int) -> int:
+        """log2 of the LED tick period in cycles: about 1/150 s."""
+        return max(1, (clock_hz // 150).bit_length())
 
     def elaborate(self, platform):
         m = Module()
@@ -155,11 +161,15 @@ class BoardTop(wiring.Component):
     def __init__(self, board: Board, cfg: ChipConfig | None = None, design: str = "soc"):
         self.board = board
         self.cfg = board_config(board) if cfg is None else cfg
+        problem = None
         if self.cfg.clock_hz != board.clock_hz:
-            raise ValueError(f"config {self.cfg.name!r} is clocked at {self.cfg.clock_hz} Hz but "
-                             f"the {board.name} PLL makes {board.clock_hz} Hz; use board_config()")
-        if design not in DESIGNS:
-            raise ValueError(f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}")
+            problem = (f"config {self.cfg.name!r} is clocked at {self.cfg.clock_hz} Hz but the "
+                       f"{board.name} PLL makes {board.clock_hz} Hz; use board_config()")
+        elif design not in DESIGNS:
+            problem = f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}"
+        if problem:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise ValueError(problem)
         self.design = design
         super().__init__({})
 
@@ -175,7 +185,11 @@ class BoardTop(wiring.Component):
         else:
             clk_in = osc.io
         m.submodules.reset_buf = rst_buf = io.Buffer("i", platform.request(*b.reset, dir="-"))
-        m.submodules.clock = PllClock(b.family, clk_in, b.osc_hz, b.clock_hz, reset=rst_buf.i)
+        m.submodules.clock = pll = PllClock(b.family, clk_in, b.osc_hz, b.clock_hz)
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += cd.clk.eq(pll.clk)
+        # held in reset until the PLL locks and while the button is pressed
+        m.submodules.reset_sync = ResetSynchronizer(~pll.locked | rst_buf.i, domain="sync")
 
         m.submodules.core = core = BoardCore(self.design, self.cfg, b.divisor)
         uart = platform.request("uart", 0, dir="-")
