@@ -67,7 +67,7 @@ class ADC(wiring.Component):
         mx = Signal(unsigned(cfg.out_bits))
         m.d.comb += [
             sh.eq(self.shift - NOISE_FRAC),
-            mx.eq((Const(1, cfg.out_bits + 1) << (self.bits - 1)) - 1),
+            mx.eq((Const(1, cfg.out_bits + 1) << (self.bits - 1).as_unsigned()) - 1),
         ]
         v = (prod >> sh) + gs + (1 << (NOISE_FRAC - 1))
         q = v >> NOISE_FRAC

@@ -65,7 +65,7 @@ class DAC(wiring.Component):
 
         # ----- loading and clipping -----
         mx = Signal(signed(cfg.in_bits + 1))
-        m.d.comb += mx.eq((Const(1, cfg.in_bits + 1) << (self.bits - 1)) - 1)
+        m.d.comb += mx.eq((Const(1, cfg.in_bits + 1) << (self.bits - 1).as_unsigned()) - 1)
         code = self.i.payload.code
         val = clip(code, -mx, mx)
         wq = Signal(range(self.chunks))
@@ -88,7 +88,7 @@ class DAC(wiring.Component):
             with m.If(self.i.payload.last):
                 m.d.sync += [
                     wq.eq(0), wr.eq(0), lastq.eq(wq), lastr.eq(wr), have.eq(1),
-                    timer.eq((Const(1, cfg.in_bits) << (self.bits - 1)) - 1),
+                    timer.eq((Const(1, cfg.in_bits) << (self.bits - 1).as_unsigned()) - 1),
                 ]
             with m.Elif(wr == L - 1):
                 m.d.sync += [wr.eq(0), wq.eq(wq + 1)]

@@ -1,0 +1,87 @@
+"""The TileController's command interface: operations, the command payload, run-time settings,
+and the word formats of its ``data_in`` / ``data_out`` streams (docs/gateware.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, enum
+from ohmflow.emulator.config import (
+    DW_STD_BITS,
+    GAIN_BITS,
+    SIGMA_BITS,
+    ChipConfig,
+    Settings,
+)
+from ohmflow.emulator.twin import COUNTERS
+
+__all__ = ["COUNTER_NAMES", "COUNTER_BITS", "MAP_FIELDS", "Op", "cmd_layout", "settings_layout",
+           "settings_value", "result_word", "decode_result"]
+
+#: per-tile counters, in the order COUNTERS returns them: cycles first, then the twin's
+COUNTER_NAMES = ("cycles", *COUNTERS)
+COUNTER_BITS = 48  #: each counter is returned as two words: bits 31..0, then bits 47..32
+#: order of the six words of one device in MAP_WRITE / MAP_READ
+MAP_FIELDS = ("su", "sd", "ku", "kd", "wmax", "wmin")
+
+
+class Op(enum.Enum, shape=4):
+    """TileController operations (see docs/gateware.md for operands and results)."""
+
+    NOP = 0
+    FORWARD = 1
+    BACKWARD = 2
+    UPDATE = 3
+    PULSE = 4
+    PROGRAM = 5
+    READ = 6
+    MAP_WRITE = 7
+    MAP_READ = 8
+    COUNTERS = 9
+    SEED = 10
+    RESET = 11
+
+
+def cmd_layout(cfg: ChipConfig) -> data.StructLayout:
+    """The ``cmd`` payload: op, tile, axis (0 row, 1 column), line index, batch count."""
+    return data.StructLayout({
+        "op": Op,
+        "tile": unsigned(max(1, (cfg.tiles - 1).bit_length())),
+        "axis": 1,
+        "index": unsigned(max(1, (max(cfg.rows, cfg.cols) - 1).bit_length())),
+        "count": 16,
+    })
+
+
+def settings_layout(cfg: ChipConfig) -> data.StructLayout:
+    """Run-time settings as one input signal; the seed is set by the SEED operation instead."""
+    shape = data.StructLayout({"n_in": range(cfg.rows + 1), "n_out": range(cfg.cols + 1)})
+    return data.StructLayout({
+        "in_bits": range(cfg.in_bits + 1),
+        "out_bits": range(cfg.out_bits + 1),
+        "fwd_gain": GAIN_BITS, "fwd_shift": 6,
+        "bwd_gain": GAIN_BITS, "bwd_shift": 6,
+        "fwd_sigma": SIGMA_BITS, "bwd_sigma": SIGMA_BITS,
+        "bl": range(cfg.bl_max + 1),
+        "dw_std": DW_STD_BITS,
+        "shapes": data.ArrayLayout(shape, cfg.tiles),
+    })
+
+
+def settings_value(cfg: ChipConfig, s: Settings) -> dict:
+    """`Settings` as a value for the ``settings`` input (e.g. ``ctx.set(dut.settings, ...)``)."""
+    s = s.validated(cfg)
+    v = {k: getattr(s, k) for k in ("in_bits", "out_bits", "fwd_gain", "fwd_shift", "bwd_gain",
+                                    "bwd_shift", "fwd_sigma", "bwd_sigma", "bl", "dw_std")}
+    v["shapes"] = [{"n_in": a, "n_out": b} for a, b in s.shapes]
+    return v
+
+
+def result_word(code: int, sat: bool) -> int:
+    """A FORWARD/BACKWARD result word: bits 15..0 the code (two's complement), bit 16 saturated."""
+    return (code & 0xFFFF) | (int(bool(sat)) << 16)
+
+
+def decode_result(word: int) -> tuple[int, bool]:
+    """``(code, saturated)`` of a FORWARD/BACKWARD result word."""
+    code = word & 0xFFFF
+    return (code - 0x10000 if code & 0x8000 else code), bool(word >> 16 & 1)
