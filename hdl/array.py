@@ -110,8 +110,9 @@ class AnalogArray(wiring.Component):
         kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
 
         # ----- stage 0: addresses, memory reads, parameter writes -----
-        addr_p = Cat(P.chunk, P.jr, P.jq, P.tile)
-        addr_g = Cat(G.iq, G.jr, G.jq, G.tile)
+        ib, rb, jb, tb = g.iq_bits, g.r_bits, g.jq_bits, g.tile_bits
+        addr_p = Cat(P.chunk[:ib], P.jr[:rb], P.jq[:jb], P.tile[:tb])
+        addr_g = Cat(G.iq[:ib], G.jr[:rb], G.jq[:jb], G.tile[:tb])
         bank_g = _mod_add(G.jr, G.ir, L) if L > 1 else Const(0, 1)
         codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)
         n_b = rotate([P.n[l] for l in range(L)], P.jr, L)
@@ -127,8 +128,8 @@ class AnalogArray(wiring.Component):
             m.submodules[f"bounds{b}"] = bd
             m.submodules[f"slopes{b}"] = sl
             jr_b = _mod_sub(b, D.line_r, L) if L > 1 else D.line_r
-            fwd = Cat(D.chunk[: g.iq_bits], D.line_r, D.line_q[: g.jq_bits], D.tile)
-            bwd = Cat(D.line_q[: g.iq_bits], jr_b[: g.r_bits], D.chunk[: g.jq_bits], D.tile)
+            fwd = Cat(D.chunk[:ib], D.line_r[:rb], D.line_q[:jb], D.tile[:tb])
+            bwd = Cat(D.line_q[:ib], jr_b[:rb], D.chunk[:jb], D.tile[:tb])
             addr = Signal(len(addr_p), name=f"addr{b}")
             m.d.comb += addr.eq(Mux(self.pulse.valid, addr_p,
                                     Mux(self.drive.valid, Mux(D.transpose, bwd, fwd), addr_g)))

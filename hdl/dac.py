@@ -41,7 +41,7 @@ class DAC(wiring.Component):
     clipped: high in a cycle whose accepted code was clipped.
     """
 
-    def __init__(self, cfg: ChipConfig, tag_shape=0):
+    def __init__(self, cfg: ChipConfig, tag_shape=1):
         self.cfg = cfg
         self.chunks = _ceil_div(max(cfg.rows, cfg.cols), cfg.lanes)
         self.code_shape = signed(cfg.in_bits)
@@ -49,7 +49,7 @@ class DAC(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({"code": signed(WORD), "last": 1}))),
             "req": In(stream.Signature(data.StructLayout({
-                "chunk": range(self.chunks), "tag": tag_shape}))),
+                "chunk": range(max(2, self.chunks)), "tag": tag_shape}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "codes": self.codes_layout, "tag": tag_shape}))),
             "bits": In(range(cfg.in_bits + 1)),
@@ -59,7 +59,8 @@ class DAC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, L = self.cfg, self.cfg.lanes
-        m.submodules.buf = buf = Memory(shape=self.codes_layout, depth=self.chunks, init=[])
+        m.submodules.buf = buf = Memory(shape=self.codes_layout, depth=max(2, self.chunks),
+                                        init=[])
         wp = buf.write_port(granularity=1)
         rp = buf.read_port()
 
@@ -68,10 +69,10 @@ class DAC(wiring.Component):
         m.d.comb += mx.eq((Const(1, cfg.in_bits + 1) << (self.bits - 1).as_unsigned()) - 1)
         code = self.i.payload.code
         val = clip(code, -mx, mx)
-        wq = Signal(range(self.chunks))
-        wr = Signal(range(L))
-        lastq = Signal(range(self.chunks))
-        lastr = Signal(range(L))
+        wq = Signal(range(max(2, self.chunks)))
+        wr = Signal(range(max(2, L)))
+        lastq = Signal(range(max(2, self.chunks)))
+        lastr = Signal(range(max(2, L)))
         have = Signal()  # a complete vector is buffered
         timer = Signal(range(2 ** (cfg.in_bits - 1) + 1))
         m.d.comb += [
@@ -110,7 +111,7 @@ class DAC(wiring.Component):
             m.d.sync += [
                 self.o.valid.eq(self.req.valid & self.req.ready),
                 tag.eq(self.req.payload.tag),
-                mask.eq(Cat(*[(chunk < lastq) | ((chunk == lastq) & (lastr >= l))
+                mask.eq(Cat(*[(chunk < lastq) | ((chunk == lastq) & (lastr >= l if l else 1))
                               for l in range(L)])),
             ]
         for l in range(L):

@@ -77,8 +77,8 @@ class Geometry:
 
     @property
     def depth(self) -> int:
-        """Words per bank memory."""
-        return self.cfg.tiles << (self.iq_bits + self.r_bits + self.jq_bits)
+        """Words per bank memory (at least 2, so no address is zero bits wide)."""
+        return max(2, self.cfg.tiles << (self.iq_bits + self.r_bits + self.jq_bits))
 
     def address(self, t: int, j: int, i: int) -> tuple[int, int]:
         """(bank, address) of device (j, i) of tile t."""
@@ -87,6 +87,10 @@ class Geometry:
         addr = ((((t << self.jq_bits) | (j // L)) << self.r_bits | (j % L)) << self.iq_bits) | (
             i // L)
         return bank, addr
+
+    def index_shape(self, bits: int):
+        """Shape of an index field of ``bits`` bits in a port layout (at least one bit)."""
+        return unsigned(max(1, bits))
 
     # ----- derived arithmetic widths -----
     @property
@@ -109,7 +113,7 @@ class Geometry:
         t = (self.e_max * self.sqrt_max + (1 << (SQRT_FRAC - 1))) >> SQRT_FRAC
         return signed(t.bit_length() + 1)
 
-    # ----- payload layouts -----
+    # ----- payload layouts (index fields at least one bit wide; slice with the *_bits) -----
     @property
     def map_layout(self) -> data.StructLayout:
         c = self.cfg
@@ -135,11 +139,11 @@ class Geometry:
     def drive_layout(self) -> data.StructLayout:
         """A drive beat: L input codes of chunk ``chunk`` for output line ``(line_q, line_r)``."""
         return data.StructLayout({
-            "tile": unsigned(self.tile_bits),
+            "tile": self.index_shape(self.tile_bits),
             "transpose": 1,
-            "line_q": unsigned(self.q_bits),
-            "line_r": unsigned(self.r_bits),
-            "chunk": unsigned(self.q_bits),
+            "line_q": self.index_shape(self.q_bits),
+            "line_r": self.index_shape(self.r_bits),
+            "chunk": self.index_shape(self.q_bits),
             "last": 1,
             "codes": data.ArrayLayout(signed(self.cfg.in_bits), self.cfg.lanes),
         })
@@ -149,10 +153,10 @@ class Geometry:
         """A pulse beat: devices (j, chunk*L + l), l < L, with j = jq*L + jr."""
         L = self.cfg.lanes
         return data.StructLayout({
-            "tile": unsigned(self.tile_bits),
-            "jq": unsigned(self.jq_bits),
-            "jr": unsigned(self.r_bits),
-            "chunk": unsigned(self.iq_bits),
+            "tile": self.index_shape(self.tile_bits),
+            "jq": self.index_shape(self.jq_bits),
+            "jr": self.index_shape(self.r_bits),
+            "chunk": self.index_shape(self.iq_bits),
             "n": data.ArrayLayout(self.n_shape, L),
             "up": unsigned(L),
             "t": data.ArrayLayout(self.t_shape, L),
@@ -163,11 +167,11 @@ class Geometry:
         """A program-port beat on device (jq*L + jr, iq*L + ir)."""
         return data.StructLayout({
             "cmd": 2,
-            "tile": unsigned(self.tile_bits),
-            "jq": unsigned(self.jq_bits),
-            "jr": unsigned(self.r_bits),
-            "iq": unsigned(self.iq_bits),
-            "ir": unsigned(self.r_bits),
+            "tile": self.index_shape(self.tile_bits),
+            "jq": self.index_shape(self.jq_bits),
+            "jr": self.index_shape(self.r_bits),
+            "iq": self.index_shape(self.iq_bits),
+            "ir": self.index_shape(self.r_bits),
             "state": signed(self.cfg.w_bits),
             "map": self.map_layout,
         })

@@ -16,9 +16,12 @@ from ohmflow.hdl.fixed import mul_const
 __all__ = ["Lowbias32", "gauss", "hash_layout"]
 
 
-def hash_layout(lanes: int, tag_shape=0) -> data.StructLayout:
-    """Payload of `Lowbias32`'s streams: ``lanes`` 32-bit words and a caller-defined tag."""
-    return data.StructLayout({"word": data.ArrayLayout(32, lanes), "tag": tag_shape})
+def hash_layout(lanes: int, tag_shape=None) -> data.StructLayout:
+    """Payload of `Lowbias32`'s streams: ``lanes`` 32-bit words and an optional caller tag."""
+    fields = {"word": data.ArrayLayout(32, lanes)}
+    if tag_shape is not None:
+        fields["tag"] = tag_shape
+    return data.StructLayout(fields)
 
 
 def gauss(word):
@@ -38,12 +41,12 @@ class Lowbias32(wiring.Component):
     lanes:
         Words hashed per beat.
     tag_shape:
-        Shape of the tag carried unchanged from ``i`` to ``o``.
+        Shape of the tag carried unchanged from ``i`` to ``o``, or None for no tag.
     """
 
     LATENCY = 3
 
-    def __init__(self, lanes: int = 1, tag_shape=0):
+    def __init__(self, lanes: int = 1, tag_shape=None):
         if lanes < 1:
             raise TypeError(f"lanes must be >= 1, got {lanes}")
         self.lanes = lanes
@@ -57,7 +60,7 @@ class Lowbias32(wiring.Component):
         adv = Signal()
         m.d.comb += [adv.eq(~self.o.valid | self.o.ready), self.i.ready.eq(adv)]
 
-        tag_w = Shape.cast(self.tag_shape).width
+        tag_w = 0 if self.tag_shape is None else Shape.cast(self.tag_shape).width
         v1, v2 = Signal(), Signal()
         t1, t2, t3 = (Signal(tag_w, reset_less=True, name=f"tag{k}") for k in (1, 2, 3))
         s1 = [Signal(32, reset_less=True, name=f"s1_{k}") for k in range(n)]
@@ -65,7 +68,8 @@ class Lowbias32(wiring.Component):
         s3 = [Signal(32, reset_less=True, name=f"s3_{k}") for k in range(n)]
         with m.If(adv):
             m.d.sync += [v1.eq(self.i.valid), v2.eq(v1), self.o.valid.eq(v2)]
-            m.d.sync += [t1.eq(Value.cast(self.i.payload.tag)), t2.eq(t1), t3.eq(t2)]
+            if tag_w:
+                m.d.sync += [t1.eq(Value.cast(self.i.payload.tag)), t2.eq(t1), t3.eq(t2)]
             for k in range(n):
                 x = self.i.payload.word[k]
                 y1 = x ^ (x >> 16)
@@ -77,5 +81,6 @@ class Lowbias32(wiring.Component):
                 ]
         for k in range(n):
             m.d.comb += self.o.payload.word[k].eq(s3[k])
-        m.d.comb += Value.cast(self.o.payload.tag).eq(t3)
+        if tag_w:
+            m.d.comb += Value.cast(self.o.payload.tag).eq(t3)
         return m

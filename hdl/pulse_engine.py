@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -66,8 +66,8 @@ class PulseEngine(wiring.Component):
         self.geom = g = Geometry(cfg)
         nmax = max(cfg.rows, cfg.cols)
         self.start_layout = data.StructLayout({
-            "mode": PulseMode, "tile": unsigned(g.tile_bits),
-            "n_in": range(cfg.rows + 1), "n_out": range(cfg.cols + 1), "index": range(nmax),
+            "mode": PulseMode, "tile": g.index_shape(g.tile_bits),
+            "n_in": range(cfg.rows + 1), "n_out": range(cfg.cols + 1), "index": range(max(2, nmax)),
             "key_row": 32, "key_col": 32, "key_c2c": 32,
         })
         super().__init__({
@@ -89,15 +89,17 @@ class PulseEngine(wiring.Component):
         rounds_max = -(-gmax // L)
         lane = data.StructLayout({"train": B, "neg": 1})
         mem_shape = data.ArrayLayout(lane, L)
-        m.submodules.rows = rows = Memory(shape=mem_shape, depth=g.iq, init=[])
-        m.submodules.cols = cols = Memory(shape=mem_shape, depth=g.jq, init=[])
+        m.submodules.rows = rows = Memory(shape=mem_shape, depth=max(2, g.iq), init=[])
+        m.submodules.cols = cols = Memory(shape=mem_shape, depth=max(2, g.jq), init=[])
         wp_rows, wp_cols = rows.write_port(granularity=1), cols.write_port(granularity=1)
         rp_rows, rp_cols = rows.read_port(), cols.read_port()
 
-        tag_a = data.StructLayout({"axis": 1, "q": unsigned(g.q_bits), "r": unsigned(g.r_bits),
-                                   "round": range(rounds_max), "last": 1, "absc": 9, "neg": 1})
-        tag_b = data.StructLayout({"jq": unsigned(g.jq_bits), "jr": unsigned(g.r_bits),
-                                   "chunk": unsigned(g.iq_bits),
+        tag_a = data.StructLayout({"axis": 1, "q": g.index_shape(g.q_bits),
+                                   "r": g.index_shape(g.r_bits), "round": range(max(2, rounds_max)),
+                                   "last": 1, "absc": 9, "neg": 1})
+        tag_b = data.StructLayout({"jq": g.index_shape(g.jq_bits),
+                                   "jr": g.index_shape(g.r_bits),
+                                   "chunk": g.index_shape(g.iq_bits),
                                    "n": data.ArrayLayout(g.n_shape, L), "up": L})
         tag = data.StructLayout({"phase_b": 1, "a": tag_a, "b": tag_b})
         m.submodules.hash = h = Lowbias32(lanes=L, tag_shape=tag)
@@ -106,9 +108,9 @@ class PulseEngine(wiring.Component):
         par = Signal(self.start_layout, reset_less=True)
         blmask = Signal(B, reset_less=True)
         groups = Signal(range(gmax + 1), reset_less=True)
-        k_last = Signal(unsigned(g.iq_bits), reset_less=True)
-        idx_q = Signal(unsigned(g.q_bits), reset_less=True)
-        idx_r = Signal(unsigned(g.r_bits), reset_less=True)
+        k_last = Signal(g.index_shape(g.iq_bits), reset_less=True)
+        idx_q = Signal(g.index_shape(g.q_bits), reset_less=True)
+        idx_r = Signal(g.index_shape(g.r_bits), reset_less=True)
         st = self.start.payload
         sq, sr = divmod_const(st.index, L, nmax)
         kq, _ = divmod_const(st.n_in - 1, L, cfg.rows)
@@ -125,8 +127,8 @@ class PulseEngine(wiring.Component):
         # ----- phase 1: trains -----
         axis = Signal()  # 0: rows (x), 1: columns (d)
         line = Signal(range(nmax + 1))
-        lq = Signal(unsigned(g.q_bits))
-        lr = Signal(unsigned(g.r_bits))
+        lq = Signal(g.index_shape(g.q_bits))
+        lr = Signal(g.index_shape(g.r_bits))
         n_axis = Mux(axis, par.n_out, par.n_in)
         done_in = Signal()  # every code of the sample accepted
         written = Signal(range(cfg.rows + cfg.cols + 1))
@@ -134,7 +136,7 @@ class PulseEngine(wiring.Component):
                     Mux(mode == PulseMode.ROW, par.n_out, par.n_in))
         holding = Signal()
         hold = Signal(tag_a, reset_less=True)
-        hold_line = Signal(range(nmax), reset_less=True)
+        hold_line = Signal(range(max(2, nmax)), reset_less=True)
         rnd = Signal(range(rounds_max + 1))
         last_round = (rnd + 1) * L >= groups
         issue_a = holding & h.i.ready & (phase == 1)
@@ -208,9 +210,9 @@ class PulseEngine(wiring.Component):
 
         # ----- phase 2: scan -----
         sj = Signal(range(cfg.cols + 1))
-        sjq = Signal(unsigned(g.jq_bits))
-        sjr = Signal(unsigned(g.r_bits))
-        sk = Signal(unsigned(g.iq_bits))
+        sjq = Signal(g.index_shape(g.jq_bits))
+        sjr = Signal(g.index_shape(g.r_bits))
+        sk = Signal(g.index_shape(g.iq_bits))
         skl = Signal(range(g.iq * L + 1))
         sjrows = Signal(range(cfg.cols * cfg.rows + 1))
         row_op, col_op = mode == PulseMode.ROW, mode == PulseMode.COL

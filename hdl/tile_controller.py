@@ -10,7 +10,7 @@ idle. Settings are sampled when a command is accepted.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -69,9 +69,10 @@ class TileController(wiring.Component):
         cfg, g = self.cfg, self.geom
         L = cfg.lanes
         nmax = max(cfg.rows, cfg.cols)
-        tag = data.StructLayout({"tile": unsigned(g.tile_bits), "transpose": 1,
-                                 "line_q": unsigned(g.q_bits), "line_r": unsigned(g.r_bits),
-                                 "chunk": unsigned(g.q_bits), "last": 1})
+        tag = data.StructLayout({"tile": g.index_shape(g.tile_bits), "transpose": 1,
+                                 "line_q": g.index_shape(g.q_bits),
+                                 "line_r": g.index_shape(g.r_bits),
+                                 "chunk": g.index_shape(g.q_bits), "last": 1})
         m.submodules.dac = dac = DAC(cfg, tag)
         m.submodules.adc = adc = ADC(cfg)
         m.submodules.noise = noise = ReadNoise(cfg)
@@ -118,7 +119,8 @@ class TileController(wiring.Component):
 
         # ----- counters: a memory row per tile, worked on in registers -----
         m.submodules.cmem = cmem = Memory(
-            shape=data.ArrayLayout(COUNTER_BITS, len(COUNTER_NAMES)), depth=cfg.tiles, init=[])
+            shape=data.ArrayLayout(COUNTER_BITS, len(COUNTER_NAMES)), depth=max(2, cfg.tiles),
+            init=[])
         crd, cwr = cmem.read_port(), cmem.write_port()
         cnt = [Signal(COUNTER_BITS, reset_less=True, name=f"cnt_{n}") for n in COUNTER_NAMES]
         inc = [Signal(16, name=f"inc_{n}") for n in COUNTER_NAMES]

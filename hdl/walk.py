@@ -3,7 +3,7 @@ the array's bank addresses need no division."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal, unsigned
+from amaranth.hdl import Mux, Signal
 from ohmflow.emulator.config import ChipConfig
 from ohmflow.hdl.layouts import Geometry
 
@@ -23,10 +23,10 @@ class Walk:
         self.lanes = cfg.lanes
         self.j = Signal(range(n + 1), name=f"{name}_j")
         self.i = Signal(range(n + 1), name=f"{name}_i")
-        self.jq = Signal(unsigned(g.q_bits), name=f"{name}_jq")
-        self.jr = Signal(unsigned(g.r_bits), name=f"{name}_jr")
-        self.iq = Signal(unsigned(g.q_bits), name=f"{name}_iq")
-        self.ir = Signal(unsigned(g.r_bits), name=f"{name}_ir")
+        self.jq = Signal(g.index_shape(g.q_bits), name=f"{name}_jq")
+        self.jr = Signal(g.index_shape(g.r_bits), name=f"{name}_jr")
+        self.iq = Signal(g.index_shape(g.q_bits), name=f"{name}_iq")
+        self.ir = Signal(g.index_shape(g.r_bits), name=f"{name}_ir")
 
     def clear(self) -> list:
         return [s.eq(0) for s in (self.j, self.i, self.jq, self.jr, self.iq, self.ir)]
