@@ -392,7 +392,7 @@ class TileController(wiring.Component):
                 with m.If(arr.prog.ready):
                     m.d.sync += walk.step(cfg.cols - 1, cfg.rows - 1)
                     with m.If(walk.at(cfg.cols - 1, cfg.rows - 1)):
-                        m.d.sync += ztile.eq(ztile + 1)
+                        m.d.sync += [ztile.eq(ztile + 1), *walk.clear()]
                         with m.If(ztile == cfg.tiles - 1):
                             m.d.sync += ztile.eq(0)
                             m.next = "ZERO_CNT"

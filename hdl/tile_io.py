@@ -15,7 +15,7 @@ from ohmflow.emulator.config import (
 from ohmflow.emulator.twin import COUNTERS
 
 __all__ = ["COUNTER_NAMES", "COUNTER_BITS", "MAP_FIELDS", "Op", "cmd_layout", "settings_layout",
-           "settings_value", "result_word", "decode_result"]
+           "settings_value", "result_word", "decode_result", "op_cycles"]
 
 #: per-tile counters, in the order COUNTERS returns them: cycles first, then the twin's
 COUNTER_NAMES = ("cycles", *COUNTERS)
@@ -85,3 +85,42 @@ def decode_result(word: int) -> tuple[int, bool]:
     """``(code, saturated)`` of a FORWARD/BACKWARD result word."""
     code = word & 0xFFFF
     return (code - 0x10000 if code & 0x8000 else code), bool(word >> 16 & 1)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0,
+              count: int = 1) -> int:
+    """Busy cycles of one operation when ``data_in`` always has a word and ``data_out`` is always
+    ready (docs/gateware.md, "Cycle counts"). The ``cycles`` counter adds exactly this for the
+    operations on a tile (all but COUNTERS, SEED, RESET, NOP)."""
+    n_in, n_out = s.shapes[tile]
+    L = cfg.lanes
+    if op in (Op.FORWARD, Op.BACKWARD):
+        n_dac, n_adc = (n_in, n_out) if op == Op.FORWARD else (n_out, n_in)
+        if count == 0:
+            return 3
+        per = n_dac - 1 + 2 ** (s.in_bits - 1) + n_adc * _ceil(n_dac, L)
+        return count * per + s.out_bits + 11
+    if op == Op.UPDATE:
+        rounds = _ceil(_ceil(s.bl, 4), L)
+        return count * (25 + (n_in + n_out) * rounds + n_out * _ceil(n_in, L)) + 3
+    if op == Op.PULSE:
+        return 24 + (2 * n_out if axis == 0 else n_in + _ceil(n_in, L))
+    if op == Op.PROGRAM:
+        return n_in * n_out + 9
+    if op == Op.READ:
+        return n_in * n_out + 6
+    if op == Op.MAP_WRITE:
+        return 6 * cfg.rows * cfg.cols + 9
+    if op == Op.MAP_READ:
+        return 6 * cfg.rows * cfg.cols + 6
+    if op == Op.COUNTERS:
+        return 2 + 2 * len(COUNTER_NAMES)
+    if op == Op.SEED:
+        return 13
+    if op == Op.RESET:
+        return cfg.tiles * cfg.rows * cfg.cols + max(6, cfg.tiles + 1)
+    return 0

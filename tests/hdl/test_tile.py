@@ -89,5 +89,5 @@ CASES = [
 def test_all_operations_match_twin(case):
     cfg, model, seed = CASES[case]
     dm, steps = scenario(cfg, model, seed)
-    results = execute(cfg, dm, steps, np.random.default_rng(seed), p_valid=0.7, p_ready=0.6)
+    results, _ = execute(cfg, dm, steps, np.random.default_rng(seed), p_valid=0.7, p_ready=0.6)
     check(cfg, steps, results)

@@ -99,9 +99,9 @@ def n_results(cfg: ChipConfig, s: Step) -> int:
 
 def execute(cfg: ChipConfig, device_map: DeviceMap | None, steps: list[Step], rng,
             p_valid=1.0, p_ready=1.0, max_cycles=300_000):
-    """Run ``steps`` on a TileController; returns the result words of every step."""
+    """Run ``steps`` on a TileController; returns the result words and busy cycles of each step."""
     dut = TileController(cfg, device_map)
-    results = []
+    results, spans = [], []
 
     async def driver(ctx):
         for s in steps:
@@ -116,8 +116,23 @@ def execute(cfg: ChipConfig, device_map: DeviceMap | None, steps: list[Step], rn
             words = await recv(ctx, dut.data_out, n_results(cfg, s), rng, p_ready)
             results.append([int(w) for w in words])
 
-    run(dut, driver, monitor, max_cycles=max_cycles)
-    return results
+    async def timer(ctx):
+        for _ in steps:  # busy cycles of every step (0 for a command completing at once)
+            n = 0
+            while True:
+                _, _, accepted, busy = await ctx.tick().sample(
+                    dut.cmd.valid & dut.cmd.ready, dut.busy)
+                if accepted:
+                    break
+            while True:
+                _, _, busy = await ctx.tick().sample(dut.busy)
+                if not busy:
+                    break
+                n += 1
+            spans.append(n)
+
+    run(dut, driver, monitor, timer, max_cycles=max_cycles)
+    return results, spans
 
 
 def check(cfg: ChipConfig, steps: list[Step], results: list[list[int]]):
