@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_FRAC, SLOPE_FRAC, ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap, nominal
-from ohmflow.hdl.fixed import clip, rnd_shift, rotate
+from ohmflow.hdl.fixed import clip, mul_lut, rnd_shift, rotate
 from ohmflow.hdl.layouts import Geometry, ProgCmd
 
 __all__ = ["AnalogArray"]
@@ -181,7 +181,7 @@ class AnalogArray(wiring.Component):
         for b in range(L):
             w, bd, sl = st_rd[b], bd_rd[b], sl_rd[b]
             up = up1[b]
-            prod2.append(reg(w * code1[b], f"prod2_{b}"))
+            prod2.append(reg(mul_lut(w, code1[b]), f"prod2_{b}"))
             kw2.append(reg(Mux(up, sl.ku, sl.kd) * w, f"kw2_{b}"))
             s2.append(reg(Mux(up, sl.su, sl.sd), f"s2_{b}"))
             n2.append(reg(n1[b], f"n2_{b}"))
@@ -218,7 +218,7 @@ class AnalogArray(wiring.Component):
         x3, lo3, hi3, we3 = [], [], [], []
         for b in range(L):
             st = s2[b] + rnd_shift(kw2[b], SLOPE_FRAC)
-            step3.append(reg(Mux(st < 0, 0, st), f"step3_{b}"))
+            step3.append(reg(Mux(st < 0, 0, st)[: g.step_width], f"step3_{b}"))
             n3.append(reg(n2[b], f"n3_{b}"))
             up3.append(reg(up2[b], f"up3_{b}"))
             t3.append(reg(t2[b], f"t3_{b}"))
@@ -242,7 +242,7 @@ class AnalogArray(wiring.Component):
         wa4 = reg(wa3, "wa4")
         a4, bt4, up4, x4, lo4, hi4, we4 = ([] for _ in range(7))
         for b in range(L):
-            a4.append(reg(n3[b] * step3[b], f"a4_{b}"))
+            a4.append(reg(mul_lut(step3[b], n3[b]), f"a4_{b}"))
             bt4.append(reg(step3[b] * t3[b], f"bt4_{b}"))
             up4.append(reg(up3[b], f"up4_{b}"))
             x4.append(reg(x3[b], f"x4_{b}"))

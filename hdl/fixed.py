@@ -121,3 +121,30 @@ def divmod_const(x, d: int, n_max: int) -> tuple[Value, Value]:
         raise ValueError(f"no reciprocal for divisor {d} over {n_max} values")
     q = ((x * mult) >> s)[:qw]
     return q, (x - q * d)[:rw]
+
+
+def mul_lut(a, b) -> Value:
+    """``a * b`` as shifted partial products of ``a`` selected by the bits of the narrow ``b``.
+
+    Exact for signed or unsigned operands (a signed ``b``'s top bit weighs ``-2**(n-1)``). Used
+    for products with a few-bit operand, so synthesis keeps DSP blocks for the wide ones.
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    n = len(b)
+    sa = to_signed(a)
+    terms = []
+    for k in range(n):
+        term = Mux(b[k], sa << k, 0)
+        if k == n - 1 and b.shape().signed:
+            term = -term
+        terms.append(term)
+    return _sum_signed(terms)
+
+
+def _sum_signed(values: list) -> Value:
+    while len(values) > 1:
+        nxt = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
-from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SQRT_FRAC, ChipConfig
+from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SLOPE_FRAC, SQRT_FRAC, ChipConfig
 
 __all__ = ["Geometry", "ProgCmd"]
 
@@ -102,6 +102,18 @@ class Geometry:
     def e_max(self) -> int:
         """Largest |e| = |rnd(g * dw_std, C2C_SHIFT)|."""
         return (510 * (2**DW_STD_BITS - 1) + (1 << (C2C_SHIFT - 1))) >> C2C_SHIFT
+
+    @property
+    def step_width(self) -> int:
+        """Unsigned width of a pulse step, max(0, s + rnd(k*w, SLOPE_FRAC))."""
+        c = self.cfg
+        kw = c.slope_max * (2 ** (c.w_bits - 1))
+        return (c.step_max + ((kw + (1 << (SLOPE_FRAC - 1))) >> SLOPE_FRAC)).bit_length()
+
+    @property
+    def e_shape(self):
+        """Signed width of e = rnd(g * dw_std, C2C_SHIFT)."""
+        return signed(self.e_max.bit_length() + 1)
 
     @property
     def sqrt_max(self) -> int:

@@ -283,11 +283,13 @@ class PulseEngine(wiring.Component):
         adv = Signal()
         m.d.comb += [adv.eq(~self.pulse.valid | self.pulse.ready),
                      h.o.ready.eq(~ho.tag.phase_b | adv)]
-        sqrt = Array([Const(math.isqrt(n << (2 * SQRT_FRAC)), 13) for n in range(B + 1)])
+        sqrt = Array([Const(math.isqrt(n << (2 * SQRT_FRAC)), g.sqrt_max.bit_length())
+                      for n in range(B + 1)])
         ve = Signal()
         e_tag = Signal(tag_b, reset_less=True)
-        es = [Signal(signed(g.t_shape.width), reset_less=True, name=f"e{l}") for l in range(L)]
-        roots = [Signal(13, reset_less=True, name=f"root{l}") for l in range(L)]
+        es = [Signal(g.e_shape, reset_less=True, name=f"e{l}") for l in range(L)]
+        roots = [Signal(g.sqrt_max.bit_length(), reset_less=True, name=f"root{l}")
+                 for l in range(L)]
         out = self.pulse.payload
         with m.If(adv):
             m.d.sync += [ve.eq(h.o.valid & ho.tag.phase_b), e_tag.eq(ho.tag.b),

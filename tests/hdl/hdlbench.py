@@ -35,10 +35,14 @@ class Timeout(AssertionError):
     pass
 
 
-def run(dut, *testbenches, max_cycles: int = 200_000, vcd: str | None = None):
-    """Simulate ``dut`` until every testbench returns; fail after ``max_cycles`` clock cycles."""
+def run(dut, *testbenches, max_cycles: int = 200_000, vcd: str | None = None, clock=True):
+    """Simulate ``dut`` until every testbench returns; fail after ``max_cycles`` clock cycles.
+
+    ``clock=False`` for purely combinational designs (no ``sync`` domain).
+    """
     sim = Simulator(dut)
-    sim.add_clock(1e-6)
+    if clock:
+        sim.add_clock(1e-6)
     for tb in testbenches:
         sim.add_testbench(tb)
 

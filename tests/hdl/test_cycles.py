@@ -9,7 +9,7 @@ from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate, nominal
 from ohmflow.emulator.twin import Twin
 from ohmflow.hdl.tile_io import Op, op_cycles
-from tilebench import Script, check, execute
+from tilebench import Script, Step, check, execute
 
 COUNTED = {Op.FORWARD, Op.BACKWARD, Op.UPDATE, Op.PULSE, Op.PROGRAM, Op.READ, Op.MAP_WRITE,
            Op.MAP_READ}
@@ -79,3 +79,20 @@ def test_reset_clears_everything_and_restarts_the_prng():
     results, spans = execute(cfg, dm, sc.steps, rng, p_valid=0.8, p_ready=0.8)
     check(cfg, sc.steps, results)
     assert all(v == 0 for v in results[-4]) and all(v == 0 for v in results[-6])
+
+
+def test_invalid_commands_complete_at_once_and_take_no_operands():
+    cfg = CFGS[2]  # three tiles: tile 3 does not exist
+    rng = np.random.default_rng(90)
+    s = Settings.default(cfg).replace(cfg, shapes=((4, 3), (9, 6), (2, 2)))
+    twin = Twin(cfg, s)
+    sc = Script(cfg, twin)
+    sc.program(0, rng.integers(-99, 99, size=(3, 4)))
+    for op, kw in [(Op.NOP, {}), (Op.FORWARD, {"tile": 3, "count": 2}),
+                   (Op.PULSE, {"tile": 0, "axis": 0, "index": 4}),
+                   (Op.PULSE, {"tile": 2, "axis": 1, "index": 2}), (Op.READ, {"tile": 3})]:
+        sc.steps.append(Step(op=op, settings=twin.settings, **kw))
+    sc.read(0)
+    results, spans = execute(cfg, None, sc.steps, rng)
+    check(cfg, sc.steps, results)
+    assert spans[1:6] == [0] * 5
