@@ -71,18 +71,22 @@ def synthesize(cfg: ChipConfig, family: str, workdir: str | Path | None = None) 
 
 
 def parse_stat(text: str) -> dict[str, int]:
-    """Cell counts from the last ``stat`` block of a Yosys log."""
-    block = text[text.rfind("Number of cells"):]
+    """Cell counts by type from the last ``stat`` report of a Yosys log (either layout Yosys
+    prints: ``TYPE count`` or ``count TYPE``)."""
+    start = max(text.rfind("Number of cells"), text.rfind("Local Count"))
+    block = text[start:]
+    end = block.find("=== design hierarchy ===")
+    block = block[: end if end >= 0 else len(block)]
+    skip = {"cells", "wires", "bits", "ports", "submodules", "memories", "processes"}
     cells = {}
     for line in block.splitlines()[1:]:
         mm = re.match(r"\s+(\d+)\s+(\S+)\s*$", line) or re.match(r"\s+(\S+)\s+(\d+)\s*$", line)
         if not mm:
-            if cells:
-                break
             continue
         a, b = mm.groups()
         count, cell = (int(a), b) if a.isdigit() else (int(b), a)
-        cells[cell] = count
+        if cell not in skip and not cell.startswith("$scopeinfo"):
+            cells[cell] = count
     return cells
 
 

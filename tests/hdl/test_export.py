@@ -50,7 +50,7 @@ def test_verilog_has_the_documented_ports():
 
 
 def test_parse_stat_reads_cell_counts():
-    log = """
+    old = """
 === ohmflow_tile ===
 
    Number of cells:               7
@@ -58,4 +58,21 @@ def test_parse_stat_reads_cell_counts():
      LUT4                           5
 
 """
-    assert parse_stat(log) == {"DP16KD": 2, "LUT4": 5}
+    new = """
+=== ohmflow_tile ===
+
+        +----------Local Count, excluding submodules.
+        |
+      120 wires
+       13 ports
+        9 cells
+        2   $scopeinfo
+        2   DP16KD
+      300 submodules
+        5   LUT4
+
+=== design hierarchy ===
+        9 cells
+"""
+    assert parse_stat(old) == {"DP16KD": 2, "LUT4": 5}
+    assert parse_stat(new) == {"DP16KD": 2, "LUT4": 5}

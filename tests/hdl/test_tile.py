@@ -74,7 +74,7 @@ def scenario(cfg: ChipConfig, model: str, seed: int, batch: int = 2):
         sc.read(t)
         sc.counters(t)
     sc.read_map(cfg.tiles - 1)
-    return power_up, sc.steps
+    return power_up, sc.steps, twin
 
 
 CASES = [
@@ -85,9 +85,29 @@ CASES = [
 ]
 
 
+def _run_and_check(cfg, model, seed, batch=2):
+    dm, steps, twin = scenario(cfg, model, seed, batch)
+    # the scenario reaches saturation and device bounds, so both are compared
+    assert sum(c["adc_saturations"] for c in twin.counters) > 0
+    at_bound = (twin.weights == twin.device_map.wmax) | (twin.weights == twin.device_map.wmin)
+    assert at_bound.any()
+    results, _ = execute(cfg, dm, steps, np.random.default_rng(seed), p_valid=0.7, p_ready=0.6,
+                         max_cycles=2_000_000)
+    check(cfg, steps, results)
+
+
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[c[0].name for c in CASES])
 def test_all_operations_match_twin(case):
-    cfg, model, seed = CASES[case]
-    dm, steps = scenario(cfg, model, seed)
-    results, _ = execute(cfg, dm, steps, np.random.default_rng(seed), p_valid=0.7, p_ready=0.6)
-    check(cfg, steps, results)
+    _run_and_check(*CASES[case])
+
+
+def test_thirteen_by_eleven_five_lanes_matches_twin():
+    cfg = ChipConfig(tiles=2, rows=13, cols=11, lanes=5, bl_max=40, name="13x11")
+    _run_and_check(cfg, "soft", 11, batch=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_larger_tiles_match_twin(model):
+    cfg = ChipConfig(tiles=3, rows=24, cols=20, lanes=6, name="24x20")
+    _run_and_check(cfg, model, 12, batch=4)
