@@ -1,0 +1,235 @@
+"""The link layer of the command processor: frame receiver and transmitter with CRC-32.
+
+Frames are ``sync | opcode | seq | length u16 | payload | crc u32`` (`ohmflow.emulator.protocol`,
+whose table gives every constant used here). `FrameRx` behaves byte for byte as the protocol's
+`FrameParser`: it hunts for the sync, answers an over-long header with TOO_LONG, a CRC mismatch
+with BAD_CRC and a silence of ``timeout`` cycles inside a frame with TRUNCATED (a partial header is
+dropped silently). `FrameTx` sends a reply whose payload comes from a buffer or is one status byte.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from ohmflow.emulator import protocol as P
+
+__all__ = ["crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx"]
+
+C = P.constants()
+_CRC = P.TABLE.crc
+assert _CRC["refin"] and _CRC["refout"], "the gateware CRC is the reflected form"
+#: the reflected polynomial (bit-reversed), shifted right each step
+CRC_POLY_REFLECTED = int(f"{_CRC['poly']:032b}"[::-1], 2)
+PAYLOAD_BITS = C["MAX_PAYLOAD"].bit_length()
+
+
+def _crc_step(crc: int, byte: int) -> int:
+    crc ^= byte
+    for _ in range(8):
+        crc = (crc >> 1) ^ (CRC_POLY_REFLECTED if crc & 1 else 0)
+    return crc
+
+
+# The byte step is linear over GF(2): output bit o is the XOR of the input bits in _TAPS[o]
+# (inputs 0..31 are the CRC register, 32..39 the byte).
+_TAPS = [[i for i in range(40)
+          if (_crc_step(1 << i if i < 32 else 0, 1 << (i - 32) if i >= 32 else 0) >> o) & 1]
+         for o in range(32)]
+
+
+def crc32_update(crc, byte) -> Value:
+    """The CRC register after one more byte (reflected, LSB first), as an XOR network."""
+    bits = Cat(Value.cast(crc)[:32], Value.cast(byte)[:8])
+    out = []
+    for taps in _TAPS:
+        x = bits[taps[0]]
+        for t in taps[1:]:
+            x = x ^ bits[t]
+        out.append(x)
+    return Cat(*out)
+
+
+class Event(data.Struct):
+    """A frame as received: ``status`` OK (CRC good), BAD_CRC, TOO_LONG or TRUNCATED."""
+
+    status: 8
+    opcode: 8
+    seq: 8
+    length: 16
+    crc: 32
+
+
+class TxRequest(data.Struct):
+    """A reply to send: payload ``length`` bytes from the buffer, or only ``status``."""
+
+    opcode: 8
+    seq: 8
+    length: 16
+    status: 8
+    from_buf: 1
+
+
+class FrameRx(wiring.Component):
+    """Frame receiver: writes the payload to ``wr_*`` and reports each frame on ``event``.
+
+    While an event waits on ``event`` the receiver takes no bytes (``rx.ready`` low), so the payload
+    stays valid in the buffer until the event is consumed.
+    """
+
+    def __init__(self, timeout: int):
+        if timeout < 2:
+            raise ValueError(f"timeout must be at least 2 cycles, got {timeout}")
+        self.timeout = timeout
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "event": Out(stream.Signature(Event)),
+            "wr_addr": Out(PAYLOAD_BITS),
+            "wr_data": Out(8),
+            "wr_en": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        byte = self.rx.payload
+        fire = self.rx.valid & self.rx.ready
+        ev = Signal(Event)
+        crc = Signal(32, reset_less=True)
+        crc_rx = Signal(32, reset_less=True)
+        idx = Signal(PAYLOAD_BITS + 1, reset_less=True)
+        timer = Signal(range(self.timeout + 1))
+        length = Cat(ev.length[:8], byte)  # the length once its high byte arrives
+
+        m.d.comb += [self.event.payload.eq(ev), self.wr_addr.eq(idx), self.wr_data.eq(byte)]
+        with m.If(fire):
+            m.d.sync += [crc.eq(crc32_update(crc, byte)), timer.eq(0)]
+        with m.Else():
+            m.d.sync += timer.eq(timer + 1)
+        expired = timer == self.timeout - 1
+
+        def emit(status):
+            m.d.sync += ev.status.eq(status)
+            m.next = "EVENT"
+
+        with m.FSM(name="rx_fsm"):
+            with m.State("HUNT"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(fire & (byte == C["SYNC0"])):
+                    m.next = "SYNC1"
+            with m.State("SYNC1"):
+                m.d.comb += self.rx.ready.eq(1)
+                m.d.sync += crc.eq(C["CRC_INIT"])  # the CRC starts after the sync
+                with m.If(fire):
+                    with m.If(byte == C["SYNC1"]):
+                        m.next = "OPCODE"
+                    with m.Elif(byte != C["SYNC0"]):
+                        m.next = "HUNT"
+                with m.Elif(expired):
+                    m.next = "HUNT"
+            for state, field, nxt in (("OPCODE", ev.opcode, "SEQ"), ("SEQ", ev.seq, "LEN0")):
+                with m.State(state):
+                    m.d.comb += self.rx.ready.eq(1)
+                    with m.If(fire):
+                        m.d.sync += field.eq(byte)
+                        m.next = nxt
+                    with m.Elif(expired):
+                        m.next = "HUNT"
+            with m.State("LEN0"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(fire):
+                    m.d.sync += ev.length[:8].eq(byte)
+                    m.next = "LEN1"
+                with m.Elif(expired):
+                    m.next = "HUNT"
+            with m.State("LEN1"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(fire):
+                    m.d.sync += [ev.length.eq(length), idx.eq(0)]
+                    with m.If(length > C["MAX_PAYLOAD"]):
+                        emit(C["ST_TOO_LONG"])
+                    with m.Elif(length == 0):
+                        m.next = "CRC"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                with m.Elif(expired):
+                    m.next = "HUNT"
+            with m.State("PAYLOAD"):
+                m.d.comb += [self.rx.ready.eq(1), self.wr_en.eq(fire)]
+                with m.If(fire):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == ev.length - 1):
+                        m.d.sync += idx.eq(0)
+                        m.next = "CRC"
+                with m.Elif(expired):
+                    emit(C["ST_TRUNCATED"])
+            with m.State("CRC"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(fire):
+                    # the CRC bytes are not part of the CRC: keep the register
+                    m.d.sync += [crc.eq(crc), crc_rx.eq(Cat(crc_rx[8:], byte)), idx.eq(idx + 1)]
+                    with m.If(idx == 3):
+                        got = Cat(crc_rx[8:], byte)
+                        m.d.sync += ev.crc.eq(got)
+                        emit(Mux(got == (crc ^ C["CRC_XOROUT"]), C["ST_OK"], C["ST_BAD_CRC"]))
+                with m.Elif(expired):
+                    emit(C["ST_TRUNCATED"])
+            with m.State("EVENT"):
+                m.d.comb += self.event.valid.eq(1)
+                with m.If(self.event.ready):
+                    m.next = "HUNT"
+        return m
+
+
+class FrameTx(wiring.Component):
+    """Reply transmitter, one byte per cycle: header, payload (buffer or status byte), CRC."""
+
+    def __init__(self):
+        super().__init__({
+            "req": In(stream.Signature(TxRequest)),
+            "tx": Out(stream.Signature(8)),
+            "rd_addr": Out(PAYLOAD_BITS),
+            "rd_data": In(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        r = Signal(TxRequest)
+        k = Signal(PAYLOAD_BITS + 4)  # index of the byte on tx, counting from the sync
+        crc = Signal(32, reset_less=True)
+        busy = Signal()
+        hs = C["HEADER_SIZE"]
+        end = r.length + hs  # index of the first CRC byte
+        fire = self.tx.valid & self.tx.ready
+        m.d.comb += [self.req.ready.eq(~busy), self.tx.valid.eq(busy)]
+        # rd_data holds buf[rd_addr of the previous cycle]: aim at the byte shown next cycle
+        nxt = Mux(fire, k + 1, k)
+        m.d.comb += self.rd_addr.eq((nxt - hs)[:PAYLOAD_BITS])
+        body = Mux(r.from_buf, self.rd_data, r.status)
+        final = crc ^ C["CRC_XOROUT"]
+        with m.Switch(k):
+            with m.Case(0):
+                m.d.comb += self.tx.payload.eq(C["SYNC0"])
+            with m.Case(1):
+                m.d.comb += self.tx.payload.eq(C["SYNC1"])
+            with m.Case(2):
+                m.d.comb += self.tx.payload.eq(r.opcode | C["REPLY_FLAG"])
+            with m.Case(3):
+                m.d.comb += self.tx.payload.eq(r.seq)
+            with m.Case(4):
+                m.d.comb += self.tx.payload.eq(r.length[:8])
+            with m.Case(5):
+                m.d.comb += self.tx.payload.eq(r.length[8:])
+            with m.Default():
+                with m.If(k < end):
+                    m.d.comb += self.tx.payload.eq(body)
+                with m.Else():
+                    m.d.comb += self.tx.payload.eq((final >> ((k - end)[:2] * 8))[:8])
+        with m.If(~busy):
+            with m.If(self.req.valid):
+                m.d.sync += [r.eq(self.req.payload), k.eq(0), busy.eq(1),
+                             crc.eq(C["CRC_INIT"])]
+        with m.Elif(fire):
+            m.d.sync += k.eq(k + 1)
+            with m.If((k >= 2) & (k < end)):
+                m.d.sync += crc.eq(crc32_update(crc, self.tx.payload))
+            with m.If(k == end + 3):
+                m.d.sync += busy.eq(0)
+        return m
