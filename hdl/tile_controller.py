@@ -64,7 +64,7 @@ class TileController(wiring.Component):
             "busy": Out(1),
         })
 
-    def elaborate(self, platform):  # noqa: C901 - one FSM, one state per operation phase
+    def elaborate(self, platform):
         m = Module()
         cfg, g = self.cfg, self.geom
         L = cfg.lanes
@@ -228,7 +228,7 @@ class TileController(wiring.Component):
                     rq.tag.last.eq(walk.i == chunk_last),
                 ]
                 with m.If(dac.req.ready):
-                    m.d.sync += walk.step(n_adc - 1, chunk_last)
+                    m.d.sync += walk.step(chunk_last)
                     with m.If(walk.at(n_adc - 1, chunk_last)):
                         m.d.sync += [vec.eq(vec + 1), *start_vector()]
                         m.next = "V_LOAD"
@@ -289,7 +289,7 @@ class TileController(wiring.Component):
                              prog.cmd.eq(ProgCmd.STATE),
                              prog.state.eq(clip(word.as_signed(), cfg.w_min_code, cfg.w_max_code))]
                 with m.If(arr.prog.valid & arr.prog.ready):
-                    m.d.sync += walk.step(n_out - 1, n_in - 1)
+                    m.d.sync += walk.step(n_in - 1)
                     with m.If(walk.at(n_out - 1, n_in - 1)):
                         m.next = "P_WAIT"
             with m.State("MW_RUN"):
@@ -307,7 +307,7 @@ class TileController(wiring.Component):
                     m.d.comb += [arr.prog.valid.eq(self.data_in.valid),
                                  self.data_in.ready.eq(arr.prog.ready)]
                     with m.If(arr.prog.valid & arr.prog.ready):
-                        m.d.sync += [field.eq(0), walk.step(cfg.cols - 1, cfg.rows - 1)]
+                        m.d.sync += [field.eq(0), walk.step(cfg.rows - 1)]
                         with m.If(walk.at(cfg.cols - 1, cfg.rows - 1)):
                             m.next = "P_WAIT"
                 with m.Else():
@@ -333,7 +333,7 @@ class TileController(wiring.Component):
                     arr.prog_out.ready.eq(self.data_out.ready & (~is_map | (field == 5))),
                 ]
                 with m.If(arr.prog.valid & arr.prog.ready):
-                    m.d.sync += walk.step(j_last, i_last)
+                    m.d.sync += walk.step(i_last)
                     with m.If(walk.at(j_last, i_last)):
                         m.d.sync += issued_all.eq(1)
                 with m.If(self.data_out.valid & self.data_out.ready & is_map):
@@ -390,7 +390,7 @@ class TileController(wiring.Component):
                 m.d.comb += [arr.prog.valid.eq(1), prog.tile.eq(ztile),
                              prog.cmd.eq(ProgCmd.STATE), prog.state.eq(0)]
                 with m.If(arr.prog.ready):
-                    m.d.sync += walk.step(cfg.cols - 1, cfg.rows - 1)
+                    m.d.sync += walk.step(cfg.rows - 1)
                     with m.If(walk.at(cfg.cols - 1, cfg.rows - 1)):
                         m.d.sync += [ztile.eq(ztile + 1), *walk.clear()]
                         with m.If(ztile == cfg.tiles - 1):

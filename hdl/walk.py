@@ -13,8 +13,8 @@ __all__ = ["Walk"]
 class Walk:
     """Counters ``j = jq*L + jr`` (outer) and ``i = iq*L + ir`` (inner).
 
-    `step` returns the statements of one step of ``for j in 0..j_last: for i in 0..i_last``;
-    `at` is true on the final pair. Use them in the synchronous domain.
+    `step` returns the statements of one step of ``for j in 0..: for i in 0..i_last`` (the outer
+    index counts on); `at` is true on the final pair. Use them in the synchronous domain.
     """
 
     def __init__(self, cfg: ChipConfig, name: str = "walk"):
@@ -34,8 +34,7 @@ class Walk:
     def at(self, j_last, i_last):
         return (self.j == j_last) & (self.i == i_last)
 
-    def step(self, j_last, i_last) -> list:
-        del j_last  # the outer index simply counts on; callers stop at `at`
+    def step(self, i_last) -> list:
         L = self.lanes
         wrap = self.i == i_last
         ir_end = self.ir == L - 1
