@@ -5,6 +5,8 @@ whose table gives every constant used here). `FrameRx` behaves byte for byte as 
 `FrameParser`: it hunts for the sync, answers an over-long header with TOO_LONG, a CRC mismatch
 with BAD_CRC and a silence of ``timeout`` cycles inside a frame with TRUNCATED (a partial header is
 dropped silently). `FrameTx` sends a reply whose payload comes from a buffer or is one status byte.
+`ElementReader` and `ByteWriter` move little-endian elements out of the payload buffer and into
+the reply buffer, one byte per cycle.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
@@ -12,7 +14,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 
-__all__ = ["crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx"]
+__all__ = ["crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx", "ReadJob", "WriteJob",
+           "ElementReader", "ByteWriter"]
 
 C = P.constants()
 _CRC = P.TABLE.crc
@@ -85,6 +88,7 @@ class FrameRx(wiring.Component):
             "wr_addr": Out(PAYLOAD_BITS),
             "wr_data": Out(8),
             "wr_en": Out(1),
+            "hunting": Out(1),
         })
 
     def elaborate(self, platform):
@@ -111,7 +115,7 @@ class FrameRx(wiring.Component):
 
         with m.FSM(name="rx_fsm"):
             with m.State("HUNT"):
-                m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += [self.rx.ready.eq(1), self.hunting.eq(1)]
                 with m.If(fire & (byte == C["SYNC0"])):
                     m.next = "SYNC1"
             with m.State("SYNC1"):
@@ -232,4 +236,116 @@ class FrameTx(wiring.Component):
                 m.d.sync += crc.eq(crc32_update(crc, self.tx.payload))
             with m.If(k == end + 3):
                 m.d.sync += busy.eq(0)
+        return m
+
+
+ADDR_BITS = PAYLOAD_BITS
+
+
+class ReadJob(data.Struct):
+    """Read ``count`` elements of ``width`` bytes (1, 2 or 4) from byte address ``addr``."""
+
+    addr: ADDR_BITS
+    count: 16
+    width: 3
+    signed: 1
+
+
+class WriteJob(data.Struct):
+    """Write the ``width`` low bytes (1 to 4) of ``value`` at byte address ``addr``."""
+
+    addr: ADDR_BITS
+    value: 32
+    width: 3
+
+
+def _extend(v: Value, width: Value, signed: Value) -> Value:
+    """The low ``width`` bytes of ``v`` sign- or zero-extended to 32 bits."""
+    out = v[:32]
+    for w in (1, 2):
+        low = v[: 8 * w]
+        out = Mux(width == w, Mux(signed, low.as_signed(), low.as_unsigned()), out)
+    return Value.cast(out)[:32]
+
+
+class ElementReader(wiring.Component):
+    """Streams little-endian elements out of a byte memory (synchronous read port with enable).
+
+    One byte per cycle: an element of w bytes leaves every w cycles unless ``o`` stalls.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "job": In(stream.Signature(ReadJob)),
+            "o": Out(stream.Signature(32)),
+            "rd_addr": Out(ADDR_BITS),
+            "rd_en": Out(1),
+            "rd_data": In(8),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        j = Signal(ReadJob, reset_less=True)
+        left = Signal(ADDR_BITS + 3)  # bytes still to fetch
+        addr = Signal(ADDR_BITS, reset_less=True)
+        bvalid = Signal()  # rd_data holds a fetched byte
+        acc = Signal(32, reset_less=True)
+        nb = Signal(2, reset_less=True)  # bytes of the current element taken so far
+        ovalid = Signal()
+        oword = Signal(32, reset_less=True)
+        last = nb == (j.width - 1)[:2]
+        out_free = ~ovalid | self.o.ready
+        take = bvalid & (~last | out_free)
+        fetch = (left != 0) & (~bvalid | take)
+        whole = Signal(32)
+        m.d.comb += [
+            self.rd_addr.eq(addr), self.rd_en.eq(fetch),
+            self.o.valid.eq(ovalid), self.o.payload.eq(oword),
+            self.busy.eq((left != 0) | bvalid | ovalid),
+            self.job.ready.eq(~self.busy),
+            whole.eq(Mux(nb == 0, 0, acc) | (self.rd_data << (nb * 8))),
+        ]
+        with m.If(self.o.ready):
+            m.d.sync += ovalid.eq(0)
+        with m.If(take):
+            m.d.sync += [acc.eq(whole), nb.eq(nb + 1)]
+            with m.If(last):
+                m.d.sync += [oword.eq(_extend(whole, j.width, j.signed)), ovalid.eq(1),
+                             nb.eq(0)]
+        m.d.sync += bvalid.eq(fetch | (bvalid & ~take))
+        with m.If(fetch):
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+        with m.If(self.job.valid & self.job.ready):
+            p = self.job.payload
+            m.d.sync += [j.eq(p), addr.eq(p.addr), nb.eq(0),
+                         left.eq(Mux(p.width == 4, p.count << 2,
+                                     Mux(p.width == 2, p.count << 1, p.count)))]
+        return m
+
+
+class ByteWriter(wiring.Component):
+    """Writes little-endian elements into a byte memory, one byte per cycle."""
+
+    def __init__(self):
+        super().__init__({
+            "job": In(stream.Signature(WriteJob)),
+            "wr_addr": Out(ADDR_BITS),
+            "wr_data": Out(8),
+            "wr_en": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        addr = Signal(ADDR_BITS, reset_less=True)
+        value = Signal(32, reset_less=True)
+        left = Signal(3)
+        m.d.comb += [self.wr_addr.eq(addr), self.wr_data.eq(value[:8]), self.wr_en.eq(left != 0),
+                     self.busy.eq(left != 0), self.job.ready.eq(left <= 1)]
+        with m.If(left != 0):
+            m.d.sync += [addr.eq(addr + 1), value.eq(value >> 8), left.eq(left - 1)]
+        with m.If(self.job.valid & self.job.ready):
+            p = self.job.payload
+            m.d.sync += [addr.eq(p.addr), value.eq(p.value), left.eq(p.width)]
         return m

@@ -1,0 +1,66 @@
+"""The SoC top: byte link, command processor and tile controller.
+
+`SoC(cfg)` has the byte-stream ports the Verilator emulator server bridges to TCP (``rx``, ``tx``,
+``idle``); `SoC(cfg, uart_divisor=n)` puts the `UART` in front for boards (``rx_pin``,
+``tx_pin``). The chip behind either is the same: frames in, replies out (docs/protocol.md).
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from ohmflow.emulator.config import ChipConfig, get_config
+from ohmflow.emulator.fabrication import DeviceMap
+from ohmflow.hdl.command_processor import CommandProcessor
+from ohmflow.hdl.tile_controller import TileController
+from ohmflow.hdl.uart import UART
+
+__all__ = ["SoC"]
+
+
+class SoC(wiring.Component):
+    """The chip: `CommandProcessor` + `TileController` (+ `UART`).
+
+    Parameters
+    ----------
+    cfg: a `ChipConfig` or the name of a preset / TOML file.
+    uart_divisor: clocks per bit; given, the link is a UART on ``rx_pin`` / ``tx_pin``.
+    byte_timeout: cycles of line silence that drop a partial frame (default: the protocol's).
+    device_map: the device parameters at power-up (default: the nominal map).
+
+    Attributes
+    ----------
+    rx, tx: byte streams of the link (without a UART).
+    rx_pin, tx_pin: serial lines (with a UART).
+    idle: nothing received, executing or being answered: a simulator may sleep until a byte.
+    """
+
+    def __init__(self, cfg: ChipConfig | str, *, uart_divisor: int | None = None,
+                 byte_timeout: int | None = None, device_map: DeviceMap | None = None):
+        self.cfg = get_config(cfg)
+        self.uart_divisor = uart_divisor
+        self.byte_timeout = byte_timeout
+        self.device_map = device_map
+        if uart_divisor is None:
+            ports = {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))}
+        else:
+            ports = {"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1)}
+        super().__init__({**ports, "idle": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.cp = cp = CommandProcessor(self.cfg, self.byte_timeout)
+        m.submodules.tile = tc = TileController(self.cfg, self.device_map)
+        wiring.connect(m, cp.tc_cmd, tc.cmd)
+        wiring.connect(m, cp.tc_in, tc.data_in)
+        wiring.connect(m, tc.data_out, cp.tc_out)
+        m.d.comb += [tc.settings.eq(cp.settings), cp.tc_busy.eq(tc.busy),
+                     self.idle.eq(cp.idle & ~tc.busy)]
+        if self.uart_divisor is None:
+            wiring.connect(m, wiring.flipped(self.rx), cp.rx)
+            wiring.connect(m, cp.tx, wiring.flipped(self.tx))
+        else:
+            m.submodules.uart = uart = UART(self.uart_divisor)
+            m.d.comb += [uart.rx_pin.eq(self.rx_pin), self.tx_pin.eq(uart.tx_pin)]
+            wiring.connect(m, uart.rx, cp.rx)
+            wiring.connect(m, cp.tx, uart.tx)
+        return m
