@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hdlbench import recv, run, send
 from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel
 from ohmflow.emulator.fabrication import FIELDS, fabricate
 from ohmflow.emulator.twin import rnd_shift
 from ohmflow.hdl.array import AnalogArray
 from ohmflow.hdl.layouts import Geometry, ProgCmd
+
+from .hdlbench import recv, run, send
 
 CFGS = [
     PRESETS["tiny"],

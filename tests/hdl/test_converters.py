@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hdlbench import recv, run, send
 from ohmflow.emulator import prng
 from ohmflow.emulator.config import NOISE_FRAC, PRESETS, ChipConfig
 from ohmflow.hdl.adc import ADC
 from ohmflow.hdl.dac import DAC
 from ohmflow.hdl.noise import ReadNoise
+
+from .hdlbench import recv, run, send
 
 CFGS = [PRESETS["tiny"], ChipConfig(tiles=1, rows=3, cols=4, lanes=1, in_bits=4, out_bits=5,
                                     name="one-lane")]

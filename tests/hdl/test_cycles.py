@@ -9,7 +9,8 @@ from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate, nominal
 from ohmflow.emulator.twin import Twin
 from ohmflow.hdl.tile_io import Op, op_cycles
-from tilebench import Script, Step, check, execute
+
+from .tilebench import Script, Step, check, execute
 
 COUNTED = {Op.FORWARD, Op.BACKWARD, Op.UPDATE, Op.PULSE, Op.PROGRAM, Op.READ, Op.MAP_WRITE,
            Op.MAP_READ}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
-from hdlbench import run
 from ohmflow.emulator.prng import M1, M2
 from ohmflow.emulator.twin import rnd_shift as twin_rnd_shift
 from ohmflow.hdl.fixed import (
@@ -18,6 +17,8 @@ from ohmflow.hdl.fixed import (
     rotate,
     thermometer,
 )
+
+from .hdlbench import run
 
 
 def _comb(inputs: dict, outputs: dict, cases):

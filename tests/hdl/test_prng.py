@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
-from hdlbench import recv, run, send
 from ohmflow.emulator import prng
 from ohmflow.hdl.prng import Lowbias32, gauss
+
+from .hdlbench import recv, run, send
 
 
 @pytest.mark.parametrize("lanes", [1, 3])

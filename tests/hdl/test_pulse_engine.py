@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from hdlbench import recv, run, send
 from ohmflow.emulator import prng
 from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate
@@ -14,6 +13,8 @@ from ohmflow.emulator.twin import Twin
 from ohmflow.hdl.array import AnalogArray
 from ohmflow.hdl.layouts import ProgCmd
 from ohmflow.hdl.pulse_engine import PulseEngine, PulseMode
+
+from .hdlbench import recv, run, send
 
 
 class Bench(wiring.Component):

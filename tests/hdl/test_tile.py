@@ -15,7 +15,8 @@ from ohmflow.emulator.config import (
 )
 from ohmflow.emulator.fabrication import fabricate
 from ohmflow.emulator.twin import Twin
-from tilebench import Script, check, execute
+
+from .tilebench import Script, check, execute
 
 MODELS = {
     "const": DeviceModel(dw_min=0.02),

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from hdlbench import recv, run, send, signed32
 from ohmflow.emulator.config import ChipConfig, Settings
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
 from ohmflow.emulator.twin import COUNTERS, Twin
 from ohmflow.hdl.tile_controller import TileController
 from ohmflow.hdl.tile_io import COUNTER_NAMES, Op, decode_result, settings_value
+
+from .hdlbench import recv, run, send, signed32
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Amaranth-simulator tests of the gateware against the twin."""
