@@ -33,13 +33,19 @@ KIND_DRIVE, KIND_PULSE, KIND_PROG = 0, 1, 2
 
 def _mod_add(a, b, n: int) -> Value:
     """(a + b) mod n for 0 <= a, b < n."""
+    w = max(1, (n - 1).bit_length())
+    if n & (n - 1) == 0:
+        return (a + b)[:w]
     s = a + b
-    return Mux(s >= n, s - n, s)[: max(1, (n - 1).bit_length())]
+    return Mux(s >= n, s - n, s)[:w]
 
 
-def _mod_sub(a, b, n: int) -> Value:
-    """(a - b) mod n for 0 <= a, b < n."""
-    return Mux(a >= b, a - b, a + n - b)[: max(1, (n - 1).bit_length())]
+def _mod_sub(a: int, b, n: int) -> Value:
+    """(a - b) mod n for a constant 0 <= a < n and 0 <= b < n."""
+    w = max(1, (n - 1).bit_length())
+    if n & (n - 1) == 0 or a == n - 1:
+        return (a - b)[:w]
+    return Mux(b <= a, a - b, a + n - b)[:w]
 
 
 def _tree(values: list) -> Value:

