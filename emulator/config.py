@@ -72,7 +72,8 @@ class ChipConfig:
     step_bits, slope_bits:
         Per-device step codes (unsigned) and slope codes (signed, SLOPE_FRAC fractional bits).
     p_bits:
-        Pulse-probability resolution: a code c in [0, 2**p_bits] fires with probability c/2**p_bits.
+        Pulse-probability resolution: a code c in [0, 2**p_bits] fires with probability
+        c/2**p_bits. Each slot compares one random byte, so p_bits is 8 (the contract's format).
     bl_max:
         Maximum pulse-train length (BL) and maximum |count| of a deterministic pulse.
     clock_hz:
@@ -105,7 +106,7 @@ class ChipConfig:
         _check_int("w_frac", self.w_frac, 1, self.w_bits - 1)
         _check_int("step_bits", self.step_bits, 2, self.w_bits - 1)
         _check_int("slope_bits", self.slope_bits, 2, 24)
-        _check_int("p_bits", self.p_bits, 1, 8)
+        _check_int("p_bits", self.p_bits, 8, 8)  # one random byte per slot (numerics §5.2)
         _check_int("bl_max", self.bl_max, 1, 64)
         _check_int("clock_hz", self.clock_hz, 1, 10**10)
         if self.rows * self.cols > 2**24:

@@ -20,7 +20,7 @@ CFG = ChipConfig(tiles=2, rows=4, cols=3, lanes=1, name="bad")
     ({"rows": 0}, "rows"), ({"cols": 0}, "cols"), ({"tiles": 0}, "tiles"),
     ({"lanes": 0}, "lanes"), ({"bl_max": 65}, "bl_max"), ({"w_frac": 16}, "w_frac"),
     ({"in_bits": 1}, "in_bits"), ({"rows": 4096, "cols": 4097}, "cols"),
-    ({"rows": 2.5}, "rows"),
+    ({"rows": 2.5}, "rows"), ({"p_bits": 6}, r"p_bits must be in \[8, 8\]"),
 ])
 def test_impossible_configs(kw, word):
     with pytest.raises(ValueError, match=word):
