@@ -371,5 +371,9 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
         if "shapes" in kw:
-            kw["shapes"] = tuple(tuple(s) for s in kw["shapes"])
+            try:
+                kw["shapes"] = tuple(tuple(s) for s in kw["shapes"])
+            except TypeError:
+                raise ValueError(f"shapes must be one (n_in, n_out) pair per tile, got "
+                                 f"{kw['shapes']!r}") from None
         return dataclasses.replace(self, **kw).validated(cfg)

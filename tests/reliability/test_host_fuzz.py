@@ -204,8 +204,6 @@ def test_twin_and_link_refuse_the_same_arguments_and_change_nothing(link, call):
     assert all(np.array_equal(getattr(t[3], f), getattr(lk[3], f)) for f in FIELDS)
 
 
-@pytest.mark.xfail(strict=True, reason="Settings.replace (emulator/config.py) iterates a scalar "
-                   "'shapes' and raises TypeError, not ValueError, on every backend")
 @pytest.mark.parametrize("make_dev", [lambda link: TwinDevice(CFG), lambda link: link])
 def test_configure_refuses_scalar_shapes_with_value_error(link, make_dev):
     with pytest.raises(ValueError):
