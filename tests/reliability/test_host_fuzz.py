@@ -148,7 +148,7 @@ def calls(draw):
         name = draw(st.sampled_from(["in_bits", "out_bits", "bl", "seed", "fwd_shift", "dw_std",
                                      "shapes", "nonsense"]))
         val = draw(st.sampled_from([[(5, 7), (5, 7)], [(6, 7), (5, 7)], [(5, 7)], [(0, 7), (1, 1)],
-                                    [(5, 7, 1), (5, 7)]] if name == "shapes" else
+                                    [(5, 7, 1), (5, 7)], 0, "x"] if name == "shapes" else
                                    [0, 1, 2, 7, 8, 63, 64, -1, 2**32, 2.5, np.nan, "x"]))
         return m, (), {name: val}
     return m, (tile,), {}
