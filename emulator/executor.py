@@ -118,9 +118,10 @@ class CommandExecutor:
     def _set(self, f: dict) -> dict:
         if f["restart"] not in (0, 1):
             raise ValueError("restart must be 0 or 1")
-        self.twin.settings = P.settings_from_fields(f, self.cfg)
-        if f["restart"]:
+        new = P.settings_from_fields(f, self.cfg)
+        if f["restart"] or new.seed != self.twin.settings.seed:  # a new seed always restarts
             self.twin.nonce = 0
+        self.twin.settings = new
         return {}
 
     def _get(self, f: dict) -> dict:

@@ -149,7 +149,7 @@ TABLE = Table(
                 "Weights to 0, settings to defaults, nonce and counters to 0; the device map "
                 "and the reply cache stay."),
         Command(0x03, "SET", True, (*_SETTINGS, F("restart", "u8", doc="1: nonce to 0 (a "
-                "seed was given), 0: nonce kept"), *_SHAPES), (),
+                "seed was given), 0: nonce kept unless the seed changes"), *_SHAPES), (),
                 "Replace every run-time setting (docs/numerics.md §3). Checks: each field as "
                 "Settings.validated; restart in {0, 1}; tiles equal to the config's."),
         Command(0x04, "GET", True, (), (*_SETTINGS, F("nonce", "u32"), *_SHAPES),

