@@ -199,7 +199,7 @@ class CommandProcessor(wiring.Component):
             return lo, hi
 
         # ----- sequencer registers -----
-        t = Signal(range(len(MAP_FIELDS) * devices + 2))  # byte / element / word counter
+        t = Signal(range(max(len(MAP_FIELDS) * devices, MAXP) + 2))  # byte, element, word
         q = Signal(range(len(MAP_FIELDS)))  # map field of the current word
         dev = Signal(range(devices + 1))  # device of the current word
         ai = Signal(range(8))  # request array being scanned

@@ -240,6 +240,45 @@ class FrameGen:
         tile, _ = self._tile(wrong)
         return self.frame("COUNTERS", tile=tile)
 
+    # ----- frames as full as the protocol allows -----
+    def most(self, name: str, var: str, **fixed) -> int:
+        """The largest ``var`` for which the request and the reply of ``name`` fit a frame."""
+        cmd, best = P.command(name), 0xFFFF
+        for layout, extra in ((cmd.request, 0), (cmd.reply, 1)):
+            s0 = extra + P.payload_size(layout, {**fixed, var: 0}, self.cfg)
+            s1 = extra + P.payload_size(layout, {**fixed, var: 1}, self.cfg)
+            if s1 > s0:
+                best = min(best, (P.TABLE.max_payload - s0) // (s1 - s0))
+        return best
+
+    def large(self) -> bytes:
+        """A valid frame of a random command with the most vectors, samples or devices."""
+        r, c = self.rng, self.cfg
+        tile = int(r.integers(c.tiles))
+        n_in, n_out = self._shape(tile)
+        name = str(r.choice(["FORWARD", "BACKWARD", "UPDATE", "PROGRAM", "READ", "LOAD_MAP",
+                             "READ_MAP"]))
+        if name in ("FORWARD", "BACKWARD"):
+            n, m = (n_in, n_out) if name == "FORWARD" else (n_out, n_in)
+            b = self.most(name, "b", n=n, m=m)
+            return self.frame(name, tile=tile, b=b, n=n, x=r.integers(-3, 4, b * n))
+        if name == "UPDATE":
+            b = self.most(name, "b", ni=n_in, nj=n_out)
+            return self.frame(name, tile=tile, b=b, ni=n_in, nj=n_out,
+                              x=self._codes("p", b * n_in), d=self._codes("p", b * n_out))
+        total = n_in * n_out if name in ("PROGRAM", "READ") else c.rows * c.cols
+        k = min(total, self.most(name, "k"))
+        k0 = int(r.integers(0, total - k + 1))
+        if name == "PROGRAM":
+            return self.frame(name, tile=tile, k0=k0, k=k, w=self._codes("w", k) // 16)
+        if name == "LOAD_MAP":
+            return self.frame(name, tile=tile, k0=k0, k=k, su=self._codes("step", k),
+                              sd=self._codes("step", k), ku=self._codes("slope", k),
+                              kd=self._codes("slope", k),
+                              wmax=r.integers(1, c.w_max_code + 1, k),
+                              wmin=r.integers(c.w_min_code, 0, k))
+        return self.frame(name, tile=tile, k0=k0, k=k)
+
     # ----- malformed traffic -----
     def malformed(self) -> tuple[bytes, bool]:
         """Damaged bytes, and whether the line must then go silent (a cut frame)."""

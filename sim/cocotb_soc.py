@@ -107,6 +107,17 @@ async def back_to_back_no_stalls(dut):
     await tb.finish()
 
 
+@cocotb.test()
+async def large_frames(dut):
+    """Frames with the most vectors, samples or devices a frame can carry, among others."""
+    tb = TB(dut, idle=0.05, stall=0.1)
+    await tb.start()
+    for _ in range(tb.frames):
+        await tb.send(tb.gen.large())
+        await tb.send(tb.gen.command())
+    await tb.finish(max_cycles=20_000_000)
+
+
 # ----- the UART variant: frames on the serial pins -----
 async def uart_send(dut, data: bytes, divisor: int) -> None:
     for byte in data:

@@ -36,7 +36,8 @@ def env(**kw) -> dict[str, str]:
 
 @pytest.mark.parametrize("testcase,frames", [("random_commands", 150),
                                              ("malformed_frames", 120),
-                                             ("back_to_back_no_stalls", 90)])
+                                             ("back_to_back_no_stalls", 90),
+                                             ("large_frames", 12)])
 def test_soc_stream(stream_top, tmp_path, testcase, frames):
     runner.run(stream_top, MODULE, tmp_path, testcase=testcase, seed=SEED,
                extra_env=env(OHMFLOW_FRAMES=frames))

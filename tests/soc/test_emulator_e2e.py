@@ -64,13 +64,14 @@ def test_info_forward_update_byte_exact(link):
 
 
 def test_random_session(link):
-    """Random commands (valid and refused), settings and retransmissions, one at a time."""
+    """Random commands (valid, refused, as large as a frame allows), settings and
+    retransmissions, one at a time."""
     proc, port = link
     cfg = get_config(CONFIG)
     sb = Scoreboard(cfg)
     gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(7), max_vectors=8)
     for n in range(300):
-        f = gen.last if n and n % 25 == 0 else gen.command()
+        f = gen.last if n and n % 25 == 0 else gen.large() if n % 10 == 3 else gen.command()
         sb.sent(f)
         reply = call(port, f)
         sb.received += P.encode_frame(reply.opcode, reply.seq, reply.payload)
