@@ -213,7 +213,7 @@ class FrameGen:
         fields = P.settings_fields(s)
         if keep_seed:
             fields["seed"] = self.twin.settings.seed
-        fields["restart"] = int(not keep_seed or self.rng.random() < 0.5)
+        fields["restart"] = int(self.rng.random() < 0.5)  # a new seed restarts the nonce anyway
         if wrong:
             how = str(self.rng.choice(["in_bits", "bl", "restart", "tiles", "shape",
                                        "fwd_shift"]))

@@ -37,7 +37,7 @@ def env(**kw) -> dict[str, str]:
 @pytest.mark.parametrize("testcase,frames", [("random_commands", 150),
                                              ("malformed_frames", 120),
                                              ("back_to_back_no_stalls", 90),
-                                             ("large_frames", 12)])
+                                             ("large_frames", 6)])
 def test_soc_stream(stream_top, tmp_path, testcase, frames):
     runner.run(stream_top, MODULE, tmp_path, testcase=testcase, seed=SEED,
                extra_env=env(OHMFLOW_FRAMES=frames))
