@@ -51,14 +51,12 @@ def test_set_with_a_new_seed_restarts_the_nonce_even_with_restart_0(tiny_exe):
         assert fuzz.compare_replies(want, got, CFG) is None
 
 
-@pytest.mark.xfail(strict=True, reason="gateware bug: an array of more than 256 elements on the "
-                   "tiny build never finishes its range scan (hdl/command_processor.py: the "
-                   "counter t is sized by 6*rows*cols+2, not by max_payload); the device hangs")
 @pytest.mark.parametrize("op", ["FORWARD", "UPDATE"])
 def test_long_arrays_are_answered(tiny_exe, op):
+    """Arrays longer than 256 elements (the element counter once wrapped and hung the device)."""
     with fuzz.Session(CFG, tiny_exe, timeout=2.0) as s:
         if op == "FORWARD":
-            frame = s.frame("FORWARD", tile=0, b=52, n=CFG.rows, x=np.ones(52 * CFG.rows))
+            frame = s.frame("FORWARD", tile=0, b=52, n=CFG.rows, x=np.ones(52 * CFG.rows, dtype=np.int64))
         else:
             frame = s.frame("UPDATE", tile=1, b=37, ni=CFG.rows, nj=CFG.cols,
                             x=np.full(37 * CFG.rows, 100), d=np.full(37 * CFG.cols, -100))
