@@ -156,15 +156,20 @@ class CommandProcessor(wiring.Component):
                 raise ValueError(f"unsupported count expression {text!r}")
             return walk(ast.parse(text, mode="eval").body)
 
+        memo = {}
+
         def arrays(name):
-            """``[(field, offset, count, size, signed)]`` of a request's arrays, and its length."""
-            scalars, arrs, off = req[name]
-            out = []
-            for fld, size, sgn in arrs:
-                cnt = expr(fld.count)
-                out.append((fld, off, cnt, size, sgn))
-                off = off + cnt * size
-            return out, off
+            """``[(field, offset, count, size, signed)]`` of a request's arrays, and its length
+            (built once per command: every use shares the same arithmetic)."""
+            if name not in memo:
+                scalars, arrs, off = req[name]
+                out = []
+                for fld, size, sgn in arrs:
+                    cnt = expr(fld.count)
+                    out.append((fld, off, cnt, size, sgn))
+                    off = off + cnt * size
+                memo[name] = out, off
+            return memo[name]
 
         map_w = [W[P.command("LOAD_MAP").request[3 + q].kind] for q in range(len(MAP_FIELDS))]
         map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
