@@ -21,6 +21,8 @@ from pathlib import Path
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ohmflow.host.cli:Train", "train an MLP by analog SGD on a device"),
     "info": ("ohmflow.host.cli:Info", "print a device's INFO: its synthesized config"),
+    "build": ("ohmflow.boards.build", "build (and program) a bitstream for an FPGA board"),
+    "bench": ("ohmflow.host.bench", "measure simulator, emulator, training and link speeds"),
 }
 
 #: what the failures of user input raise; the CLI turns them into one line and exit code 2

@@ -53,10 +53,11 @@ def test_set_with_a_new_seed_restarts_the_nonce_even_with_restart_0(tiny_exe):
 
 @pytest.mark.parametrize("op", ["FORWARD", "UPDATE"])
 def test_long_arrays_are_answered(tiny_exe, op):
-    """Arrays longer than 256 elements (the element counter once wrapped and hung the device)."""
+    """Arrays over 256 elements (the element counter once wrapped and hung the device)."""
     with fuzz.Session(CFG, tiny_exe, timeout=2.0) as s:
         if op == "FORWARD":
-            frame = s.frame("FORWARD", tile=0, b=52, n=CFG.rows, x=np.ones(52 * CFG.rows, dtype=np.int64))
+            frame = s.frame("FORWARD", tile=0, b=52, n=CFG.rows,
+                            x=np.ones(52 * CFG.rows, dtype=np.int64))
         else:
             frame = s.frame("UPDATE", tile=1, b=37, ni=CFG.rows, nj=CFG.cols,
                             x=np.full(37 * CFG.rows, 100), d=np.full(37 * CFG.cols, -100))

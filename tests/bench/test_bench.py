@@ -1,0 +1,28 @@
+"""`ohmflow bench`: its link-efficiency figure equals what a real link exchange puts on the wire."""
+
+import numpy as np
+import pytest
+from ohmflow.emulator.config import PRESETS
+from ohmflow.host import bench, cli
+from ohmflow.host.link import LinkDevice
+from ohmflow.sim.twin_server import TwinServer
+
+
+@pytest.mark.parametrize("batch", [1, 8, 31])
+def test_link_efficiency_matches_the_wire(batch):
+    cfg = PRESETS["default"]
+    with TwinServer(cfg) as srv:
+        dev = LinkDevice.open(f"socket://127.0.0.1:{srv.port}", cfg)
+        try:
+            before = dict(dev.stats)
+            dev.forward(0, np.ones((batch, 64), dtype=np.int64))
+            wire = sum(dev.stats[k] - before[k] for k in ("bytes_out", "bytes_in"))
+        finally:
+            dev.close()
+    codes = batch * 64 * (1 + 2)  # int8 DAC codes out, int16 ADC codes back
+    assert bench.link_efficiency(cfg, batch) == pytest.approx(codes / wire, abs=1e-12)
+
+
+def test_bench_is_an_ohmflow_command(capsys):
+    assert cli.main(["bench", "--repeats", "0", "--no-write"]) == 2
+    assert "--repeats must be at least 1" in capsys.readouterr().err
