@@ -171,7 +171,8 @@ class CommandProcessor(wiring.Component):
                 memo[name] = out, off
             return memo[name]
 
-        map_w = [W[P.command("LOAD_MAP").request[3 + q].kind] for q in range(len(MAP_FIELDS))]
+        map_w = [size for _f, size, _s in req["LOAD_MAP"][1]]  # su, sd, ku, kd, wmax, wmin
+        assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(MAP_FIELDS)
         map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
         y_off = rep["FORWARD"][2]
         fwd_len = y_off + b * m_out * W["adc"] + b * W["sat"]

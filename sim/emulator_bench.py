@@ -11,6 +11,7 @@ docs/benchmarks.md unless ``--no-doc``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     args = ap.parse_args(argv)
     rows = []
+    load = os.getloadavg()[0]
     for name in args.config or ["default"]:
         rows += bench(name, args.seconds, args.poll)
     text = table(rows)
@@ -130,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             "through pyserial `socket://`, one command at a time (stop and wait). "
             "*Simulated cycles/s* is the server's cycle counter over the time it was not "
             "sleeping idle (it includes the socket work while a command runs); "
-            f"*commands/s* is end to end. Poll interval {args.poll} cycles.\n\n" + text)
+            f"*commands/s* is end to end. Poll interval {args.poll} cycles; load average "
+            f"{load:.2f} when the run started (the machine is shared: other work slows "
+            "it).\n\n" + text)
         write_section("emulator", "Verilator emulator server", body, cmd)
     return 0
 
