@@ -78,8 +78,10 @@ def build(verilog: str, *, waves: bool | None = None,
                 sources=[out / "top.v"], hdl_toplevel="top", build_args=list(build_args),
                 build_dir=out, waves=waves, log_file=out / "build.log",
             )
-        for f in out.rglob("*.gch"):  # precompiled headers: ~200 MB, never needed again
-            f.unlink()
+        keep = {"top", "top.v", "build.log"}  # the simulator executable runs on its own
+        for f in out.iterdir():
+            if f.is_file() and f.name not in keep:
+                f.unlink()
         done.write_text("ok\n")
     return out
 
