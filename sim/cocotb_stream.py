@@ -60,12 +60,14 @@ class StreamSource:
         self.queue: bytearray = bytearray()
         self.sent = 0
         self._idle = Event()
+        self._wake = Event()
         self.valid.value = 0
         cocotb.start_soon(self._run())
 
     def send(self, data: bytes) -> None:
         self.queue += data
         self._idle.clear()
+        self._wake.set()
 
     async def wait_sent(self) -> None:
         """Until every queued byte was taken by the design."""
@@ -75,6 +77,11 @@ class StreamSource:
     async def _run(self) -> None:
         while True:
             await FallingEdge(self.clk)
+            if not self.queue:  # nothing to send: sleep instead of waking every cycle
+                self.valid.value = 0
+                self._wake.clear()
+                await self._wake.wait()
+                await FallingEdge(self.clk)
             drive = bool(self.queue) and not self.pause()
             self.valid.value = int(drive)
             self.payload.value = self.queue[0] if drive else 0
