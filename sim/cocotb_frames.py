@@ -26,6 +26,7 @@ class Scoreboard:
         self.ref = CommandExecutor(Twin(cfg))
         self.expected = bytearray()
         self.received = bytearray()
+        self._count: dict[str, list] = {}  # incremental reply counts: parser, bytes seen, frames
 
     def sent(self, data: bytes) -> None:
         self.expected += self.ref.feed(data)
@@ -39,8 +40,11 @@ class Scoreboard:
 
     def replies(self) -> tuple[int, int]:
         """(replies received, replies expected) so far."""
-        return (len(P.FrameParser().feed(bytes(self.received))),
-                len(P.FrameParser().feed(bytes(self.expected))))
+        for name, buf in (("received", self.received), ("expected", self.expected)):
+            parser, done, count = self._count.setdefault(name, [P.FrameParser(), 0, 0])
+            self._count[name][2] += len(parser.feed(bytes(buf[done:])))
+            self._count[name][1] = len(buf)
+        return self._count["received"][2], self._count["expected"][2]
 
     def compare(self) -> int:
         """AssertionError naming the first differing reply; returns the number of replies."""

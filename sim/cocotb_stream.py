@@ -1,10 +1,10 @@
 """cocotb building blocks for `lib.stream` byte ports: clock/reset, a source and a sink.
 
-Both sides act between falling edges: they drive their outputs after a falling edge, wait for the
-design's combinational answer (``ReadOnly``) and count a transfer when valid and ready are both
-high; the transfer then happens at the next rising edge. This does not depend on when a simulator
-reports values around the active edge. Idle cycles (source) and back-pressure (sink) come from a
-``pause`` callable returning True for cycles to hold off.
+Both sides act between falling edges: they drive their outputs after a falling edge, read the
+design's answer (the source waits for ``ReadOnly``, since a consumer's ready may depend on valid)
+and count a transfer when valid and ready are both high; it happens at the next rising edge. This
+does not depend on when a simulator reports values around the active edge. Idle cycles (source)
+and back-pressure (sink) come from a ``pause`` callable returning True for cycles to hold off.
 """
 
 from __future__ import annotations
@@ -109,11 +109,12 @@ class StreamSink:
         cocotb.start_soon(self._run())
 
     async def _run(self) -> None:
+        # One trigger per cycle: a producer's valid and payload never depend on ready (the
+        # stream rules), so after the falling edge they are what the rising edge will see.
         while True:
             await FallingEdge(self.clk)
             take = not self.pause()
             self.ready.value = int(take)
-            await ReadOnly()
             if take and self.valid.value == 1:
                 byte = int(self.payload.value)
                 self.received.append(byte)

@@ -24,9 +24,10 @@ __all__ = ["BUILD_ARGS", "waves_requested", "build", "run"]
 
 #: Verilator flags for cocotb builds: Amaranth's Verilog needs the two warnings off.
 BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTH", "--x-assign", "fast", "--x-initial", "fast")
-#: make variables: the precompiled-header flag the PyPI wheel lacks, and an unoptimized model
-#: (testbench runs are short; compiling the model with -Os took twice as long as -O0)
-MAKE_FLAGS = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O0")
+#: make variables: the precompiled-header flag the PyPI wheel lacks, and a lightly optimized
+#: model (measured on the tiny SoC: -O1 builds in ~75 s and runs 6x faster than -O0, which builds
+#: in ~40 s; the default -Os takes ~85 s)
+MAKE_FLAGS = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O1")
 
 
 def waves_requested() -> bool:
