@@ -208,7 +208,10 @@ class CommandProcessor(wiring.Component):
         t = Signal(range(max(len(MAP_FIELDS) * devices, MAXP) + 2))  # byte, element, word
         q = Signal(range(len(MAP_FIELDS)))  # map field of the current word
         dev = Signal(range(devices + 1))  # device of the current word
-        ai = Signal(range(8))  # request array being scanned
+        ai = Signal(range(8))  # request array the arriving bytes belong to
+        ce = Signal(range(MAXP + 1))  # element of that array
+        nb = Signal(2)  # byte of that element
+        acc = Signal(32, reset_less=True)  # bytes of the element so far
         started, bad, prev_zero, armed, xvalid = (Signal(name=n) for n in (
             "started", "bad", "prev_zero", "armed", "xvalid"))
         staged = Signal.like(cur.shapes)
@@ -263,13 +266,44 @@ class CommandProcessor(wiring.Component):
             with m.Else():
                 m.d.sync += q.eq(q + 1)
 
+        # ----- decode while the payload arrives: scalars into registers, array elements
+        # range-checked (a frame whose length disagrees with its layout is refused anyway) -----
+        pbyte, pidx = frx.wr_data, frx.wr_addr
+        whole = Mux(nb == 0, 0, acc) | (pbyte << (nb * 8))
+        with m.If(frx.wr_en), m.Switch(op):
+            for c in P.TABLE.commands:
+                scalars, _a, size = req[c.name]
+                with m.Case(c.opcode):
+                    for name, (o, sz) in scalars.items():
+                        for i in range(sz):
+                            with m.If(pidx == o + i):
+                                m.d.sync += f[name][8 * i:8 * i + 8].eq(pbyte)
+                    with m.If(pidx >= size), m.Switch(ai):
+                        for n, (fld, _o, cnt, sz, sgn) in enumerate(arrays(c.name)[0]):
+                            with m.Case(n):
+                                done = nb == sz - 1
+                                v = whole[:8 * sz].as_signed() if sgn else whole[:8 * sz]
+                                if c.name == "SET":  # shapes: (n_in, n_out) per tile
+                                    ok = (v >= 1) & (v <= Mux(ce[0], cfg.cols, cfg.rows))
+                                    with m.If(done & ce[0]):
+                                        m.d.sync += staged[ce[1:]].n_out.eq(v)
+                                    with m.If(done & ~ce[0]):
+                                        m.d.sync += staged[ce[1:]].n_in.eq(v)
+                                else:
+                                    lo, hi = bounds(c.name, fld)
+                                    ok = (v >= lo) & (v <= hi)
+                                m.d.sync += [acc.eq(whole), nb.eq(nb + 1)]
+                                with m.If(done):
+                                    m.d.sync += [nb.eq(0), ce.eq(ce + 1), bad.eq(bad | ~ok)]
+                                    with m.If(ce == cnt - 1):
+                                        m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
+
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
         with m.FSM(name="cp_fsm"):
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(frx.hunting & ~frx.event.valid)
-                m.d.sync += [t.eq(0), q.eq(0), dev.eq(0), ai.eq(0), bad.eq(0), armed.eq(0),
-                             started.eq(0), sat.eq(0), sat_pending.eq(0), upd_d.eq(0),
-                             xvalid.eq(0), prev_zero.eq(0)]
+                m.d.sync += [t.eq(0), q.eq(0), dev.eq(0), armed.eq(0), started.eq(0), sat.eq(0),
+                             sat_pending.eq(0), upd_d.eq(0), xvalid.eq(0), prev_zero.eq(0)]
                 with m.If(frx.event.valid):
                     with m.If(ev.status != ST["OK"]):
                         m.next = "ERROR"
@@ -283,7 +317,7 @@ class CommandProcessor(wiring.Component):
                                     with m.If(ev.length < req[c.name][2]):
                                         reply(ST["BAD_LENGTH"])
                                     with m.Else():
-                                        m.next = "SCALARS"
+                                        m.next = "CHECK"
                             with m.Default():
                                 reply(ST["UNKNOWN_OPCODE"])
             with m.State("ERROR"):  # a parser error: its status only; the cache stays
@@ -304,28 +338,10 @@ class CommandProcessor(wiring.Component):
             with m.State("SENDING"):
                 with m.If(ftx.req.ready):
                     m.d.comb += frx.event.ready.eq(1)
+                    m.d.sync += [ai.eq(0), ce.eq(0), nb.eq(0), bad.eq(0)]
                     m.next = "IDLE"
 
-            # ----- decode: scalars, length, arguments, element ranges -----
-            with m.State("SCALARS"):
-                with m.Switch(op):
-                    for c in P.TABLE.commands:
-                        scalars, _a, size = req[c.name]
-                        with m.Case(c.opcode):
-                            if size == 0:
-                                m.next = "CHECK"
-                                continue
-                            with m.If(~started):
-                                read_job(0, size, 1, 0)
-                            with m.Elif(rd.o.valid):
-                                m.d.comb += rd.o.ready.eq(1)
-                                m.d.sync += t.eq(t + 1)
-                                for name, (o, sz) in scalars.items():
-                                    for i in range(sz):
-                                        with m.If(t == o + i):
-                                            m.d.sync += f[name][8 * i:8 * i + 8].eq(rd.o.payload)
-                                with m.If(t == size - 1):
-                                    m.next = "CHECK"
+            # ----- decode: the scalars and element checks ran as the payload arrived -----
             with m.State("CHECK"):
                 m.d.sync += [t.eq(0), started.eq(0)]
                 with m.Switch(op):
@@ -334,43 +350,10 @@ class CommandProcessor(wiring.Component):
                         with m.Case(c.opcode):
                             with m.If(total != ev.length):
                                 reply(ST["BAD_LENGTH"])
-                            with m.Elif(~checks.get(c.name, Const(1))):
+                            with m.Elif(~checks.get(c.name, Const(1)) | bad):
                                 reply(ST["BAD_ARGUMENT"])
                             with m.Else():
-                                m.next = "SCAN" if arrs else f"X_{c.name}"
-            with m.State("SCAN"):
-                with m.Switch(op):
-                    for c in P.TABLE.commands:
-                        arrs = arrays(c.name)[0]
-                        if not arrs:
-                            continue
-                        with m.Case(c.opcode), m.Switch(ai):
-                            for n, (fld, o, cnt, size, sgn) in enumerate(arrs):
-                                with m.Case(n):
-                                    v = rd.o.payload.as_signed() if sgn else rd.o.payload
-                                    if c.name == "SET":  # shapes: (n_in, n_out) per tile
-                                        ok = (v >= 1) & (v <= Mux(t[0], cfg.cols, cfg.rows))
-                                        with m.If(rd.o.valid & t[0]):
-                                            m.d.sync += staged[t[1:]].n_out.eq(v)
-                                        with m.If(rd.o.valid & ~t[0]):
-                                            m.d.sync += staged[t[1:]].n_in.eq(v)
-                                    else:
-                                        lo, hi = bounds(c.name, fld)
-                                        ok = (v >= lo) & (v <= hi)
-                                    with m.If(cnt == 0):
-                                        m.d.sync += ai.eq(ai + 1)
-                                    with m.Elif(~started):
-                                        read_job(o, cnt, size, sgn)
-                                    with m.Elif(rd.o.valid):
-                                        m.d.comb += rd.o.ready.eq(1)
-                                        m.d.sync += [t.eq(t + 1), bad.eq(bad | ~ok)]
-                                        with m.If(t == cnt - 1):
-                                            m.d.sync += [t.eq(0), ai.eq(ai + 1), started.eq(0)]
-                            with m.Default():
-                                with m.If(bad):
-                                    reply(ST["BAD_ARGUMENT"])
-                                with m.Else():
-                                    m.next = "PAIR" if c.name == "LOAD_MAP" else f"X_{c.name}"
+                                m.next = "PAIR" if c.name == "LOAD_MAP" else f"X_{c.name}"
             with m.State("PAIR"):  # LOAD_MAP: wmin < wmax; with wmin <= 0 <= wmax, not both 0
                 offs = {fld.name: o for fld, o, _c, _s, _g in arrays("LOAD_MAP")[0]}
                 with m.If(t[1:] == k):
