@@ -8,7 +8,8 @@
 // clocks the model as fast as it can, touching the socket only every `--poll` cycles. While the
 // model is idle and no input is pending, it blocks in poll() instead of spinning.
 // Statistics ("STATS cycles=... busy_s=... wall_s=... rx=... tx=...") go to stdout when a client
-// disconnects, on SIGUSR1 and on exit (SIGTERM, SIGINT).
+// disconnects, on SIGUSR1 and on exit (SIGTERM, SIGINT). An idle server whose parent process
+// has exited stops by itself.
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -245,12 +246,14 @@ private:
         else if (tx_.room() < 4096) tx_.compact();
     }
 
-    // The model is idle and has nothing to do: sleep until a client or a byte arrives.
+    // The model is idle and has nothing to do: sleep until a client or a byte arrives. A server
+    // whose parent process has gone (reparented) stops: nobody can stop it any more.
     void wait_for_input() {
         auto t = Clock::now();
         pollfd p{client_ >= 0 ? client_ : listen_fd_, POLLIN, 0};
         ::poll(&p, 1, 200);
         idle_s_ += seconds_since(t);
+        if (::getppid() != parent_) g_stop = 1;
     }
 
     void stats() {
@@ -271,6 +274,7 @@ private:
     uint64_t cycles_ = 0, rx_count_ = 0, tx_count_ = 0;
     double idle_s_ = 0.0;
     Clock::time_point t0_;
+    pid_t parent_ = ::getppid();
 };
 
 }  // namespace

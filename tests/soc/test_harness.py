@@ -3,6 +3,8 @@
 import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -122,3 +124,21 @@ def test_bad_verilog_reports_the_error(tmp_path):
     with pytest.raises(RuntimeError, match="Verilator build failed"):
         emulator.build_verilog("module top(input clk); wire x = ; endmodule\n", cache=tmp_path)
     assert not list(tmp_path.glob("build-*")), "a failed build leaves no folder behind"
+
+
+def test_orphaned_server_exits(echo_exe):
+    """A server whose parent process dies stops by itself (once idle)."""
+    script = ("import subprocess, sys; p = subprocess.Popen([sys.argv[1], '--port', '0'], "
+              "stdout=subprocess.DEVNULL); print(p.pid, flush=True)")
+    out = subprocess.run([sys.executable, "-c", script, str(echo_exe)], capture_output=True,
+                         text=True, timeout=30, check=True)
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 15)
+    raise AssertionError("the orphaned emulator server kept running")
