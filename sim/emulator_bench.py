@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             "sleeping idle (it includes the socket work while a command runs); "
             f"*commands/s* is end to end. Poll interval {args.poll} cycles; load average "
             f"{load:.2f} when the run started (the machine is shared: other work slows "
-            "it).\n\n" + text)
+            "it). What bounds the simulated cycles/s: docs/emulator.md, section Speed.\n\n"
+            + text)
         write_section("emulator", "Verilator emulator server", body, cmd)
     return 0
 
