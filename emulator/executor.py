@@ -101,6 +101,12 @@ class CommandExecutor:
             raise ValueError(f"devices {f['k0']}..{f['k0'] + f['k'] - 1} beyond {total}")
         return slice(f["k0"], f["k0"] + f["k"])
 
+    def _reply_fits(self, name: str, **counts) -> None:
+        """A reply must fit one frame (status byte + payload <= max_payload), checked first."""
+        size = 1 + P.payload_size(P.command(name).reply, counts, self.cfg)
+        if size > P.TABLE.max_payload:
+            raise ValueError(f"{name} reply of {size} bytes exceeds {P.TABLE.max_payload}")
+
     def _in_range(self, name: str, a: np.ndarray, kind: str) -> np.ndarray:
         lo, hi = P.kind_range(kind, self.cfg)
         if a.size and (a.min() < lo or a.max() > hi):
@@ -138,6 +144,7 @@ class CommandExecutor:
     def _read(self, f: dict) -> dict:
         n_in, n_out = self._window(f)
         span = self._span(f, n_in * n_out)
+        self._reply_fits("READ", k=f["k"])
         return {"k": f["k"], "w": self.twin.read(f["tile"]).ravel()[span]}
 
     def _load_map(self, f: dict) -> dict:
@@ -156,6 +163,7 @@ class CommandExecutor:
     def _read_map(self, f: dict) -> dict:
         self._window(f)
         span = self._span(f, self.cfg.rows * self.cfg.cols)
+        self._reply_fits("READ_MAP", k=f["k"])
         m: DeviceMap = self.twin.read_device_map(f["tile"])
         return {"k": f["k"], **{name: getattr(m, name).reshape(-1)[span] for name in FIELDS}}
 
@@ -164,6 +172,7 @@ class CommandExecutor:
         n, m = (n_out, n_in) if backward else (n_in, n_out)
         if f["b"] < 1 or f["n"] != n:
             raise ValueError(f"need b >= 1 vectors of {n} codes")
+        self._reply_fits("BACKWARD" if backward else "FORWARD", b=f["b"], m=m)
         x = self._in_range("x", f["x"], "dac").reshape(f["b"], n)
         y, sat = (self.twin.backward if backward else self.twin.forward)(f["tile"], x)
         return {"b": f["b"], "m": m, "y": y, "sat": sat}

@@ -199,3 +199,23 @@ def test_fuzzed_frames_never_change_state(which, data):
     assert same_state(before, state(ex)) or mode == "noise" and P.FrameParser().feed(bytes(raw))
     (r,) = replies(ex.feed(frame("GET", seq=200)))
     assert r.payload[0] == P.ST["OK"]
+
+
+def test_a_reply_larger_than_a_frame_is_refused_before_anything_runs():
+    """FORWARD of 273 vectors on tiny: its reply would exceed max_payload; BAD_ARGUMENT, as the
+    gateware answers, with the nonce and counters untouched."""
+    from ohmflow.emulator import protocol as P
+    from ohmflow.emulator.config import PRESETS
+    from ohmflow.emulator.executor import CommandExecutor
+    from ohmflow.emulator.twin import Twin
+
+    cfg = PRESETS["tiny"]
+    ex = CommandExecutor(Twin(cfg))
+    cmd = P.command("FORWARD")
+    b = 273
+    payload = P.encode_payload(cmd.request, {"tile": 0, "b": b, "n": cfg.rows,
+                                             "x": np.zeros(b * cfg.rows, dtype=np.int64)}, cfg)
+    assert 1 + P.payload_size(cmd.reply, {"b": b, "m": cfg.cols}, cfg) > P.TABLE.max_payload
+    status, data = ex.execute(cmd.opcode, payload)
+    assert status == P.ST["BAD_ARGUMENT"] and data == b""
+    assert ex.twin.nonce == 0 and ex.twin.counters[0]["fwd_vectors"] == 0

@@ -51,11 +51,14 @@ def test_set_with_a_new_seed_restarts_the_nonce_even_with_restart_0(tiny_exe):
         assert fuzz.compare_replies(want, got, CFG) is None
 
 
-@pytest.mark.parametrize("op", ["FORWARD", "UPDATE"])
+@pytest.mark.parametrize("op", ["FORWARD", "UPDATE", "FORWARD_REPLY_TOO_LONG"])
 def test_long_arrays_are_answered(tiny_exe, op):
     """Arrays over 256 elements (the element counter once wrapped and hung the device)."""
     with fuzz.Session(CFG, tiny_exe, timeout=2.0) as s:
-        if op == "FORWARD":
+        if op == "FORWARD_REPLY_TOO_LONG":  # the reply would not fit a frame: BAD_ARGUMENT
+            frame = s.frame("FORWARD", tile=0, b=273, n=CFG.rows,
+                            x=np.ones(273 * CFG.rows, dtype=np.int64))
+        elif op == "FORWARD":
             frame = s.frame("FORWARD", tile=0, b=52, n=CFG.rows,
                             x=np.ones(52 * CFG.rows, dtype=np.int64))
         else:
