@@ -79,6 +79,7 @@ class Twin:
         self.cfg = cfg
         self._sqrt = sqrt_table(cfg.bl_max)
         self._map_cache: dict = {}
+        self._settings_cache: dict = {}
         self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
         self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
         self.reset(settings)
@@ -93,7 +94,16 @@ class Twin:
 
     def set(self, **kw) -> Settings:
         """Change run-time settings (validated); a new seed restarts the nonce at 0."""
-        self.settings = self.settings.replace(self.cfg, **kw)
+        try:  # training toggles between a few settings (BL per layer): reuse validated ones
+            key = (self.settings, tuple(sorted(kw.items())))
+            new = self._settings_cache.get(key)
+        except TypeError:  # unhashable values (lists): validate afresh
+            key, new = None, None
+        if new is None:
+            new = self.settings.replace(self.cfg, **kw)
+            if key is not None and len(self._settings_cache) < 256:
+                self._settings_cache[key] = new
+        self.settings = new
         if "seed" in kw:
             self.nonce = 0
         return self.settings

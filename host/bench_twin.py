@@ -14,6 +14,7 @@ Run: ``python -m ohmflow.host.bench_twin [--repeats 5] [--no-write]``
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"Coincidences (pulses applied) per training sample, both tiles: "
             f"{res['pulses_per_sample']:.0f}.\n"
         )
-        write_section("twin", "Twin training speed", body, "python -m ohmflow.host.bench_twin")
+        env = "".join(f"{k}={os.environ[k]} " for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+                      if k in os.environ)
+        write_section("twin", "Twin training speed", body,
+                      f"{env}python -m ohmflow.host.bench_twin --repeats {args.repeats}")
     return res
 
 
