@@ -44,8 +44,16 @@ class Board:
 
     @property
     def divisor(self) -> int:
-        """UART clocks per bit at `clock_hz`."""
-        return round(self.clock_hz / self.baud)
+        """UART clocks per bit at `clock_hz` (ValueError if the rate would be off by over 2 %)."""
+        from ohmflow.hdl.uart import uart_divisor
+
+        return uart_divisor(self.clock_hz, self.baud)
+
+    def at(self, clock_hz: int | None) -> Board:
+        """This board with its design clocked at ``clock_hz`` (None: unchanged)."""
+        if clock_hz is None or clock_hz == self.clock_hz:
+            return self
+        return dataclasses.replace(self, clock_hz=int(clock_hz))
 
     def platform_class(self):
         module, _, cls = self.platform.partition(":")

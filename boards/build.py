@@ -145,17 +145,19 @@ class _Progress:
         return out
 
 
-def build(board: Board | str, config=None, *, design: str = "soc", build_dir=None,
-          force: bool = False, seed: int | None = None, stream=sys.stderr) -> BuildReport:
+def build(board: Board | str, config=None, *, design: str = "soc", clock_hz: int | None = None,
+          build_dir=None, force: bool = False, seed: int | None = None,
+          stream=sys.stderr) -> BuildReport:
     """Build ``design`` for ``board`` (reusing a finished build of the same key); its report.
 
     ``config`` is a preset name, a .toml path or a `ChipConfig` (default: the board's preset);
+    ``clock_hz`` overrides the board's PLL clock (it must be exact and fit the link's baud rate);
     ``build_dir`` defaults to ``$OHMFLOW_CACHE/boards/<board>-<config>-<design>``. ``stream``
     receives the progress line (None: silent). Raises BuildError when a tool fails.
     """
     from ohmflow.boards.top import BoardTop
 
-    b = get_board(board) if isinstance(board, str) else board
+    b = (get_board(board) if isinstance(board, str) else board).at(clock_hz)
     cfg = board_config(b, config)
     folder = Path(build_dir) if build_dir else cache_root() / f"{b.name}-{cfg.name}-{design}"
     t0 = time.monotonic()
@@ -204,10 +206,17 @@ def build(board: Board | str, config=None, *, design: str = "soc", build_dir=Non
 
 
 def _failure(folder: Path, rc: int) -> str:
-    tool, log = ("nextpnr", "top.tim") if (folder / "top.tim").exists() else ("Yosys", "top.rpt")
-    if (folder / "top.tim").exists() and "Program finished normally" in (
-            folder / "top.tim").read_text(errors="replace"):
-        tool, log = "the bitstream packer", "build.log"
+    tim = folder / "top.tim"
+    tool, log = ("nextpnr", "top.tim") if tim.exists() else ("Yosys", "top.rpt")
+    if tim.exists():
+        text = tim.read_text(errors="replace")
+        if "Program finished normally" in text:
+            tool, log = "the bitstream packer", "build.log"
+        over = {r: ut for r, ut in parse_nextpnr(text)[0].items() if ut[0] > ut[1]}
+        if over:
+            need = ", ".join(f"{u} of {t} {r}" for r, (u, t) in over.items())
+            return (f"the design does not fit the device: it needs {need}; choose a smaller "
+                    f"--config (nextpnr's log: {tim})")
     tail = (folder / "build.log").read_text(errors="replace").strip().splitlines()[-5:]
     return (f"{tool} failed (exit code {rc}); its log is {folder / log}. Last output:\n  "
             + "\n  ".join(tail))
@@ -232,6 +241,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="chip config: a preset or a .toml file (default: the board's preset)")
     p.add_argument("--design", default="soc", choices=("soc", "loopback"),
                    help="soc (default), or loopback: a UART echo to test the link")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="design clock from the PLL (default: the board's; ulx3s-85f "
+                        f"{BOARDS['ulx3s-85f'].clock_hz / 1e6:g}, icebreaker "
+                        f"{BOARDS['icebreaker'].clock_hz / 1e6:g}); a multiple of 3 MHz keeps "
+                        "the link at exactly 3 Mbaud")
     p.add_argument("--build-dir", default=None,
                    help="build folder (default: $OHMFLOW_CACHE/boards/<board>-<config>-<design>)")
     p.add_argument("--force", action="store_true", help="rebuild even when the build is current")
@@ -243,7 +257,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    b = get_board(args.board)
+    clock_hz = None if args.clock_mhz is None else round(args.clock_mhz * 1e6)
+    b = get_board(args.board).at(clock_hz)
     try:
         report = build(b, args.config, design=args.design, build_dir=args.build_dir,
                        force=args.force, seed=args.seed)

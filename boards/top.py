@@ -1,73 +1,133 @@
 """Board tops: the design behind a UART, status LEDs, and the board's clock and pins.
 
-`BoardCore` is everything clocked by ``sync``: the design (the SoC, or a UART loopback for link
-bring-up) with its UART on two pins and the LED drivers. It has no platform dependency, so tests
-simulate it through its UART pins. `BoardTop` adds what only a board has: the PLL making ``sync``
-from the oscillator, the reset button, and the pins of the UART and LEDs (`ohmflow.boards.BOARDS`
-names them).
+`BoardCore` is everything clocked by ``sync``: the design (`ohmflow.hdl.soc.SoC` with byte-stream
+ports, or a byte echo for link bring-up) behind a `UART` on two pins, and the LED drivers. The
+UART sits here rather than inside the SoC so that its framing errors and lost bytes reach the
+error LED, with the link-level error replies that `ReplyMonitor` sees going out. It has no
+platform dependency, so tests simulate it through its UART pins. `BoardTop` adds what only a
+board has: the PLL making ``sync`` from the oscillator, the reset button, and the pins of the
+UART and LEDs (`ohmflow.boards.BOARDS` names them).
 
 LEDs: ``rx`` and ``tx`` light while the line is active (stretched to be visible), ``busy`` while
-the design works on a command, ``error`` latches on the first bad frame (a CRC, length or timeout
-error of the link, a UART framing error or a lost byte) until reset, ``alive`` blinks at about
-1 Hz while the clock runs and the design is out of reset.
+the design is not idle, ``error`` latches on the first bad frame (a reply with a link-level
+status: bad CRC, too long, truncated, busy; or a UART framing error or lost byte) until reset,
+``alive`` blinks at about 1 Hz while the clock runs and the design is out of reset.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, Module, Signal
-from amaranth.lib import fifo, io, wiring
+from amaranth.hdl import Cat, ClockDomain, Module, Mux, Signal
+from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 from ohmflow.boards import Board, board_config
 from ohmflow.emulator.config import ChipConfig
 from ohmflow.hdl.uart import UART
 
-__all__ = ["DESIGNS", "Loopback", "BoardCore", "BoardTop", "make_design"]
+__all__ = ["DESIGNS", "Loopback", "ReplyMonitor", "BoardCore", "BoardTop", "make_design"]
 
 #: what a board top can carry: the chip (``soc``) or a UART echo to test the link (``loopback``)
 DESIGNS = ("soc", "loopback")
 
 
 class Loopback(wiring.Component):
-    """A UART echo through a 16-byte FIFO: every byte received is sent back.
+    """A byte echo through a 16-byte FIFO: every byte received is sent back.
 
     Attributes
     ----------
-    rx_pin: In(1), tx_pin: Out(1)
-        The UART line.
-    busy: Out(1)
-        Bytes wait to be echoed.
-    error: Out(1)
-        One-cycle pulse: a framing error or a lost byte.
+    rx: In(stream.Signature(8)), tx: Out(stream.Signature(8))
+        The byte link.
+    idle: Out(1)
+        No byte waits to be echoed.
     """
 
-    def __init__(self, divisor: int):
-        self.divisor = divisor
-        super().__init__({"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1), "busy": Out(1),
-                          "error": Out(1)})
+    def __init__(self):
+        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+                          "idle": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart = uart = UART(self.divisor)
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=8, depth=16)
         m.d.comb += [
-            uart.rx_pin.eq(self.rx_pin), self.tx_pin.eq(uart.tx_pin),
-            q.w_data.eq(uart.rx.payload), q.w_en.eq(uart.rx.valid), uart.rx.ready.eq(q.w_rdy),
-            uart.tx.payload.eq(q.r_data), uart.tx.valid.eq(q.r_rdy), q.r_en.eq(uart.tx.ready),
-            self.busy.eq(q.r_rdy), self.error.eq(uart.rx_ferr | uart.rx_overrun),
+            q.w_data.eq(self.rx.payload), q.w_en.eq(self.rx.valid), self.rx.ready.eq(q.w_rdy),
+            self.tx.payload.eq(q.r_data), self.tx.valid.eq(q.r_rdy), q.r_en.eq(self.tx.ready),
+            self.idle.eq(~q.r_rdy),
         ]
         return m
 
 
-def make_design(design: str, cfg: ChipConfig, divisor: int):
-    """The design a board top carries, with ports ``rx_pin``, ``tx_pin``, ``busy``, ``error``."""
+def make_design(design: str, cfg: ChipConfig):
+    """The design a board top carries: byte streams ``rx``, ``tx`` and an ``idle`` output."""
     if design == "loopback":
-        return Loopback(divisor)
+        return Loopback()
     if design == "soc":
         from ohmflow.hdl.soc import SoC
 
-        return SoC(cfg, uart_divisor=divisor)
+        return SoC(cfg)
     raise ValueError(f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}")
+
+
+class ReplyMonitor(wiring.Component):
+    """Watches the reply bytes the device sends and flags a link-level error reply.
+
+    It follows the frames of `ohmflow.emulator.protocol` (sync, opcode, seq, length, payload,
+    CRC); ``bad`` pulses when a reply (opcode with the reply flag) starts with a status that the
+    protocol marks link-level: a bad CRC, an over-long or truncated frame, a frame while busy.
+
+    Attributes
+    ----------
+    valid, ready, payload: In
+        The observed byte stream's handshake and byte.
+    bad: Out(1)
+        One-cycle pulse on a link-level error reply.
+    """
+
+    def __init__(self):
+        super().__init__({"valid": In(1), "ready": In(1), "payload": In(8), "bad": Out(1)})
+
+    def elaborate(self, platform):
+        from ohmflow.emulator import protocol as P
+
+        m = Module()
+        sync, flag = P.TABLE.sync, P.TABLE.reply_flag
+        link = [s.code for s in P.TABLE.statuses if s.link]
+        byte = self.payload
+        reply = Signal()
+        length = Signal(8)
+        left = Signal(range(P.TABLE.max_payload + 5))  # payload bytes after the status, CRC
+        with m.If(self.valid & self.ready):
+            with m.FSM(name="reply_fsm"):
+                with m.State("SYNC0"):
+                    with m.If(byte == sync[0]):
+                        m.next = "SYNC1"
+                with m.State("SYNC1"):
+                    with m.If(byte == sync[1]):
+                        m.next = "OPCODE"
+                    with m.Elif(byte != sync[0]):
+                        m.next = "SYNC0"
+                with m.State("OPCODE"):
+                    m.d.sync += reply.eq((byte & flag) != 0)
+                    m.next = "SEQ"
+                with m.State("SEQ"):
+                    m.next = "LEN0"
+                with m.State("LEN0"):
+                    m.d.sync += length.eq(byte)
+                    m.next = "LEN1"
+                with m.State("LEN1"):
+                    n = Cat(length, byte)
+                    # REST takes left + 1 bytes: the payload after the status byte and the CRC
+                    m.d.sync += left.eq(Mux(n == 0, 3, n + 2))
+                    m.next = "STATUS"
+                    with m.If(n == 0):
+                        m.next = "REST"
+                with m.State("STATUS"):
+                    m.d.comb += self.bad.eq(reply & byte.matches(*link))
+                    m.next = "REST"
+                with m.State("REST"):  # payload after the status, then 4 CRC bytes
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(left == 0):
+                        m.next = "SYNC0"
+        return m
 
 
 def _stretch(m: Module, name: str, trigger, tick):
@@ -84,7 +144,7 @@ def _stretch(m: Module, name: str, trigger, tick):
 
 
 class BoardCore(wiring.Component):
-    """The design and its LED drivers, all in ``sync``.
+    """The design behind a UART, and the LED drivers, all in ``sync``.
 
     Parameters
     ----------
@@ -123,10 +183,16 @@ class BoardCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.design = dut = make_design(self.design, self.cfg, self.divisor)
-        m.d.comb += [dut.rx_pin.eq(self.rx_pin), self.tx_pin.eq(dut.tx_pin)]
+        m.submodules.uart = uart = UART(self.divisor)
+        m.submodules.design = dut = make_design(self.design, self.cfg)
+        m.submodules.replies = mon = ReplyMonitor()
+        m.d.comb += [uart.rx_pin.eq(self.rx_pin), self.tx_pin.eq(uart.tx_pin)]
+        wiring.connect(m, uart.rx, dut.rx)
+        wiring.connect(m, dut.tx, uart.tx)
+        m.d.comb += [mon.valid.eq(dut.tx.valid), mon.ready.eq(dut.tx.ready),
+                     mon.payload.eq(dut.tx.payload)]
         error = Signal()
-        with m.If(dut.error):
+        with m.If(uart.rx_ferr | uart.rx_overrun | mon.bad):
             m.d.sync += error.eq(1)
         # A free-running counter (a plain increment maps onto the carry chain without muxes):
         # its low bits make the LED tick, its top bit blinks at about 1 Hz.
@@ -137,8 +203,8 @@ class BoardCore(wiring.Component):
         m.d.sync += tick.eq(free[:self.prescale].all())
         m.d.comb += [
             self.led_rx.eq(_stretch(m, "rx", ~self.rx_pin, tick)),
-            self.led_tx.eq(_stretch(m, "tx", ~dut.tx_pin, tick)),
-            self.led_busy.eq(_stretch(m, "busy", dut.busy, tick)),
+            self.led_tx.eq(_stretch(m, "tx", ~uart.tx_pin, tick)),
+            self.led_busy.eq(_stretch(m, "busy", ~dut.idle, tick)),
             self.led_error.eq(error),
             self.led_alive.eq(free[-1]),
         ]

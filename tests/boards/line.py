@@ -28,3 +28,35 @@ def decode(levels: list[int], divisor: int) -> bytes:
         out.append(sum(bit << i for i, bit in enumerate(bits[1:9])))
         k += 10 * divisor - divisor // 2  # resynchronise on the next falling edge
     return bytes(out)
+
+
+def exchange(core, request: bytes, divisor: int, done, max_cycles: int, extra=None) -> bytes:
+    """Send ``request`` into ``core.rx_pin`` and record ``core.tx_pin`` in the Amaranth simulator
+    until ``done(received_bytes)`` holds (checked once per received byte) or ``max_cycles``;
+    ``extra`` is another (background) process to run alongside."""
+    from amaranth.sim import Simulator
+
+    levels = levels_of(request, divisor)
+    line: list[int] = []
+
+    async def tb(ctx):
+        seen = 0
+        for k in range(max_cycles):
+            ctx.set(core.rx_pin, levels[k] if k < len(levels) else 1)
+            await ctx.tick()
+            line.append(ctx.get(core.tx_pin))
+            # a byte has ended when the line has been high for a bit after a stop bit
+            if k >= len(levels) and line[-1] and k % divisor == 0:
+                got = decode(line, divisor)
+                if len(got) > seen:
+                    seen = len(got)
+                    if done(got):
+                        return
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    if extra is not None:
+        sim.add_process(extra)
+    sim.run()
+    return decode(line, divisor)

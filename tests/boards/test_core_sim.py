@@ -11,7 +11,7 @@ from ohmflow.boards import BOARDS
 from ohmflow.boards.top import BoardCore, BoardTop
 from ohmflow.emulator.config import PRESETS
 
-from .line import decode, levels_of
+from .line import decode, exchange, levels_of
 
 
 def run_core(core: BoardCore, rx: list[int], extra: int) -> dict[str, list[int]]:
@@ -77,3 +77,14 @@ def test_board_top_rejects_a_config_at_another_clock():
         BoardTop(b, dataclasses.replace(PRESETS["icebreaker"], clock_hz=12_000_000))
     with pytest.raises(ValueError, match="unknown design"):
         BoardTop(b, design="blinky")
+
+
+def test_loopback_returns_a_protocol_frame_intact():
+    from ohmflow.emulator import protocol as P
+
+    frame = P.encode_frame(P.command("INFO").opcode, 7, b"")
+    divisor = BOARDS["icebreaker"].divisor
+    core = BoardCore("loopback", small_cfg(), divisor, prescale=2)
+    got = exchange(core, frame, divisor, lambda b: len(b) >= len(frame), 20 * len(frame) * divisor)
+    (parsed,) = P.FrameParser().feed(got)
+    assert (parsed.opcode, parsed.seq, parsed.payload) == (P.command("INFO").opcode, 7, b"")
