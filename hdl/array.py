@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_FRAC, SLOPE_FRAC, ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap, nominal
-from ohmflow.hdl.fixed import clip, mul_lut, rnd_shift, rotate
+from ohmflow.hdl.fixed import clip, mul_lut, rnd_shift, rotate, sum_tree
 from ohmflow.hdl.layouts import Geometry, ProgCmd
 
 __all__ = ["AnalogArray"]
@@ -46,15 +46,6 @@ def _mod_sub(a: int, b, n: int) -> Value:
     if n & (n - 1) == 0 or a == n - 1:
         return (a - b)[:w]
     return Mux(b <= a, a - b, a + n - b)[:w]
-
-
-def _tree(values: list) -> Value:
-    while len(values) > 1:
-        nxt = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
-        if len(values) % 2:
-            nxt.append(values[-1])
-        values = nxt
-    return values[0]
 
 
 class AnalogArray(wiring.Component):
@@ -219,7 +210,7 @@ class AnalogArray(wiring.Component):
         k3 = reg(k2, "k3")
         last3 = reg(last2, "last3")
         wa3 = reg(wa2, "wa3")
-        sum3 = reg(_tree(prod2), "sum3")
+        sum3 = reg(sum_tree(prod2), "sum3")
         step3, n3, up3, t3 = [], [], [], []
         x3, lo3, hi3, we3 = [], [], [], []
         for b in range(L):

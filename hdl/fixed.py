@@ -138,10 +138,11 @@ def mul_lut(a, b) -> Value:
         if k == n - 1 and b.shape().signed:
             term = -term
         terms.append(term)
-    return _sum_signed(terms)
+    return sum_tree(terms)
 
 
-def _sum_signed(values: list) -> Value:
+def sum_tree(values: list) -> Value:
+    """The sum of ``values`` as a balanced tree of adders (pairwise, in order)."""
     while len(values) > 1:
         nxt = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
         if len(values) % 2:

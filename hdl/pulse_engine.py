@@ -25,7 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SQRT_FRAC, ChipConfig
 from ohmflow.hdl.dac import WORD
-from ohmflow.hdl.fixed import divmod_const, rnd_shift, thermometer
+from ohmflow.hdl.fixed import divmod_const, rnd_shift, sum_tree, thermometer
 from ohmflow.hdl.layouts import Geometry
 from ohmflow.hdl.prng import Lowbias32, gauss
 
@@ -36,16 +36,6 @@ class PulseMode(enum.Enum, shape=2):
     RANDOM = 0  #: stochastic update sample
     ROW = 1  #: deterministic counts on devices (j, index), one count per column j
     COL = 2  #: deterministic counts on devices (index, i), one count per row i
-
-
-def _popcount(v) -> object:
-    bits = [v[k] for k in range(len(v))]
-    while len(bits) > 1:
-        nxt = [bits[k] + bits[k + 1] for k in range(0, len(bits) - 1, 2)]
-        if len(bits) % 2:
-            nxt.append(bits[-1])
-        bits = nxt
-    return bits[0]
 
 
 class PulseEngine(wiring.Component):
@@ -259,7 +249,8 @@ class PulseEngine(wiring.Component):
             rowl = rp_rows.data[l]
             row_train = Mux(row_op, Mux(idx_r == l, ones, 0), rowl.train)
             active = b1_kl + l < par.n_in
-            ns.append(Mux(active, _popcount(row_train & col_train), 0))
+            both = row_train & col_train
+            ns.append(Mux(active, sum_tree([both[k] for k in range(len(both))]), 0))
             ups.append(Mux(row_op, 0, rowl.neg) ^ col_neg)
 
         # hash input: phase 1 groups or phase 2 device draws
