@@ -1,5 +1,7 @@
 """Faults on the link: lost, corrupt and late frames, dead servers, missing ports."""
 
+import os
+import signal
 import socket
 import sys
 import time
@@ -79,6 +81,7 @@ def test_server_killed_mid_command_is_a_clear_error():
         fp = FaultyPort(serial.serial_for_url(url, timeout=0.02))
         dev = LinkDevice(fp, CFG, url=url, timeout=0.3)
         dev.connect()
+        os.kill(proc.pid, signal.SIGSTOP)  # it cannot answer before it dies (no race)
         fp.plan("FORWARD", "on_send", proc.kill)  # dies with the request unanswered
         t0 = time.monotonic()
         with pytest.raises(DeviceError, match="link lost during FORWARD"):
