@@ -99,6 +99,15 @@ class Device(ABC):
     def counters(self) -> list[dict[str, int]]:
         """Per-tile counters (names in `ohmflow.emulator.twin.COUNTERS`, plus ``cycles`` on RTL)."""
 
+    def tile_counters(self, tile: int) -> dict[str, int]:
+        """The counters of one tile (a link device reads just that tile: one round trip)."""
+        if isinstance(tile, bool) or not isinstance(tile, int | np.integer) or not (
+            0 <= tile < self.config.tiles
+        ):
+            raise ValueError(f"tile must be an integer in [0, {self.config.tiles - 1}], "
+                             f"got {tile!r}")
+        return self.counters()[int(tile)]
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op for in-process devices
         """Release the link or process behind the device."""
 

@@ -1,7 +1,7 @@
 """Hardware-cost accounting: attribute a device's counter deltas to (layer, phase).
 
 A training loop wraps each device call in ``ledger.phase(layer, phase, device, tile)``; the
-ledger reads ``device.counters()`` before and after and adds the tile's deltas to that
+ledger reads ``device.tile_counters(tile)`` before and after and adds the tile's deltas to that
 (layer, phase) entry. Besides the device counters (``ohmflow.emulator.twin.COUNTERS`` and
 ``cycles`` on the RTL) each entry carries five counts the ledger derives from the tile's
 settings at the time of the call, which the projection model (``ohmflow.host.projection``) needs:
@@ -95,7 +95,7 @@ class CostLedger:
         self.in_bits = max(self.in_bits, settings.in_bits)
         self.out_bits = max(self.out_bits, settings.out_bits)
         self.shapes[layer] = (int(n_in), int(n_out))
-        before = dict(device.counters()[tile])
+        before = dict(device.tile_counters(tile))
         self._active.add(key)
         t0 = time.perf_counter()
         try:
@@ -103,7 +103,7 @@ class CostLedger:
         finally:
             wall = time.perf_counter() - t0
             self._active.discard(key)
-        after = device.counters()[tile]
+        after = device.tile_counters(tile)
         deltas = {}
         for name in DEVICE_COUNTERS:
             if name in after and name in before:

@@ -331,11 +331,15 @@ class LinkDevice(Device):
                    n=length, counts=c)
 
     def counters(self) -> list[dict[str, int]]:
-        out = []
-        for t in range(self.config.tiles):
-            v = self._call("COUNTERS", tile=t)
-            out.append({k: int(x) for k, x in zip(P.TABLE.counters, v["values"], strict=False)})
-        return out
+        return [self._tile_counters(t) for t in range(self.config.tiles)]
+
+    def tile_counters(self, tile: int) -> dict[str, int]:
+        self._window(tile)
+        return self._tile_counters(int(tile))
+
+    def _tile_counters(self, tile: int) -> dict[str, int]:
+        v = self._call("COUNTERS", tile=tile)
+        return {k: int(x) for k, x in zip(P.TABLE.counters, v["values"], strict=False)}
 
 
 def start_twin_server(cfg: ChipConfig, startup_timeout: float = 30.0):

@@ -92,6 +92,22 @@ def test_bad_input_raises_like_the_twin(tiny_link):
             d.configure(in_bits=99)
     assert np.array_equal(tiny_link.read(0), twin.read(0))
     assert tiny_link.counters() == twin.counters()
+    for d in (twin, tiny_link):
+        for bad in (-1, 2, True, 0.0):
+            with pytest.raises(ValueError, match="tile must be"):
+                d.tile_counters(bad)
+
+
+def test_tile_counters_reads_one_tile(tiny_link):
+    twin = TwinDevice("tiny")
+    x = np.random.default_rng(3).integers(-63, 64, (3, 5))
+    for d in (twin, tiny_link):
+        d.forward(1, x)
+    for t in range(2):
+        frames = tiny_link.stats["frames"]
+        assert tiny_link.tile_counters(t) == twin.tile_counters(t) == twin.counters()[t]
+        assert tiny_link.stats["frames"] == frames + 1  # one COUNTERS frame, not one per tile
+    assert twin.tile_counters(1)["fwd_vectors"] - twin.tile_counters(0)["fwd_vectors"] == 3
 
 
 def test_emulator_device_runs_the_twin_server_process():
