@@ -147,48 +147,54 @@ class AnalogArray(wiring.Component):
             sl_rd.append(rp_sl.data)
             st_wr.append(st.write_port())
 
-        def reg(expr, name, valid=False):
+        def reg(expr, name, en=None, valid=False):
+            """A pipeline register; datapath registers load only when ``en`` (their beat's kind
+            is in flight), so idle lanes cost a simulator nothing and hold their last value."""
             r = Signal(expr.shape(), name=name, reset_less=not valid)
-            with m.If(adv):
+            with m.If(adv if en is None else adv & en):
                 m.d.sync += r.eq(expr)
             return r
 
         # ----- stage 1: beat registered, memory data arrives -----
+        drive0 = self.drive.valid & ~self.pulse.valid
+        prog0 = ~self.pulse.valid & ~self.drive.valid
         v1 = reg(take, "v1", valid=True)
-        k1 = reg(kind0, "k1")
-        last1 = reg(D.last, "last1")
-        wa1 = reg(Mux(self.pulse.valid, addr_p, addr_g), "wa1")
-        code1 = [reg(codes_b[b], f"code1_{b}") for b in range(L)]
-        n1 = [reg(n_b[b], f"n1_{b}") for b in range(L)]
-        up1 = [reg(up_b[b], f"up1_{b}") for b in range(L)]
-        t1 = [reg(t_b[b], f"t1_{b}") for b in range(L)]
-        cmd1 = reg(G.cmd, "cmd1")
-        bank1 = reg(bank_g, "bank1")
-        val1 = reg(G.state, "val1")
-        map1 = reg(G.map, "map1")
+        k1 = reg(kind0, "k1", take)
+        last1 = reg(D.last, "last1", take)
+        wa1 = reg(Mux(self.pulse.valid, addr_p, addr_g), "wa1", take)
+        code1 = [reg(codes_b[b], f"code1_{b}", drive0) for b in range(L)]
+        n1 = [reg(n_b[b], f"n1_{b}", self.pulse.valid) for b in range(L)]
+        up1 = [reg(up_b[b], f"up1_{b}", self.pulse.valid) for b in range(L)]
+        t1 = [reg(t_b[b], f"t1_{b}", self.pulse.valid) for b in range(L)]
+        cmd1 = reg(G.cmd, "cmd1", prog0)
+        bank1 = reg(bank_g, "bank1", prog0)
+        val1 = reg(G.state, "val1", prog0)
+        map1 = reg(G.map, "map1", prog0)
 
         # ----- stage 2: products; program-port operands -----
         prog1 = k1 == KIND_PROG
         is_map = cmd1 == ProgCmd.MAP
+        drive1, pulse1 = v1 & (k1 == KIND_DRIVE), v1 & (k1 == KIND_PULSE)
+        store1 = v1 & (k1 != KIND_DRIVE)
         v2 = reg(v1, "v2", valid=True)
-        k2 = reg(k1, "k2")
-        last2 = reg(last1, "last2")
-        wa2 = reg(wa1, "wa2")
+        k2 = reg(k1, "k2", v1)
+        last2 = reg(last1, "last2", v1)
+        wa2 = reg(wa1, "wa2", v1)
         prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2 = ([] for _ in range(10))
         for b in range(L):
             w, bd, sl = st_rd[b], bd_rd[b], sl_rd[b]
             up = up1[b]
-            prod2.append(reg(mul_lut(w, code1[b]), f"prod2_{b}"))
-            kw2.append(reg(Mux(up, sl.ku, sl.kd) * w, f"kw2_{b}"))
-            s2.append(reg(Mux(up, sl.su, sl.sd), f"s2_{b}"))
-            n2.append(reg(n1[b], f"n2_{b}"))
-            up2.append(reg(up, f"up2_{b}"))
-            t2.append(reg(t1[b], f"t2_{b}"))
-            x2.append(reg(Mux(prog1 & ~is_map, val1, w), f"x2_{b}"))
-            lo2.append(reg(Mux(prog1 & is_map, map1.wmin, bd.wmin), f"lo2_{b}"))
-            hi2.append(reg(Mux(prog1 & is_map, map1.wmax, bd.wmax), f"hi2_{b}"))
+            prod2.append(reg(mul_lut(w, code1[b]), f"prod2_{b}", drive1))
+            kw2.append(reg(Mux(up, sl.ku, sl.kd) * w, f"kw2_{b}", pulse1))
+            s2.append(reg(Mux(up, sl.su, sl.sd), f"s2_{b}", pulse1))
+            n2.append(reg(n1[b], f"n2_{b}", pulse1))
+            up2.append(reg(up, f"up2_{b}", pulse1))
+            t2.append(reg(t1[b], f"t2_{b}", pulse1))
+            x2.append(reg(Mux(prog1 & ~is_map, val1, w), f"x2_{b}", store1))
+            lo2.append(reg(Mux(prog1 & is_map, map1.wmin, bd.wmin), f"lo2_{b}", store1))
+            hi2.append(reg(Mux(prog1 & is_map, map1.wmax, bd.wmax), f"hi2_{b}", store1))
             we2.append(reg(Mux(prog1, (cmd1 != ProgCmd.READ) & (bank1 == b), n1[b] != 0),
-                           f"we2_{b}"))
+                           f"we2_{b}", store1))
         # program-port read-back
         with m.If(self.prog_out.ready):
             m.d.sync += self.prog_out.valid.eq(0)
@@ -206,23 +212,25 @@ class AnalogArray(wiring.Component):
             ]
 
         # ----- stage 3: column sum; step -----
+        drive2, pulse2 = v2 & (k2 == KIND_DRIVE), v2 & (k2 == KIND_PULSE)
+        store2 = v2 & (k2 != KIND_DRIVE)
         v3 = reg(v2, "v3", valid=True)
-        k3 = reg(k2, "k3")
-        last3 = reg(last2, "last3")
-        wa3 = reg(wa2, "wa3")
-        sum3 = reg(sum_tree(prod2), "sum3")
+        k3 = reg(k2, "k3", v2)
+        last3 = reg(last2, "last3", v2)
+        wa3 = reg(wa2, "wa3", v2)
+        sum3 = reg(sum_tree(prod2), "sum3", drive2)
         step3, n3, up3, t3 = [], [], [], []
         x3, lo3, hi3, we3 = [], [], [], []
         for b in range(L):
             st = s2[b] + rnd_shift(kw2[b], SLOPE_FRAC)
-            step3.append(reg(Mux(st < 0, 0, st)[: g.step_width], f"step3_{b}"))
-            n3.append(reg(n2[b], f"n3_{b}"))
-            up3.append(reg(up2[b], f"up3_{b}"))
-            t3.append(reg(t2[b], f"t3_{b}"))
-            x3.append(reg(x2[b], f"x3_{b}"))
-            lo3.append(reg(lo2[b], f"lo3_{b}"))
-            hi3.append(reg(hi2[b], f"hi3_{b}"))
-            we3.append(reg(we2[b], f"we3_{b}"))
+            step3.append(reg(Mux(st < 0, 0, st)[: g.step_width], f"step3_{b}", pulse2))
+            n3.append(reg(n2[b], f"n3_{b}", pulse2))
+            up3.append(reg(up2[b], f"up3_{b}", pulse2))
+            t3.append(reg(t2[b], f"t3_{b}", pulse2))
+            x3.append(reg(x2[b], f"x3_{b}", store2))
+            lo3.append(reg(lo2[b], f"lo3_{b}", store2))
+            hi3.append(reg(hi2[b], f"hi3_{b}", store2))
+            we3.append(reg(we2[b], f"we3_{b}", store2))
 
         # ----- stage 4: accumulate and read out; pulse products -----
         acc = Signal(self.readout.payload.shape(), reset_less=True)
@@ -234,30 +242,32 @@ class AnalogArray(wiring.Component):
             m.d.sync += [acc.eq(acc_next), clear.eq(last3)]
             with m.If(last3):
                 m.d.sync += [self.readout.valid.eq(1), self.readout.payload.eq(acc_next)]
+        pulse3, store3 = v3 & (k3 == KIND_PULSE), v3 & (k3 != KIND_DRIVE)
         v4 = reg(v3, "v4", valid=True)
-        k4 = reg(k3, "k4")
-        wa4 = reg(wa3, "wa4")
+        k4 = reg(k3, "k4", v3)
+        wa4 = reg(wa3, "wa4", v3)
         a4, bt4, up4, x4, lo4, hi4, we4 = ([] for _ in range(7))
         for b in range(L):
-            a4.append(reg(mul_lut(step3[b], n3[b]), f"a4_{b}"))
-            bt4.append(reg(step3[b] * t3[b], f"bt4_{b}"))
-            up4.append(reg(up3[b], f"up4_{b}"))
-            x4.append(reg(x3[b], f"x4_{b}"))
-            lo4.append(reg(lo3[b], f"lo4_{b}"))
-            hi4.append(reg(hi3[b], f"hi4_{b}"))
-            we4.append(reg(we3[b], f"we4_{b}"))
+            a4.append(reg(mul_lut(step3[b], n3[b]), f"a4_{b}", pulse3))
+            bt4.append(reg(step3[b] * t3[b], f"bt4_{b}", pulse3))
+            up4.append(reg(up3[b], f"up4_{b}", pulse3))
+            x4.append(reg(x3[b], f"x4_{b}", store3))
+            lo4.append(reg(lo3[b], f"lo4_{b}", store3))
+            hi4.append(reg(hi3[b], f"hi4_{b}", store3))
+            we4.append(reg(we3[b], f"we4_{b}", store3))
 
         # ----- stage 5: new state; write-back -----
+        store4 = v4 & (k4 != KIND_DRIVE)
         v5 = reg(v4, "v5", valid=True)
-        k5 = reg(k4, "k5")
-        wa5 = reg(wa4, "wa5")
+        k5 = reg(k4, "k5", v4)
+        wa5 = reg(wa4, "wa5", v4)
         for b in range(L):
             total = a4[b] + rnd_shift(bt4[b], C2C_FRAC)
             moved = Mux(up4[b], x4[b] + total, x4[b] - total)
-            x5 = reg(Mux(k4 == KIND_PULSE, moved, x4[b]), f"x5_{b}")
-            lo5 = reg(lo4[b], f"lo5_{b}")
-            hi5 = reg(hi4[b], f"hi5_{b}")
-            we5 = reg(we4[b], f"we5_{b}")
+            x5 = reg(Mux(k4 == KIND_PULSE, moved, x4[b]), f"x5_{b}", store4)
+            lo5 = reg(lo4[b], f"lo5_{b}", store4)
+            hi5 = reg(hi4[b], f"hi5_{b}", store4)
+            we5 = reg(we4[b], f"we5_{b}", store4)
             wp = st_wr[b]
             m.d.comb += [
                 wp.addr.eq(wa5),

@@ -20,7 +20,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
-from ohmflow.hdl.framing import ByteWriter, ElementReader, FrameRx, FrameTx
+from ohmflow.hdl.framing import BANKS, ByteWriter, ElementReader, FrameRx, FrameTx
 from ohmflow.hdl.tile_io import (
     COUNTER_NAMES,
     MAP_FIELDS,
@@ -94,11 +94,13 @@ class CommandProcessor(wiring.Component):
         devices = cfg.rows * cfg.cols
 
         # ----- buffers and the link layer -----
-        m.submodules.pbuf = pbuf = Memory(shape=8, depth=MAXP, init=[])
+        pbuf = [Memory(shape=8, depth=-(-MAXP // BANKS), init=[]) for _ in range(BANKS)]
+        for b, mem in enumerate(pbuf):
+            m.submodules[f"pbuf{b}"] = mem
         m.submodules.rbuf = rbuf = Memory(shape=8, depth=MAXP, init=[])
         xw = max(cfg.w_bits, cfg.step_bits + 1, cfg.slope_bits)
         m.submodules.xbuf = xbuf = Memory(shape=xw, depth=len(MAP_FIELDS) * devices, init=[])
-        pw, prd, rwr, rrd = pbuf.write_port(), pbuf.read_port(), rbuf.write_port(), rbuf.read_port()
+        rwr, rrd = rbuf.write_port(), rbuf.read_port()
         xwr, xrd = xbuf.write_port(), xbuf.read_port()
         m.submodules.frx = frx = FrameRx(self.byte_timeout)
         m.submodules.ftx = ftx = FrameTx()
@@ -107,11 +109,16 @@ class CommandProcessor(wiring.Component):
         wiring.connect(m, wiring.flipped(self.rx), frx.rx)
         wiring.connect(m, ftx.tx, wiring.flipped(self.tx))
         m.d.comb += [
-            pw.addr.eq(frx.wr_addr), pw.data.eq(frx.wr_data), pw.en.eq(frx.wr_en),
-            prd.addr.eq(rd.rd_addr), prd.en.eq(rd.rd_en), rd.rd_data.eq(prd.data),
             rwr.addr.eq(wr.wr_addr), rwr.data.eq(wr.wr_data), rwr.en.eq(wr.wr_en),
             rrd.addr.eq(ftx.rd_addr), ftx.rd_data.eq(rrd.data),
         ]
+        for b, mem in enumerate(pbuf):  # the payload in four byte banks (address mod 4)
+            pw, prd = mem.write_port(), mem.read_port()
+            m.d.comb += [
+                pw.addr.eq(frx.wr_addr >> 2), pw.data.eq(frx.wr_data),
+                pw.en.eq(frx.wr_en & (frx.wr_addr[:2] == b)),
+                prd.addr.eq(rd.rd_addr[b]), prd.en.eq(rd.rd_en), rd.rd_data[b].eq(prd.data),
+            ]
         ev = frx.event.payload
         op = ev.opcode
 

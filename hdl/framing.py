@@ -5,8 +5,8 @@ whose table gives every constant used here). `FrameRx` behaves byte for byte as 
 `FrameParser`: it hunts for the sync, answers an over-long header with TOO_LONG, a CRC mismatch
 with BAD_CRC and a silence of ``timeout`` cycles inside a frame with TRUNCATED (a partial header is
 dropped silently). `FrameTx` sends a reply whose payload comes from a buffer or is one status byte.
-`ElementReader` and `ByteWriter` move little-endian elements out of the payload buffer and into
-the reply buffer, one byte per cycle.
+`ElementReader` moves little-endian elements out of the payload buffer (four byte banks, one element
+a cycle) and `ByteWriter` into the reply buffer (one byte a cycle).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 
 __all__ = ["crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx", "ReadJob", "WriteJob",
-           "ElementReader", "ByteWriter"]
+           "ElementReader", "ByteWriter", "BANKS"]
 
 C = P.constants()
 _CRC = P.TABLE.crc
@@ -268,59 +268,61 @@ def _extend(v: Value, width: Value, signed: Value) -> Value:
     return Value.cast(out)[:32]
 
 
-class ElementReader(wiring.Component):
-    """Streams little-endian elements out of a byte memory (synchronous read port with enable).
+#: byte banks of the payload buffer an `ElementReader` reads in parallel (address mod BANKS)
+BANKS = 4
+BANK_BITS = ADDR_BITS - 2
 
-    One byte per cycle: an element of w bytes leaves every w cycles unless ``o`` stalls.
+
+class ElementReader(wiring.Component):
+    """Streams little-endian elements out of a byte memory kept in `BANKS` banks.
+
+    Byte address ``a`` lives in bank ``a % 4`` at row ``a // 4``; every fetch reads all four
+    banks (synchronous read ports with a shared enable), so an element of 1, 2 or 4 bytes at any
+    alignment leaves every cycle unless ``o`` stalls.
     """
 
     def __init__(self):
         super().__init__({
             "job": In(stream.Signature(ReadJob)),
             "o": Out(stream.Signature(32)),
-            "rd_addr": Out(ADDR_BITS),
+            "rd_addr": Out(data.ArrayLayout(BANK_BITS, BANKS)),
             "rd_en": Out(1),
-            "rd_data": In(8),
+            "rd_data": In(data.ArrayLayout(8, BANKS)),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         j = Signal(ReadJob, reset_less=True)
-        left = Signal(ADDR_BITS + 3)  # bytes still to fetch
+        left = Signal(16)  # elements still to fetch
         addr = Signal(ADDR_BITS, reset_less=True)
-        bvalid = Signal()  # rd_data holds a fetched byte
-        acc = Signal(32, reset_less=True)
-        nb = Signal(2, reset_less=True)  # bytes of the current element taken so far
+        dvalid = Signal()  # rd_data holds a fetched element
+        doff = Signal(2, reset_less=True)  # its first byte's bank
         ovalid = Signal()
         oword = Signal(32, reset_less=True)
-        last = nb == (j.width - 1)[:2]
         out_free = ~ovalid | self.o.ready
-        take = bvalid & (~last | out_free)
-        fetch = (left != 0) & (~bvalid | take)
-        whole = Signal(32)
+        take = dvalid & out_free
+        fetch = (left != 0) & (~dvalid | take)
+        for b in range(BANKS):  # bank b holds byte (b - addr) mod 4 of the element
+            m.d.comb += self.rd_addr[b].eq((addr + (b - addr[:2])[:2]) >> 2)
+        banks = Value.cast(self.rd_data)
+        whole = (Cat(banks, banks) >> (doff * 8))[:32]  # byte k from bank (doff + k) mod 4
         m.d.comb += [
-            self.rd_addr.eq(addr), self.rd_en.eq(fetch),
+            self.rd_en.eq(fetch),
             self.o.valid.eq(ovalid), self.o.payload.eq(oword),
-            self.busy.eq((left != 0) | bvalid | ovalid),
+            self.busy.eq((left != 0) | dvalid | ovalid),
             self.job.ready.eq(~self.busy),
-            whole.eq(Mux(nb == 0, 0, acc) | (self.rd_data << (nb * 8))),
         ]
         with m.If(self.o.ready):
             m.d.sync += ovalid.eq(0)
         with m.If(take):
-            m.d.sync += [acc.eq(whole), nb.eq(nb + 1)]
-            with m.If(last):
-                m.d.sync += [oword.eq(_extend(whole, j.width, j.signed)), ovalid.eq(1),
-                             nb.eq(0)]
-        m.d.sync += bvalid.eq(fetch | (bvalid & ~take))
+            m.d.sync += [oword.eq(_extend(whole, j.width, j.signed)), ovalid.eq(1)]
+        m.d.sync += dvalid.eq(fetch | (dvalid & ~take))
         with m.If(fetch):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+            m.d.sync += [addr.eq(addr + j.width), left.eq(left - 1), doff.eq(addr[:2])]
         with m.If(self.job.valid & self.job.ready):
-            p = self.job.payload
-            m.d.sync += [j.eq(p), addr.eq(p.addr), nb.eq(0),
-                         left.eq(Mux(p.width == 4, p.count << 2,
-                                     Mux(p.width == 2, p.count << 1, p.count)))]
+            m.d.sync += [j.eq(self.job.payload), addr.eq(self.job.payload.addr),
+                         left.eq(self.job.payload.count)]
         return m
 
 

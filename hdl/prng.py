@@ -68,17 +68,24 @@ class Lowbias32(wiring.Component):
         s3 = [Signal(32, reset_less=True, name=f"s3_{k}") for k in range(n)]
         with m.If(adv):
             m.d.sync += [v1.eq(self.i.valid), v2.eq(v1), self.o.valid.eq(v2)]
+        # Data registers load only behind a valid beat: bubbles leave them (and a simulator's
+        # shift-add trees) untouched.
+        with m.If(adv & self.i.valid):
             if tag_w:
-                m.d.sync += [t1.eq(Value.cast(self.i.payload.tag)), t2.eq(t1), t3.eq(t2)]
+                m.d.sync += t1.eq(Value.cast(self.i.payload.tag))
             for k in range(n):
                 x = self.i.payload.word[k]
-                y1 = x ^ (x >> 16)
-                y2 = s1[k] ^ (s1[k] >> 15)
-                m.d.sync += [
-                    s1[k].eq(mul_const(y1, M1, 32)),
-                    s2[k].eq(mul_const(y2, M2, 32)),
-                    s3[k].eq(s2[k] ^ (s2[k] >> 16)),
-                ]
+                m.d.sync += s1[k].eq(mul_const(x ^ (x >> 16), M1, 32))
+        with m.If(adv & v1):
+            if tag_w:
+                m.d.sync += t2.eq(t1)
+            for k in range(n):
+                m.d.sync += s2[k].eq(mul_const(s1[k] ^ (s1[k] >> 15), M2, 32))
+        with m.If(adv & v2):
+            if tag_w:
+                m.d.sync += t3.eq(t2)
+            for k in range(n):
+                m.d.sync += s3[k].eq(s2[k] ^ (s2[k] >> 16))
         for k in range(n):
             m.d.comb += self.o.payload.word[k].eq(s3[k])
         if tag_w:

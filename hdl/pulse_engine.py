@@ -283,11 +283,14 @@ class PulseEngine(wiring.Component):
                  for l in range(L)]
         out = self.pulse.payload
         with m.If(adv):
-            m.d.sync += [ve.eq(h.o.valid & ho.tag.phase_b), e_tag.eq(ho.tag.b),
-                         self.pulse.valid.eq(ve)]
+            m.d.sync += [ve.eq(h.o.valid & ho.tag.phase_b), self.pulse.valid.eq(ve)]
+        # data registers load only behind a valid beat (idle lanes cost a simulator nothing)
+        with m.If(adv & h.o.valid & ho.tag.phase_b):
+            m.d.sync += e_tag.eq(ho.tag.b)
             for l in range(L):
                 m.d.sync += [es[l].eq(rnd_shift(gauss(ho.word[l]) * self.dw_std, C2C_SHIFT)),
                              roots[l].eq(sqrt[ho.tag.b.n[l]])]
+        with m.If(adv & ve):
             m.d.sync += [out.tile.eq(par.tile), out.jq.eq(e_tag.jq), out.jr.eq(e_tag.jr),
                          out.chunk.eq(e_tag.chunk), out.up.eq(e_tag.up)]
             for l in range(L):
