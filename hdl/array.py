@@ -135,7 +135,7 @@ class AnalogArray(wiring.Component):
             map_we = self.prog.valid & self.prog.ready & (G.cmd == ProgCmd.MAP) & (bank_g == b)
             m.d.comb += [
                 rp_st.addr.eq(addr), rp_bd.addr.eq(addr), rp_sl.addr.eq(addr),
-                rp_st.en.eq(adv), rp_bd.en.eq(adv), rp_sl.en.eq(adv),
+                rp_st.en.eq(adv & take), rp_bd.en.eq(adv & take), rp_sl.en.eq(adv & take),
                 wp_bd.addr.eq(addr), wp_sl.addr.eq(addr),
                 wp_bd.data.wmax.eq(G.map.wmax), wp_bd.data.wmin.eq(G.map.wmin),
                 wp_sl.data.su.eq(G.map.su), wp_sl.data.sd.eq(G.map.sd),

@@ -25,7 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SQRT_FRAC, ChipConfig
 from ohmflow.hdl.dac import WORD
-from ohmflow.hdl.fixed import divmod_const, rnd_shift, sum_tree, thermometer
+from ohmflow.hdl.fixed import divmod_const, popcount, rnd_shift, thermometer
 from ohmflow.hdl.layouts import Geometry
 from ohmflow.hdl.prng import Lowbias32, gauss
 
@@ -250,7 +250,7 @@ class PulseEngine(wiring.Component):
             row_train = Mux(row_op, Mux(idx_r == l, ones, 0), rowl.train)
             active = b1_kl + l < par.n_in
             both = row_train & col_train
-            ns.append(Mux(active, sum_tree([both[k] for k in range(len(both))]), 0))
+            ns.append(Mux(active, popcount(both), 0))
             ups.append(Mux(row_op, 0, rowl.neg) ^ col_neg)
 
         # hash input: phase 1 groups or phase 2 device draws

@@ -13,6 +13,7 @@ from ohmflow.hdl.fixed import (
     divmod_const,
     mul_const,
     mul_lut,
+    popcount,
     rnd_shift,
     rotate,
     thermometer,
@@ -105,3 +106,13 @@ def test_mul_lut_is_exact(bshape):
              for x in [-(2**15), 2**15 - 1, 0, *rng.integers(-(2**15), 2**15, size=3)]]
     got = _comb({"a": a, "b": b}, {"p": mul_lut(a, b)}, cases)
     assert [g["p"] for g in got] == [c["a"] * c["b"] for c in cases]
+
+
+@pytest.mark.parametrize("width", [1, 3, 4, 7, 8, 31, 32])
+def test_popcount_counts_set_bits(width):
+    x = Signal(width)
+    rng = np.random.default_rng(width)
+    values = range(1 << width) if width <= 8 else [0, (1 << width) - 1,
+                                                   *rng.integers(0, 1 << width, 300).tolist()]
+    got = _comb({"x": x}, {"n": popcount(x)}, [{"x": int(v)} for v in values])
+    assert [g["n"] for g in got] == [bin(int(v)).count("1") for v in values]
