@@ -68,14 +68,15 @@ _VERILOG_MEMO: dict[tuple, str] = {}
 
 
 def soc_verilog(cfg: ChipConfig | str) -> str:
-    """The Verilog of the SoC top (byte-stream ports, no UART) for a chip config."""
+    """The Verilog of the emulator's top for a chip config: the SoC behind registered byte
+    ports, with a power-on reset (`ohmflow.hdl.emulator_top.EmulatorTop`; no UART)."""
     from amaranth.back import verilog
-    from ohmflow.hdl.soc import SoC
+    from ohmflow.hdl.emulator_top import EmulatorTop
 
     cfg = get_config(cfg)
     key = tuple(sorted(cfg.to_dict().items()))
     if key not in _VERILOG_MEMO:
-        _VERILOG_MEMO[key] = verilog.convert(SoC(cfg), name="top", emit_src=False)
+        _VERILOG_MEMO[key] = verilog.convert(EmulatorTop(cfg), name="top", emit_src=False)
     return _VERILOG_MEMO[key]
 
 

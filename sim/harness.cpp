@@ -1,8 +1,9 @@
 // The Verilator emulator server: the SoC's byte stream bridged to a loopback TCP socket.
 //
-// The model (class Vtop) has a clock `clk`, a reset `rst`, a byte stream in (`rx__valid`,
-// `rx__ready`, `rx__payload`), a byte stream out (`tx__valid`, `tx__ready`, `tx__payload`) and
-// an `idle` output (nothing in flight: the model may sleep until the next byte arrives).
+// The model (class Vtop) has a clock `clk`, a byte stream in (`rx__valid`, `rx__ready`,
+// `rx__payload`), a byte stream out (`tx__valid`, `tx__ready`, `tx__payload`) and an `idle`
+// output (nothing in flight: the model may sleep until the next byte arrives). It resets itself
+// at power-on (EmulatorTop: a few clocks, during which it is neither idle nor ready).
 // The harness listens on 127.0.0.1 only, prints "PORT <n>" on stdout, serves one client at a time
 // (a new client finds the device as the previous one left it, like a board's serial port) and
 // clocks the model as fast as it can, touching the socket only every `--poll` cycles. While the
@@ -141,12 +142,11 @@ public:
         ::close(listen_fd_);
     }
 
+    // Clock the model through its power-on reset with the link quiet.
     void reset() {
-        top_->rst = 1;
         top_->RX_VALID = 0;
         top_->TX_READY = 0;
-        for (int i = 0; i < 4; ++i) tick();
-        top_->rst = 0;
+        for (int i = 0; i < 16; ++i) tick();
     }
 
     void run() {
