@@ -216,8 +216,9 @@ class PulseEngine(wiring.Component):
                              sjrows.eq(par.index * cfg.rows)]
             with m.Else():
                 m.d.sync += [sj.eq(0), sjq.eq(0), sjr.eq(0), sjrows.eq(0)]
-        v1 = Signal()
-        adv1 = ~v1 | (h.i.ready & ~holding)
+        v1, v2 = Signal(), Signal()
+        adv2 = ~v2 | (h.i.ready & ~holding)
+        adv1 = ~v1 | adv2
         issue_b = (phase == 2) & adv1
         m.d.comb += [rp_rows.addr.eq(sk), rp_cols.addr.eq(sjq),
                      rp_rows.en.eq(adv1), rp_cols.en.eq(adv1)]
@@ -253,22 +254,30 @@ class PulseEngine(wiring.Component):
             ns.append(Mux(active, popcount(both), 0))
             ups.append(Mux(row_op, 0, rowl.neg) ^ col_neg)
 
+        # stage 2: counts, polarities and draw words registered (so a simulator evaluates the
+        # lanes' popcounts only when a scan beat moves)
+        b2 = Signal(tag_b, reset_less=True)
+        words_b = [Signal(32, reset_less=True, name=f"word_b{l}") for l in range(L)]
+        with m.If(adv2):
+            m.d.sync += v2.eq(v1)
+        with m.If(adv2 & v1):
+            m.d.sync += [b2.jq.eq(b1.jq), b2.jr.eq(b1.jr), b2.chunk.eq(b1.chunk),
+                         b2.up.eq(Cat(*ups))]
+            for l in range(L):
+                m.d.sync += [b2.n[l].eq(ns[l]), words_b[l].eq(par.key_c2c ^ (b1_base + l))]
+
         # hash input: phase 1 groups or phase 2 device draws
         tag_in = h.i.payload.tag
         gbase = rnd * L
         for l in range(L):
             word_a = key_a ^ Cat((gbase + l)[:4], hold_line)
-            word_b = par.key_c2c ^ (b1_base + l)
-            m.d.comb += h.i.payload.word[l].eq(Mux(holding, word_a, word_b))
+            m.d.comb += h.i.payload.word[l].eq(Mux(holding, word_a, words_b[l]))
         m.d.comb += [
-            h.i.valid.eq(holding | v1),
+            h.i.valid.eq(holding | v2),
             tag_in.phase_b.eq(~holding),
             tag_in.a.eq(hold), tag_in.a.round.eq(rnd), tag_in.a.last.eq(last_round),
-            tag_in.b.jq.eq(b1.jq), tag_in.b.jr.eq(b1.jr), tag_in.b.chunk.eq(b1.chunk),
-            tag_in.b.up.eq(Cat(*ups)),
+            tag_in.b.eq(b2),
         ]
-        for l in range(L):
-            m.d.comb += tag_in.b.n[l].eq(ns[l])
 
         # ----- phase 2 back end: e, then t -----
         adv = Signal()
@@ -302,5 +311,5 @@ class PulseEngine(wiring.Component):
         hin = h.i.valid & h.i.ready
         hout = h.o.valid & h.o.ready
         m.d.sync += inflight.eq(inflight + hin - hout)
-        m.d.comb += self.busy.eq((phase != 0) | v1 | (inflight != 0) | ve | self.pulse.valid)
+        m.d.comb += self.busy.eq((phase != 0) | v1 | v2 | (inflight != 0) | ve | self.pulse.valid)
         return m

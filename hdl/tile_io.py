@@ -106,9 +106,9 @@ def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0
         return count * per + s.out_bits + 11
     if op == Op.UPDATE:
         rounds = _ceil(_ceil(s.bl, 4), L)
-        return count * (25 + (n_in + n_out) * rounds + n_out * _ceil(n_in, L)) + 3
+        return count * (26 + (n_in + n_out) * rounds + n_out * _ceil(n_in, L)) + 3
     if op == Op.PULSE:
-        return 24 + (2 * n_out if axis == 0 else n_in + _ceil(n_in, L))
+        return 25 + (2 * n_out if axis == 0 else n_in + _ceil(n_in, L))
     if op == Op.PROGRAM:
         return n_in * n_out + 9
     if op == Op.READ:
