@@ -20,7 +20,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
-from ohmflow.hdl.framing import BANKS, ByteWriter, ElementReader, FrameRx, FrameTx
+from ohmflow.hdl.framing import BANKS, NO_LIMIT, ByteWriter, ElementReader, FrameRx, FrameTx
 from ohmflow.hdl.tile_io import (
     COUNTER_NAMES,
     MAP_FIELDS,
@@ -136,6 +136,9 @@ class CommandProcessor(wiring.Component):
         last = Signal(len(key))
         rlen = Signal(range(MAXP + 1))
         status = Signal(8)
+        # a FORWARD/BACKWARD reply streams: the reply bytes written so far, in order from 0
+        wm = Signal(range(MAXP + 1))
+        streaming, wdone, hstep = Signal(), Signal(), Signal(2)
 
         # ----- request scalars and the derived values -----
         f = {}
@@ -306,11 +309,15 @@ class CommandProcessor(wiring.Component):
                                         m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
+        m.d.comb += ftx.limit.eq(Mux(streaming & ~wdone, wm, NO_LIMIT))
+        with m.If(wr.wr_en & (wr.wr_addr == wm)):
+            m.d.sync += wm.eq(wm + 1)
         with m.FSM(name="cp_fsm"):
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(frx.hunting & ~frx.event.valid)
                 m.d.sync += [t.eq(0), q.eq(0), dev.eq(0), armed.eq(0), started.eq(0), sat.eq(0),
-                             sat_pending.eq(0), upd_d.eq(0), xvalid.eq(0), prev_zero.eq(0)]
+                             sat_pending.eq(0), upd_d.eq(0), xvalid.eq(0), prev_zero.eq(0),
+                             wm.eq(0), streaming.eq(0), wdone.eq(0), hstep.eq(0)]
                 with m.If(frx.event.valid):
                     with m.If(ev.status != ST["OK"]):
                         m.next = "ERROR"
@@ -360,7 +367,8 @@ class CommandProcessor(wiring.Component):
                             with m.Elif(~checks.get(c.name, Const(1)) | bad):
                                 reply(ST["BAD_ARGUMENT"])
                             with m.Else():
-                                m.next = "PAIR" if c.name == "LOAD_MAP" else f"X_{c.name}"
+                                m.next = {"LOAD_MAP": "PAIR", "FORWARD": "F_HEAD",
+                                          "BACKWARD": "F_HEAD"}.get(c.name, f"X_{c.name}")
             with m.State("PAIR"):  # LOAD_MAP: wmin < wmax; with wmin <= 0 <= wmax, not both 0
                 offs = {fld.name: o for fld, o, _c, _s, _g in arrays("LOAD_MAP")[0]}
                 with m.If(t[1:] == k):
@@ -502,17 +510,43 @@ class CommandProcessor(wiring.Component):
                     o, sz = rep["COUNTERS"][0]["n"]
                     with m.If(write(o, len(_TC_COUNTERS), sz)):
                         reply(ST["OK"], vals + 8 * len(_TC_COUNTERS))
-                with m.Elif(is_op("READ", "READ_MAP")):
+                with m.Else():  # READ, READ_MAP
                     o, sz = rep["READ"][0]["k"]
                     with m.If(write(o, k, sz)):
                         reply(ST["OK"], Mux(is_op("READ"), rd_len, rdm_len))
-                with m.Else():  # FORWARD, BACKWARD: b, then m
-                    (ob, szb), (om, szm) = rep["FORWARD"][0]["b"], rep["FORWARD"][0]["m"]
-                    with m.If(~started):
+
+            # FORWARD, BACKWARD: the reply leaves while the results are written. Its head
+            # (status, b, m) is written first, then the transmitter starts and sends each byte
+            # once the writer has passed it (`wm`, bytes written in order from 0); the saturation
+            # counts at the end follow when the operation is complete.
+            (ob, szb), (om, szm) = rep["FORWARD"][0]["b"], rep["FORWARD"][0]["m"]
+            assert ob == 1 and om == ob + szb and y_off == om + szm, "the head precedes y"
+            with m.State("F_HEAD"):
+                with m.Switch(hstep):
+                    with m.Case(0):
+                        with m.If(write(0, ST["OK"], 1)):
+                            m.d.sync += hstep.eq(1)
+                    with m.Case(1):
                         with m.If(write(ob, b, szb)):
-                            m.d.sync += started.eq(1)
-                    with m.Else(), m.If(write(om, m_out, szm)):
-                        reply(ST["OK"], fwd_len)
+                            m.d.sync += hstep.eq(2)
+                    with m.Case(2):
+                        with m.If(write(om, m_out, szm)):
+                            m.d.sync += hstep.eq(3)
+                    with m.Default():
+                        m.d.comb += [ftx.req.valid.eq(1), ftx.req.payload.opcode.eq(ev.opcode),
+                                     ftx.req.payload.seq.eq(ev.seq),
+                                     ftx.req.payload.length.eq(fwd_len),
+                                     ftx.req.payload.from_buf.eq(1)]
+                        with m.If(ftx.req.ready):
+                            m.d.sync += streaming.eq(1)
+                            with m.If(is_op("FORWARD")):
+                                m.next = "X_FORWARD"
+                            with m.Else():
+                                m.next = "X_BACKWARD"
+            with m.State("F_DRAIN"):  # the last writes land, then the rest may leave
+                with m.If(~wr.busy):
+                    m.d.sync += [wdone.eq(1), status.eq(ST["OK"]), rlen.eq(fwd_len)]
+                    m.next = "SENDING"
 
             # FORWARD, BACKWARD: x from the payload; y and saturation counts into the reply
             for name, vop in (("FORWARD", Op.FORWARD), ("BACKWARD", Op.BACKWARD)):
@@ -539,7 +573,7 @@ class CommandProcessor(wiring.Component):
                             m.d.sync += [t.eq(0), sat_pending.eq(1)]
                 with m.If(tc_done & ~sat_pending & ~self.tc_out.valid):
                     m.d.sync += started.eq(0)
-                    m.next = "HDR"
+                    m.next = "F_DRAIN"
 
             # UPDATE: per sample, x then d; PULSE: the counts
             with m.State("X_UPDATE"):

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 
 __all__ = ["crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx", "ReadJob", "WriteJob",
-           "ElementReader", "ByteWriter", "BANKS"]
+           "ElementReader", "ByteWriter", "BANKS", "NO_LIMIT"]
 
 C = P.constants()
 _CRC = P.TABLE.crc
@@ -182,8 +182,17 @@ class FrameRx(wiring.Component):
         return m
 
 
+#: `FrameTx.limit` when every byte of the buffer may be sent
+NO_LIMIT = (1 << (PAYLOAD_BITS + 1)) - 1
+
+
 class FrameTx(wiring.Component):
-    """Reply transmitter, one byte per cycle: header, payload (buffer or status byte), CRC."""
+    """Reply transmitter, one byte per cycle: header, payload (buffer or status byte), CRC.
+
+    ``limit`` lets a reply leave while its payload is still being written: buffer bytes at
+    index ``limit`` and beyond wait (``limit`` counts bytes written in earlier cycles; the
+    transmitter looks at it one cycle late, so a byte is read at least a cycle after its write).
+    """
 
     def __init__(self):
         super().__init__({
@@ -191,6 +200,7 @@ class FrameTx(wiring.Component):
             "tx": Out(stream.Signature(8)),
             "rd_addr": Out(PAYLOAD_BITS),
             "rd_data": In(8),
+            "limit": In(PAYLOAD_BITS + 1, init=NO_LIMIT),
         })
 
     def elaborate(self, platform):
@@ -201,8 +211,11 @@ class FrameTx(wiring.Component):
         busy = Signal()
         hs = C["HEADER_SIZE"]
         end = r.length + hs  # index of the first CRC byte
+        limit = Signal(PAYLOAD_BITS + 1, init=NO_LIMIT)
+        m.d.sync += limit.eq(self.limit)
+        waiting = r.from_buf & (k >= hs) & (k < end) & ((k - hs) >= limit)
         fire = self.tx.valid & self.tx.ready
-        m.d.comb += [self.req.ready.eq(~busy), self.tx.valid.eq(busy)]
+        m.d.comb += [self.req.ready.eq(~busy), self.tx.valid.eq(busy & ~waiting)]
         # rd_data holds buf[rd_addr of the previous cycle]: aim at the byte shown next cycle
         nxt = Mux(fire, k + 1, k)
         m.d.comb += self.rd_addr.eq((nxt - hs)[:PAYLOAD_BITS])

@@ -216,3 +216,45 @@ def test_element_reader_streams_one_element_a_cycle_from_four_banks():
     for n, (job, cycles) in enumerate(zip(jobs, spans, strict=True)):
         if n % 2 == 0:  # fetch, data, output register: then one element a cycle
             assert cycles == job[1] + 2, (job, cycles)
+
+
+def test_tx_waits_for_the_limit():
+    """A streamed reply: a payload byte leaves only after ``limit`` passed it in an earlier
+    cycle, and the frame is the same as without a limit."""
+    rng = random.Random(6)
+    content = rng.randbytes(200)
+    top = Module()
+    top.submodules.tx = tx = FrameTx()
+    top.submodules.mem = mem = Memory(shape=8, depth=P.TABLE.max_payload, init=content)
+    rd = mem.read_port()
+    top.d.comb += [rd.addr.eq(tx.rd_addr), tx.rd_data.eq(rd.data)]
+    out, sent_at, limits = bytearray(), [], []
+    hs = 6  # header bytes before the payload
+
+    async def tb(ctx):
+        ctx.set(tx.req.payload, {"opcode": 3, "seq": 9, "status": 0, "length": 150,
+                                 "from_buf": 1})
+        ctx.set(tx.req.valid, 1)
+        ctx.set(tx.limit, 0)
+        await ctx.tick()
+        ctx.set(tx.req.valid, 0)
+        for cycle in range(3000):
+            limit = min(150, cycle // 3)
+            ctx.set(tx.limit, limit)
+            limits.append(limit)
+            ready = rng.random() < 0.8
+            ctx.set(tx.tx.ready, ready)
+            if ready and ctx.get(tx.tx.valid):
+                if hs <= len(out) < hs + 150:
+                    sent_at.append((len(out) - hs, cycle))
+                out.append(ctx.get(tx.tx.payload))
+            await ctx.tick()
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert bytes(out) == P.encode_frame(3 | P.TABLE.reply_flag, 9, content[:150])
+    assert len(sent_at) == 150
+    for p, cycle in sent_at:
+        assert cycle >= 1 and limits[cycle - 1] > p, (p, cycle)
