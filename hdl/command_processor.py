@@ -138,7 +138,7 @@ class CommandProcessor(wiring.Component):
         status = Signal(8)
         # a FORWARD/BACKWARD reply streams: the reply bytes written so far, in order from 0
         wm = Signal(range(MAXP + 1))
-        streaming, wdone, hstep = Signal(), Signal(), Signal(2)
+        streaming, hstep = Signal(), Signal(2)
 
         # ----- request scalars and the derived values -----
         f = {}
@@ -309,7 +309,7 @@ class CommandProcessor(wiring.Component):
                                         m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
-        m.d.comb += ftx.limit.eq(Mux(streaming & ~wdone, wm, NO_LIMIT))
+        m.d.comb += ftx.limit.eq(Mux(streaming, wm, NO_LIMIT))
         with m.If(wr.wr_en & (wr.wr_addr == wm)):
             m.d.sync += wm.eq(wm + 1)
         with m.FSM(name="cp_fsm"):
@@ -317,7 +317,7 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += self.idle.eq(frx.hunting & ~frx.event.valid)
                 m.d.sync += [t.eq(0), q.eq(0), dev.eq(0), armed.eq(0), started.eq(0), sat.eq(0),
                              sat_pending.eq(0), upd_d.eq(0), xvalid.eq(0), prev_zero.eq(0),
-                             wm.eq(0), streaming.eq(0), wdone.eq(0), hstep.eq(0)]
+                             wm.eq(0), streaming.eq(0), hstep.eq(0)]
                 with m.If(frx.event.valid):
                     with m.If(ev.status != ST["OK"]):
                         m.next = "ERROR"
@@ -545,7 +545,7 @@ class CommandProcessor(wiring.Component):
                                 m.next = "X_BACKWARD"
             with m.State("F_DRAIN"):  # the last writes land, then the rest may leave
                 with m.If(~wr.busy):
-                    m.d.sync += [wdone.eq(1), status.eq(ST["OK"]), rlen.eq(fwd_len)]
+                    m.d.sync += [streaming.eq(0), status.eq(ST["OK"]), rlen.eq(fwd_len)]
                     m.next = "SENDING"
 
             # FORWARD, BACKWARD: x from the payload; y and saturation counts into the reply

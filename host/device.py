@@ -101,12 +101,16 @@ class Device(ABC):
 
     def tile_counters(self, tile: int) -> dict[str, int]:
         """The counters of one tile (a link device reads just that tile: one round trip)."""
+        return self.counters()[self._check_tile(tile)]
+
+    def _check_tile(self, tile) -> int:
+        """``tile`` as an index of this device's tiles, or a ValueError saying what would do."""
         if isinstance(tile, bool) or not isinstance(tile, int | np.integer) or not (
             0 <= tile < self.config.tiles
         ):
             raise ValueError(f"tile must be an integer in [0, {self.config.tiles - 1}], "
                              f"got {tile!r}")
-        return self.counters()[int(tile)]
+        return int(tile)
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op for in-process devices
         """Release the link or process behind the device."""

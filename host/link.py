@@ -168,11 +168,7 @@ class LinkDevice(Device):
 
     # ----- host-side checks (the same errors a TwinDevice raises) -----
     def _window(self, tile) -> tuple[int, int]:
-        if isinstance(tile, bool) or not isinstance(tile, int | np.integer) or not (
-            0 <= tile < self.config.tiles
-        ):
-            raise ValueError(f"tile must be an integer in [0, {self.config.tiles - 1}], "
-                             f"got {tile!r}")
+        tile = self._check_tile(tile)
         if self._settings is None:
             self.settings()
         return self._settings.shapes[tile]
@@ -334,8 +330,7 @@ class LinkDevice(Device):
         return [self._tile_counters(t) for t in range(self.config.tiles)]
 
     def tile_counters(self, tile: int) -> dict[str, int]:
-        self._window(tile)
-        return self._tile_counters(int(tile))
+        return self._tile_counters(self._check_tile(tile))
 
     def _tile_counters(self, tile: int) -> dict[str, int]:
         v = self._call("COUNTERS", tile=tile)

@@ -121,14 +121,20 @@ def test_rx_matches_parser():
     assert got == want
 
 
-def test_tx_frames():
-    rng = random.Random(3)
-    content = rng.randbytes(300)
+def tx_on_buffer(content: bytes):
+    """A `FrameTx` reading its payload from a buffer memory holding ``content``."""
     top = Module()
     top.submodules.tx = tx = FrameTx()
     top.submodules.mem = mem = Memory(shape=8, depth=P.TABLE.max_payload, init=content)
     rd = mem.read_port()
     top.d.comb += [rd.addr.eq(tx.rd_addr), tx.rd_data.eq(rd.data)]
+    return top, tx
+
+
+def test_tx_frames():
+    rng = random.Random(3)
+    content = rng.randbytes(300)
+    top, tx = tx_on_buffer(content)
     jobs = [(rng.randrange(256), rng.randrange(256), rng.choice([1, 2, 57, 300]),
              rng.randrange(256), rng.random() < 0.7) for _ in range(12)]
     out = bytearray()
@@ -223,13 +229,9 @@ def test_tx_waits_for_the_limit():
     cycle, and the frame is the same as without a limit."""
     rng = random.Random(6)
     content = rng.randbytes(200)
-    top = Module()
-    top.submodules.tx = tx = FrameTx()
-    top.submodules.mem = mem = Memory(shape=8, depth=P.TABLE.max_payload, init=content)
-    rd = mem.read_port()
-    top.d.comb += [rd.addr.eq(tx.rd_addr), tx.rd_data.eq(rd.data)]
+    top, tx = tx_on_buffer(content)
     out, sent_at, limits = bytearray(), [], []
-    hs = 6  # header bytes before the payload
+    hs = P.constants()["HEADER_SIZE"]  # header bytes before the payload
 
     async def tb(ctx):
         ctx.set(tx.req.payload, {"opcode": 3, "seq": 9, "status": 0, "length": 150,
