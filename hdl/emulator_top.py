@@ -57,7 +57,7 @@ class EmulatorTop(wiring.Component):
         m.d.comb += ResetSignal("sync").eq(hold != 0)
 
         m.submodules.soc = soc = SoC(self.cfg, byte_timeout=self.byte_timeout,
-                                     device_map=self.device_map)
+                                     device_map=self.device_map, gate_tile_clock=True)
         m.submodules.rx_fifo = rxf = SyncFIFO(width=8, depth=2)
         m.submodules.tx_fifo = txf = SyncFIFO(width=8, depth=2)
         m.d.comb += [

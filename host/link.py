@@ -29,6 +29,8 @@ from serial.tools import list_ports
 
 POLL = 0.02  #: seconds a single port read may block
 _MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
+#: commands that leave every counter as it is (docs/gateware.md, Counters)
+_KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS"))
 
 
 class BadArgument(DeviceError, ValueError):
@@ -69,6 +71,8 @@ class LinkDevice(Device):
         self._parser = P.FrameParser()
         self._seq = int.from_bytes(os.urandom(1), "little")
         self._settings: Settings | None = None
+        #: counters read since the last command that could change them, by tile
+        self._counters: dict[int, dict[str, int]] = {}
         self.stats = dict.fromkeys(("frames", "retries", "stale", "bytes_out", "bytes_in"), 0)
 
     @classmethod
@@ -88,6 +92,7 @@ class LinkDevice(Device):
 
     def connect(self) -> None:
         """Session start: INFO (refusing another config), then GET the settings."""
+        self._counters.clear()
         self.check_config(self.config)
         self.refresh_settings()
 
@@ -95,6 +100,11 @@ class LinkDevice(Device):
     def _call(self, name: str, **values) -> dict:
         cmd = P.command(name)
         payload = P.encode_payload(cmd.request, values, self.config)
+        if name not in _KEEP_COUNTERS:
+            if "tile" in values:
+                self._counters.pop(int(values["tile"]), None)
+            else:
+                self._counters.clear()
         self._seq = (self._seq + 1) & 0xFF
         frame = P.encode_frame(cmd.opcode, self._seq, payload)
         wait = self.timeout
@@ -112,6 +122,7 @@ class LinkDevice(Device):
                 status, data = self._await(cmd, self._seq, wait)
             except _Lost as e:
                 problems.append(str(e))
+                self._counters.clear()
                 continue
             except (serial.SerialException, OSError) as e:
                 raise DeviceError(f"{self.url}: link lost during {name} (seq {self._seq}): {e}; "
@@ -330,11 +341,16 @@ class LinkDevice(Device):
         return [self._tile_counters(t) for t in range(self.config.tiles)]
 
     def tile_counters(self, tile: int) -> dict[str, int]:
+        """One tile's counters; read again only after a command that could have changed them
+        (so a cost ledger's reading after one phase serves as the next phase's start)."""
         return self._tile_counters(self._check_tile(tile))
 
     def _tile_counters(self, tile: int) -> dict[str, int]:
-        v = self._call("COUNTERS", tile=tile)
-        return {k: int(x) for k, x in zip(P.TABLE.counters, v["values"], strict=False)}
+        if tile not in self._counters:
+            v = self._call("COUNTERS", tile=tile)
+            self._counters[tile] = {k: int(x) for k, x in
+                                    zip(P.TABLE.counters, v["values"], strict=False)}
+        return dict(self._counters[tile])
 
 
 def start_twin_server(cfg: ChipConfig, startup_timeout: float = 30.0):

@@ -110,6 +110,39 @@ def test_tile_counters_reads_one_tile(tiny_link):
     assert twin.tile_counters(1)["fwd_vectors"] - twin.tile_counters(0)["fwd_vectors"] == 3
 
 
+def test_counter_readings_are_reused_until_a_command_could_change_them(tiny_link):
+    twin = TwinDevice("tiny")
+    rng = np.random.default_rng(4)
+
+    def check(tile, frames_sent):
+        before = tiny_link.stats["frames"]
+        assert tiny_link.tile_counters(tile) == twin.tile_counters(tile)
+        assert tiny_link.stats["frames"] == before + frames_sent
+
+    x = rng.integers(-63, 64, (2, 5))
+    for d in (twin, tiny_link):
+        d.forward(0, x)
+    check(0, 1)
+    check(0, 0)  # nothing happened since: the reading stands
+    tiny_link.tile_counters(0)["fwd_vectors"] = -1  # a caller's copy, not the cached reading
+    check(0, 0)
+    check(1, 1)
+    for d in (twin, tiny_link):
+        d.forward(1, x)
+        d.configure(bl=9)  # settings leave the counters alone
+    check(0, 0)  # an operation on tile 1 leaves tile 0's reading valid
+    check(1, 1)
+    samples = tiny_link.tile_counters(0)["update_samples"]
+    tiny_link.update(0, rng.integers(-255, 256, (2, 5)), rng.integers(-255, 256, (2, 7)))
+    before = tiny_link.stats["frames"]
+    assert tiny_link.tile_counters(0)["update_samples"] == samples + 2
+    assert tiny_link.stats["frames"] == before + 1
+    for d in (twin, tiny_link):
+        d.reset()  # counters to 0 on every tile
+    check(0, 1)
+    check(1, 1)
+
+
 def test_emulator_device_runs_the_twin_server_process():
     cfg = PRESETS["tiny"]
     dm = fabricate(cfg, DeviceModel(), 5)

@@ -7,6 +7,8 @@ import numpy as np
 from amaranth.sim import Simulator
 from ohmflow.emulator.config import get_config
 from ohmflow.hdl.emulator_top import POWER_ON_CYCLES, EmulatorTop
+from ohmflow.hdl.soc import TILE_CLOCK_TAIL, SoC
+from ohmflow.hdl.tile_io import Op, op_cycles
 from ohmflow.sim import emulator
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 
@@ -68,3 +70,56 @@ def test_power_on_then_frames_match_reference():
     assert early == [(0, 0)] * POWER_ON_CYCLES
     sb.received += bytes(out)
     assert sb.compare() == len(frames)
+
+
+def test_gated_tile_clock_runs_only_for_the_tile():
+    """The tile's clock is off while a frame is received and after its tail; it runs at least
+    the operation's busy cycles; the replies are the reference's."""
+    dut = SoC(CFG, byte_timeout=300, gate_tile_clock=True)
+    sb = Scoreboard(CFG)
+    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(6), max_vectors=2)
+    rng = np.random.default_rng(6)
+    b = 8
+    frames = [gen.frame("FORWARD", tile=0, b=2, n=5, x=np.arange(10) - 5),
+              gen.frame("UPDATE", tile=1, b=b, ni=5, nj=7, x=rng.integers(-255, 256, b * 5),
+                        d=rng.integers(-255, 256, b * 7))]
+    log = []  # per frame: clock-on cycles while receiving, after the reply, in all
+
+    async def tb(ctx):
+        ctx.set(dut.tx.ready, 1)
+        out = bytearray()
+        for f in frames:
+            sb.sent(f)
+            on_rx = on_all = 0
+            for byte in f:
+                ctx.set(dut.rx.valid, 1)
+                ctx.set(dut.rx.payload, byte)
+                _, _, ready, clock_on = await ctx.tick().sample(dut.rx.ready, dut.tile_clock_on)
+                on_rx += clock_on
+                while not ready:
+                    _, _, ready, clock_on = await ctx.tick().sample(dut.rx.ready,
+                                                                    dut.tile_clock_on)
+                    on_rx += clock_on
+            ctx.set(dut.rx.valid, 0)
+            for _ in range(20_000):
+                _, _, valid, byte, idle, clock_on = await ctx.tick().sample(
+                    dut.tx.valid, dut.tx.payload, dut.idle, dut.tile_clock_on)
+                on_all += clock_on
+                if valid:
+                    out.append(byte)
+                if idle and not valid:
+                    break
+            tail = [await ctx.tick().sample(dut.tile_clock_on) for _ in range(TILE_CLOCK_TAIL + 8)]
+            log.append((on_rx, on_all, [t[-1] for t in tail]))
+        sb.received += bytes(out)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert sb.compare() == len(frames)
+    for *_, tail in log:
+        assert tail[-4:] == [0] * 4  # stopped once the tail has run out
+    assert log[1][0] == 0  # the UPDATE frame's bytes arrive with the tile's clock stopped
+    upd_busy = op_cycles(CFG, sb.ref.twin.settings, Op.UPDATE, tile=1, count=b)
+    assert log[1][1] >= upd_busy
