@@ -5,19 +5,17 @@
 ``tx_pin``). The chip behind either is the same: frames in, replies out (docs/protocol.md).
 """
 
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
+from amaranth.hdl import DomainRenamer, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.emulator.fabrication import DeviceMap
+from ohmflow.hdl.clock_gate import gate_domain
 from ohmflow.hdl.command_processor import CommandProcessor
 from ohmflow.hdl.tile_controller import TileController
 from ohmflow.hdl.uart import UART
 
-__all__ = ["SoC", "TILE_CLOCK_TAIL"]
-
-#: cycles the gated tile clock keeps running after the tile's last command or busy cycle
-TILE_CLOCK_TAIL = 16
+__all__ = ["SoC"]
 
 
 class SoC(wiring.Component):
@@ -29,9 +27,9 @@ class SoC(wiring.Component):
     uart_divisor: clocks per bit; given, the link is a UART on ``rx_pin`` / ``tx_pin``.
     byte_timeout: cycles of line silence that drop a partial frame (default: the protocol's).
     device_map: the device parameters at power-up (default: the nominal map).
-    gate_tile_clock: clock the `TileController` only while it works (simulation only, see
-        `TILE_CLOCK_TAIL`): a cycle-based simulator then skips the tile's logic while the chip
-        receives, answers or waits.
+    gate_tile_clock: clock the `TileController` only while it works, and its units only in the
+        operations that use them (simulation only, `ohmflow.hdl.clock_gate`): a cycle-based
+        simulator then skips their logic while the chip receives, answers or waits.
 
     Attributes
     ----------
@@ -59,10 +57,14 @@ class SoC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.cp = cp = CommandProcessor(self.cfg, self.byte_timeout)
-        tc = TileController(self.cfg, self.device_map)
+        tc = TileController(self.cfg, self.device_map, gate_units=self.gate_tile_clock)
         if self.gate_tile_clock:
             tc = DomainRenamer("tile")(tc)
-            self._gate(m, tc, cp, self.tile_clock_on)
+            # Between commands nothing in the tile changes that a later command reads (its
+            # pipelines have drained and its one free-running register, the operation's cycle
+            # count, restarts with the next command); the emulator tests compare the gated
+            # SoC with the reference device byte for byte.
+            gate_domain(m, "tile", tc.busy | cp.tc_cmd.valid, enable=self.tile_clock_on)
         m.submodules.tile = tc
         wiring.connect(m, cp.tc_cmd, tc.cmd)
         wiring.connect(m, cp.tc_in, tc.data_in)
@@ -78,29 +80,3 @@ class SoC(wiring.Component):
             wiring.connect(m, uart.rx, cp.rx)
             wiring.connect(m, cp.tx, uart.tx)
         return m
-
-    @staticmethod
-    def _gate(m: Module, tc, cp, enable: Signal) -> None:
-        """Domain ``tile``: the sync clock while the tile is in reset, busy, offered a command,
-        or within `TILE_CLOCK_TAIL` cycles of that; otherwise stopped. Between commands nothing
-        in the tile changes that a later command reads (its pipelines have drained, and its
-        one free-running register, the current operation's cycle count, restarts with the
-        next command), so stopping its clock there changes no result; the emulator tests
-        compare the gated SoC with the reference device byte for byte. The enable is latched
-        while the clock is low, so the gated clock never glitches (latch-and-AND gate)."""
-        m.domains.tile = ClockDomain(local=True)
-        m.domains.tile_gate = ClockDomain(clk_edge="neg", local=True)
-        tail = Signal(range(TILE_CLOCK_TAIL + 1))
-        want = Signal()
-        m.d.comb += want.eq(ResetSignal("sync") | tc.busy | cp.tc_cmd.valid | (tail != 0))
-        with m.If(ResetSignal("sync") | tc.busy | cp.tc_cmd.valid):
-            m.d.sync += tail.eq(TILE_CLOCK_TAIL)
-        with m.Elif(tail != 0):
-            m.d.sync += tail.eq(tail - 1)
-        m.d.tile_gate += enable.eq(want)
-        m.d.comb += [
-            ClockSignal("tile_gate").eq(ClockSignal("sync")),
-            ResetSignal("tile_gate").eq(0),
-            ClockSignal("tile").eq(ClockSignal("sync") & enable),
-            ResetSignal("tile").eq(ResetSignal("sync")),
-        ]

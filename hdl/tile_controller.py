@@ -10,7 +10,7 @@ idle. Settings are sampled when a command is accepted.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, DomainRenamer, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,6 +19,7 @@ from ohmflow.emulator.config import ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.hdl.adc import ADC
 from ohmflow.hdl.array import AnalogArray
+from ohmflow.hdl.clock_gate import gate_domain
 from ohmflow.hdl.dac import DAC, WORD
 from ohmflow.hdl.fixed import clip, divmod_const
 from ohmflow.hdl.layouts import Geometry, ProgCmd
@@ -50,12 +51,17 @@ class TileController(wiring.Component):
     data_out: Out stream of 32-bit result words.
     settings: run-time settings (`settings_layout`), sampled when a command is accepted.
     busy: high from the cycle after a command is accepted until it has completed.
+
+    ``gate_units`` (simulation only, `ohmflow.hdl.clock_gate`) clocks the pulse engine only in
+    UPDATE and PULSE, and the DAC, ADC and read noise only in FORWARD and BACKWARD.
     """
 
-    def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None):
+    def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None, *,
+                 gate_units: bool = False):
         self.cfg = cfg
         self.geom = Geometry(cfg)
         self.device_map = device_map
+        self.gate_units = gate_units
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout(cfg))),
             "data_in": In(stream.Signature(WORD)),
@@ -73,11 +79,14 @@ class TileController(wiring.Component):
                                  "line_q": g.index_shape(g.q_bits),
                                  "line_r": g.index_shape(g.r_bits),
                                  "chunk": g.index_shape(g.q_bits), "last": 1})
-        m.submodules.dac = dac = DAC(cfg, tag)
-        m.submodules.adc = adc = ADC(cfg)
-        m.submodules.noise = noise = ReadNoise(cfg)
+        dac, adc, noise = DAC(cfg, tag), ADC(cfg), ReadNoise(cfg)
+        pe = PulseEngine(cfg)
+        if self.gate_units:
+            dac, adc, noise = (DomainRenamer("read")(u) for u in (dac, adc, noise))
+            pe = DomainRenamer("pulse")(pe)
+        m.submodules.dac, m.submodules.adc, m.submodules.noise = dac, adc, noise
         m.submodules.array = arr = AnalogArray(cfg, self.device_map)
-        m.submodules.pulse = pe = PulseEngine(cfg)
+        m.submodules.pulse = pe
         m.submodules.keys = kh = Lowbias32(lanes=1)
         wiring.connect(m, arr.readout, adc.i)
         wiring.connect(m, noise.o, adc.noise)
@@ -436,4 +445,8 @@ class TileController(wiring.Component):
         with m.If(~fsm.ongoing("LOAD1")):
             m.d.sync += [v.eq(v + i) for v, i in zip(cnt, inc, strict=True)]
         m.d.comb += self.busy.eq(busy)
+        if self.gate_units:
+            # idle units hold: their pipelines drain before the operation ends
+            gate_domain(m, "read", vec_op & busy)
+            gate_domain(m, "pulse", ((c.op == Op.UPDATE) | (c.op == Op.PULSE)) & busy | pe.busy)
         return m

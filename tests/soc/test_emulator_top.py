@@ -6,8 +6,9 @@ import re
 import numpy as np
 from amaranth.sim import Simulator
 from ohmflow.emulator.config import get_config
+from ohmflow.hdl.clock_gate import GATE_TAIL
 from ohmflow.hdl.emulator_top import POWER_ON_CYCLES, EmulatorTop
-from ohmflow.hdl.soc import TILE_CLOCK_TAIL, SoC
+from ohmflow.hdl.soc import SoC
 from ohmflow.hdl.tile_io import Op, op_cycles
 from ohmflow.sim import emulator
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
@@ -109,7 +110,7 @@ def test_gated_tile_clock_runs_only_for_the_tile():
                     out.append(byte)
                 if idle and not valid:
                     break
-            tail = [await ctx.tick().sample(dut.tile_clock_on) for _ in range(TILE_CLOCK_TAIL + 8)]
+            tail = [await ctx.tick().sample(dut.tile_clock_on) for _ in range(GATE_TAIL + 8)]
             log.append((on_rx, on_all, [t[-1] for t in tail]))
         sb.received += bytes(out)
 
