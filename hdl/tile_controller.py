@@ -53,7 +53,8 @@ class TileController(wiring.Component):
     busy: high from the cycle after a command is accepted until it has completed.
 
     ``gate_units`` (simulation only, `ohmflow.hdl.clock_gate`) clocks the pulse engine only in
-    UPDATE and PULSE, and the DAC, ADC and read noise only in FORWARD and BACKWARD.
+    UPDATE and PULSE, the DAC, ADC and read noise only in FORWARD and BACKWARD, and the array
+    only while a beat is offered or in flight.
     """
 
     def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None, *,
@@ -85,7 +86,8 @@ class TileController(wiring.Component):
             dac, adc, noise = (DomainRenamer("read")(u) for u in (dac, adc, noise))
             pe = DomainRenamer("pulse")(pe)
         m.submodules.dac, m.submodules.adc, m.submodules.noise = dac, adc, noise
-        m.submodules.array = arr = AnalogArray(cfg, self.device_map)
+        arr = AnalogArray(cfg, self.device_map)
+        m.submodules.array = arr = DomainRenamer("array")(arr) if self.gate_units else arr
         m.submodules.pulse = pe
         m.submodules.keys = kh = Lowbias32(lanes=1)
         wiring.connect(m, arr.readout, adc.i)
@@ -449,4 +451,7 @@ class TileController(wiring.Component):
             # idle units hold: their pipelines drain before the operation ends
             gate_domain(m, "read", vec_op & busy)
             gate_domain(m, "pulse", ((c.op == Op.UPDATE) | (c.op == Op.PULSE)) & busy | pe.busy)
+            # the array only in cycles with a beat offered or in flight (idle covers its outputs)
+            gate_domain(m, "array", ~arr.idle | arr.drive.valid | arr.pulse.valid
+                        | arr.prog.valid, tail=2)
         return m
