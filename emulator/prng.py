@@ -10,6 +10,8 @@ lowbias32 is C. Wellons' 32-bit integer hash (hash-prospector, 2018): two xorshi
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 M1 = 0x7FEB352D
@@ -74,8 +76,13 @@ def gauss(words: np.ndarray) -> np.ndarray:
     return total.astype(np.int64) - 510
 
 
+@functools.lru_cache(maxsize=64)
+def _domain_base(seed: int, domain: int) -> int:
+    return lowbias32(lowbias32(seed) ^ domain)
+
+
 def nonce_keys(seed: int, domain: int, nonce0: int, count: int) -> np.ndarray:
     """Keys for nonces ``nonce0 .. nonce0+count-1`` (one per vector or sample), as uint32."""
-    base = lowbias32(lowbias32(seed) ^ domain)
+    base = _domain_base(seed, domain)
     nonces = (np.arange(count, dtype=np.uint64) + np.uint64(nonce0)) & np.uint64(MASK32)
     return lowbias32_np(nonces.astype(_U32) ^ _U32(base))

@@ -59,16 +59,6 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int) -> np.ndarray:
     return arr
 
 
-def _sparse_flatnonzero(a: np.ndarray) -> np.ndarray:
-    """np.flatnonzero for a mostly-zero uint8 vector: scan 8 bytes at a time first."""
-    whole = a.size - a.size % 8
-    words = np.flatnonzero(a[:whole].view(np.uint64))
-    k = np.flatnonzero(a[:whole].reshape(-1, 8)[words])
-    hits = words[k >> 3] * 8 + (k & 7)
-    tail = np.flatnonzero(a[whole:]) + whole
-    return np.concatenate((hits, tail)) if len(tail) else hits
-
-
 class Twin:
     """The chip in software: same config, same settings, same integer results as the gateware."""
 
@@ -268,7 +258,9 @@ class Twin:
         cols = self._trains(d, prng.DOMAIN_COL, nonce0)
         # padded to 8 bytes: bits beyond BL are zero
         # counts device-major (j, i, sample), the order _apply walks them in
-        n_dev = np.bitwise_count(cols.T[:, None, :] & rows.T[None, :, :])
+        # C order (transposed copies first), so the reshapes below are views
+        rows_t, cols_t = np.ascontiguousarray(rows.T), np.ascontiguousarray(cols.T)
+        n_dev = np.bitwise_count(cols_t[:, None, :] & rows_t[None, :, :])
         xneg, dneg = x < 0, d < 0
         self._apply(tile, n_dev.reshape(n_out * n_in, b),
                     lambda hb, j, i: dneg[hb, j] != xneg[hb, i], nonce0)
@@ -325,7 +317,7 @@ class Twin:
         n_in, n_out = self.settings.shapes[tile]
         b = n.shape[1]
         # hits in device-major order, samples in order within a device
-        flat = _sparse_flatnonzero(np.ascontiguousarray(n, dtype=np.uint8).reshape(-1))
+        flat = np.flatnonzero(n.reshape(-1) != 0)  # a bool mask first: numpy's fast path
         if not len(flat):
             return
         dev_l, hit_b = np.divmod(flat, b)
@@ -364,19 +356,35 @@ class Twin:
         state[dev_l[ends[ok_dev]]] = path[ends[ok_dev]]
 
         if not ok_dev.all():
-            slow = np.flatnonzero(~np.repeat(ok_dev, seg_len))
-            slow = slow[np.argsort(hit_b[slow], kind="stable")]  # back to sample order
-            hb, fl = hit_b[slow], dev_l[slow]
-            s_s, k_s, t_s, c_s = s_all[slow], slopes[pick[slow], fl], t[slow], cnt[slow]
-            sg, lo_s, hi_s = sign[slow], lo_w[fl], hi_w[fl]
-            bounds = np.searchsorted(hb, np.arange(b + 1))
-            for smp in range(b):
-                lo, hi = bounds[smp], bounds[smp + 1]
-                if lo == hi:
-                    continue
-                f = fl[lo:hi]
-                w0 = state[f]
-                step = np.maximum(s_s[lo:hi] + rnd_shift(k_s[lo:hi] * w0, SLOPE_FRAC), 0)
-                total = c_s[lo:hi] * step + rnd_shift(step * t_s[lo:hi], C2C_FRAC)
-                state[f] = np.clip(w0 + sg[lo:hi] * total, lo_s[lo:hi], hi_s[lo:hi])
+            slow = np.flatnonzero(~np.repeat(ok_dev, seg_len))  # device-major, samples in order
+            if not has_slope:
+                # A hit's change does not depend on the state, only its clip does, and devices
+                # are independent: step the k-th hit of every device at once (k = 0, 1, ...).
+                fl, moved = dev_l[slow], delta[slow]
+                lo_s, hi_s = lo_w[fl], hi_w[fl]
+                new_dev = np.ones(len(fl), dtype=bool)
+                new_dev[1:] = fl[1:] != fl[:-1]
+                first = np.flatnonzero(new_dev)
+                rank = np.arange(len(fl)) - np.repeat(first, np.diff(np.append(first, len(fl))))
+                order = np.argsort(rank, kind="stable")
+                edges = np.searchsorted(rank[order], np.arange(rank.max() + 2))
+                for k in range(len(edges) - 1):
+                    h = order[edges[k]:edges[k + 1]]
+                    f = fl[h]
+                    state[f] = np.clip(state[f] + moved[h], lo_s[h], hi_s[h])
+            else:
+                slow = slow[np.argsort(hit_b[slow], kind="stable")]  # back to sample order
+                hb, fl = hit_b[slow], dev_l[slow]
+                s_s, k_s, t_s, c_s = s_all[slow], slopes[pick[slow], fl], t[slow], cnt[slow]
+                sg, lo_s, hi_s = sign[slow], lo_w[fl], hi_w[fl]
+                bounds = np.searchsorted(hb, np.arange(b + 1))
+                for smp in range(b):
+                    lo, hi = bounds[smp], bounds[smp + 1]
+                    if lo == hi:
+                        continue
+                    f = fl[lo:hi]
+                    w0 = state[f]
+                    step = np.maximum(s_s[lo:hi] + rnd_shift(k_s[lo:hi] * w0, SLOPE_FRAC), 0)
+                    total = c_s[lo:hi] * step + rnd_shift(step * t_s[lo:hi], C2C_FRAC)
+                    state[f] = np.clip(w0 + sg[lo:hi] * total, lo_s[lo:hi], hi_s[lo:hi])
         self.weights[win] = state.reshape(n_out, n_in)

@@ -183,6 +183,10 @@ class TwinDevice(Device):
     def counters(self) -> list[dict[str, int]]:
         return [{k: c[k] for k in COUNTERS} for c in self.twin.counters]
 
+    def tile_counters(self, tile: int) -> dict[str, int]:
+        c = self.twin.counters[self._check_tile(tile)]
+        return {k: c[k] for k in COUNTERS}
+
 
 def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:
     """A device from one string: ``twin``, ``verilator``, or a serial port / pyserial URL.

@@ -183,7 +183,7 @@ class AnalogLinear:
         dm = np.maximum(np.abs(d).max(axis=1), reg)
         if self.up.update_bl_management:
             need = np.ceil(lr * xm * dm / g)
-            bl = int(np.clip(need.max(), 1, self.bl_max))
+            bl = int(min(max(need.max(), 1.0), self.bl_max))
         else:
             bl = self.bl_max
         a = math.sqrt(lr / (g * bl))

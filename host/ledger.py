@@ -91,10 +91,10 @@ class CostLedger:
         if self.clock_hz is None:
             self.clock_hz = float(device.config.clock_hz)
         settings = device.settings()
-        n_in, n_out = settings.shapes[tile]
+        n_in, n_out = (int(v) for v in settings.shapes[tile])
         self.in_bits = max(self.in_bits, settings.in_bits)
         self.out_bits = max(self.out_bits, settings.out_bits)
-        self.shapes[layer] = (int(n_in), int(n_out))
+        self.shapes[layer] = (n_in, n_out)
         before = dict(device.tile_counters(tile))
         self._active.add(key)
         t0 = time.perf_counter()
@@ -119,7 +119,7 @@ class CostLedger:
         deltas["update_values"] = samples * (n_in + n_out)
         deltas["pulse_slots"] = (samples * settings.bl
                                  + deltas.get("pulse_ops", 0) * device.config.bl_max)
-        self.add(layer, phase, deltas, wall_s=wall)
+        self._accumulate(layer, phase, deltas, wall)
 
     def add(self, layer: str, phase: str, counts: dict[str, int], wall_s: float = 0.0) -> None:
         """Add counts (names in `FIELDS`) to (layer, phase); unknown names or negatives raise."""
@@ -132,12 +132,18 @@ class CostLedger:
         checked = {k: _check_count(k, v) for k, v in counts.items()}
         if not wall_s >= 0:
             raise ValueError(f"wall_s must be non-negative, got {wall_s!r}")
-        if "cycles" in checked:
+        self._accumulate(layer, phase, checked, float(wall_s))
+
+    def _accumulate(self, layer: str, phase: str, counts: dict[str, int], wall_s: float) -> None:
+        """`add` for counts already checked (non-negative ints with known names)."""
+        if "cycles" in counts:
             self.has_cycles = True
-        entry = self.entries.setdefault((layer, phase), dict.fromkeys(FIELDS, 0))
-        for k, v in checked.items():
+        entry = self.entries.get((layer, phase))
+        if entry is None:
+            entry = self.entries[(layer, phase)] = dict.fromkeys(FIELDS, 0)
+        for k, v in counts.items():
             entry[k] += v
-        self.wall_s[(layer, phase)] = self.wall_s.get((layer, phase), 0.0) + float(wall_s)
+        self.wall_s[(layer, phase)] = self.wall_s.get((layer, phase), 0.0) + wall_s
 
     # ----- queries -----
     @property
