@@ -189,7 +189,7 @@ class CommandExecutor:
             raise ValueError(f"need b >= 1 samples of ({n_in}, {n_out}) codes")
         x = self._in_range("x", f["x"], "p").reshape(f["b"], n_in)
         d = self._in_range("d", f["d"], "p").reshape(f["b"], n_out)
-        self.twin.update(f["tile"], x, d)
+        self.twin.update(f["tile"], x, d, counts=False)
         return {}
 
     def _pulse(self, f: dict) -> dict:

@@ -238,12 +238,12 @@ class Twin:
         packed[:, :, : (bl + 7) // 8] = np.packbits(fire, axis=2, bitorder="little")
         return packed.view("<u8")[:, :, 0]
 
-    def update(self, tile: int, x, d) -> np.ndarray:
+    def update(self, tile: int, x, d, *, counts: bool = True) -> np.ndarray | None:
         """Stochastic pulse update with signed probability codes x (B, n_in), d (B, n_out).
 
         Sample by sample, device (j, i) gets n = popcount(row_i & col_j) coincidences and moves
         up if x_i and d_j have opposite signs, down otherwise (W += -lr d x^T). Returns the
-        coincidence counts (B, n_out, n_in).
+        coincidence counts (B, n_out, n_in), or None with ``counts=False``.
         """
         n_in, n_out = self._tile(tile)
         pm = self.cfg.p_max
@@ -262,13 +262,12 @@ class Twin:
         rows_t, cols_t = np.ascontiguousarray(rows.T), np.ascontiguousarray(cols.T)
         n_dev = np.bitwise_count(cols_t[:, None, :] & rows_t[None, :, :])
         xneg, dneg = x < 0, d < 0
-        self._apply(tile, n_dev.reshape(n_out * n_in, b),
-                    lambda hb, j, i: dneg[hb, j] != xneg[hb, i], nonce0)
-        n = n_dev.transpose(2, 0, 1).astype(np.int64)
+        pulses = self._apply(tile, n_dev.reshape(n_out * n_in, b),
+                             lambda hb, j, i: dneg[hb, j] != xneg[hb, i], nonce0)
         c = self.counters[tile]
         c["update_samples"] += b
-        c["pulses"] += int(n.sum())
-        return n
+        c["pulses"] += pulses
+        return n_dev.transpose(2, 0, 1).astype(np.int64) if counts else None
 
     def pulse(self, tile: int, axis: str, index: int, counts) -> None:
         """Deterministic pulses on one line of devices: counts > 0 up, < 0 down.
@@ -304,8 +303,9 @@ class Twin:
         cnt["pulse_ops"] += 1
         cnt["pulses"] += int(n.sum())
 
-    def _apply(self, tile: int, n: np.ndarray, up_of, nonce0: int) -> None:
-        """Apply n pulses per device, sample after sample (docs/numerics.md §5.4).
+    def _apply(self, tile: int, n: np.ndarray, up_of, nonce0: int) -> int:
+        """Apply n pulses per device, sample after sample (docs/numerics.md §5.4); returns the
+        number of pulses applied.
 
         ``n`` is (devices of the window, samples), device j * n_in + i; ``up_of(b, j, i)`` gives
         the direction of the hits.
@@ -319,7 +319,7 @@ class Twin:
         # hits in device-major order, samples in order within a device
         flat = np.flatnonzero(n.reshape(-1) != 0)  # a bool mask first: numpy's fast path
         if not len(flat):
-            return
+            return 0
         dev_l, hit_b = np.divmod(flat, b)
         cnt = n.reshape(-1)[flat].astype(np.int64)
         hit_j, hit_i = np.divmod(dev_l, n_in)
@@ -388,3 +388,4 @@ class Twin:
                     total = c_s[lo:hi] * step + rnd_shift(step * t_s[lo:hi], C2C_FRAC)
                     state[f] = np.clip(w0 + sg[lo:hi] * total, lo_s[lo:hi], hi_s[lo:hi])
         self.weights[win] = state.reshape(n_out, n_in)
+        return int(cnt.sum())

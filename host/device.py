@@ -175,7 +175,7 @@ class TwinDevice(Device):
         return self.twin.backward(tile, d)
 
     def update(self, tile, x, d) -> None:
-        self.twin.update(tile, x, d)
+        self.twin.update(tile, x, d, counts=False)
 
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)
