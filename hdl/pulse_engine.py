@@ -79,9 +79,11 @@ class PulseEngine(wiring.Component):
         rounds_max = -(-gmax // L)
         lane = data.StructLayout({"train": B, "neg": 1})
         mem_shape = data.ArrayLayout(lane, L)
+        # row trains L to a word (a scan beat reads L rows); column trains one to a word at
+        # {jq, jr} (a scan beat reads one column: no lane select after the memory)
         m.submodules.rows = rows = Memory(shape=mem_shape, depth=max(2, g.iq), init=[])
-        m.submodules.cols = cols = Memory(shape=mem_shape, depth=max(2, g.jq), init=[])
-        wp_rows, wp_cols = rows.write_port(granularity=1), cols.write_port(granularity=1)
+        m.submodules.cols = cols = Memory(shape=lane, depth=max(2, g.jq << g.r_bits), init=[])
+        wp_rows, wp_cols = rows.write_port(granularity=1), cols.write_port()
         rp_rows, rp_cols = rows.read_port(), cols.read_port()
 
         tag_a = data.StructLayout({"axis": 1, "q": g.index_shape(g.q_bits),
@@ -162,11 +164,19 @@ class PulseEngine(wiring.Component):
                 m.d.sync += rnd.eq(rnd + 1)
         key_a = Mux(hold.axis, par.key_col, par.key_row)
 
-        # deterministic counts: written straight to the trains
-        dabs = Mux(absc > B, B, absc)
+        # deterministic counts: registered with their line, the train written the next cycle
+        # (``written`` counts the code when it is taken; the scan reads two cycles later)
+        det_v = Signal()
+        det_cnt = Signal(range(B + 1), reset_less=True)
+        det_neg = Signal(reset_less=True)
+        det_axis = Signal(reset_less=True)
+        det_q, det_r = Signal.like(lq, reset_less=True), Signal.like(lr, reset_less=True)
+        m.d.sync += det_v.eq(take & det)
+        with m.If(take & det):
+            m.d.sync += [det_cnt.eq(Mux(absc > B, B, absc)), det_neg.eq(code > 0),
+                         det_axis.eq(axis), det_q.eq(lq), det_r.eq(lr)]
         det_lane = Signal(lane)
-        m.d.comb += [det_lane.train.eq(thermometer(dabs[: B.bit_length()], B)),
-                     det_lane.neg.eq(code > 0)]
+        m.d.comb += [det_lane.train.eq(thermometer(det_cnt, B)), det_lane.neg.eq(det_neg)]
 
         # hash results of phase 1: place nibbles, write the finished train
         ho = h.o.payload
@@ -186,16 +196,19 @@ class PulseEngine(wiring.Component):
         wr_lane = Signal(lane)
         m.d.comb += [wr_lane.train.eq(train_next & blmask), wr_lane.neg.eq(ta.neg)]
         w_a = done_a & ta.last
-        w_det = take & det
-        w_axis = Mux(det, axis, ta.axis)
-        w_q, w_r = Mux(det, lq, ta.q), Mux(det, lr, ta.r)
-        for wp, ax in ((wp_rows, 0), (wp_cols, 1)):
-            m.d.comb += [
-                wp.addr.eq(w_q),
-                wp.data.eq(Cat(*([Mux(det, det_lane.as_value(), wr_lane.as_value())] * L))),
-                wp.en.eq(Cat(*[(w_r == l) & (w_a | w_det) & (w_axis == ax) for l in range(L)])),
-            ]
-        with m.If(w_a | w_det):
+        w_det = det_v
+        w_axis = Mux(det, det_axis, ta.axis)
+        w_q, w_r = Mux(det, det_q, ta.q), Mux(det, det_r, ta.r)
+        w_lane = Mux(det, det_lane.as_value(), wr_lane.as_value())
+        m.d.comb += [
+            wp_rows.addr.eq(w_q),
+            wp_rows.data.eq(Cat(*([w_lane] * L))),
+            wp_rows.en.eq(Cat(*[(w_r == l) & (w_a | w_det) & (w_axis == 0) for l in range(L)])),
+            wp_cols.addr.eq(Cat(w_r[:g.r_bits], w_q)),
+            wp_cols.data.eq(w_lane),
+            wp_cols.en.eq((w_a | w_det) & (w_axis == 1)),
+        ]
+        with m.If(w_a | (take & det)):
             m.d.sync += written.eq(written + 1)
 
         # ----- phase 2: scan -----
@@ -220,7 +233,7 @@ class PulseEngine(wiring.Component):
         adv2 = ~v2 | (h.i.ready & ~holding)
         adv1 = ~v1 | adv2
         issue_b = (phase == 2) & adv1
-        m.d.comb += [rp_rows.addr.eq(sk), rp_cols.addr.eq(sjq),
+        m.d.comb += [rp_rows.addr.eq(sk), rp_cols.addr.eq(Cat(sjr[:g.r_bits], sjq)),
                      rp_rows.en.eq(adv1), rp_cols.en.eq(adv1)]
         with m.If(issue_b):
             with m.If(sk == k_stop):
@@ -241,7 +254,7 @@ class PulseEngine(wiring.Component):
         with m.If(adv1):
             m.d.sync += [v1.eq(issue_b), b1.jq.eq(sjq), b1.jr.eq(sjr), b1.chunk.eq(sk),
                          b1_kl.eq(skl), b1_base.eq(sjrows + skl)]
-        col = Array([rp_cols.data[l] for l in range(L)])[b1.jr]
+        col = rp_cols.data
         ones = Const((1 << B) - 1, B)
         col_train = Mux(col_op, ones, col.train)
         col_neg = Mux(col_op, 0, col.neg)
