@@ -14,7 +14,7 @@ reports the ten counters of the protocol's list, ``cycles`` last (the twin has n
 
 import ast
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -149,7 +149,16 @@ class CommandProcessor(wiring.Component):
         tile_ok = f["tile"] < cfg.tiles
         shape = cur.shapes[f["tile"][:max(1, (cfg.tiles - 1).bit_length())]]
         n_in, n_out = shape.n_in, shape.n_out
-        window = n_in * n_out
+
+        def settled(v, name):
+            """``v`` registered: for values of request scalars and settings that are used only
+            once the payload is in (the CRC bytes leave them time), never while it arrives."""
+            v = Value.cast(v)
+            r = Signal(v.shape(), name=name, reset_less=True)
+            m.d.sync += r.eq(v)
+            return r
+
+        window = settled(n_in * n_out, "window")
         k0, k, b = f["k0"], f["k"], f["b"]
         m_out = Mux(is_op("BACKWARD"), n_in, n_out)
 
@@ -185,9 +194,11 @@ class CommandProcessor(wiring.Component):
         assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(MAP_FIELDS)
         map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
         y_off = rep["FORWARD"][2]
-        fwd_len = y_off + b * m_out * W["adc"] + b * W["sat"]
-        rd_len = rep["READ"][2] + k * W["w"]
-        rdm_len = rep["READ_MAP"][2] + k * sum(map_w)
+        fwd_len = settled(y_off + b * m_out * W["adc"] + b * W["sat"], "fwd_len")
+        rd_len = settled(rep["READ"][2] + k * W["w"], "rd_len")
+        rdm_len = settled(rep["READ_MAP"][2] + k * sum(map_w), "rdm_len")
+        totals = {c.name: settled(arrays(c.name)[1], f"total_{c.name}")
+                  for c in P.TABLE.commands}
         checks = {
             "SET": (f["in_bits"] >= 2) & (f["in_bits"] <= cfg.in_bits) & (f["out_bits"] >= 2)
             & (f["out_bits"] <= cfg.out_bits) & (f["fwd_shift"] >= NOISE_FRAC)
@@ -360,9 +371,8 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += [t.eq(0), started.eq(0)]
                 with m.Switch(op):
                     for c in P.TABLE.commands:
-                        arrs, total = arrays(c.name)
                         with m.Case(c.opcode):
-                            with m.If(total != ev.length):
+                            with m.If(totals[c.name] != ev.length):
                                 reply(ST["BAD_LENGTH"])
                             with m.Elif(~checks.get(c.name, Const(1)) | bad):
                                 reply(ST["BAD_ARGUMENT"])
