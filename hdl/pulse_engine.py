@@ -199,14 +199,22 @@ class PulseEngine(wiring.Component):
         w_det = det_v
         w_axis = Mux(det, det_axis, ta.axis)
         w_q, w_r = Mux(det, det_q, ta.q), Mux(det, det_r, ta.r)
+        # a deterministic op's addressed line fires in every slot with polarity 0: its train is
+        # written in the op's first cycle (before any count's), so the scan reads plain trains
+        init = Signal()
+        m.d.sync += init.eq(self.start.valid & self.start.ready & (st.mode != PulseMode.RANDOM))
+        ones = Const((1 << B) - 1, B)
         w_lane = Mux(det, det_lane.as_value(), wr_lane.as_value())
+        w_en = w_a | w_det
         m.d.comb += [
-            wp_rows.addr.eq(w_q),
-            wp_rows.data.eq(Cat(*([w_lane] * L))),
-            wp_rows.en.eq(Cat(*[(w_r == l) & (w_a | w_det) & (w_axis == 0) for l in range(L)])),
-            wp_cols.addr.eq(Cat(w_r[:g.r_bits], w_q)),
-            wp_cols.data.eq(w_lane),
-            wp_cols.en.eq((w_a | w_det) & (w_axis == 1)),
+            wp_rows.addr.eq(Mux(init, idx_q, w_q)),
+            wp_rows.data.eq(Cat(*[Mux(init, Cat(Mux(idx_r == l, ones, 0), Const(0, 1)), w_lane)
+                                  for l in range(L)])),
+            wp_rows.en.eq(Mux(init, Mux(mode == PulseMode.ROW, (1 << L) - 1, 0),
+                              Cat(*[(w_r == l) & w_en & (w_axis == 0) for l in range(L)]))),
+            wp_cols.addr.eq(Mux(init, Cat(idx_r[:g.r_bits], idx_q), Cat(w_r[:g.r_bits], w_q))),
+            wp_cols.data.eq(Mux(init, Cat(ones, Const(0, 1)), w_lane)),
+            wp_cols.en.eq(Mux(init, mode == PulseMode.COL, w_en & (w_axis == 1))),
         ]
         with m.If(w_a | (take & det)):
             m.d.sync += written.eq(written + 1)
@@ -255,17 +263,15 @@ class PulseEngine(wiring.Component):
             m.d.sync += [v1.eq(issue_b), b1.jq.eq(sjq), b1.jr.eq(sjr), b1.chunk.eq(sk),
                          b1_kl.eq(skl), b1_base.eq(sjrows + skl)]
         col = rp_cols.data
-        ones = Const((1 << B) - 1, B)
-        col_train = Mux(col_op, ones, col.train)
-        col_neg = Mux(col_op, 0, col.neg)
+        col_train, col_neg = col.train, col.neg
         ns, ups = [], []
         for l in range(L):
             rowl = rp_rows.data[l]
-            row_train = Mux(row_op, Mux(idx_r == l, ones, 0), rowl.train)
+            row_train = rowl.train
             active = b1_kl + l < par.n_in
             both = row_train & col_train
             ns.append(Mux(active, popcount(both), 0))
-            ups.append(Mux(row_op, 0, rowl.neg) ^ col_neg)
+            ups.append(rowl.neg ^ col_neg)
 
         # stage 2: counts, polarities and draw words registered (so a simulator evaluates the
         # lanes' popcounts only when a scan beat moves)
