@@ -14,13 +14,22 @@ reports the ten counters of the protocol's list, ``cycles`` last (the twin has n
 
 import ast
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
-from ohmflow.hdl.framing import BANKS, NO_LIMIT, ByteWriter, ElementReader, FrameRx, FrameTx
+from ohmflow.hdl.fixed import mul_const
+from ohmflow.hdl.framing import (
+    ADDR_BITS,
+    BANKS,
+    NO_LIMIT,
+    ByteWriter,
+    ElementReader,
+    FrameRx,
+    FrameTx,
+)
 from ohmflow.hdl.tile_io import (
     COUNTER_NAMES,
     MAP_FIELDS,
@@ -197,6 +206,8 @@ class CommandProcessor(wiring.Component):
         fwd_len = settled(y_off + b * m_out * W["adc"] + b * W["sat"], "fwd_len")
         rd_len = settled(rep["READ"][2] + k * W["w"], "rd_len")
         rdm_len = settled(rep["READ_MAP"][2] + k * sum(map_w), "rdm_len")
+        rdm_base = [settled(rep["READ_MAP"][2] + k * map_cum[x], f"rdm_base{x}")
+                    for x in range(len(MAP_FIELDS))]
         totals = {c.name: settled(arrays(c.name)[1], f"total_{c.name}")
                   for c in P.TABLE.commands}
         checks = {
@@ -244,6 +255,13 @@ class CommandProcessor(wiring.Component):
         per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(MAP_FIELDS), 1)
         in_span = (dev >= k0) & (dev < k0 + k)
         e = dev - k0
+        # e times a constant as a shift-add tree on the address width: a multiplier here would
+        # be shared between the fields, with a selected operand in front of it
+        e_a = Signal(signed(ADDR_BITS + 1))
+        m.d.comb += e_a.eq(e)
+
+        def e_times(c: int):
+            return mul_const(e_a, c, ADDR_BITS)
 
         tcmd = self.tc_cmd.payload
         m.d.comb += [tcmd.tile.eq(f["tile"]), tcmd.axis.eq(f["axis"]), tcmd.index.eq(f["index"]),
@@ -463,8 +481,8 @@ class CommandProcessor(wiring.Component):
                 tc(Mux(is_op("PROGRAM"), Op.PROGRAM, Op.MAP_WRITE), "MERGE")
             with m.State("MERGE"):
                 prog, mp = arrays("PROGRAM")[0][0], arrays("LOAD_MAP")[0]
-                src = Mux(is_op("PROGRAM"), prog[1] + e * prog[3],
-                          Array(o + e * sz for _f, o, _c, sz, _g in mp)[q])
+                src = Mux(is_op("PROGRAM"), prog[1] + e_times(prog[3]),
+                          Array(o + e_times(sz) for _f, o, _c, sz, _g in mp)[q])
                 width = Mux(is_op("PROGRAM"), prog[3], Array(Const(x) for x in map_w)[q])
                 sgn = Mux(is_op("PROGRAM"), 1, Array(Const(g) for *_x, g in mp)[q])
                 adv = Signal()
@@ -501,9 +519,8 @@ class CommandProcessor(wiring.Component):
                 word = self.tc_out.payload
                 vals = rep["COUNTERS"][0]["n"][0] + 1  # offset of values[0]
                 slot = Array(Const(vals + 8 * s, range(MAXP)) for s in _SLOT)[t[1:]] + t[0] * 4
-                rd_dst = rep["READ"][2] + e * W["w"]
-                rdm_dst = Array(rep["READ_MAP"][2] + k * map_cum[x] + e * map_w[x]
-                                for x in range(len(MAP_FIELDS)))[q]
+                rd_dst = rep["READ"][2] + e_times(W["w"])
+                rdm_dst = Array(rdm_base[x] + e_times(map_w[x]) for x in range(len(MAP_FIELDS)))[q]
                 dst = Mux(is_op("COUNTERS"), slot, Mux(is_op("READ"), rd_dst, rdm_dst))
                 width = Mux(is_op("COUNTERS"), 4, Mux(is_op("READ"), W["w"],
                                                       Array(Const(x) for x in map_w)[q]))
