@@ -131,8 +131,13 @@ class CommandProcessor(wiring.Component):
         ev = frx.event.payload
         op = ev.opcode
 
+        # the opcode decoded into registers: it is set by the frame's header and used only once
+        # the frame is in, so the sequencer's conditions start at a flip-flop
+        op_is = {c.name: Signal(name=f"op_is_{c.name}") for c in P.TABLE.commands}
+        m.d.sync += [v.eq(op == K[f"OP_{n}"]) for n, v in op_is.items()]
+
         def is_op(*names):
-            return Cat(*[op == K[f"OP_{n}"] for n in names]).any()
+            return Cat(*[op_is[n] for n in names]).any()
 
         # ----- device state: settings, seed, nonce; the reply cache -----
         slay = settings_layout(cfg)
