@@ -25,7 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SQRT_FRAC, ChipConfig
 from ohmflow.hdl.dac import WORD
-from ohmflow.hdl.fixed import divmod_const, popcount, rnd_shift, thermometer
+from ohmflow.hdl.fixed import divmod_const, popcount, rnd_shift, sum_tree, thermometer
 from ohmflow.hdl.layouts import Geometry
 from ohmflow.hdl.prng import Lowbias32, gauss
 
@@ -318,13 +318,15 @@ class PulseEngine(wiring.Component):
             for l in range(L):
                 m.d.sync += [es[l].eq(rnd_shift(gauss(ho.word[l]) * self.dw_std, C2C_SHIFT)),
                              roots[l].eq(sqrt[ho.tag.b.n[l]])]
+        count = Signal.like(self.count, reset_less=True)  # registered with the beat it sums
         with m.If(adv & ve):
             m.d.sync += [out.tile.eq(par.tile), out.jq.eq(e_tag.jq), out.jr.eq(e_tag.jr),
-                         out.chunk.eq(e_tag.chunk), out.up.eq(e_tag.up)]
+                         out.chunk.eq(e_tag.chunk), out.up.eq(e_tag.up),
+                         count.eq(sum_tree([e_tag.n[l] for l in range(L)]))]
             for l in range(L):
                 m.d.sync += [out.n[l].eq(e_tag.n[l]),
                              out.t[l].eq(rnd_shift(es[l] * roots[l], SQRT_FRAC))]
-        m.d.comb += self.count.eq(sum(out.n[l] for l in range(L)))
+        m.d.comb += self.count.eq(count)
 
         inflight = Signal(range(Lowbias32.LATENCY + 2))
         hin = h.i.valid & h.i.ready
