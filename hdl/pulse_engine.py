@@ -43,7 +43,8 @@ class PulseEngine(wiring.Component):
 
     Ports
     -----
-    start: In stream: one beat per sample (mode, tile, active shape, index, keys).
+    start: In stream: one beat per sample (mode, tile, active shape, index, keys), accepted
+        while not ``busy``.
     codes: In stream of signed words: the sample's codes or counts (see module docstring).
     pulse: Out stream of pulse beats for `AnalogArray.pulse`.
     count: the sum of ``n`` over the lanes of the current ``pulse`` beat.
@@ -82,7 +83,8 @@ class PulseEngine(wiring.Component):
         # row trains L to a word (a scan beat reads L rows); column trains one to a word at
         # {jq, jr} (a scan beat reads one column: no lane select after the memory)
         m.submodules.rows = rows = Memory(shape=mem_shape, depth=max(2, g.iq), init=[])
-        m.submodules.cols = cols = Memory(shape=lane, depth=max(2, g.jq << g.r_bits), init=[])
+        m.submodules.cols = cols = Memory(shape=lane, depth=max(2, g.jq << g.r_bits), init=[],
+                                          attrs={"ram_style": "distributed"})
         wp_rows, wp_cols = rows.write_port(granularity=1), cols.write_port()
         rp_rows, rp_cols = rows.read_port(), cols.read_port()
 
@@ -107,7 +109,7 @@ class PulseEngine(wiring.Component):
         sq, sr = divmod_const(st.index, L, nmax)
         kq, _ = divmod_const(st.n_in - 1, L, cfg.rows)
         phase = Signal(range(3))  # 0 idle, 1 trains, 2 scan
-        m.d.comb += self.start.ready.eq(phase == 0)
+        m.d.comb += self.start.ready.eq(~self.busy)  # idle: no draw left in the pipeline
         with m.If(self.start.valid & self.start.ready):
             m.d.sync += [
                 par.eq(st), phase.eq(1), blmask.eq(thermometer(self.bl, B)),
@@ -131,7 +133,10 @@ class PulseEngine(wiring.Component):
         hold_line = Signal(range(max(2, nmax)), reset_less=True)
         rnd = Signal(range(rounds_max + 1))
         last_round = (rnd + 1) * L >= groups
-        issue_a = holding & h.i.ready & (phase == 1)
+        # the hash never stalls in phase 1: a sample starts with no draw in flight, and train
+        # beats leave the hash unconditionally; so the code stream's ready does not wait on the
+        # array's
+        issue_a = holding & (phase == 1)
         code = self.codes.payload
         absc = Mux(code < 0, -code, code)
         m.d.comb += self.codes.ready.eq(
