@@ -339,7 +339,7 @@ class CommandProcessor(wiring.Component):
                                 m.d.sync += [acc.eq(whole), nb.eq(nb + 1)]
                                 with m.If(done):
                                     m.d.sync += [nb.eq(0), ce.eq(ce + 1), bad.eq(bad | ~ok)]
-                                    with m.If(ce == cnt - 1):
+                                    with m.If(ce + 1 == cnt):
                                         m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
