@@ -16,6 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import GAIN_BITS, NOISE_FRAC, SIGMA_BITS, ChipConfig
 from ohmflow.hdl.fixed import clip
+from ohmflow.hdl.skid import Skid
 
 __all__ = ["ADC", "NOISE_SHAPE"]
 
@@ -50,45 +51,56 @@ class ADC(wiring.Component):
         m = Module()
         cfg = self.cfg
         depth = cfg.out_bits + 1  # delay line positions; the last is the output register
+        # the column sums enter through a register slice: ``i.ready`` does not depend on
+        # ``o.ready``; the slice's cycle comes out of the delay line below, so the latency stays
+        m.submodules.slice = sl = Skid(self.i.payload.shape())
+        wiring.connect(m, wiring.flipped(self.i), sl.i)
         adv = Signal()
         take = Signal()
         m.d.comb += [
             adv.eq(~self.o.valid | self.o.ready),
-            take.eq(self.i.valid & self.noise.valid & adv),
-            self.i.ready.eq(self.noise.valid & adv),
-            self.noise.ready.eq(self.i.valid & adv),
+            take.eq(sl.o.valid & self.noise.valid & adv),
+            sl.o.ready.eq(self.noise.valid & adv),
+            self.noise.ready.eq(sl.o.valid & adv),
         ]
         # stage 1: gain and noise products
         v1 = Signal()
         prod = Signal(signed(cfg.acc_bits + GAIN_BITS + 1), reset_less=True)
         gs = Signal(signed(NOISE_SHAPE.width + SIGMA_BITS + 1), reset_less=True)
-        # stage 2: scale, add noise and offset, quantize, clip
-        sh = Signal(6)
-        mx = Signal(unsigned(cfg.out_bits))
-        m.d.comb += [
+        # the settings' derived values, registered (the settings are stable while converting)
+        sh = Signal(6, reset_less=True)
+        mx = Signal(unsigned(cfg.out_bits), reset_less=True)
+        m.d.sync += [
             sh.eq(self.shift - NOISE_FRAC),
             mx.eq((Const(1, cfg.out_bits + 1) << (self.bits - 1).as_unsigned()) - 1),
         ]
-        v = (prod >> sh) + gs + (1 << (NOISE_FRAC - 1))
+        # stage 2 (scale, add noise and offset) and the first delay slot (quantize, clip): with
+        # the input slice the sample enters the delay line two slots later (bits >= 2)
+        v2 = Signal()
+        v_next = (prod >> sh) + gs + (1 << (NOISE_FRAC - 1))
+        v = Signal(v_next.shape(), reset_less=True)
         q = v >> NOISE_FRAC
         mxs = Signal(signed(cfg.out_bits + 1))
         m.d.comb += mxs.eq(mx)
         code = clip(q, -mxs, mxs)
         valid = [Signal(name=f"valid{p}") for p in range(depth)]
         word = [Signal(self.out_layout, reset_less=True, name=f"word{p}") for p in range(depth)]
-        entry = Signal(range(depth))
-        m.d.comb += entry.eq(depth - 1 - self.bits)
+        entry = Signal(range(depth + 2))
+        m.d.comb += entry.eq(depth + 1 - self.bits)
         with m.If(adv):
             m.d.sync += [
                 v1.eq(take),
-                prod.eq(self.i.payload * self.gain),
+                prod.eq(sl.o.payload * self.gain),
                 gs.eq(self.noise.payload * self.sigma),
+                v2.eq(v1),
             ]
+            with m.If(v1):
+                m.d.sync += v.eq(v_next)
             for p in range(depth):
                 prev_v = valid[p - 1] if p else 0
                 prev_w = word[p - 1] if p else 0
                 with m.If(entry == p):
-                    m.d.sync += [valid[p].eq(v1), word[p].code.eq(code), word[p].sat.eq(q != code)]
+                    m.d.sync += [valid[p].eq(v2), word[p].code.eq(code), word[p].sat.eq(q != code)]
                 with m.Else():
                     m.d.sync += [valid[p].eq(prev_v), word[p].eq(prev_w)]
         m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(word[-1])]

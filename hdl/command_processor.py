@@ -14,13 +14,22 @@ reports the ten counters of the protocol's list, ``cycles`` last (the twin has n
 
 import ast
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
-from ohmflow.hdl.framing import BANKS, NO_LIMIT, ByteWriter, ElementReader, FrameRx, FrameTx
+from ohmflow.hdl.fixed import mul_const
+from ohmflow.hdl.framing import (
+    ADDR_BITS,
+    BANKS,
+    NO_LIMIT,
+    ByteWriter,
+    ElementReader,
+    FrameRx,
+    FrameTx,
+)
 from ohmflow.hdl.tile_io import (
     COUNTER_NAMES,
     MAP_FIELDS,
@@ -122,8 +131,13 @@ class CommandProcessor(wiring.Component):
         ev = frx.event.payload
         op = ev.opcode
 
+        # the opcode decoded into registers: it is set by the frame's header and used only once
+        # the frame is in, so the sequencer's conditions start at a flip-flop
+        op_is = {c.name: Signal(name=f"op_is_{c.name}") for c in P.TABLE.commands}
+        m.d.sync += [v.eq(op == K[f"OP_{n}"]) for n, v in op_is.items()]
+
         def is_op(*names):
-            return Cat(*[op == K[f"OP_{n}"] for n in names]).any()
+            return Cat(*[op_is[n] for n in names]).any()
 
         # ----- device state: settings, seed, nonce; the reply cache -----
         slay = settings_layout(cfg)
@@ -149,7 +163,16 @@ class CommandProcessor(wiring.Component):
         tile_ok = f["tile"] < cfg.tiles
         shape = cur.shapes[f["tile"][:max(1, (cfg.tiles - 1).bit_length())]]
         n_in, n_out = shape.n_in, shape.n_out
-        window = n_in * n_out
+
+        def settled(v, name):
+            """``v`` registered: for values of request scalars and settings that are used only
+            once the payload is in (the CRC bytes leave them time), never while it arrives."""
+            v = Value.cast(v)
+            r = Signal(v.shape(), name=name, reset_less=True)
+            m.d.sync += r.eq(v)
+            return r
+
+        window = settled(n_in * n_out, "window")
         k0, k, b = f["k0"], f["k"], f["b"]
         m_out = Mux(is_op("BACKWARD"), n_in, n_out)
 
@@ -185,9 +208,13 @@ class CommandProcessor(wiring.Component):
         assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(MAP_FIELDS)
         map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
         y_off = rep["FORWARD"][2]
-        fwd_len = y_off + b * m_out * W["adc"] + b * W["sat"]
-        rd_len = rep["READ"][2] + k * W["w"]
-        rdm_len = rep["READ_MAP"][2] + k * sum(map_w)
+        fwd_len = settled(y_off + b * m_out * W["adc"] + b * W["sat"], "fwd_len")
+        rd_len = settled(rep["READ"][2] + k * W["w"], "rd_len")
+        rdm_len = settled(rep["READ_MAP"][2] + k * sum(map_w), "rdm_len")
+        rdm_base = [settled(rep["READ_MAP"][2] + k * map_cum[x], f"rdm_base{x}")
+                    for x in range(len(MAP_FIELDS))]
+        totals = {c.name: settled(arrays(c.name)[1], f"total_{c.name}")
+                  for c in P.TABLE.commands}
         checks = {
             "SET": (f["in_bits"] >= 2) & (f["in_bits"] <= cfg.in_bits) & (f["out_bits"] >= 2)
             & (f["out_bits"] <= cfg.out_bits) & (f["fwd_shift"] >= NOISE_FRAC)
@@ -233,6 +260,13 @@ class CommandProcessor(wiring.Component):
         per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(MAP_FIELDS), 1)
         in_span = (dev >= k0) & (dev < k0 + k)
         e = dev - k0
+        # e times a constant as a shift-add tree on the address width: a multiplier here would
+        # be shared between the fields, with a selected operand in front of it
+        e_a = Signal(signed(ADDR_BITS + 1))
+        m.d.comb += e_a.eq(e)
+
+        def e_times(c: int):
+            return mul_const(e_a, c, ADDR_BITS)
 
         tcmd = self.tc_cmd.payload
         m.d.comb += [tcmd.tile.eq(f["tile"]), tcmd.axis.eq(f["axis"]), tcmd.index.eq(f["index"]),
@@ -305,7 +339,7 @@ class CommandProcessor(wiring.Component):
                                 m.d.sync += [acc.eq(whole), nb.eq(nb + 1)]
                                 with m.If(done):
                                     m.d.sync += [nb.eq(0), ce.eq(ce + 1), bad.eq(bad | ~ok)]
-                                    with m.If(ce == cnt - 1):
+                                    with m.If(ce + 1 == cnt):
                                         m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
@@ -360,9 +394,8 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += [t.eq(0), started.eq(0)]
                 with m.Switch(op):
                     for c in P.TABLE.commands:
-                        arrs, total = arrays(c.name)
                         with m.Case(c.opcode):
-                            with m.If(total != ev.length):
+                            with m.If(totals[c.name] != ev.length):
                                 reply(ST["BAD_LENGTH"])
                             with m.Elif(~checks.get(c.name, Const(1)) | bad):
                                 reply(ST["BAD_ARGUMENT"])
@@ -453,8 +486,8 @@ class CommandProcessor(wiring.Component):
                 tc(Mux(is_op("PROGRAM"), Op.PROGRAM, Op.MAP_WRITE), "MERGE")
             with m.State("MERGE"):
                 prog, mp = arrays("PROGRAM")[0][0], arrays("LOAD_MAP")[0]
-                src = Mux(is_op("PROGRAM"), prog[1] + e * prog[3],
-                          Array(o + e * sz for _f, o, _c, sz, _g in mp)[q])
+                src = Mux(is_op("PROGRAM"), prog[1] + e_times(prog[3]),
+                          Array(o + e_times(sz) for _f, o, _c, sz, _g in mp)[q])
                 width = Mux(is_op("PROGRAM"), prog[3], Array(Const(x) for x in map_w)[q])
                 sgn = Mux(is_op("PROGRAM"), 1, Array(Const(g) for *_x, g in mp)[q])
                 adv = Signal()
@@ -491,9 +524,8 @@ class CommandProcessor(wiring.Component):
                 word = self.tc_out.payload
                 vals = rep["COUNTERS"][0]["n"][0] + 1  # offset of values[0]
                 slot = Array(Const(vals + 8 * s, range(MAXP)) for s in _SLOT)[t[1:]] + t[0] * 4
-                rd_dst = rep["READ"][2] + e * W["w"]
-                rdm_dst = Array(rep["READ_MAP"][2] + k * map_cum[x] + e * map_w[x]
-                                for x in range(len(MAP_FIELDS)))[q]
+                rd_dst = rep["READ"][2] + e_times(W["w"])
+                rdm_dst = Array(rdm_base[x] + e_times(map_w[x]) for x in range(len(MAP_FIELDS)))[q]
                 dst = Mux(is_op("COUNTERS"), slot, Mux(is_op("READ"), rd_dst, rdm_dst))
                 width = Mux(is_op("COUNTERS"), 4, Mux(is_op("READ"), W["w"],
                                                       Array(Const(x) for x in map_w)[q]))

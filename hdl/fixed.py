@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 
-__all__ = ["clip", "csd_digits", "mul_const", "popcount", "rnd_shift", "rotate", "thermometer",
-           "to_signed"]
+__all__ = ["add_levels", "clip", "csd_digits", "csd_terms", "mod_difference", "mul_const",
+           "popcount", "rnd_shift", "rotate", "thermometer", "to_signed"]
 
 
 def to_signed(x) -> Value:
@@ -59,22 +59,36 @@ def mul_const(x, c: int, width: int) -> Value:
 
     Used for the hash constants, so synthesis spends LUTs, not DSP blocks, on the PRNG.
     """
+    pos, neg = csd_terms(x, c, width)
+    return mod_difference(pos, neg, width)
+
+
+def csd_terms(x, c: int, width: int) -> tuple[list, list]:
+    """The shifted copies of ``x`` whose sum minus difference is ``(x * c) mod 2**width``:
+    ``(positive terms, negative terms)`` of the canonical signed-digit form of ``c``."""
     x = Value.cast(x).as_unsigned()
     digits = [(k, d) for k, d in csd_digits(c % (1 << width)) if k < width]
-    pos = _sum_tree([(x << k)[:width] for k, d in digits if d > 0], width)
-    neg = _sum_tree([(x << k)[:width] for k, d in digits if d < 0], width)
-    return (pos - neg)[:width]
+    return ([(x << k)[:width] for k, d in digits if d > 0],
+            [(x << k)[:width] for k, d in digits if d < 0])
 
 
-def _sum_tree(values: list, width: int) -> Value:
+def add_levels(values: list, width: int, levels: int | None = None) -> list:
+    """``levels`` rounds (default: all) of pairwise sums mod ``2**width``; the list they leave
+    (one value after all rounds, ``[0]`` for an empty list)."""
     if not values:
-        return Const(0, unsigned(width))
-    while len(values) > 1:
+        return [Const(0, unsigned(width))]
+    while len(values) > 1 and levels != 0:
         nxt = [(values[n] + values[n + 1])[:width] for n in range(0, len(values) - 1, 2)]
         if len(values) % 2:
             nxt.append(values[-1])
         values = nxt
-    return values[0]
+        levels = None if levels is None else levels - 1
+    return values
+
+
+def mod_difference(pos: list, neg: list, width: int) -> Value:
+    """``(sum(pos) - sum(neg)) mod 2**width`` as balanced adder trees."""
+    return (add_levels(pos, width)[0] - add_levels(neg, width)[0])[:width]
 
 
 def rotate(values: list, amount, n: int | None = None) -> list:

@@ -11,7 +11,7 @@ from amaranth.hdl import Module, Shape, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.prng import M1, M2
-from ohmflow.hdl.fixed import mul_const
+from ohmflow.hdl.fixed import add_levels, csd_terms, mod_difference
 
 __all__ = ["Lowbias32", "gauss", "hash_layout"]
 
@@ -34,7 +34,9 @@ class Lowbias32(wiring.Component):
     """lowbias32 on ``lanes`` words per beat, one beat per cycle, `LATENCY` cycles deep.
 
     Stages: (x ^ x>>16) * M1 | (x ^ x>>15) * M2 | x ^ x>>16. The constant products are shift-add
-    trees (`mul_const`), so the hash costs LUTs only. Back-pressure on ``o`` stalls the pipeline.
+    trees (`csd_terms`), spread over the stages as registered partial sums, so the hash costs
+    LUTs only and no stage has more than three adder levels. Back-pressure on ``o`` stalls the
+    pipeline.
 
     Parameters
     ----------
@@ -63,31 +65,43 @@ class Lowbias32(wiring.Component):
         tag_w = 0 if self.tag_shape is None else Shape.cast(self.tag_shape).width
         v1, v2 = Signal(), Signal()
         t1, t2, t3 = (Signal(tag_w, reset_less=True, name=f"tag{k}") for k in (1, 2, 3))
-        s1 = [Signal(32, reset_less=True, name=f"s1_{k}") for k in range(n)]
-        s2 = [Signal(32, reset_less=True, name=f"s2_{k}") for k in range(n)]
         s3 = [Signal(32, reset_less=True, name=f"s3_{k}") for k in range(n)]
         with m.If(adv):
             m.d.sync += [v1.eq(self.i.valid), v2.eq(v1), self.o.valid.eq(v2)]
-        # Data registers load only behind a valid beat: bubbles leave them (and a simulator's
-        # shift-add trees) untouched.
-        with m.If(adv & self.i.valid):
-            if tag_w:
+        if tag_w:
+            with m.If(adv & self.i.valid):
                 m.d.sync += t1.eq(Value.cast(self.i.payload.tag))
-            for k in range(n):
-                x = self.i.payload.word[k]
-                m.d.sync += s1[k].eq(mul_const(x ^ (x >> 16), M1, 32))
-        with m.If(adv & v1):
-            if tag_w:
+            with m.If(adv & v1):
                 m.d.sync += t2.eq(t1)
-            for k in range(n):
-                m.d.sync += s2[k].eq(mul_const(s1[k] ^ (s1[k] >> 15), M2, 32))
-        with m.If(adv & v2):
-            if tag_w:
+            with m.If(adv & v2):
                 m.d.sync += t3.eq(t2)
-            for k in range(n):
-                m.d.sync += s3[k].eq(s2[k] ^ (s2[k] >> 16))
+        # The two products are spread over the three stages as partial sums (at most three adder
+        # levels a stage): 1) x ^ x>>16 and two levels of the M1 tree; 2) the rest of it, the
+        # xor-shift and one level of the M2 tree; 3) the rest of that and the last xor-shift.
+        # Data registers load only behind a valid beat: bubbles leave them (and a simulator's
+        # adder trees) untouched.
+        for k in range(n):
+            x = self.i.payload.word[k]
+            pos, neg = csd_terms(x ^ (x >> 16), M1, 32)
+            p1 = self._stage(m, add_levels(pos, 32, 2), adv & self.i.valid, f"p1_{k}")
+            n1 = self._stage(m, add_levels(neg, 32, 2), adv & self.i.valid, f"n1_{k}")
+            s1 = mod_difference(p1, n1, 32)
+            pos, neg = csd_terms(s1 ^ (s1 >> 15), M2, 32)
+            p2 = self._stage(m, add_levels(pos, 32, 1), adv & v1, f"p2_{k}")
+            n2 = self._stage(m, add_levels(neg, 32, 1), adv & v1, f"n2_{k}")
+            s2 = mod_difference(p2, n2, 32)
+            with m.If(adv & v2):
+                m.d.sync += s3[k].eq(s2 ^ (s2 >> 16))
         for k in range(n):
             m.d.comb += self.o.payload.word[k].eq(s3[k])
         if tag_w:
             m.d.comb += Value.cast(self.o.payload.tag).eq(t3)
         return m
+
+    @staticmethod
+    def _stage(m: Module, values: list, en, name: str) -> list:
+        """Pipeline registers for ``values``, loaded when ``en``."""
+        regs = [Signal(32, reset_less=True, name=f"{name}_{j}") for j in range(len(values))]
+        with m.If(en):
+            m.d.sync += [r.eq(v) for r, v in zip(regs, values, strict=True)]
+        return regs

@@ -25,7 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SQRT_FRAC, ChipConfig
 from ohmflow.hdl.dac import WORD
-from ohmflow.hdl.fixed import divmod_const, popcount, rnd_shift, thermometer
+from ohmflow.hdl.fixed import divmod_const, popcount, rnd_shift, sum_tree, thermometer
 from ohmflow.hdl.layouts import Geometry
 from ohmflow.hdl.prng import Lowbias32, gauss
 
@@ -43,7 +43,8 @@ class PulseEngine(wiring.Component):
 
     Ports
     -----
-    start: In stream: one beat per sample (mode, tile, active shape, index, keys).
+    start: In stream: one beat per sample (mode, tile, active shape, index, keys), accepted
+        while not ``busy``.
     codes: In stream of signed words: the sample's codes or counts (see module docstring).
     pulse: Out stream of pulse beats for `AnalogArray.pulse`.
     count: the sum of ``n`` over the lanes of the current ``pulse`` beat.
@@ -79,9 +80,12 @@ class PulseEngine(wiring.Component):
         rounds_max = -(-gmax // L)
         lane = data.StructLayout({"train": B, "neg": 1})
         mem_shape = data.ArrayLayout(lane, L)
+        # row trains L to a word (a scan beat reads L rows); column trains one to a word at
+        # {jq, jr} (a scan beat reads one column: no lane select after the memory)
         m.submodules.rows = rows = Memory(shape=mem_shape, depth=max(2, g.iq), init=[])
-        m.submodules.cols = cols = Memory(shape=mem_shape, depth=max(2, g.jq), init=[])
-        wp_rows, wp_cols = rows.write_port(granularity=1), cols.write_port(granularity=1)
+        m.submodules.cols = cols = Memory(shape=lane, depth=max(2, g.jq << g.r_bits), init=[],
+                                          attrs={"ram_style": "distributed"})
+        wp_rows, wp_cols = rows.write_port(granularity=1), cols.write_port()
         rp_rows, rp_cols = rows.read_port(), cols.read_port()
 
         tag_a = data.StructLayout({"axis": 1, "q": g.index_shape(g.q_bits),
@@ -105,7 +109,7 @@ class PulseEngine(wiring.Component):
         sq, sr = divmod_const(st.index, L, nmax)
         kq, _ = divmod_const(st.n_in - 1, L, cfg.rows)
         phase = Signal(range(3))  # 0 idle, 1 trains, 2 scan
-        m.d.comb += self.start.ready.eq(phase == 0)
+        m.d.comb += self.start.ready.eq(~self.busy)  # idle: no draw left in the pipeline
         with m.If(self.start.valid & self.start.ready):
             m.d.sync += [
                 par.eq(st), phase.eq(1), blmask.eq(thermometer(self.bl, B)),
@@ -129,7 +133,10 @@ class PulseEngine(wiring.Component):
         hold_line = Signal(range(max(2, nmax)), reset_less=True)
         rnd = Signal(range(rounds_max + 1))
         last_round = (rnd + 1) * L >= groups
-        issue_a = holding & h.i.ready & (phase == 1)
+        # the hash never stalls in phase 1: a sample starts with no draw in flight, and train
+        # beats leave the hash unconditionally; so the code stream's ready does not wait on the
+        # array's
+        issue_a = holding & (phase == 1)
         code = self.codes.payload
         absc = Mux(code < 0, -code, code)
         m.d.comb += self.codes.ready.eq(
@@ -162,11 +169,19 @@ class PulseEngine(wiring.Component):
                 m.d.sync += rnd.eq(rnd + 1)
         key_a = Mux(hold.axis, par.key_col, par.key_row)
 
-        # deterministic counts: written straight to the trains
-        dabs = Mux(absc > B, B, absc)
+        # deterministic counts: registered with their line, the train written the next cycle
+        # (``written`` counts the code when it is taken; the scan reads two cycles later)
+        det_v = Signal()
+        det_cnt = Signal(range(B + 1), reset_less=True)
+        det_neg = Signal(reset_less=True)
+        det_axis = Signal(reset_less=True)
+        det_q, det_r = Signal.like(lq, reset_less=True), Signal.like(lr, reset_less=True)
+        m.d.sync += det_v.eq(take & det)
+        with m.If(take & det):
+            m.d.sync += [det_cnt.eq(Mux(absc > B, B, absc)), det_neg.eq(code > 0),
+                         det_axis.eq(axis), det_q.eq(lq), det_r.eq(lr)]
         det_lane = Signal(lane)
-        m.d.comb += [det_lane.train.eq(thermometer(dabs[: B.bit_length()], B)),
-                     det_lane.neg.eq(code > 0)]
+        m.d.comb += [det_lane.train.eq(thermometer(det_cnt, B)), det_lane.neg.eq(det_neg)]
 
         # hash results of phase 1: place nibbles, write the finished train
         ho = h.o.payload
@@ -186,16 +201,27 @@ class PulseEngine(wiring.Component):
         wr_lane = Signal(lane)
         m.d.comb += [wr_lane.train.eq(train_next & blmask), wr_lane.neg.eq(ta.neg)]
         w_a = done_a & ta.last
-        w_det = take & det
-        w_axis = Mux(det, axis, ta.axis)
-        w_q, w_r = Mux(det, lq, ta.q), Mux(det, lr, ta.r)
-        for wp, ax in ((wp_rows, 0), (wp_cols, 1)):
-            m.d.comb += [
-                wp.addr.eq(w_q),
-                wp.data.eq(Cat(*([Mux(det, det_lane.as_value(), wr_lane.as_value())] * L))),
-                wp.en.eq(Cat(*[(w_r == l) & (w_a | w_det) & (w_axis == ax) for l in range(L)])),
-            ]
-        with m.If(w_a | w_det):
+        w_det = det_v
+        w_axis = Mux(det, det_axis, ta.axis)
+        w_q, w_r = Mux(det, det_q, ta.q), Mux(det, det_r, ta.r)
+        # a deterministic op's addressed line fires in every slot with polarity 0: its train is
+        # written in the op's first cycle (before any count's), so the scan reads plain trains
+        init = Signal()
+        m.d.sync += init.eq(self.start.valid & self.start.ready & (st.mode != PulseMode.RANDOM))
+        ones = Const((1 << B) - 1, B)
+        w_lane = Mux(det, det_lane.as_value(), wr_lane.as_value())
+        w_en = w_a | w_det
+        m.d.comb += [
+            wp_rows.addr.eq(Mux(init, idx_q, w_q)),
+            wp_rows.data.eq(Cat(*[Mux(init, Cat(Mux(idx_r == l, ones, 0), Const(0, 1)), w_lane)
+                                  for l in range(L)])),
+            wp_rows.en.eq(Mux(init, Mux(mode == PulseMode.ROW, (1 << L) - 1, 0),
+                              Cat(*[(w_r == l) & w_en & (w_axis == 0) for l in range(L)]))),
+            wp_cols.addr.eq(Mux(init, Cat(idx_r[:g.r_bits], idx_q), Cat(w_r[:g.r_bits], w_q))),
+            wp_cols.data.eq(Mux(init, Cat(ones, Const(0, 1)), w_lane)),
+            wp_cols.en.eq(Mux(init, mode == PulseMode.COL, w_en & (w_axis == 1))),
+        ]
+        with m.If(w_a | (take & det)):
             m.d.sync += written.eq(written + 1)
 
         # ----- phase 2: scan -----
@@ -220,7 +246,7 @@ class PulseEngine(wiring.Component):
         adv2 = ~v2 | (h.i.ready & ~holding)
         adv1 = ~v1 | adv2
         issue_b = (phase == 2) & adv1
-        m.d.comb += [rp_rows.addr.eq(sk), rp_cols.addr.eq(sjq),
+        m.d.comb += [rp_rows.addr.eq(sk), rp_cols.addr.eq(Cat(sjr[:g.r_bits], sjq)),
                      rp_rows.en.eq(adv1), rp_cols.en.eq(adv1)]
         with m.If(issue_b):
             with m.If(sk == k_stop):
@@ -241,18 +267,16 @@ class PulseEngine(wiring.Component):
         with m.If(adv1):
             m.d.sync += [v1.eq(issue_b), b1.jq.eq(sjq), b1.jr.eq(sjr), b1.chunk.eq(sk),
                          b1_kl.eq(skl), b1_base.eq(sjrows + skl)]
-        col = Array([rp_cols.data[l] for l in range(L)])[b1.jr]
-        ones = Const((1 << B) - 1, B)
-        col_train = Mux(col_op, ones, col.train)
-        col_neg = Mux(col_op, 0, col.neg)
+        col = rp_cols.data
+        col_train, col_neg = col.train, col.neg
         ns, ups = [], []
         for l in range(L):
             rowl = rp_rows.data[l]
-            row_train = Mux(row_op, Mux(idx_r == l, ones, 0), rowl.train)
+            row_train = rowl.train
             active = b1_kl + l < par.n_in
             both = row_train & col_train
             ns.append(Mux(active, popcount(both), 0))
-            ups.append(Mux(row_op, 0, rowl.neg) ^ col_neg)
+            ups.append(rowl.neg ^ col_neg)
 
         # stage 2: counts, polarities and draw words registered (so a simulator evaluates the
         # lanes' popcounts only when a scan beat moves)
@@ -299,13 +323,15 @@ class PulseEngine(wiring.Component):
             for l in range(L):
                 m.d.sync += [es[l].eq(rnd_shift(gauss(ho.word[l]) * self.dw_std, C2C_SHIFT)),
                              roots[l].eq(sqrt[ho.tag.b.n[l]])]
+        count = Signal.like(self.count, reset_less=True)  # registered with the beat it sums
         with m.If(adv & ve):
             m.d.sync += [out.tile.eq(par.tile), out.jq.eq(e_tag.jq), out.jr.eq(e_tag.jr),
-                         out.chunk.eq(e_tag.chunk), out.up.eq(e_tag.up)]
+                         out.chunk.eq(e_tag.chunk), out.up.eq(e_tag.up),
+                         count.eq(sum_tree([e_tag.n[l] for l in range(L)]))]
             for l in range(L):
                 m.d.sync += [out.n[l].eq(e_tag.n[l]),
                              out.t[l].eq(rnd_shift(es[l] * roots[l], SQRT_FRAC))]
-        m.d.comb += self.count.eq(sum(out.n[l] for l in range(L)))
+        m.d.comb += self.count.eq(count)
 
         inflight = Signal(range(Lowbias32.LATENCY + 2))
         hin = h.i.valid & h.i.ready

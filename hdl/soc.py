@@ -12,6 +12,7 @@ from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.hdl.clock_gate import gate_domain
 from ohmflow.hdl.command_processor import CommandProcessor
+from ohmflow.hdl.skid import Skid
 from ohmflow.hdl.tile_controller import TileController
 from ohmflow.hdl.uart import UART
 
@@ -66,11 +67,18 @@ class SoC(wiring.Component):
             # SoC with the reference device byte for byte.
             gate_domain(m, "tile", tc.busy | cp.tc_cmd.valid, enable=self.tile_clock_on)
         m.submodules.tile = tc
+        # operand and result words pass register slices: no combinational path runs between
+        # the command processor's sequencer and the tile's pipelines (valid, data or ready)
+        m.submodules.tc_in = tc_in = Skid(cp.tc_in.payload.shape())
+        m.submodules.tc_out = tc_out = Skid(tc.data_out.payload.shape())
         wiring.connect(m, cp.tc_cmd, tc.cmd)
-        wiring.connect(m, cp.tc_in, tc.data_in)
-        wiring.connect(m, tc.data_out, cp.tc_out)
-        m.d.comb += [tc.settings.eq(cp.settings), cp.tc_busy.eq(tc.busy),
-                     self.idle.eq(cp.idle & ~tc.busy)]
+        wiring.connect(m, cp.tc_in, tc_in.i)
+        wiring.connect(m, tc_in.o, tc.data_in)
+        wiring.connect(m, tc.data_out, tc_out.i)
+        wiring.connect(m, tc_out.o, cp.tc_out)
+        tc_busy = tc.busy | tc_in.busy | tc_out.busy
+        m.d.comb += [tc.settings.eq(cp.settings), cp.tc_busy.eq(tc_busy),
+                     self.idle.eq(cp.idle & ~tc_busy)]
         if self.uart_divisor is None:
             wiring.connect(m, wiring.flipped(self.rx), cp.rx)
             wiring.connect(m, cp.tx, wiring.flipped(self.tx))
