@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
+import json
 import os
 import select
 import shutil
@@ -67,16 +68,45 @@ def verilator_env() -> dict[str, str]:
 _VERILOG_MEMO: dict[tuple, str] = {}
 
 
+def _verilog_key(cfg: ChipConfig) -> str:
+    """Hash of what the emulator's Verilog depends on: the config, the sources of
+    ``ohmflow.hdl`` and ``ohmflow.emulator`` and the Amaranth version."""
+    import amaranth
+    import ohmflow.emulator
+    import ohmflow.hdl
+
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for pkg in (ohmflow.hdl, ohmflow.emulator):
+        for src in sorted(Path(pkg.__file__).resolve().parent.glob("*.py")):
+            h.update(f"\0{pkg.__name__}.{src.name}\0".encode())
+            h.update(src.read_bytes())
+    h.update(amaranth.__version__.encode())
+    return h.hexdigest()[:20]
+
+
 def soc_verilog(cfg: ChipConfig | str) -> str:
     """The Verilog of the emulator's top for a chip config: the SoC behind registered byte
-    ports, with a power-on reset (`ohmflow.hdl.emulator_top.EmulatorTop`; no UART)."""
-    from amaranth.back import verilog
-    from ohmflow.hdl.emulator_top import EmulatorTop
+    ports, with a power-on reset (`ohmflow.hdl.emulator_top.EmulatorTop`; no UART).
 
+    Elaborating the ``default`` config takes about 15 s and leaves a million Python objects
+    behind, so the text is cached in ``<cache>/verilog/`` (`_verilog_key`) and in memory.
+    """
     cfg = get_config(cfg)
     key = tuple(sorted(cfg.to_dict().items()))
     if key not in _VERILOG_MEMO:
-        _VERILOG_MEMO[key] = verilog.convert(EmulatorTop(cfg), name="top", emit_src=False)
+        path = cache_root() / "verilog" / f"{_verilog_key(cfg)}.v"
+        if path.exists():
+            text = path.read_text()
+        else:
+            from amaranth.back import verilog
+            from ohmflow.hdl.emulator_top import EmulatorTop
+
+            text = verilog.convert(EmulatorTop(cfg), name="top", emit_src=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)  # atomic: a concurrent reader sees all of it or nothing
+        _VERILOG_MEMO[key] = text
     return _VERILOG_MEMO[key]
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 import serial
 from amaranth.back import verilog
+from ohmflow.emulator.config import get_config
 from ohmflow.sim import emulator
 
 from .echo import Echo
@@ -118,6 +119,20 @@ def test_build_cache(echo_exe):
     assert other != echo_exe and other.exists()
     v = echo_verilog(MASK)
     assert emulator._key(v, emulator.VERILATOR_FLAGS) != emulator._key(v, ("-O2",))
+
+
+def test_soc_verilog_is_cached_on_disk(tmp_path, monkeypatch):
+    """The emulator's Verilog is elaborated once per config and sources, then read back."""
+    monkeypatch.setenv("OHMFLOW_CACHE", str(tmp_path))
+    monkeypatch.setattr(emulator, "_VERILOG_MEMO", {})
+    v = emulator.soc_verilog("tiny")
+    files = list((tmp_path / "emulator" / "verilog").glob("*.v"))
+    assert [f.read_text() for f in files] == [v]
+    emulator._VERILOG_MEMO.clear()
+    monkeypatch.setattr(verilog, "convert", lambda *a, **k: pytest.fail("elaborated again"))
+    assert emulator.soc_verilog("tiny") == v
+    assert emulator._verilog_key(get_config("tiny")) != emulator._verilog_key(
+        get_config("default"))
 
 
 def test_bad_verilog_reports_the_error(tmp_path):
