@@ -7,6 +7,7 @@ floating-point periphery (scaling, bias, activations, update management) belongs
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -57,6 +58,16 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int) -> np.ndarray:
             f"{name} codes must lie in [{lo}, {hi}], got [{int(arr.min())}, {int(arr.max())}]"
         )
     return arr
+
+
+@functools.lru_cache(maxsize=64)
+def _train_index(n_in: int, n_out: int, groups: int) -> np.ndarray:
+    """Draw indices ``(line << 4) | group`` of the rows, then of the columns (read-only)."""
+    g = np.arange(groups, dtype=np.uint32)[None, :]
+    idx = np.concatenate([((np.arange(n, dtype=np.uint32)[:, None] << np.uint32(4)) | g).ravel()
+                          for n in (n_in, n_out)])
+    idx.flags.writeable = False
+    return idx
 
 
 class Twin:
@@ -223,20 +234,26 @@ class Twin:
         c["adc_saturations"] += int(sat.sum())
 
     # ----- writes -----
-    def _trains(self, codes: np.ndarray, domain: int, nonce0: int) -> np.ndarray:
-        """Pulse trains as uint64 bit masks (bit t = slot t), shape (B, n)."""
+    def _trains(self, x: np.ndarray, d: np.ndarray, nonce0: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pulse trains of the rows (codes x, domain ROW) and the columns (codes d, domain COL)
+        as uint64 bit masks (bit t = slot t), shapes (B, n_in) and (B, n_out); both in one pass."""
         bl = self.settings.bl
         groups = (bl + 3) // 4
-        b, n = codes.shape
-        keys = prng.nonce_keys(self.settings.seed, domain, nonce0, b)
-        idx = ((np.arange(n, dtype=np.uint32)[:, None] << np.uint32(4))
-               | np.arange(groups, dtype=np.uint32)[None, :]).ravel()
-        words = prng.draw_keys(keys, idx)  # (B, n*groups), little-endian bytes = slots
+        b, n_in = x.shape
+        n = n_in + d.shape[1]
+        keys = np.empty((b, n * groups), dtype=np.uint32)  # rows: the ROW key, columns: COL
+        keys[:, : n_in * groups] = prng.nonce_keys(self.settings.seed, prng.DOMAIN_ROW, nonce0,
+                                                   b)[:, None]
+        keys[:, n_in * groups :] = prng.nonce_keys(self.settings.seed, prng.DOMAIN_COL, nonce0,
+                                                   b)[:, None]
+        keys ^= _train_index(n_in, d.shape[1], groups)
+        words = prng.lowbias32_np(keys)
         u = words.view(np.uint8).reshape(b, n, groups * 4)[:, :, :bl]
-        fire = u < np.abs(codes)[:, :, None]
+        fire = u < np.abs(np.concatenate((x, d), axis=1))[:, :, None]
         packed = np.zeros((b, n, 8), dtype=np.uint8)
         packed[:, :, : (bl + 7) // 8] = np.packbits(fire, axis=2, bitorder="little")
-        return packed.view("<u8")[:, :, 0]
+        trains = packed.view("<u8")[:, :, 0]
+        return trains[:, :n_in], trains[:, n_in:]
 
     def update(self, tile: int, x, d, *, counts: bool = True) -> np.ndarray | None:
         """Stochastic pulse update with signed probability codes x (B, n_in), d (B, n_out).
@@ -254,8 +271,7 @@ class Twin:
                              f"same B >= 1, got {x.shape} and {d.shape}")
         b = x.shape[0]
         nonce0 = self._take_nonces(b)
-        rows = self._trains(x, prng.DOMAIN_ROW, nonce0)
-        cols = self._trains(d, prng.DOMAIN_COL, nonce0)
+        rows, cols = self._trains(x, d, nonce0)
         # padded to 8 bytes: bits beyond BL are zero
         # counts device-major (j, i, sample), the order _apply walks them in
         # C order (transposed copies first), so the reshapes below are views
