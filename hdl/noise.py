@@ -41,19 +41,20 @@ class ReadNoise(wiring.Component):
         key = Signal(32, reset_less=True)
         idx = Signal(range(n + 1), reset_less=True)
         count = Signal(range(n + 1), reset_less=True)
+        last = h.i.ready & (idx + 1 == count)  # the vector's last index enters the hash now
         m.d.comb += [
-            self.i.ready.eq(~busy),
+            self.i.ready.eq(~busy | last),  # the next vector's key follows without a gap
             h.i.valid.eq(busy),
             h.i.payload.word[0].eq(key ^ idx),
             self.o.valid.eq(h.o.valid),
             self.o.payload.eq(gauss(h.o.payload.word[0])),
             h.o.ready.eq(self.o.ready),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [key.eq(self.i.payload.key), count.eq(self.i.payload.count), idx.eq(0),
-                         busy.eq(self.i.payload.count != 0)]
         with m.If(h.i.valid & h.i.ready):
             m.d.sync += idx.eq(idx + 1)
             with m.If(idx + 1 == count):
                 m.d.sync += busy.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [key.eq(self.i.payload.key), count.eq(self.i.payload.count), idx.eq(0),
+                         busy.eq(self.i.payload.count != 0)]
         return m

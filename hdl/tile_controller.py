@@ -140,6 +140,7 @@ class TileController(wiring.Component):
 
         # ----- loop state -----
         vec = Signal(16)
+        vl = Signal(16)  # FORWARD / BACKWARD: vectors loaded into the DAC (vec: driven)
         out_vecs = Signal(16)
         out_line = Signal(range(nmax + 1))
         ld = Signal(range(cfg.rows + cfg.cols + 1))
@@ -177,7 +178,7 @@ class TileController(wiring.Component):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
                     m.d.sync += [c.eq(cmd), sl.eq(self.settings), n_in.eq(in_shape.n_in),
-                                 n_out.eq(in_shape.n_out), elapsed.eq(0), vec.eq(0),
+                                 n_out.eq(in_shape.n_out), elapsed.eq(0), vec.eq(0), vl.eq(0),
                                  out_vecs.eq(0), out_line.eq(0), issued_all.eq(0),
                                  field.eq(0), ztile.eq(0), *start_vector()]
                     with m.Switch(cmd.op):
@@ -198,7 +199,7 @@ class TileController(wiring.Component):
                 m.d.sync += [cnt[k].eq(crd.data[k]) for k in range(len(cnt))]
                 with m.Switch(c.op):
                     with m.Case(Op.FORWARD, Op.BACKWARD):
-                        m.next = "V_LOAD"
+                        m.next = "V_RUN"
                     with m.Case(Op.UPDATE, Op.PULSE):
                         m.next = "U_KEY"
                     with m.Case(Op.PROGRAM):
@@ -213,36 +214,39 @@ class TileController(wiring.Component):
                           & (c.count == 0)):
                     m.next = "STORE"
 
-            # ----- FORWARD / BACKWARD: per vector, key || load, then drive -----
-            with m.State("V_LOAD"):
+            # ----- FORWARD / BACKWARD: vector k+1 loads (key || codes) while k is driven -----
+            with m.State("V_RUN"):
+                loading = vl != c.count
                 m.d.comb += [
-                    kh.i.valid.eq(~key_sent),
+                    kh.i.valid.eq(loading & ~key_sent),
                     kh.i.payload.word[0].eq(Mux(transpose, base[1], base[0]) ^ nonce),
-                    dac.i.valid.eq(self.data_in.valid & ~ld_done),
+                    dac.i.valid.eq(loading & self.data_in.valid & ~ld_done),
                     dac.i.payload.code.eq(word.as_signed()),
                     dac.i.payload.last.eq(ld + 1 == n_dac),
-                    self.data_in.ready.eq(dac.i.ready & ~ld_done),
+                    self.data_in.ready.eq(loading & dac.i.ready & ~ld_done),
                 ]
-                with m.If(kh.i.valid & kh.i.ready):
+                key_in = kh.i.valid & kh.i.ready
+                code_in = dac.i.valid & dac.i.ready
+                with m.If(key_in):
                     m.d.sync += [key_sent.eq(1), nonce.eq(nonce + 1)]
-                with m.If(dac.i.valid & dac.i.ready):
+                with m.If(code_in):
                     m.d.sync += [ld.eq(ld + 1), ld_done.eq(ld + 1 == n_dac)]
                     m.d.comb += inc[_C["dac_conversions"]].eq(1)
-                with m.If(ld_done & key_sent):
-                    m.next = "V_DRIVE"
-            with m.State("V_DRIVE"):
+                with m.If((ld_done | (code_in & (ld + 1 == n_dac))) & (key_sent | key_in)):
+                    m.d.sync += [vl.eq(vl + 1), ld.eq(0), ld_done.eq(0), key_sent.eq(0)]
+
                 rq = dac.req.payload
+                end = walk.at(n_adc - 1, chunk_last)
                 m.d.comb += [
                     dac.req.valid.eq(1), rq.chunk.eq(walk.i), rq.tag.tile.eq(c.tile),
                     rq.tag.transpose.eq(transpose), rq.tag.line_q.eq(walk.jq),
                     rq.tag.line_r.eq(walk.jr), rq.tag.chunk.eq(walk.i),
-                    rq.tag.last.eq(walk.i == chunk_last),
+                    rq.tag.last.eq(walk.i == chunk_last), rq.end.eq(end),
                 ]
                 with m.If(dac.req.ready):
                     m.d.sync += walk.step(chunk_last)
-                    with m.If(walk.at(n_adc - 1, chunk_last)):
-                        m.d.sync += [vec.eq(vec + 1), *start_vector()]
-                        m.next = "V_LOAD"
+                    with m.If(end):
+                        m.d.sync += [vec.eq(vec + 1), *walk.clear()]
                         with m.If(vec + 1 == c.count):
                             m.next = "V_DRAIN"
             with m.State("V_DRAIN"):

@@ -91,6 +91,25 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _vector_pipeline(n: int, t: int, d: int, count: int) -> int:
+    """FORWARD / BACKWARD: the cycle of the last drive request of ``count`` vectors, counted
+    from the first code, for n codes a vector, a pulse of t cycles and d drive requests.
+
+    Vector k's codes are accepted in cycles s..s+n-1 (``load``); its pulse starts at the later
+    of its last code and the previous pulse's end, and ends t cycles later; its first request
+    is accepted at the later of its pulse's end and the cycle after the previous vector's last
+    request, the others follow one a cycle. The DAC has two buffers: vector k+1 starts loading
+    the cycle after vector k's last code, but not before vector k-1's last request.
+    """
+    load = pulse = drive = drive_before = -1
+    for k in range(count):
+        start = 0 if k == 0 else max(load + 1, drive_before + 1)
+        load = start + n - 1
+        pulse = (load if k == 0 else max(load, pulse)) + t
+        drive_before, drive = drive, (pulse if k == 0 else max(pulse, drive + 1)) + d - 1
+    return drive
+
+
 def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0,
               count: int = 1) -> int:
     """Busy cycles of one operation when ``data_in`` always has a word and ``data_out`` is always
@@ -102,8 +121,8 @@ def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0
         n_dac, n_adc = (n_in, n_out) if op == Op.FORWARD else (n_out, n_in)
         if count == 0:
             return 3
-        per = n_dac - 1 + 2 ** (s.in_bits - 1) + n_adc * _ceil(n_dac, L)
-        return count * per + s.out_bits + 11
+        last = _vector_pipeline(n_dac, 2 ** (s.in_bits - 1), n_adc * _ceil(n_dac, L), count)
+        return last + s.out_bits + 12
     if op == Op.UPDATE:
         rounds = _ceil(_ceil(s.bl, 4), L)
         return count * (26 + (n_in + n_out) * rounds + n_out * _ceil(n_in, L)) + 3

@@ -153,3 +153,60 @@ def test_read_noise_matches_prng():
     exp = np.concatenate([prng.gauss(prng.draw(k, np.arange(c))) for k, c in
                           zip(keys, counts, strict=True)])
     assert [int(v) for v in got["o"]] == exp.tolist()
+
+
+def test_dac_loads_the_next_vector_while_one_is_read():
+    """Two buffers: vector B loads right after A; C waits for A's last request. Pulses run one
+    at a time, each 2**(bits-1) cycles from the later of its last code and the previous pulse's
+    end; a vector's requests follow its pulse and the previous vector's last request."""
+    cfg = PRESETS["tiny"]
+    rng = np.random.default_rng(12)
+    dut = DAC(cfg, tag_shape=8)
+    bits, n, L = cfg.in_bits, max(cfg.rows, cfg.cols), cfg.lanes
+    t = 2 ** (bits - 1)
+    mx = t - 1
+    assert dut.chunks - 1 + n < t  # so every vector's start is set by the previous pulse
+    vecs = [rng.integers(-2 * mx, 2 * mx, size=n) for _ in range(3)]
+    plan = [(v, c) for v in range(3) for c in range(dut.chunks)]
+    code_at, req_at, out = {}, {}, []
+
+    async def tb(ctx):
+        ctx.set(dut.bits, bits)
+        ctx.set(dut.o.ready, 1)
+        li = ci = ri = 0
+        for cycle in range(4 * t + 50):
+            ctx.set(dut.i.valid, li < 3)
+            if li < 3:
+                ctx.set(dut.i.payload, {"code": int(vecs[li][ci]) & 0xFFFFFFFF,
+                                        "last": ci == n - 1})
+            ctx.set(dut.req.valid, ri < len(plan))
+            if ri < len(plan):
+                v, c = plan[ri]
+                ctx.set(dut.req.payload, {"chunk": c, "tag": 16 * v + c,
+                                          "end": c == dut.chunks - 1})
+            _, _, i_rdy, r_rdy, o_val, o_pay = await ctx.tick().sample(
+                dut.i.ready, dut.req.ready, dut.o.valid, dut.o.payload)
+            if o_val:
+                out.append((o_pay.tag, list(o_pay.codes)))
+            if li < 3 and i_rdy:
+                code_at[(li, ci)] = cycle
+                ci += 1
+                if ci == n:
+                    li, ci = li + 1, 0
+            if ri < len(plan) and r_rdy:
+                req_at[plan[ri]] = cycle
+                ri += 1
+
+    run(dut, tb, max_cycles=6 * t + 100)
+    last = [code_at[(v, n - 1)] for v in range(3)]
+    first = [req_at[(v, 0)] for v in range(3)]
+    a_end = req_at[(0, dut.chunks - 1)]
+    assert code_at[(1, 0)] == last[0] + 1  # B loads while A waits for its pulse
+    assert code_at[(2, 0)] == a_end + 1  # C takes A's buffer once A's last request is in
+    assert first == [last[0] + t, last[0] + 2 * t, last[0] + 3 * t]
+    exp = []
+    for v in range(3):
+        codes = np.zeros(dut.chunks * L, dtype=np.int64)
+        codes[:n] = np.clip(vecs[v], -mx, mx)
+        exp += [(16 * v + c, row) for c, row in enumerate(codes.reshape(-1, L).tolist())]
+    assert out == exp
