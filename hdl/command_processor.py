@@ -314,6 +314,19 @@ class CommandProcessor(wiring.Component):
         # range-checked (a frame whose length disagrees with its layout is refused anyway) -----
         pbyte, pidx = frx.wr_data, frx.wr_addr
         whole = Mux(nb == 0, 0, acc) | (pbyte << (nb * 8))
+        # where an array ends: an element count that is a product of request scalars comes out
+        # of a multiplier, so it is registered (settled: an array before the last has elements of
+        # two bytes or more, so none ends in the cycle after the last scalar byte); the last array
+        # runs on to the payload's end (bytes past the layout are refused as BAD_LENGTH anyway)
+        ends = {}
+        for c in P.TABLE.commands:
+            arrs = arrays(c.name)[0]
+            for n, (fld, _o, cnt, sz, _sg) in enumerate(arrs):
+                if not (isinstance(cnt, Value) and "*" in fld.count):
+                    ends[c.name, n] = cnt
+                elif n < len(arrs) - 1:
+                    assert sz >= 2, f"{c.name}.{fld.name}: a settled count needs 2-byte elements"
+                    ends[c.name, n] = settled(cnt, f"count_{c.name}_{fld.name}")
         with m.If(frx.wr_en), m.Switch(op):
             for c in P.TABLE.commands:
                 scalars, _a, size = req[c.name]
@@ -323,7 +336,7 @@ class CommandProcessor(wiring.Component):
                             with m.If(pidx == o + i):
                                 m.d.sync += f[name][8 * i:8 * i + 8].eq(pbyte)
                     with m.If(pidx >= size), m.Switch(ai):
-                        for n, (fld, _o, cnt, sz, sgn) in enumerate(arrays(c.name)[0]):
+                        for n, (fld, _o, _cnt, sz, sgn) in enumerate(arrays(c.name)[0]):
                             with m.Case(n):
                                 done = nb == sz - 1
                                 v = whole[:8 * sz].as_signed() if sgn else whole[:8 * sz]
@@ -339,8 +352,9 @@ class CommandProcessor(wiring.Component):
                                 m.d.sync += [acc.eq(whole), nb.eq(nb + 1)]
                                 with m.If(done):
                                     m.d.sync += [nb.eq(0), ce.eq(ce + 1), bad.eq(bad | ~ok)]
-                                    with m.If(ce + 1 == cnt):
-                                        m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
+                                    if (c.name, n) in ends:
+                                        with m.If(ce + 1 == ends[c.name, n]):
+                                            m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
         m.d.comb += ftx.limit.eq(Mux(streaming, wm, NO_LIMIT))
