@@ -208,7 +208,8 @@ class CommandProcessor(wiring.Component):
         assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(MAP_FIELDS)
         map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
         y_off = rep["FORWARD"][2]
-        fwd_len = settled(y_off + b * m_out * W["adc"] + b * W["sat"], "fwd_len")
+        y_bytes = settled(b * m_out * W["adc"], "y_bytes")
+        fwd_len = settled(y_off + y_bytes + b * W["sat"], "fwd_len")
         rd_len = settled(rep["READ"][2] + k * W["w"], "rd_len")
         rdm_len = settled(rep["READ_MAP"][2] + k * sum(map_w), "rdm_len")
         rdm_base = [settled(rep["READ_MAP"][2] + k * map_cum[x], f"rdm_base{x}")
@@ -597,7 +598,7 @@ class CommandProcessor(wiring.Component):
             # FORWARD, BACKWARD: x from the payload; y and saturation counts into the reply
             for name, vop in (("FORWARD", Op.FORWARD), ("BACKWARD", Op.BACKWARD)):
                 with m.State(f"X_{name}"):
-                    m.d.sync += [addr.eq(y_off), addr2.eq(y_off + b * m_out * W["adc"])]
+                    m.d.sync += [addr.eq(y_off), addr2.eq(y_off + y_bytes)]
                     tc(vop, "V_RUN")
             with m.State("V_RUN"):
                 x = arrays("FORWARD")[0][0]
