@@ -208,7 +208,8 @@ class CommandProcessor(wiring.Component):
         assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(MAP_FIELDS)
         map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
         y_off = rep["FORWARD"][2]
-        fwd_len = settled(y_off + b * m_out * W["adc"] + b * W["sat"], "fwd_len")
+        y_bytes = settled(b * m_out * W["adc"], "y_bytes")
+        fwd_len = settled(y_off + y_bytes + b * W["sat"], "fwd_len")
         rd_len = settled(rep["READ"][2] + k * W["w"], "rd_len")
         rdm_len = settled(rep["READ_MAP"][2] + k * sum(map_w), "rdm_len")
         rdm_base = [settled(rep["READ_MAP"][2] + k * map_cum[x], f"rdm_base{x}")
@@ -314,6 +315,19 @@ class CommandProcessor(wiring.Component):
         # range-checked (a frame whose length disagrees with its layout is refused anyway) -----
         pbyte, pidx = frx.wr_data, frx.wr_addr
         whole = Mux(nb == 0, 0, acc) | (pbyte << (nb * 8))
+        # where an array ends: an element count that is a product of request scalars comes out
+        # of a multiplier, so it is registered (settled: an array before the last has elements of
+        # two bytes or more, so none ends in the cycle after the last scalar byte); the last array
+        # runs on to the payload's end (bytes past the layout are refused as BAD_LENGTH anyway)
+        ends = {}
+        for c in P.TABLE.commands:
+            arrs = arrays(c.name)[0]
+            for n, (fld, _o, cnt, sz, _sg) in enumerate(arrs):
+                if not (isinstance(cnt, Value) and "*" in fld.count):
+                    ends[c.name, n] = cnt
+                elif n < len(arrs) - 1:
+                    assert sz >= 2, f"{c.name}.{fld.name}: a settled count needs 2-byte elements"
+                    ends[c.name, n] = settled(cnt, f"count_{c.name}_{fld.name}")
         with m.If(frx.wr_en), m.Switch(op):
             for c in P.TABLE.commands:
                 scalars, _a, size = req[c.name]
@@ -323,7 +337,7 @@ class CommandProcessor(wiring.Component):
                             with m.If(pidx == o + i):
                                 m.d.sync += f[name][8 * i:8 * i + 8].eq(pbyte)
                     with m.If(pidx >= size), m.Switch(ai):
-                        for n, (fld, _o, cnt, sz, sgn) in enumerate(arrays(c.name)[0]):
+                        for n, (fld, _o, _cnt, sz, sgn) in enumerate(arrays(c.name)[0]):
                             with m.Case(n):
                                 done = nb == sz - 1
                                 v = whole[:8 * sz].as_signed() if sgn else whole[:8 * sz]
@@ -339,8 +353,9 @@ class CommandProcessor(wiring.Component):
                                 m.d.sync += [acc.eq(whole), nb.eq(nb + 1)]
                                 with m.If(done):
                                     m.d.sync += [nb.eq(0), ce.eq(ce + 1), bad.eq(bad | ~ok)]
-                                    with m.If(ce + 1 == cnt):
-                                        m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
+                                    if (c.name, n) in ends:
+                                        with m.If(ce + 1 == ends[c.name, n]):
+                                            m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
         m.d.comb += ftx.limit.eq(Mux(streaming, wm, NO_LIMIT))
@@ -583,7 +598,7 @@ class CommandProcessor(wiring.Component):
             # FORWARD, BACKWARD: x from the payload; y and saturation counts into the reply
             for name, vop in (("FORWARD", Op.FORWARD), ("BACKWARD", Op.BACKWARD)):
                 with m.State(f"X_{name}"):
-                    m.d.sync += [addr.eq(y_off), addr2.eq(y_off + b * m_out * W["adc"])]
+                    m.d.sync += [addr.eq(y_off), addr2.eq(y_off + y_bytes)]
                     tc(vop, "V_RUN")
             with m.State("V_RUN"):
                 x = arrays("FORWARD")[0][0]
