@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{res['pulses_per_sample']:.0f}.\n"
         )
         env = "".join(f"{k}={os.environ[k]} " for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-                      if k in os.environ)
+                      if os.environ.get(k, "1") != "1")  # 1: ohmflow.host's default
         write_section("twin", "Twin training speed", body,
                       f"{env}python -m ohmflow.host.bench_twin --repeats {args.repeats}")
     return res
