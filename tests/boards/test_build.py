@@ -4,7 +4,7 @@ Slow (synthesis, place and route): deselect with ``-m "not slow"``. Builds are c
 ``$OHMFLOW_CACHE/boards``, keyed on the generated design, so an unchanged design is not rebuilt
 (failed builds included). The link-test design (a UART echo) builds for both boards in about
 10 s each. The SoC builds for the iCEBreaker in about 80 s (it does not fit the UP5K: a strict
-xfail). For the ULX3S the SoC takes about 35 min to place and route on 2 cores, longer than the
+xfail). For the ULX3S the SoC takes 35-60 min to place and route on 2 cores, longer than the
 suite's budget: those tests use the cached build, and build it only with
 ``OHMFLOW_BOARD_BUILDS=full``; otherwise they are skipped with the command that builds it.
 """
@@ -124,7 +124,7 @@ def ulx3s_soc(clock_hz: int | None):
     if report is None:
         if os.environ.get("OHMFLOW_BOARD_BUILDS") != "full":
             mhz = "" if clock_hz is None else f" --clock-mhz {clock_hz / 1e6:.6f}"
-            pytest.skip(f"the ULX3S SoC build (about 35 min on 2 cores) is not cached: run "
+            pytest.skip(f"the ULX3S SoC build (35-60 min on 2 cores) is not cached: run "
                         f"`ohmflow build --board ulx3s-85f{mhz}` once, or set "
                         "OHMFLOW_BOARD_BUILDS=full")
         report = build("ulx3s-85f", clock_hz=clock_hz, stream=None)
