@@ -257,7 +257,8 @@ def start(cfg: ChipConfig | str | os.PathLike = "default", port: int = 0, *,
     Stop it with `stop`.
     """
     exe = Path(cfg) if isinstance(cfg, os.PathLike) else build(cfg)
-    proc = subprocess.Popen([str(exe), "--port", str(int(port)), "--poll", str(int(poll))],
+    proc = subprocess.Popen([str(exe), "--port", str(int(port)), "--poll", str(int(poll)),
+                             "--parent", str(os.getpid())],
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0)
     try:
         line = _readline(proc, timeout)

@@ -58,6 +58,7 @@ struct Options {
     int port = 0;
     uint32_t poll = 1024;
     uint64_t max_cycles = 0;  // 0: unlimited
+    pid_t parent = 0;         // the process that owns this server (0: the parent at start-up)
 };
 
 Options parse(int argc, char** argv) {
@@ -74,9 +75,12 @@ Options parse(int argc, char** argv) {
         } else if (!std::strcmp(a, "--max-cycles") && v) {
             o.max_cycles = std::strtoull(v, nullptr, 10);
             ++i;
+        } else if (!std::strcmp(a, "--parent") && v) {
+            o.parent = static_cast<pid_t>(std::atol(v));
+            ++i;
         } else {
-            std::fprintf(stderr, "usage: %s [--port N] [--poll CYCLES>=16] [--max-cycles N]\n",
-                         argv[0]);
+            std::fprintf(stderr, "usage: %s [--port N] [--poll CYCLES>=16] [--max-cycles N] "
+                         "[--parent PID]\n", argv[0]);
             std::exit(2);
         }
     }
@@ -129,7 +133,8 @@ struct Buffer {
 
 class Server {
 public:
-    Server(Vtop* top, const Options& opt) : top_(top), opt_(opt) {
+    Server(Vtop* top, const Options& opt)
+        : top_(top), opt_(opt), parent_(opt.parent ? opt.parent : ::getppid()) {
         listen_fd_ = listen_loopback(opt.port);
         std::printf("PORT %d\n", bound_port(listen_fd_));
         std::fflush(stdout);
@@ -271,7 +276,8 @@ private:
     uint64_t cycles_ = 0, rx_count_ = 0, tx_count_ = 0;
     double idle_s_ = 0.0;
     Clock::time_point t0_;
-    pid_t parent_ = ::getppid();
+    // given by --parent, so a parent that exits while this server starts is still noticed
+    pid_t parent_;
 };
 
 }  // namespace

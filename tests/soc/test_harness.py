@@ -142,9 +142,11 @@ def test_bad_verilog_reports_the_error(tmp_path):
 
 
 def test_orphaned_server_exits(echo_exe):
-    """A server whose parent process dies stops by itself (once idle)."""
-    script = ("import subprocess, sys; p = subprocess.Popen([sys.argv[1], '--port', '0'], "
-              "stdout=subprocess.DEVNULL); print(p.pid, flush=True)")
+    """A server whose parent process dies stops by itself (once idle), even when the parent is
+    gone before the server has started (``--parent`` names it)."""
+    script = ("import os, subprocess, sys; p = subprocess.Popen([sys.argv[1], '--port', '0', "
+              "'--parent', str(os.getpid())], stdout=subprocess.DEVNULL, "
+              "stderr=subprocess.DEVNULL); print(p.pid, flush=True)")
     out = subprocess.run([sys.executable, "-c", script, str(echo_exe)], capture_output=True,
                          text=True, timeout=30, check=True)
     pid = int(out.stdout.split()[0])
