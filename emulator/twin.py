@@ -236,7 +236,8 @@ class Twin:
     # ----- writes -----
     def _trains(self, x: np.ndarray, d: np.ndarray, nonce0: int) -> tuple[np.ndarray, np.ndarray]:
         """Pulse trains of the rows (codes x, domain ROW) and the columns (codes d, domain COL)
-        as uint64 bit masks (bit t = slot t), shapes (B, n_in) and (B, n_out); both in one pass."""
+        as uint64 bit masks (bit t = slot t; bits from BL on are zero), line-major: shapes
+        (n_in, B) and (n_out, B), C-contiguous; both in one pass."""
         bl = self.settings.bl
         groups = (bl + 3) // 4
         b, n_in = x.shape
@@ -252,8 +253,8 @@ class Twin:
         fire = u < np.abs(np.concatenate((x, d), axis=1))[:, :, None]
         packed = np.zeros((b, n, 8), dtype=np.uint8)
         packed[:, :, : (bl + 7) // 8] = np.packbits(fire, axis=2, bitorder="little")
-        trains = packed.view("<u8")[:, :, 0]
-        return trains[:, :n_in], trains[:, n_in:]
+        trains = np.ascontiguousarray(packed.view("<u8")[:, :, 0].T)
+        return trains[:n_in], trains[n_in:]
 
     def update(self, tile: int, x, d, *, counts: bool = True) -> np.ndarray | None:
         """Stochastic pulse update with signed probability codes x (B, n_in), d (B, n_out).
@@ -272,11 +273,9 @@ class Twin:
         b = x.shape[0]
         nonce0 = self._take_nonces(b)
         rows, cols = self._trains(x, d, nonce0)
-        # padded to 8 bytes: bits beyond BL are zero
-        # counts device-major (j, i, sample), the order _apply walks them in
-        # C order (transposed copies first), so the reshapes below are views
-        rows_t, cols_t = np.ascontiguousarray(rows.T), np.ascontiguousarray(cols.T)
-        n_dev = np.bitwise_count(cols_t[:, None, :] & rows_t[None, :, :])
+        # counts device-major (j, i, sample), the order _apply walks them in; C order, so the
+        # reshapes below are views
+        n_dev = np.bitwise_count(cols[:, None, :] & rows[None, :, :])
         xneg, dneg = x < 0, d < 0
         pulses = self._apply(tile, n_dev.reshape(n_out * n_in, b),
                              lambda hb, j, i: dneg[hb, j] != xneg[hb, i], nonce0)

@@ -113,8 +113,7 @@ class DAC(wiring.Component):
         with m.If(pulse_end):
             m.d.sync += [pulsed.bit_select(pb, 1).eq(1), pulsing.eq(0), pb.eq(~pb)]
         with m.If(start):
-            m.d.sync += [pulsing.eq(1), pb.eq(nxt),
-                         timer.eq((Const(1, cfg.in_bits) << (self.bits - 1).as_unsigned()) - 1)]
+            m.d.sync += [pulsing.eq(1), pb.eq(nxt), timer.eq(mx.as_unsigned())]  # 2**(bits-1) - 1
 
         # ----- read-back -----
         adv = Signal()

@@ -81,14 +81,12 @@ class TileController(wiring.Component):
                                  "line_r": g.index_shape(g.r_bits),
                                  "chunk": g.index_shape(g.q_bits), "last": 1})
         dac, adc, noise = DAC(cfg, tag), ADC(cfg), ReadNoise(cfg)
-        pe = PulseEngine(cfg)
+        arr, pe = AnalogArray(cfg, self.device_map), PulseEngine(cfg)
         if self.gate_units:
             dac, adc, noise = (DomainRenamer("read")(u) for u in (dac, adc, noise))
-            pe = DomainRenamer("pulse")(pe)
+            arr, pe = DomainRenamer("array")(arr), DomainRenamer("pulse")(pe)
         m.submodules.dac, m.submodules.adc, m.submodules.noise = dac, adc, noise
-        arr = AnalogArray(cfg, self.device_map)
-        m.submodules.array = arr = DomainRenamer("array")(arr) if self.gate_units else arr
-        m.submodules.pulse = pe
+        m.submodules.array, m.submodules.pulse = arr, pe
         m.submodules.keys = kh = Lowbias32(lanes=1)
         wiring.connect(m, arr.readout, adc.i)
         wiring.connect(m, noise.o, adc.noise)
@@ -217,12 +215,13 @@ class TileController(wiring.Component):
             # ----- FORWARD / BACKWARD: vector k+1 loads (key || codes) while k is driven -----
             with m.State("V_RUN"):
                 loading = vl != c.count
+                last_code = ld + 1 == n_dac
                 m.d.comb += [
                     kh.i.valid.eq(loading & ~key_sent),
                     kh.i.payload.word[0].eq(Mux(transpose, base[1], base[0]) ^ nonce),
                     dac.i.valid.eq(loading & self.data_in.valid & ~ld_done),
                     dac.i.payload.code.eq(word.as_signed()),
-                    dac.i.payload.last.eq(ld + 1 == n_dac),
+                    dac.i.payload.last.eq(last_code),
                     self.data_in.ready.eq(loading & dac.i.ready & ~ld_done),
                 ]
                 key_in = kh.i.valid & kh.i.ready
@@ -230,9 +229,9 @@ class TileController(wiring.Component):
                 with m.If(key_in):
                     m.d.sync += [key_sent.eq(1), nonce.eq(nonce + 1)]
                 with m.If(code_in):
-                    m.d.sync += [ld.eq(ld + 1), ld_done.eq(ld + 1 == n_dac)]
+                    m.d.sync += [ld.eq(ld + 1), ld_done.eq(last_code)]
                     m.d.comb += inc[_C["dac_conversions"]].eq(1)
-                with m.If((ld_done | (code_in & (ld + 1 == n_dac))) & (key_sent | key_in)):
+                with m.If((ld_done | (code_in & last_code)) & (key_sent | key_in)):
                     m.d.sync += [vl.eq(vl + 1), ld.eq(0), ld_done.eq(0), key_sent.eq(0)]
 
                 rq = dac.req.payload

@@ -101,12 +101,11 @@ def _vector_pipeline(n: int, t: int, d: int, count: int) -> int:
     request, the others follow one a cycle. The DAC has two buffers: vector k+1 starts loading
     the cycle after vector k's last code, but not before vector k-1's last request.
     """
-    load = pulse = drive = drive_before = -1
-    for k in range(count):
-        start = 0 if k == 0 else max(load + 1, drive_before + 1)
-        load = start + n - 1
-        pulse = (load if k == 0 else max(load, pulse)) + t
-        drive_before, drive = drive, (pulse if k == 0 else max(pulse, drive + 1)) + d - 1
+    load = pulse = drive = drive_before = -1  # "before the first vector"
+    for _ in range(count):
+        load = max(load, drive_before) + n
+        pulse = max(load, pulse) + t
+        drive_before, drive = drive, max(pulse, drive + 1) + d - 1
     return drive
 
 

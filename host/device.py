@@ -181,7 +181,7 @@ class TwinDevice(Device):
         self.twin.pulse(tile, axis, index, counts)
 
     def counters(self) -> list[dict[str, int]]:
-        return [{k: c[k] for k in COUNTERS} for c in self.twin.counters]
+        return [self.tile_counters(t) for t in range(self.config.tiles)]
 
     def tile_counters(self, tile: int) -> dict[str, int]:
         c = self.twin.counters[self._check_tile(tile)]
