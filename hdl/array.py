@@ -9,9 +9,9 @@ Device physics (``Twin._apply``): for a device hit by ``n > 0`` coincidences,
 ``step = max(0, s + rnd(k*w, 20))``, ``total = n*step + rnd(step*t, 12)``,
 ``w = clip(w ± total, wmin, wmax)``, with ``(s, k) = (su, ku)`` up and ``(sd, kd)`` down.
 
-Pipeline: a beat is accepted at cycle 0; memories answer at 1; a drive beat's products are
-registered at 2 and summed at 3; the column sum of a line leaves at cycle 4 after its last beat.
-States are written back at cycle 5. A beat on ``pulse`` has priority over ``drive``, which has
+Pipeline: a beat is accepted at cycle 0; memories answer at 1 and are registered at 2; a drive
+beat's products are registered at 3 and summed at 4; the column sum of a line leaves at cycle 5
+after its last beat. States are written back at cycle 6. A beat on ``pulse`` has priority over ``drive``, which has
 priority over ``prog``. Beats reading a device written by an earlier beat must wait for ``idle``.
 """
 
@@ -171,6 +171,23 @@ class AnalogArray(wiring.Component):
         val1 = reg(G.state, "val1", prog0)
         map1 = reg(G.map, "map1", prog0)
 
+        # ----- stage 1b: memory data registered (the block RAMs' clock-to-out is most of a
+        # cycle on an FPGA, so nothing else happens in the cycle they answer) -----
+        drive1, pulse1 = v1 & (k1 == KIND_DRIVE), v1 & (k1 == KIND_PULSE)
+        prog1 = v1 & (k1 == KIND_PROG)
+        st_rd = [reg(w, f"w1b_{b}", v1) for b, w in enumerate(st_rd)]
+        bd_rd = [reg(d, f"bd1b_{b}", ~drive1) for b, d in enumerate(bd_rd)]
+        sl_rd = [reg(d, f"sl1b_{b}", ~drive1) for b, d in enumerate(sl_rd)]
+        code1 = [reg(c, f"code1b_{b}", drive1) for b, c in enumerate(code1)]
+        n1 = [reg(x, f"n1b_{b}", pulse1) for b, x in enumerate(n1)]
+        up1 = [reg(x, f"up1b_{b}", pulse1) for b, x in enumerate(up1)]
+        t1 = [reg(x, f"t1b_{b}", pulse1) for b, x in enumerate(t1)]
+        cmd1, bank1 = reg(cmd1, "cmd1b", prog1), reg(bank1, "bank1b", prog1)
+        val1, map1 = reg(val1, "val1b", prog1), reg(map1, "map1b", prog1)
+        k1, last1, wa1 = reg(k1, "k1b", v1), reg(last1, "last1b", v1), reg(wa1, "wa1b", v1)
+        v1b = v1
+        v1 = reg(v1, "v1b", valid=True)
+
         # ----- stage 2: products; program-port operands -----
         prog1 = k1 == KIND_PROG
         is_map = cmd1 == ProgCmd.MAP
@@ -274,7 +291,7 @@ class AnalogArray(wiring.Component):
                 wp.data.eq(clip(x5, lo5, hi5)),
                 wp.en.eq(adv & v5 & (k5 != KIND_DRIVE) & we5),
             ]
-        m.d.comb += self.idle.eq(~(v1 | v2 | v3 | v4 | v5 | self.readout.valid
+        m.d.comb += self.idle.eq(~(v1b | v1 | v2 | v3 | v4 | v5 | self.readout.valid
                                    | self.prog_out.valid))
         return m
 

@@ -121,20 +121,20 @@ def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0
         if count == 0:
             return 3
         last = _vector_pipeline(n_dac, 2 ** (s.in_bits - 1), n_adc * _ceil(n_dac, L), count)
-        return last + s.out_bits + 12
+        return last + s.out_bits + 13
     if op == Op.UPDATE:
         rounds = _ceil(_ceil(s.bl, 4), L)
-        return count * (26 + (n_in + n_out) * rounds + n_out * _ceil(n_in, L)) + 3
+        return count * (27 + (n_in + n_out) * rounds + n_out * _ceil(n_in, L)) + 3
     if op == Op.PULSE:
-        return 25 + (2 * n_out if axis == 0 else n_in + _ceil(n_in, L))
+        return 26 + (2 * n_out if axis == 0 else n_in + _ceil(n_in, L))
     if op == Op.PROGRAM:
-        return n_in * n_out + 9
+        return n_in * n_out + 10
     if op == Op.READ:
-        return n_in * n_out + 6
+        return n_in * n_out + 7
     if op == Op.MAP_WRITE:
-        return 6 * cfg.rows * cfg.cols + 9
+        return 6 * cfg.rows * cfg.cols + 10
     if op == Op.MAP_READ:
-        return 6 * cfg.rows * cfg.cols + 6
+        return 6 * cfg.rows * cfg.cols + 7
     if op == Op.COUNTERS:
         return 2 + 2 * len(COUNTER_NAMES)
     if op == Op.SEED:
