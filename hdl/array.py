@@ -11,8 +11,9 @@ Device physics (``Twin._apply``): for a device hit by ``n > 0`` coincidences,
 
 Pipeline: a beat is accepted at cycle 0; memories answer at 1 and are registered at 2; a drive
 beat's products are registered at 3 and summed at 4; the column sum of a line leaves at cycle 5
-after its last beat. States are written back at cycle 6. A beat on ``pulse`` has priority over ``drive``, which has
-priority over ``prog``. Beats reading a device written by an earlier beat must wait for ``idle``.
+after its last beat. States are written back at cycle 6. A beat on ``pulse`` has priority over
+``drive``, which has priority over ``prog``. Beats reading a device written by an earlier beat
+must wait for ``idle``.
 """
 
 from __future__ import annotations
