@@ -83,8 +83,11 @@ class PulseEngine(wiring.Component):
         # row trains L to a word (a scan beat reads L rows); column trains one to a word at
         # {jq, jr} (a scan beat reads one column: no lane select after the memory)
         m.submodules.rows = rows = Memory(shape=mem_shape, depth=max(2, g.iq), init=[])
+        # on the ECP5 in LUT RAM: a block RAM's clock-to-out would sit in front of the popcounts
+        # (the iCE40 has no LUT RAM; Yosys picks block RAM or flip-flops there)
+        ecp5 = getattr(platform, "family", None) == "ecp5"
         m.submodules.cols = cols = Memory(shape=lane, depth=max(2, g.jq << g.r_bits), init=[],
-                                          attrs={"ram_style": "distributed"})
+                                          attrs={"ram_style": "distributed"} if ecp5 else {})
         wp_rows, wp_cols = rows.write_port(granularity=1), cols.write_port()
         rp_rows, rp_cols = rows.read_port(), cols.read_port()
 

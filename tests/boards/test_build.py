@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -104,12 +105,22 @@ def test_registered_in_the_ohmflow_cli(tmp_path, monkeypatch, capsys):
 
 
 # ----- the SoC -----
-@pytest.mark.xfail(strict=True, raises=BuildError, reason=(
-    "the SoC does not fit the iCE40UP5K with any config: 17,877 of 5,280 logic cells, 106 of 30 "
-    "block RAMs, 16 of 8 DSPs with the icebreaker preset (17,463 / 34 / 15 at 1 tile of 8x8); "
-    "the UP5K needs a leaner gateware variant"))
+#: why the SoC cannot be placed on the iCE40UP5K (docs/boards.md): its logic hardly depends on the
+#: array size, and a UP5K needs a leaner gateware variant
+UP5K_TOO_SMALL = "the SoC needs about 3.4 times the iCE40UP5K's 5,280 logic cells with any config"
+
+
 def test_soc_fits_the_icebreaker():
-    r = build("icebreaker", stream=None)
+    """The SoC synthesizes for the UP5K; the placer's refusal for lack of cells is the one
+    expected failure (any other, e.g. Yosys failing to map a memory, fails the test)."""
+    try:
+        r = build("icebreaker", stream=None)
+    except BuildError as e:
+        msg = str(e)
+        assert "does not fit the device" in msg, msg
+        used, total = map(int, re.search(r"(\d+) of (\d+) ICESTORM_LC", msg).groups())
+        assert total == 5280 and used > 3 * total, msg
+        pytest.xfail(f"{UP5K_TOO_SMALL}: {msg.split(';')[0]}")
     check_fits("icebreaker", r)
     assert r.timing_met
 
