@@ -31,7 +31,8 @@ class ADC(wiring.Component):
     i: In stream of accumulator values (signed ``cfg.acc_bits``).
     noise: In stream of Gaussian variates g, one consumed per conversion (joined with ``i``).
     o: Out stream of ``{code, sat}``.
-    gain, shift, sigma, bits: run-time settings; hold them stable while conversions are in flight.
+    gain, shift, sigma, bits: run-time settings, registered (a change applies from the next
+        cycle); hold them stable while conversions are in flight.
     """
 
     def __init__(self, cfg: ChipConfig):
@@ -70,7 +71,10 @@ class ADC(wiring.Component):
         # the settings' derived values, registered (the settings are stable while converting)
         sh = Signal(6, reset_less=True)
         mx = Signal(unsigned(cfg.out_bits), reset_less=True)
+        gain = Signal.like(self.gain, reset_less=True)
+        sigma = Signal.like(self.sigma, reset_less=True)
         m.d.sync += [
+            gain.eq(self.gain), sigma.eq(self.sigma),
             sh.eq(self.shift - NOISE_FRAC),
             mx.eq((Const(1, cfg.out_bits + 1) << (self.bits - 1).as_unsigned()) - 1),
         ]
@@ -90,8 +94,8 @@ class ADC(wiring.Component):
         with m.If(adv):
             m.d.sync += [
                 v1.eq(take),
-                prod.eq(sl.o.payload * self.gain),
-                gs.eq(self.noise.payload * self.sigma),
+                prod.eq(sl.o.payload * gain),
+                gs.eq(self.noise.payload * sigma),
                 v2.eq(v1),
             ]
             with m.If(v1):
