@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 
 __all__ = ["add_levels", "clip", "csd_digits", "csd_terms", "mod_difference", "mul_const",
-           "popcount", "rnd_shift", "rotate", "thermometer", "to_signed"]
+           "popcount", "rnd_shift", "rotate", "thermometer", "times", "to_signed"]
 
 
 def to_signed(x) -> Value:
@@ -61,6 +61,13 @@ def mul_const(x, c: int, width: int) -> Value:
     """
     pos, neg = csd_terms(x, c, width)
     return mod_difference(pos, neg, width)
+
+
+def times(x, c: int) -> Value:
+    """The exact product of an unsigned ``x`` and a constant ``c >= 0`` by shifts and adds: a
+    small index times a non-power-of-two size would otherwise take a DSP block and its delay."""
+    x = Value.cast(x).as_unsigned()
+    return mul_const(x, c, len(x) + max(1, c.bit_length()))
 
 
 def csd_terms(x, c: int, width: int) -> tuple[list, list]:

@@ -25,7 +25,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SQRT_FRAC, ChipConfig
 from ohmflow.hdl.dac import WORD
-from ohmflow.hdl.fixed import divmod_const, popcount, rnd_shift, sum_tree, thermometer
+from ohmflow.hdl.fixed import (
+    divmod_const,
+    popcount,
+    rnd_shift,
+    sum_tree,
+    thermometer,
+    times,
+)
 from ohmflow.hdl.layouts import Geometry
 from ohmflow.hdl.prng import Lowbias32, gauss
 
@@ -135,7 +142,7 @@ class PulseEngine(wiring.Component):
         hold = Signal(tag_a, reset_less=True)
         hold_line = Signal(range(max(2, nmax)), reset_less=True)
         rnd = Signal(range(rounds_max + 1))
-        last_round = (rnd + 1) * L >= groups
+        last_round = times(rnd + 1, L) >= groups
         # the hash never stalls in phase 1: a sample starts with no draw in flight, and train
         # beats leave the hash unconditionally; so the code stream's ready does not wait on the
         # array's
@@ -239,10 +246,10 @@ class PulseEngine(wiring.Component):
         k_stop = Mux(row_op, idx_q[: g.iq_bits], k_last)
         j_stop = Mux(col_op, par.index, par.n_out - 1)
         with m.If((phase == 1) & done_in & (written == total) & ~holding):
-            m.d.sync += [phase.eq(2), sk.eq(k_first), skl.eq(Mux(row_op, idx_q * L, 0))]
+            m.d.sync += [phase.eq(2), sk.eq(k_first), skl.eq(Mux(row_op, times(idx_q, L), 0))]
             with m.If(col_op):
                 m.d.sync += [sj.eq(par.index), sjq.eq(idx_q), sjr.eq(idx_r),
-                             sjrows.eq(par.index * cfg.rows)]
+                             sjrows.eq(times(par.index, cfg.rows))]
             with m.Else():
                 m.d.sync += [sj.eq(0), sjq.eq(0), sjr.eq(0), sjrows.eq(0)]
         v1, v2 = Signal(), Signal()
@@ -253,7 +260,7 @@ class PulseEngine(wiring.Component):
                      rp_rows.en.eq(adv1), rp_cols.en.eq(adv1)]
         with m.If(issue_b):
             with m.If(sk == k_stop):
-                m.d.sync += [sk.eq(k_first), skl.eq(Mux(row_op, idx_q * L, 0))]
+                m.d.sync += [sk.eq(k_first), skl.eq(Mux(row_op, times(idx_q, L), 0))]
                 with m.If(sj == j_stop):
                     m.d.sync += phase.eq(0)
                 with m.Else():
@@ -295,7 +302,7 @@ class PulseEngine(wiring.Component):
 
         # hash input: phase 1 groups or phase 2 device draws
         tag_in = h.i.payload.tag
-        gbase = rnd * L
+        gbase = times(rnd, L)
         for l in range(L):
             word_a = key_a ^ Cat((gbase + l)[:4], hold_line)
             m.d.comb += h.i.payload.word[l].eq(Mux(holding, word_a, words_b[l]))

@@ -108,7 +108,11 @@ class TileController(wiring.Component):
         transpose = c.op == Op.BACKWARD
         n_dac = Mux(transpose, n_out, n_in)
         n_adc = Mux(transpose, n_in, n_out)
-        chunk_last, _ = divmod_const(n_dac - 1, L, nmax)
+        # the last input chunk of a line, registered: a constant division (a multiply when L is
+        # not a power of two) must not sit between the op register and the drive requests; the
+        # first request comes cycles after the command is taken
+        chunk_last = Signal(range(max(2, -(-nmax // L))), reset_less=True)
+        m.d.sync += chunk_last.eq(divmod_const(n_dac - 1, L, nmax)[0])
         m.d.comb += [
             dac.bits.eq(sl.in_bits), adc.bits.eq(sl.out_bits),
             adc.gain.eq(Mux(transpose, sl.bwd_gain, sl.fwd_gain)),

@@ -17,6 +17,7 @@ from ohmflow.hdl.fixed import (
     rnd_shift,
     rotate,
     thermometer,
+    times,
 )
 
 from .hdlbench import run
@@ -95,6 +96,13 @@ def test_divmod_const_exhaustive(d, n_max):
     q, r = divmod_const(x, d, n_max)
     got = _comb({"x": x}, {"q": q, "r": r}, [{"x": v} for v in range(n_max)])
     assert [(g["q"], g["r"]) for g in got] == [divmod(v, d) for v in range(n_max)]
+
+
+@pytest.mark.parametrize("c", [0, 1, 3, 5, 7, 16, 63, 64, 100])
+def test_times_is_the_exact_product(c):
+    x = Signal(7)
+    got = _comb({"x": x}, {"p": times(x, c)}, [{"x": v} for v in range(128)])
+    assert [g["p"] for g in got] == [v * c for v in range(128)]
 
 
 @pytest.mark.parametrize("bshape", [signed(7), 6], ids=["signed", "unsigned"])
