@@ -16,7 +16,9 @@ from ohmflow.emulator.config import ChipConfig, get_config
 __all__ = ["Board", "BOARDS", "get_board", "board_config", "LINK_BAUD"]
 
 #: The host link's rate on every board: 3 Mbaud, the FT231X's (ULX3S) top rate and well inside
-#: the FT2232H's (iCEBreaker); both PLL clocks below are exact multiples of it.
+#: the FT2232H's (iCEBreaker). The iCEBreaker's clock is an exact multiple of it; the ULX3S's
+#: 50 MHz gives 17 clocks a bit, 2.941 Mbaud (1.96 % slow: the stop bit is sampled 0.19 bit from
+#: its centre, inside both UARTs' tolerance).
 LINK_BAUD = 3_000_000
 
 
@@ -69,7 +71,7 @@ BOARDS: dict[str, Board] = {
             family="ecp5",
             preset="default",
             osc_hz=25_000_000,
-            clock_hz=60_000_000,
+            clock_hz=50_000_000,  # 25 MHz * 2 (VCO 600 MHz, output divider 12)
             baud=LINK_BAUD,
             leds=(("rx", ("led", 0)), ("tx", ("led", 1)), ("busy", ("led", 2)),
                   ("error", ("led", 3)), ("alive", ("led", 7))),
