@@ -186,7 +186,7 @@ class AnalogArray(wiring.Component):
         cmd1, bank1 = reg(cmd1, "cmd1b", prog1), reg(bank1, "bank1b", prog1)
         val1, map1 = reg(val1, "val1b", prog1), reg(map1, "map1b", prog1)
         k1, last1, wa1 = reg(k1, "k1b", v1), reg(last1, "last1b", v1), reg(wa1, "wa1b", v1)
-        v1b = v1
+        v1_mem = v1  # a beat whose memory data is arriving
         v1 = reg(v1, "v1b", valid=True)
 
         # ----- stage 2: products; program-port operands -----
@@ -292,7 +292,7 @@ class AnalogArray(wiring.Component):
                 wp.data.eq(clip(x5, lo5, hi5)),
                 wp.en.eq(adv & v5 & (k5 != KIND_DRIVE) & we5),
             ]
-        m.d.comb += self.idle.eq(~(v1b | v1 | v2 | v3 | v4 | v5 | self.readout.valid
+        m.d.comb += self.idle.eq(~(v1_mem | v1 | v2 | v3 | v4 | v5 | self.readout.valid
                                    | self.prog_out.valid))
         return m
 
