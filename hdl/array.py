@@ -174,19 +174,20 @@ class AnalogArray(wiring.Component):
 
         # ----- stage 1b: memory data registered (the block RAMs' clock-to-out is most of a
         # cycle on an FPGA, so nothing else happens in the cycle they answer) -----
-        drive1, pulse1 = v1 & (k1 == KIND_DRIVE), v1 & (k1 == KIND_PULSE)
-        prog1 = v1 & (k1 == KIND_PROG)
-        st_rd = [reg(w, f"w1b_{b}", v1) for b, w in enumerate(st_rd)]
-        bd_rd = [reg(d, f"bd1b_{b}", ~drive1) for b, d in enumerate(bd_rd)]
-        sl_rd = [reg(d, f"sl1b_{b}", ~drive1) for b, d in enumerate(sl_rd)]
-        code1 = [reg(c, f"code1b_{b}", drive1) for b, c in enumerate(code1)]
-        n1 = [reg(x, f"n1b_{b}", pulse1) for b, x in enumerate(n1)]
-        up1 = [reg(x, f"up1b_{b}", pulse1) for b, x in enumerate(up1)]
-        t1 = [reg(x, f"t1b_{b}", pulse1) for b, x in enumerate(t1)]
-        cmd1, bank1 = reg(cmd1, "cmd1b", prog1), reg(bank1, "bank1b", prog1)
-        val1, map1 = reg(val1, "val1b", prog1), reg(map1, "map1b", prog1)
-        k1, last1, wa1 = reg(k1, "k1b", v1), reg(last1, "last1b", v1), reg(wa1, "wa1b", v1)
         v1_mem = v1  # a beat whose memory data is arriving
+        drive_m, pulse_m = v1_mem & (k1 == KIND_DRIVE), v1_mem & (k1 == KIND_PULSE)
+        prog_m, store_m = v1_mem & (k1 == KIND_PROG), v1_mem & (k1 != KIND_DRIVE)
+        st_rd = [reg(w, f"w1b_{b}", v1_mem) for b, w in enumerate(st_rd)]
+        bd_rd = [reg(d, f"bd1b_{b}", store_m) for b, d in enumerate(bd_rd)]
+        sl_rd = [reg(d, f"sl1b_{b}", store_m) for b, d in enumerate(sl_rd)]
+        code1 = [reg(c, f"code1b_{b}", drive_m) for b, c in enumerate(code1)]
+        n1 = [reg(x, f"n1b_{b}", pulse_m) for b, x in enumerate(n1)]
+        up1 = [reg(x, f"up1b_{b}", pulse_m) for b, x in enumerate(up1)]
+        t1 = [reg(x, f"t1b_{b}", pulse_m) for b, x in enumerate(t1)]
+        cmd1, bank1 = reg(cmd1, "cmd1b", prog_m), reg(bank1, "bank1b", prog_m)
+        val1, map1 = reg(val1, "val1b", prog_m), reg(map1, "map1b", prog_m)
+        k1, last1 = reg(k1, "k1b", v1_mem), reg(last1, "last1b", v1_mem)
+        wa1 = reg(wa1, "wa1b", v1_mem)
         v1 = reg(v1, "v1b", valid=True)
 
         # ----- stage 2: products; program-port operands -----
