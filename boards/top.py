@@ -62,9 +62,9 @@ def make_design(design: str, cfg: ChipConfig):
     if design == "loopback":
         return Loopback()
     if design == "soc":
-        from ohmflow.hdl.soc import SoC
+        from ohmflow.hdl.soc import make_soc
 
-        return SoC(cfg)
+        return make_soc(cfg)
     raise ValueError(f"unknown design {design!r}: expected one of {', '.join(DESIGNS)}")
 
 

@@ -31,6 +31,10 @@ SEED_BITS = 32
 GAUSS_STD = math.sqrt(4 * (256**2 - 1) / 12)
 
 DEVICE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds")
+#: how the chip computes: "tile", the lane-parallel gateware datapath (hdl/soc.py); "rv32", the
+#: same contract as firmware on a small RV32 core (hdl/core_soc.py), for FPGAs too small for the
+#: tile. The index is the engine's code on the wire (INFO).
+ENGINES = ("tile", "rv32")
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:
@@ -78,6 +82,9 @@ class ChipConfig:
         Maximum pulse-train length (BL) and maximum |count| of a deterministic pulse.
     clock_hz:
         The gateware's clock, used to turn cycle counts into time.
+    engine:
+        One of `ENGINES`: the tile datapath with ``lanes`` MAC lanes, or ``rv32`` firmware
+        (one device at a time, ``lanes`` = 1). Results are the same; cycle counts differ.
     """
 
     tiles: int = 4
@@ -93,6 +100,7 @@ class ChipConfig:
     p_bits: int = 8
     bl_max: int = 63
     clock_hz: int = 50_000_000
+    engine: str = "tile"
     name: str = "default"
 
     def __post_init__(self) -> None:
@@ -109,6 +117,12 @@ class ChipConfig:
         _check_int("p_bits", self.p_bits, 8, 8)  # one random byte per slot (numerics §5.2)
         _check_int("bl_max", self.bl_max, 1, 64)
         _check_int("clock_hz", self.clock_hz, 1, 10**10)
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}: expected one of "
+                             f"{', '.join(ENGINES)}")
+        if self.engine == "rv32" and self.lanes != 1:
+            raise ValueError(f"the rv32 engine computes one device at a time: lanes must be 1, "
+                             f"got {self.lanes}")
         if self.rows * self.cols > 2**24:
             raise ValueError(
                 f"rows*cols must be at most 2**24 (PRNG index space), got {self.rows * self.cols}"
@@ -186,17 +200,26 @@ class ChipConfig:
         for f in dataclasses.fields(self):
             if f.name in ("name", "clock_hz"):
                 continue
-            h = lowbias32(h ^ (int(getattr(self, f.name)) & 0xFFFFFFFF))
+            v = getattr(self, f.name)
+            v = ENGINES.index(v) if f.name == "engine" else int(v)
+            h = lowbias32(h ^ (v & 0xFFFFFFFF))
         return h
 
 
 #: Named configurations. The same name selects the twin, the emulator build and the board build.
 PRESETS: dict[str, ChipConfig] = {
-    # The reference chip: four 64x64 tiles, 16 lanes; fits the ULX3S ECP5-85F with the SoC.
+    # The reference chip: four 64x64 tiles, 16 lanes (the emulator's; it fits the ULX3S too,
+    # but its place and route takes 45-60 minutes on 2 cores).
     "default": ChipConfig(),
-    # The iCEBreaker iCE40UP5K: two 32x32 tiles, one lane, in SPRAM with the 8 DSPs.
+    # The ULX3S ECP5-85F: four 64x64 tiles, 4 lanes. At 3 Mbaud the link, not the lanes, sets
+    # the board's speed (a 64x64 forward vector computes in 1,024 cycles, 20 us, and takes
+    # 640 us on the wire), and the board builds in minutes (docs/boards.md).
+    "ulx3s": ChipConfig(tiles=4, rows=64, cols=64, lanes=4, name="ulx3s"),
+    # The iCEBreaker iCE40UP5K: two 64x32 tiles as firmware on an RV32 core, devices in SPRAM
+    # (the tile datapath needs about 3.4 times its logic cells); the 64-32-10 MLP fits.
     "icebreaker": ChipConfig(
-        tiles=2, rows=32, cols=32, lanes=1, clock_hz=24_000_000, name="icebreaker"
+        tiles=2, rows=64, cols=32, lanes=1, clock_hz=24_000_000, engine="rv32",
+        name="icebreaker"
     ),
     # Small and odd-sized, for fast simulation tests.
     "tiny": ChipConfig(tiles=2, rows=5, cols=7, lanes=3, name="tiny"),

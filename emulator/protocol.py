@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import ChipConfig, Settings
+from ohmflow.emulator.config import ENGINES, ChipConfig, Settings
 from ohmflow.emulator.twin import COUNTERS
 
 #: version of the device contract (numerics + protocol); INFO reports it, hosts refuse others
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,9 @@ TABLE = Table(
             F("tiles", "u16"), F("rows", "u16"), F("cols", "u16"), F("lanes", "u16"),
             F("in_bits", "u8"), F("out_bits", "u8"), F("w_bits", "u8"), F("w_frac", "u8"),
             F("step_bits", "u8"), F("slope_bits", "u8"), F("p_bits", "u8"), F("bl_max", "u8"),
-            F("clock_hz", "u64"), F("name", "u8", "16", "config name, UTF-8, zero-padded")),
+            F("clock_hz", "u64"), F("engine", "u8", doc="0 tile datapath, 1 rv32 firmware "
+                                     "(config.ENGINES)"),
+            F("name", "u8", "16", "config name, UTF-8, zero-padded")),
             "The synthesized config, contract version and config fingerprint. A host starts "
             "every session with INFO, which also replaces the reply cache."),
         Command(0x02, "RESET", True, (), (),
@@ -474,6 +476,7 @@ def settings_from_fields(v: dict, cfg: ChipConfig) -> Settings:
 
 def info_fields(cfg: ChipConfig) -> dict:
     d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "name"}
+    d["engine"] = ENGINES.index(cfg.engine)
     name = cfg.name.encode()[:16].ljust(16, b"\0")
     return {**d, "version": TABLE.version, "fingerprint": cfg.fingerprint(),
             "max_payload": TABLE.max_payload, "name": np.frombuffer(name, dtype=np.uint8)}
@@ -481,8 +484,10 @@ def info_fields(cfg: ChipConfig) -> dict:
 
 def config_from_info(v: dict) -> ChipConfig:
     name = bytes(v["name"].astype(np.uint8)).rstrip(b"\0").decode(errors="replace")
-    keys = [f.name for f in dataclasses.fields(ChipConfig) if f.name != "name"]
-    return ChipConfig(**{k: v[k] for k in keys}, name=name)
+    keys = [f.name for f in dataclasses.fields(ChipConfig) if f.name not in ("name", "engine")]
+    if not 0 <= v["engine"] < len(ENGINES):
+        raise ValueError(f"engine code {v['engine']} is none of {ENGINES}")
+    return ChipConfig(**{k: v[k] for k in keys}, engine=ENGINES[v["engine"]], name=name)
 
 
 def check_fits(cfg: ChipConfig) -> None:

@@ -9,7 +9,8 @@ depends combinationally on a top-level input is evaluated in both, so this top l
   `POWER_ON_CYCLES` clocks (a reset input would enter the next-state logic of every register
   that has one).
 
-The SoC behind them is the very one a board runs (`ohmflow.hdl.soc.SoC`); a board puts its UART
+The SoC behind them is the very one a board runs (`ohmflow.hdl.soc.make_soc`: the tile's
+`SoC`, or `CoreSoC` for the rv32 engine); a board puts its UART
 and its PLL-lock reset in front instead.
 """
 
@@ -19,7 +20,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.emulator.fabrication import DeviceMap
-from ohmflow.hdl.soc import SoC
+from ohmflow.hdl.soc import make_soc
 
 __all__ = ["EmulatorTop", "POWER_ON_CYCLES"]
 
@@ -56,8 +57,8 @@ class EmulatorTop(wiring.Component):
             m.d.power_on += hold.eq(hold - 1)
         m.d.comb += ResetSignal("sync").eq(hold != 0)
 
-        m.submodules.soc = soc = SoC(self.cfg, byte_timeout=self.byte_timeout,
-                                     device_map=self.device_map, gate_tile_clock=True)
+        m.submodules.soc = soc = make_soc(self.cfg, byte_timeout=self.byte_timeout,
+                                          device_map=self.device_map, gate_tile_clock=True)
         m.submodules.rx_fifo = rxf = SyncFIFO(width=8, depth=2)
         m.submodules.tx_fifo = txf = SyncFIFO(width=8, depth=2)
         m.d.comb += [

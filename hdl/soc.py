@@ -16,7 +16,27 @@ from ohmflow.hdl.skid import Skid
 from ohmflow.hdl.tile_controller import TileController
 from ohmflow.hdl.uart import UART
 
-__all__ = ["SoC"]
+__all__ = ["SoC", "make_soc"]
+
+
+def make_soc(cfg: ChipConfig | str, *, uart_divisor: int | None = None,
+             byte_timeout: int | None = None, device_map: DeviceMap | None = None,
+             gate_tile_clock: bool = False) -> wiring.Component:
+    """The SoC of ``cfg``'s engine: `SoC` (the tile) or `ohmflow.hdl.core_soc.CoreSoC` (rv32).
+
+    Both have the same link ports and ``idle``. The rv32 engine powers up with the nominal map
+    (load another with LOAD_MAP) and has no clock gates (``gate_tile_clock`` is ignored).
+    """
+    cfg = get_config(cfg)
+    if cfg.engine == "rv32":
+        from ohmflow.hdl.core_soc import CoreSoC
+
+        if device_map is not None:
+            raise ValueError("the rv32 engine powers up with the nominal device map; "
+                             "load another with LOAD_MAP")
+        return CoreSoC(cfg, uart_divisor=uart_divisor, byte_timeout=byte_timeout)
+    return SoC(cfg, uart_divisor=uart_divisor, byte_timeout=byte_timeout,
+               device_map=device_map, gate_tile_clock=gate_tile_clock)
 
 
 class SoC(wiring.Component):
@@ -43,6 +63,10 @@ class SoC(wiring.Component):
                  byte_timeout: int | None = None, device_map: DeviceMap | None = None,
                  gate_tile_clock: bool = False):
         self.cfg = get_config(cfg)
+        if self.cfg.engine != "tile":
+            self._MustUse__silence = True
+            raise ValueError(f"config {self.cfg.name!r} has engine {self.cfg.engine!r}; SoC "
+                             "is the 'tile' engine (make_soc picks the SoC of a config)")
         self.gate_tile_clock = gate_tile_clock
         #: with ``gate_tile_clock``: the gated tile clock runs in this cycle (for tests)
         self.tile_clock_on = Signal(init=1) if gate_tile_clock else None

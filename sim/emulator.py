@@ -77,8 +77,9 @@ def _verilog_key(cfg: ChipConfig) -> str:
 
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     for pkg in (ohmflow.hdl, ohmflow.emulator):
-        for src in sorted(Path(pkg.__file__).resolve().parent.glob("*.py")):
-            h.update(f"\0{pkg.__name__}.{src.name}\0".encode())
+        root = Path(pkg.__file__).resolve().parent
+        for src in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".c", ".h", ".S")):
+            h.update(f"\0{pkg.__name__}.{src.relative_to(root)}\0".encode())
             h.update(src.read_bytes())
     h.update(amaranth.__version__.encode())
     return h.hexdigest()[:20]

@@ -1,0 +1,255 @@
+/* The chip's arithmetic (docs/numerics.md): reads through the DAC, the crossbar and the ADC,
+ * the stochastic pulse update, deterministic pulses, and the state they work on. Integer only,
+ * bit for bit the twin's (emulator/twin.py). */
+#include "firmware.h"
+
+struct settings settings;
+u32 nonce;
+i16 weights[TILES][COLS][ROWS] SPRAM;
+struct device devices[TILES][COLS][ROWS] SPRAM;
+u64 counters[TILES][N_COUNTERS];
+
+/* lowbias32(lowbias32(seed) ^ domain) for the five domains of §6.2, index = domain */
+static u32 domain_base[6];
+/* pulse trains of one update sample (bit s = slot s) and the signs of their codes */
+static u64 row_train[ROWS] SPRAM, col_train[COLS] SPRAM;
+static u8 row_neg[ROWS] SPRAM, col_neg[COLS] SPRAM;
+static i32 dac_codes[MAX_LINES] SPRAM;
+
+#if ACC_BITS <= 31
+typedef i32 acc_t;
+#else
+typedef i64 acc_t;
+#endif
+
+/* §6.1: C. Wellons' lowbias32 */
+static inline u32 lowbias32(u32 x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* §6.3: the Irwin-Hall sum of the four bytes of r, centred: -510 .. 510 */
+static inline i32 gauss(u32 r)
+{
+    return (i32)((r & 255) + ((r >> 8) & 255) + ((r >> 16) & 255) + (r >> 24)) - 510;
+}
+
+static inline u32 next_key(u32 domain)
+{
+    return lowbias32(domain_base[domain] ^ nonce);
+}
+
+void chip_seed_changed(void)
+{
+    u32 s = lowbias32(settings.seed);
+    for (u32 d = DOMAIN_FWD; d <= DOMAIN_C2C; d++)
+        domain_base[d] = lowbias32(s ^ d);
+}
+
+static void default_settings(void)
+{
+    settings.in_bits = DEF_IN_BITS;
+    settings.out_bits = DEF_OUT_BITS;
+    settings.fwd_gain = DEF_FWD_GAIN;
+    settings.fwd_shift = DEF_FWD_SHIFT;
+    settings.bwd_gain = DEF_BWD_GAIN;
+    settings.bwd_shift = DEF_BWD_SHIFT;
+    settings.fwd_sigma = DEF_FWD_SIGMA;
+    settings.bwd_sigma = DEF_BWD_SIGMA;
+    settings.bl = DEF_BL;
+    settings.dw_std = DEF_DW_STD;
+    settings.seed = DEF_SEED;
+    for (u32 t = 0; t < TILES; t++) {
+        settings.shapes[t][0] = ROWS;
+        settings.shapes[t][1] = COLS;
+    }
+    chip_seed_changed();
+}
+
+/* §8 RESET: states to 0, settings to their defaults, nonce and counters to 0; the map stays */
+void chip_reset(void)
+{
+    i16 *w = &weights[0][0][0];
+    for (u32 k = 0; k < TILES * COLS * ROWS; k++)
+        w[k] = 0;
+    u64 *c = &counters[0][0];
+    for (u32 k = 0; k < TILES * N_COUNTERS; k++)
+        c[k] = 0;
+    nonce = 0;
+    default_settings();
+}
+
+/* the chip as manufactured: the nominal device map (§7.2), then RESET */
+void chip_power_up(void)
+{
+    struct device *d = &devices[0][0][0];
+    for (u32 k = 0; k < TILES * COLS * ROWS; k++) {
+        d[k].su = NOMINAL_SU;
+        d[k].sd = NOMINAL_SD;
+        d[k].ku = NOMINAL_KU;
+        d[k].kd = NOMINAL_KD;
+        d[k].wmax = NOMINAL_WMAX;
+        d[k].wmin = NOMINAL_WMIN;
+    }
+    chip_reset();
+}
+
+/* §4: b vectors of n DAC codes x (wire format) -> ADC codes y and saturation counts sat */
+void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward)
+{
+    u32 n_in = settings.shapes[tile][0], n_out = settings.shapes[tile][1];
+    u32 n = backward ? n_out : n_in, m = backward ? n_in : n_out;
+    i32 lim = (1 << (settings.in_bits - 1)) - 1, top = (1 << (settings.out_bits - 1)) - 1;
+    i32 gain = (i32)(backward ? settings.bwd_gain : settings.fwd_gain);
+    u32 shift = (backward ? settings.bwd_shift : settings.fwd_shift) - NOISE_FRAC;
+    i32 sigma = (i32)(backward ? settings.bwd_sigma : settings.fwd_sigma);
+    u32 domain = backward ? DOMAIN_BWD : DOMAIN_FWD;
+    u64 saturated = 0;
+    for (u32 v = 0; v < b; v++) {
+        for (u32 k = 0; k < n; k++) { /* §4.1: the converter clips to its resolution */
+            i32 c = get_s(x + (v * n + k) * W_DAC, W_DAC);
+            dac_codes[k] = c > lim ? lim : c < -lim ? -lim : c;
+        }
+        u32 key = next_key(domain);
+        nonce++;
+        u32 count = 0;
+        for (u32 o = 0; o < m; o++) {
+            acc_t acc = 0;
+            if (!backward) { /* §4.2: column o sums the rows */
+                const i16 *w = weights[tile][o];
+                for (u32 i = 0; i < n; i++)
+                    acc += (acc_t)w[i] * dac_codes[i];
+            } else { /* §4.3: row o sums the columns */
+                const i16 *w = &weights[tile][0][o];
+                for (u32 j = 0; j < n; j++)
+                    acc += (acc_t)w[j * ROWS] * dac_codes[j];
+            }
+            i32 g = gauss(lowbias32(key ^ o)); /* §4.4 */
+            i64 val = (((i64)acc * gain) >> shift) + g * sigma + (1 << (NOISE_FRAC - 1));
+            i64 q = val >> NOISE_FRAC;
+            i32 code = q > top ? top : q < -top ? -top : (i32)q;
+            count += code != q;
+            put_u(y + (v * m + o) * W_ADC, W_ADC, (u32)code);
+        }
+        put_u(sat + v * W_SAT, W_SAT, count);
+        saturated += count;
+    }
+    u64 *c = counters[tile];
+    c[backward ? C_BWD_VECTORS : C_FWD_VECTORS] += b;
+    c[C_MACS] += (u64)b * n * m;
+    c[C_DAC_CONVERSIONS] += (u64)b * n;
+    c[C_ADC_CONVERSIONS] += (u64)b * m;
+    c[C_ADC_SATURATIONS] += saturated;
+}
+
+/* §5.4: n coincidences on device (j, i), up or down, from its state now */
+static void respond(u32 tile, u32 j, u32 i, u32 n, int up, u32 key_c2c)
+{
+    const struct device *dv = &devices[tile][j][i];
+    i32 w = weights[tile][j][i];
+    i32 k = up ? dv->ku : dv->kd;
+    i32 step = up ? dv->su : dv->sd;
+    if (k)
+        step += (i32)(((i64)k * w + (1 << (SLOPE_FRAC - 1))) >> SLOPE_FRAC);
+    if (step < 0)
+        step = 0;
+    i32 t = 0;
+    if (settings.dw_std) {
+        i32 g = gauss(lowbias32(key_c2c ^ (j * ROWS + i)));
+        i32 e = (g * (i32)settings.dw_std + (1 << (C2C_SHIFT - 1))) >> C2C_SHIFT;
+        t = (e * (i32)SQRT_TABLE[n] + (1 << (SQRT_FRAC - 1))) >> SQRT_FRAC;
+    }
+    i64 total = (i64)n * step + (((i64)step * t + (1 << (C2C_FRAC - 1))) >> C2C_FRAC);
+    i64 nw = up ? w + total : w - total;
+    if (nw > dv->wmax)
+        nw = dv->wmax;
+    if (nw < dv->wmin)
+        nw = dv->wmin;
+    weights[tile][j][i] = (i16)nw;
+}
+
+/* §5.2: the pulse trains of n lines with signed probability codes, domain key */
+static void make_trains(const u8 *codes, u32 n, u32 key, u64 *train, u8 *neg)
+{
+    u32 bl = settings.bl, groups = (bl + 3) >> 2;
+    u64 all = bl >= 64 ? ~0ull : (1ull << bl) - 1;
+    for (u32 line = 0; line < n; line++) {
+        i32 c = get_s(codes + line * W_P, W_P);
+        u32 p = (u32)(c < 0 ? -c : c);
+        u64 mask = 0;
+        neg[line] = c < 0;
+        if (p >= P_MAX) {
+            mask = all;
+        } else if (p) {
+            for (u32 g = 0; g < groups; g++) {
+                u32 word = lowbias32(key ^ ((line << 4) | g));
+                u32 slot = g << 2;
+                for (u32 k = 0; k < 4 && slot < bl; k++, slot++, word >>= 8)
+                    if ((word & 255) < p)
+                        mask |= 1ull << slot;
+            }
+        }
+        train[line] = mask;
+    }
+}
+
+static inline u32 popcount32(u32 x)
+{
+    x -= (x >> 1) & 0x55555555u;
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0fu;
+    return (x * 0x01010101u) >> 24;
+}
+
+/* §5: b samples of probability codes x (n_in each) and d (n_out each), wire format */
+void chip_update(u32 tile, u32 b, const u8 *x, const u8 *d)
+{
+    u32 n_in = settings.shapes[tile][0], n_out = settings.shapes[tile][1];
+    u64 pulses = 0;
+    for (u32 s = 0; s < b; s++) {
+        make_trains(x + s * n_in * W_P, n_in, next_key(DOMAIN_ROW), row_train, row_neg);
+        make_trains(d + s * n_out * W_P, n_out, next_key(DOMAIN_COL), col_train, col_neg);
+        u32 key_c2c = next_key(DOMAIN_C2C);
+        nonce++;
+        for (u32 j = 0; j < n_out; j++) {
+            u64 col = col_train[j];
+            if (!col)
+                continue;
+            for (u32 i = 0; i < n_in; i++) {
+                u64 hit = row_train[i] & col;
+                if (!hit)
+                    continue;
+                u32 n = popcount32((u32)hit) + popcount32((u32)(hit >> 32));
+                respond(tile, j, i, n, row_neg[i] != col_neg[j], key_c2c);
+                pulses += n;
+            }
+        }
+    }
+    counters[tile][C_UPDATE_SAMPLES] += b;
+    counters[tile][C_PULSES] += pulses;
+}
+
+/* §5.5: signed counts along row index (axis 0: devices (j, index)) or column index (axis 1:
+ * devices (index, i)) */
+void chip_pulse(u32 tile, u32 axis, u32 index, const u8 *counts)
+{
+    u32 len = axis ? settings.shapes[tile][0] : settings.shapes[tile][1];
+    u32 key_c2c = next_key(DOMAIN_C2C);
+    nonce++;
+    u64 pulses = 0;
+    for (u32 q = 0; q < len; q++) {
+        i32 c = get_s(counts + q * W_CNT, W_CNT);
+        if (!c)
+            continue;
+        u32 n = (u32)(c < 0 ? -c : c);
+        respond(tile, axis ? index : q, axis ? q : index, n, c > 0, key_c2c);
+        pulses += n;
+    }
+    counters[tile][C_PULSE_OPS] += 1;
+    counters[tile][C_PULSES] += pulses;
+}
