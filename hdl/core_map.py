@@ -11,8 +11,8 @@ __all__ = ["BRAM_BASE", "SPRAM_BASE", "SPRAM_BYTES", "IO_BASE", "IO", "REGION_SH
            "c_defines"]
 
 REGION_SHIFT = 28  #: address bits 31:28 select the region
-BRAM_BASE = 0x0000_0000  #: block RAM: the firmware image (code, constants) and small variables
-SPRAM_BASE = 0x1000_0000  #: single-port RAM: frame buffers, device states and maps, the stack
+BRAM_BASE = 0x0000_0000  #: block RAM, read only: the firmware image (code, constants)
+SPRAM_BASE = 0x1000_0000  #: single-port RAM: variables, frame buffers, devices, the stack
 SPRAM_BYTES = 128 * 1024  #: four iCE40UP5K SPRAMs of 16 K x 16 bits, as two banks of 32 bits
 IO_BASE = 0x2000_0000  #: the link and the cycle counter
 
@@ -30,6 +30,10 @@ IO = {
     "TX": 0x0C,
     # read: clock cycles since reset, modulo 2**32
     "CYCLES": 0x10,
+    # the link's CRC-32 (docs/protocol.md; the register before the final XOR), updated by every
+    # byte received from RX* and every byte sent to TX; write: set it (CRC_INIT at a frame's
+    # start, after the sync bytes); read: its value
+    "CRC": 0x14,
 }
 
 

@@ -4,11 +4,11 @@ The lane-parallel tile (`ohmflow.hdl.soc.SoC`) needs about 3.4 times the UP5K's 
 with any config; this SoC serves the same bytes (docs/protocol.md) and computes the same
 integers (docs/numerics.md) with an `RV32Core` and the firmware of `ohmflow.hdl.firmware`:
 
-- block RAM at 0: the firmware image, sized to it (the core fetches and reads constants here);
+- block RAM at 0: the firmware image, sized to it, read only (code and constants);
 - SPRAM: four 16 K x 16 iCE40 SPRAMs as two 32-bit banks (`SpramBank`): frame buffers, device
   states and maps, the stack;
 - I/O (`ohmflow.hdl.core_map.IO`): a 512-byte receive FIFO, the transmit register, the byte
-  timeout's silence timer and a cycle counter.
+  timeout's silence timer, the link's CRC-32 over the bytes taken and sent, a cycle counter.
 
 The ports are the tile SoC's (``rx``, ``tx``, ``idle``; or ``rx_pin``, ``tx_pin`` behind a
 `UART`), so the Verilator emulator and the boards carry either. ``idle`` is high while the core
@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.hdl import core_map
+from ohmflow.hdl.framing import crc32_update
 from ohmflow.hdl.rv32 import RV32Core
 from ohmflow.hdl.spram import WORDS, SpramBank
 from ohmflow.hdl.uart import UART
@@ -81,22 +82,22 @@ class CoreSoC(wiring.Component):
         bus = core.bus
         region = bus.addr[core_map.REGION_SHIFT:]
         word = bus.addr[2:]
-        take = bus.ready & (bus.re | bus.we)  # an access this cycle
+        access = bus.re | bus.we  # an address cycle (the core issues none while it waits)
+        data = access & ~bus.fetch  # a load or store (fetches read the block RAM only)
         last_region = Signal(4)
         last_bank = Signal()
-        io_data = Signal(32)
-        with m.If(take):
+        with m.If(data):
             m.d.sync += [last_region.eq(region), last_bank.eq(bus.addr[16])]
+        with m.Elif(access):
+            m.d.sync += last_region.eq(core_map.BRAM_BASE >> core_map.REGION_SHIFT)
 
-        # block RAM: the image and the firmware's small variables
+        # block RAM: the firmware image (code and constants), read only
         fw = self.firmware
         depth = max(2, fw.bram_bytes // 4)
         m.submodules.bram = bram = Memory(shape=32, depth=depth, init=fw.words)
-        b_rd, b_wr = bram.read_port(), bram.write_port(granularity=8)
+        b_rd = bram.read_port()
         is_bram = region == core_map.BRAM_BASE >> core_map.REGION_SHIFT
-        m.d.comb += [b_rd.addr.eq(word), b_rd.en.eq(is_bram & bus.re), b_wr.addr.eq(word),
-                     b_wr.data.eq(bus.wdata), b_wr.en.eq(bus.wmask & (is_bram & bus.we)
-                                                          .replicate(4))]
+        m.d.comb += [b_rd.addr.eq(word), b_rd.en.eq(bus.fetch | is_bram & bus.re)]
 
         # SPRAM: two banks of 64 KiB, bank by address bit 16
         assert core_map.SPRAM_BYTES == 2 * 4 * WORDS
@@ -106,47 +107,55 @@ class CoreSoC(wiring.Component):
             m.submodules[f"spram{k}"] = bank = SpramBank()
             m.d.comb += [bank.addr.eq(bus.addr[2:16]), bank.wdata.eq(bus.wdata),
                          bank.wmask.eq(bus.wmask), bank.we.eq(bus.we),
-                         bank.en.eq(is_spram & (bus.addr[16] == k) & (bus.re | bus.we))]
+                         bank.en.eq(is_spram & (bus.addr[16] == k) & data)]
             banks.append(bank)
 
-        # I/O: the link and the cycle counter
-        is_io = region == core_map.IO_BASE >> core_map.REGION_SHIFT
-        reg = bus.addr[2:5]
+        # I/O: the link and the cycle counter. An access is registered in its address cycle
+        # and completed in its data cycle(s), from registers only.
+        is_io = (region == core_map.IO_BASE >> core_map.REGION_SHIFT) & ~bus.fetch
         io = {name: off >> 2 for name, off in core_map.IO.items()}
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
+        pend = {n: Signal(name=f"pend_{n.lower()}") for n in ("RX", "RX_WAIT", "RX_TIMED", "TX")}
         tx_full = Signal()
         tx_byte = Signal(8)
+        tx_next = Signal(8)
         cycles = Signal(32)
+        io_word = Signal(32)
         m.d.sync += cycles.eq(cycles + 1)
-        silent = Signal(range(self.byte_timeout + 1))  # cycles since a byte last arrived
+        # the byte timeout: ``expired`` once the line has been silent for byte_timeout cycles
+        silent = Signal(range(self.byte_timeout))
         expired = Signal()
-        m.d.comb += expired.eq(silent == self.byte_timeout)
         with m.If(fifo.w_en & fifo.w_rdy):
-            m.d.sync += silent.eq(0)
+            m.d.sync += [silent.eq(0), expired.eq(0)]
         with m.Elif(~expired):
             m.d.sync += silent.eq(silent + 1)
+            with m.If(silent == self.byte_timeout - 1):
+                m.d.sync += expired.eq(1)
 
-        pop = Signal()
-        ready = Signal(init=1)
+        crc = Signal(32)
+        reg = bus.addr[2:5]
+        wait = Signal()
+        with m.If(~wait):  # the data cycle completes: the access is done (a new one may start)
+            m.d.sync += [p.eq(0) for p in pend.values()]
         with m.If(is_io & bus.re):
-            with m.Switch(reg):
-                with m.Case(io["RX"]):
-                    m.d.comb += pop.eq(fifo.r_rdy)
-                with m.Case(io["RX_WAIT"]):
-                    m.d.comb += [pop.eq(fifo.r_rdy), ready.eq(fifo.r_rdy)]
-                with m.Case(io["RX_TIMED"]):
-                    m.d.comb += [pop.eq(fifo.r_rdy), ready.eq(fifo.r_rdy | expired)]
-            with m.Switch(reg):
-                with m.Case(io["RX"], io["RX_WAIT"], io["RX_TIMED"]):
-                    m.d.sync += io_data.eq(fifo.r_data | (fifo.r_rdy << 8))
-                with m.Case(io["TX"]):
-                    m.d.sync += io_data.eq(tx_full)
-                with m.Case(io["CYCLES"]):
-                    m.d.sync += io_data.eq(cycles)
-        send = is_io & bus.we & (reg == io["TX"])
-        with m.If(send):
-            m.d.comb += ready.eq(~tx_full)
-        m.d.comb += [bus.ready.eq(ready), fifo.r_en.eq(pop)]
+            m.d.sync += [pend["RX"].eq(reg == io["RX"]), pend["RX_WAIT"].eq(reg == io["RX_WAIT"]),
+                         pend["RX_TIMED"].eq(reg == io["RX_TIMED"]),
+                         io_word.eq(Mux(reg == io["TX"], tx_full,
+                                        Mux(reg == io["CRC"], crc, cycles)))]
+        with m.If(is_io & bus.we & (reg == io["TX"])):
+            m.d.sync += [pend["TX"].eq(1), tx_next.eq(bus.wdata[:8])]
+        popping = pend["RX"] | pend["RX_WAIT"] | pend["RX_TIMED"]
+        m.d.comb += wait.eq((pend["RX_WAIT"] & ~fifo.r_rdy)
+                            | (pend["RX_TIMED"] & ~fifo.r_rdy & ~expired)
+                            | (pend["TX"] & tx_full))
+        m.d.comb += [bus.wait.eq(wait), fifo.r_en.eq(popping & ~wait)]
+        # the link's CRC over the bytes the firmware takes and sends
+        with m.If(fifo.r_en & fifo.r_rdy):
+            m.d.sync += crc.eq(crc32_update(crc, fifo.r_data))
+        with m.If(pend["TX"] & ~tx_full):
+            m.d.sync += crc.eq(crc32_update(crc, tx_next))
+        with m.If(is_io & bus.we & (reg == io["CRC"])):
+            m.d.sync += crc.eq(bus.wdata)
 
         with m.Switch(last_region):
             with m.Case(core_map.BRAM_BASE >> core_map.REGION_SHIFT):
@@ -154,7 +163,8 @@ class CoreSoC(wiring.Component):
             with m.Case(core_map.SPRAM_BASE >> core_map.REGION_SHIFT):
                 m.d.comb += bus.rdata.eq(Mux(last_bank, banks[1].rdata, banks[0].rdata))
             with m.Default():
-                m.d.comb += bus.rdata.eq(io_data)
+                m.d.comb += bus.rdata.eq(Mux(popping, fifo.r_data | (fifo.r_rdy << 8),
+                                             io_word))
 
         # the link
         if self.uart_divisor is None:
@@ -170,9 +180,9 @@ class CoreSoC(wiring.Component):
         m.d.comb += [tx.valid.eq(tx_full), tx.payload.eq(tx_byte)]
         with m.If(tx.valid & tx.ready):
             m.d.sync += tx_full.eq(0)
-        with m.If(send & ~tx_full):  # never in the cycle a byte leaves (tx.valid is low)
-            m.d.sync += [tx_byte.eq(bus.wdata[:8]), tx_full.eq(1)]
+        with m.If(pend["TX"] & ~tx_full):  # never in the cycle a byte leaves (tx.valid is low)
+            m.d.sync += [tx_byte.eq(tx_next), tx_full.eq(1)]
 
-        waiting = is_io & bus.re & (reg == io["RX_WAIT"]) & ~fifo.r_rdy
-        m.d.comb += [self.idle.eq(waiting & ~tx_full), self.trap.eq(core.trap)]
+        m.d.comb += [self.idle.eq(pend["RX_WAIT"] & ~fifo.r_rdy & ~tx_full),
+                     self.trap.eq(core.trap)]
         return m

@@ -1,13 +1,16 @@
 """A small multi-cycle RV32I + Zmmul core: the control processor of the ``rv32`` chip engine.
 
 Written for the iCE40UP5K, where the lane-parallel tile does not fit: the register file lives in
-block RAM, the multiplier in four 16x16 DSP blocks, and the shifter is the multiplier (a shift
+block RAM (`RegisterFile`), the multiplier in four 16x16 DSP blocks, and the shifter is the multiplier (a shift
 by n is a product with 2^n, or the high word of a product with 2^(32-n)), so the core needs no
 barrel shifter. One bus carries instruction fetches and data accesses.
 
-Cycles per instruction: 2 for ALU, LUI, AUIPC, jumps and branches (the next fetch is issued
-while the instruction executes), 3 for loads and stores, 4 for multiplications and shifts;
-a bus that is not ready adds its wait.
+Cycles per instruction: 2 for ALU, LUI, AUIPC and jumps (the next fetch is issued while the
+instruction executes), 3 for branches and SLT(I)(U) (the compare is registered first), 4 for stores (the address is
+registered before the access), multiplications and shifts, 5 for loads (the word read is
+registered before it is extended);
+a bus that waits adds its wait. The fetched word is decoded into registers (the immediate,
+the opcode's flags), so the execute cycle starts from registers.
 
 The decoder accepts RV32I and Zmmul (MUL, MULH, MULHSU, MULHU). ECALL, EBREAK, CSR accesses,
 DIV/REM, invalid funct3 of loads, stores and branches, and unknown opcodes are traps: ``trap``
@@ -18,10 +21,10 @@ Misaligned accesses are not supported: the low address bits select the byte lane
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from ohmflow.hdl.regfile import RegisterFile
 
 __all__ = ["BusSignature", "RV32Core"]
 
@@ -29,20 +32,24 @@ __all__ = ["BusSignature", "RV32Core"]
 class BusSignature(wiring.Signature):
     """The core's memory bus (the core's side).
 
-    ``re`` or ``we`` with ``addr`` (byte address; words are aligned) is a request, taken in a
-    cycle with ``ready`` high; a read's word arrives on ``rdata`` in the next cycle. ``wmask``
-    selects the bytes of ``wdata`` a write changes.
+    An access is ``re`` or ``we`` with ``addr`` (byte address; words are aligned), ``wdata`` and
+    ``wmask`` (the bytes a write changes), in its address cycle; ``fetch`` marks the reads of
+    instructions (the firmware runs from block RAM only, so they need no other decoding). The next cycle is its data
+    cycle: a read's word is on ``rdata``; ``wait`` high means the access is not complete yet,
+    and the data cycle repeats (the core issues nothing new) until ``wait`` is low. ``wait`` is
+    only ever high in data cycles, and comes from registers: no path runs from ``addr`` to it.
     """
 
     def __init__(self):
         super().__init__({
             "addr": Out(32),
+            "fetch": Out(1),
             "re": Out(1),
             "we": Out(1),
             "wdata": Out(32),
             "wmask": Out(4),
             "rdata": In(32),
-            "ready": In(1),
+            "wait": In(1),
         })
 
 
@@ -71,48 +78,50 @@ class RV32Core(wiring.Component):
         bus = self.bus
         o = _Opcode
 
-        m.submodules.regs = regs = Memory(shape=unsigned(32), depth=32, init=[])
-        rd1, rd2 = regs.read_port(), regs.read_port()
-        wr = regs.write_port()
+        m.submodules.regs = regs = RegisterFile()
 
         pc = Signal(32)
         ir = Signal(32, reset_less=True)
-        opc, rd, f3 = ir[2:7], ir[7:12], ir[12:15]
-        alt = ir[30]
-        a, b = rd1.data, rd2.data
+        rd, f3, alt = ir[7:12], ir[12:15], ir[30]
+        a, b = regs.r1_data, regs.r2_data
 
-        # ----- decode -----
-        imm_i = Cat(ir[20:32], ir[31].replicate(20))
-        imm_s = Cat(ir[7:12], ir[25:32], ir[31].replicate(20))
-        imm_b = Cat(Const(0, 1), ir[8:12], ir[25:31], ir[7], ir[31].replicate(20))
-        imm_u = Cat(Const(0, 12), ir[12:32])
-        imm_j = Cat(Const(0, 1), ir[21:31], ir[20], ir[12:20], ir[31].replicate(12))
-        is_ = {name: Signal(name=f"is_{name}") for name in (
-            "load", "store", "op", "op_imm", "lui", "auipc", "jal", "jalr", "branch", "fence")}
-        m.d.comb += [
-            is_["load"].eq(opc == o.LOAD), is_["store"].eq(opc == o.STORE),
-            is_["op"].eq(opc == o.OP), is_["op_imm"].eq(opc == o.OP_IMM),
-            is_["lui"].eq(opc == o.LUI), is_["auipc"].eq(opc == o.AUIPC),
-            is_["jal"].eq(opc == o.JAL), is_["jalr"].eq(opc == o.JALR),
-            is_["branch"].eq(opc == o.BRANCH), is_["fence"].eq(opc == o.MISC_MEM),
-        ]
-        muldiv = is_["op"] & (ir[25:32] == 1)
-        shift = (is_["op"] | is_["op_imm"]) & ~muldiv & ((f3 == 1) | (f3 == 5))
-        legal = Signal()
-        m.d.comb += legal.eq((ir[0:2] == 0b11) & (
-            (is_["load"] & f3.matches("000", "001", "010", "100", "101"))
-            | (is_["store"] & f3.matches("000", "001", "010"))
-            | (is_["branch"] & ~f3.matches("01-"))
-            | (is_["op"] & ~(muldiv & f3[2])) | is_["op_imm"] | is_["lui"] | is_["auipc"]
-            | is_["jal"] | (is_["jalr"] & (f3 == 0)) | is_["fence"]))
+        # ----- decode, registered in DECODE from the fetched word -----
+        word = bus.rdata
+        opc, wf3 = word[2:7], word[12:15]
+        names = ("load", "store", "op", "op_imm", "lui", "auipc", "jal", "jalr", "branch",
+                 "fence", "muldiv", "shift", "use_imm", "subtract", "legal")
+        is_ = {n: Signal(name=f"is_{n}", reset_less=True) for n in names}
+        imm = Signal(32, reset_less=True)
+        dec = {
+            "load": opc == o.LOAD, "store": opc == o.STORE, "op": opc == o.OP,
+            "op_imm": opc == o.OP_IMM, "lui": opc == o.LUI, "auipc": opc == o.AUIPC,
+            "jal": opc == o.JAL, "jalr": opc == o.JALR, "branch": opc == o.BRANCH,
+            "fence": opc == o.MISC_MEM,
+        }
+        dec["muldiv"] = dec["op"] & (word[25:32] == 1)
+        dec["shift"] = (dec["op"] | dec["op_imm"]) & ~dec["muldiv"] & ((wf3 == 1) | (wf3 == 5))
+        dec["use_imm"] = ~(dec["op"] | dec["branch"])
+        dec["subtract"] = dec["branch"] | (dec["op"] & word[30] & (wf3 == 0)) | (
+            wf3.matches("01-") & (dec["op"] | dec["op_imm"]))
+        dec["legal"] = (word[0:2] == 0b11) & (
+            (dec["load"] & wf3.matches("000", "001", "010", "100", "101"))
+            | (dec["store"] & wf3.matches("000", "001", "010"))
+            | (dec["branch"] & ~wf3.matches("01-"))
+            | (dec["op"] & ~(dec["muldiv"] & wf3[2])) | dec["op_imm"] | dec["lui"]
+            | dec["auipc"] | dec["jal"] | (dec["jalr"] & (wf3 == 0)) | dec["fence"])
+        imm_i = Cat(word[20:32], word[31].replicate(20))
+        imm_s = Cat(word[7:12], word[25:32], word[31].replicate(20))
+        imm_b = Cat(Const(0, 1), word[8:12], word[25:31], word[7], word[31].replicate(20))
+        imm_u = Cat(Const(0, 12), word[12:32])
+        imm_j = Cat(Const(0, 1), word[21:31], word[20], word[12:20], word[31].replicate(12))
+        imm_of = Mux(dec["store"], imm_s, Mux(dec["branch"], imm_b, Mux(
+            dec["lui"] | dec["auipc"], imm_u, Mux(dec["jal"], imm_j, imm_i))))
 
         # ----- ALU: one adder for add/sub, compares, addresses and JALR -----
-        use_imm = ~(is_["op"] | is_["branch"])
-        operand = Mux(use_imm, Mux(is_["store"], imm_s, imm_i), b)
-        subtract = is_["branch"] | (is_["op"] & alt & (f3 == 0)) | f3.matches("01-") & (
-            is_["op"] | is_["op_imm"])
+        operand = Mux(is_["use_imm"], imm, b)
+        sub = is_["subtract"]
         total = Signal(33)
-        m.d.comb += total.eq(a + Mux(subtract, ~operand, operand) + subtract)
+        m.d.comb += total.eq(a + Mux(sub, ~operand, operand) + sub)
         zero = total[:32] == 0
         lt_u = ~total[32]
         lt_s = Mux(a[31] ^ operand[31], a[31], total[31])
@@ -120,10 +129,6 @@ class RV32Core(wiring.Component):
         with m.Switch(f3):
             with m.Case(0):
                 m.d.comb += alu.eq(total[:32])
-            with m.Case(2):
-                m.d.comb += alu.eq(lt_s)
-            with m.Case(3):
-                m.d.comb += alu.eq(lt_u)
             with m.Case(4):
                 m.d.comb += alu.eq(a ^ operand)
             with m.Case(6):
@@ -131,14 +136,15 @@ class RV32Core(wiring.Component):
             with m.Case(7):
                 m.d.comb += alu.eq(a & operand)
         taken = Mux(f3[2], Mux(f3[1], lt_u, lt_s), zero) ^ f3[0]
+        compared = Signal(reset_less=True)  # a branch's or SLT's compare, registered
 
         # pc-relative targets (JAL, branches, AUIPC) on their own adder
         pc_rel = Signal(32)
-        m.d.comb += pc_rel.eq(pc + Mux(is_["jal"], imm_j, Mux(is_["branch"], imm_b, imm_u)))
+        m.d.comb += pc_rel.eq(pc + imm)
         pc4 = Signal(32)
         m.d.comb += pc4.eq(pc + 4)
         next_pc = Signal(32)
-        with m.If(is_["jal"] | (is_["branch"] & taken)):
+        with m.If(is_["jal"]):
             m.d.comb += next_pc.eq(pc_rel)
         with m.Elif(is_["jalr"]):
             m.d.comb += next_pc.eq(Cat(Const(0, 1), total[1:32]))
@@ -146,7 +152,7 @@ class RV32Core(wiring.Component):
             m.d.comb += next_pc.eq(pc4)
         result = Signal(32)
         with m.If(is_["lui"]):
-            m.d.comb += result.eq(imm_u)
+            m.d.comb += result.eq(imm)
         with m.Elif(is_["auipc"]):
             m.d.comb += result.eq(pc_rel)
         with m.Elif(is_["jal"] | is_["jalr"]):
@@ -157,14 +163,14 @@ class RV32Core(wiring.Component):
         # ----- multiplier, also the shifter -----
         # four 16x16 unsigned products (DSP blocks), registered in EXECUTE; then the 64-bit
         # sum and the signed corrections in MUL1 and MUL2
-        shamt = Mux(is_["op"], b[:5], ir[20:25])
+        shamt = Mux(is_["op"], b[:5], imm[:5])
         sll = f3 == 1
         power = Signal(32)
         m.d.comb += power.eq(Const(1, 32) << Mux(sll, shamt, -shamt)[:5])
-        mul_b = Mux(shift, power, b)
-        a_signed = Mux(shift, alt & ~sll, f3.matches("001", "010"))
-        b_signed = ~shift & (f3 == 1)
-        take_high = Mux(shift, ~sll & (shamt != 0), f3 != 0)
+        mul_b = Mux(is_["shift"], power, b)
+        a_signed = Mux(is_["shift"], alt & ~sll, f3.matches("001", "010"))
+        b_signed = ~is_["shift"] & (f3 == 1)
+        take_high = Mux(is_["shift"], ~sll & (shamt != 0), f3 != 0)
         ll, lh, hl, hh = (Signal(32, name=n, reset_less=True) for n in ("ll", "lh", "hl", "hh"))
         mid = Signal(33, reset_less=True)
         corr = Signal(33, reset_less=True)
@@ -173,10 +179,12 @@ class RV32Core(wiring.Component):
         m.d.comb += product.eq(Cat(ll, hh) + (mid << 16))
         mul_out = Mux(high, product[32:] - corr[:32], product[:32])
 
-        # ----- load data: the addressed bytes, extended -----
-        lsb = Signal(2, reset_less=True)
+        # ----- loads and stores: the address registered in EXECUTE, the access in MEM -----
+        maddr = Signal(32, reset_less=True)
+        lsb = maddr[:2]
+        loaded = Signal(32, reset_less=True)  # the word read, registered before its extension
         lane = Signal(32)
-        m.d.comb += lane.eq(bus.rdata >> (lsb * 8))
+        m.d.comb += lane.eq(loaded >> (lsb * 8))
         load_data = Signal(32)
         with m.Switch(f3):
             with m.Case(0):
@@ -190,53 +198,40 @@ class RV32Core(wiring.Component):
             with m.Default():
                 m.d.comb += load_data.eq(lane)
 
-        m.d.comb += [wr.addr.eq(rd), rd1.addr.eq(bus.rdata[15:20]), rd2.addr.eq(bus.rdata[20:25])]
+        m.d.comb += [regs.w_addr.eq(rd), regs.r1_addr.eq(word[15:20]),
+                     regs.r2_addr.eq(word[20:25])]
 
-        def fetch(addr):
-            """Issue the fetch at ``addr``: the next cycle decodes it (or waits in FETCH)."""
-            m.d.comb += [bus.re.eq(1), bus.addr.eq(addr)]
-            m.d.sync += pc.eq(addr)
-            with m.If(bus.ready):
+        def fetch(addr, when=None):
+            """Issue the fetch at ``addr`` (if ``when``): the next cycle decodes it. The address
+            is driven regardless, so ``when`` (the bus's wait) does not reach the decoders."""
+            m.d.comb += [bus.fetch.eq(1), bus.addr.eq(addr)]
+            go = 1 if when is None else when
+            m.d.comb += bus.re.eq(go)
+            with m.If(go):
+                m.d.sync += pc.eq(addr)
                 m.next = "DECODE"
-            with m.Else():
-                m.next = "FETCH"
 
         def write_rd(value):
-            m.d.comb += [wr.data.eq(value), wr.en.eq(rd != 0)]
+            m.d.comb += [regs.w_data.eq(value), regs.w_en.eq(rd != 0)]
 
         with m.FSM(name="core"):
-            with m.State("FETCH"):
-                fetch(pc)
+            with m.State("FETCH"):  # after a store or a trap: the store may still be waiting
+                fetch(pc, ~bus.wait)
             with m.State("DECODE"):
-                m.d.comb += [rd1.en.eq(1), rd2.en.eq(1)]
-                m.d.sync += ir.eq(bus.rdata)
-                m.next = "EXECUTE"
+                with m.If(~bus.wait):
+                    m.d.comb += [regs.r1_en.eq(1), regs.r2_en.eq(1)]
+                    m.d.sync += [ir.eq(word), imm.eq(imm_of)]
+                    m.d.sync += [is_[n].eq(dec[n]) for n in names]
+                    m.next = "EXECUTE"
             with m.State("EXECUTE"):
-                with m.If(~legal):
+                with m.If(~is_["legal"]):
                     m.d.comb += self.trap.eq(1)
                     m.d.sync += pc.eq(0)
                     m.next = "FETCH"
-                with m.Elif(is_["load"]):
-                    m.d.comb += [bus.re.eq(1), bus.addr.eq(total[:32])]
-                    m.d.sync += lsb.eq(total[:2])
-                    with m.If(bus.ready):
-                        m.next = "LOAD"
-                with m.Elif(is_["store"]):
-                    addr = total[:32]
-                    m.d.comb += [bus.we.eq(1), bus.addr.eq(addr)]
-                    with m.Switch(f3[:2]):
-                        with m.Case(0):
-                            m.d.comb += [bus.wdata.eq(b[:8].replicate(4)),
-                                         bus.wmask.eq(Const(1, 4) << addr[:2])]
-                        with m.Case(1):
-                            m.d.comb += [bus.wdata.eq(b[:16].replicate(2)),
-                                         bus.wmask.eq(Mux(addr[1], 0b1100, 0b0011))]
-                        with m.Default():
-                            m.d.comb += [bus.wdata.eq(b), bus.wmask.eq(0b1111)]
-                    with m.If(bus.ready):
-                        m.d.sync += pc.eq(pc4)
-                        m.next = "FETCH"
-                with m.Elif(muldiv | shift):
+                with m.Elif(is_["load"] | is_["store"]):
+                    m.d.sync += maddr.eq(total[:32])
+                    m.next = "MEM"
+                with m.Elif(is_["muldiv"] | is_["shift"]):
                     m.d.sync += [
                         ll.eq(a[:16] * mul_b[:16]), lh.eq(a[:16] * mul_b[16:]),
                         hl.eq(a[16:] * mul_b[:16]), hh.eq(a[16:] * mul_b[16:]),
@@ -244,11 +239,44 @@ class RV32Core(wiring.Component):
                         corr.eq(Mux(a_signed & a[31], mul_b, 0) + Mux(b_signed & b[31], a, 0)),
                     ]
                     m.next = "MUL1"
+                with m.Elif(is_["branch"]):  # the next fetch waits a cycle for the compare
+                    m.d.sync += compared.eq(taken)
+                    m.next = "BRANCH"
+                with m.Elif((is_["op"] | is_["op_imm"]) & f3.matches("01-")):  # SLT(I)(U)
+                    m.d.sync += compared.eq(Mux(f3[0], lt_u, lt_s))
+                    m.next = "SET"
                 with m.Else():
-                    with m.If(~is_["branch"] & ~is_["fence"]):
+                    with m.If(~is_["fence"]):
                         write_rd(result)
                     fetch(next_pc)
+            with m.State("MEM"):
+                m.d.comb += bus.addr.eq(maddr)
+                with m.If(is_["load"]):
+                    m.d.comb += bus.re.eq(1)
+                    m.next = "LOAD"
+                with m.Else():
+                    m.d.comb += bus.we.eq(1)
+                    with m.Switch(f3[:2]):
+                        with m.Case(0):
+                            m.d.comb += [bus.wdata.eq(b[:8].replicate(4)),
+                                         bus.wmask.eq(Const(1, 4) << maddr[:2])]
+                        with m.Case(1):
+                            m.d.comb += [bus.wdata.eq(b[:16].replicate(2)),
+                                         bus.wmask.eq(Mux(maddr[1], 0b1100, 0b0011))]
+                        with m.Default():
+                            m.d.comb += [bus.wdata.eq(b), bus.wmask.eq(0b1111)]
+                    m.d.sync += pc.eq(pc4)
+                    m.next = "FETCH"
+            with m.State("BRANCH"):
+                fetch(Mux(compared, pc_rel, pc4))
+            with m.State("SET"):
+                write_rd(compared)
+                fetch(pc4)
             with m.State("LOAD"):
+                with m.If(~bus.wait):
+                    m.d.sync += loaded.eq(bus.rdata)
+                    m.next = "WRITE"
+            with m.State("WRITE"):
                 write_rd(load_data)
                 fetch(pc4)
             with m.State("MUL1"):

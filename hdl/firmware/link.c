@@ -10,20 +10,6 @@ static u32 reply_size;
 /* (opcode, seq, crc) of the last frame answered at command level; valid once one was */
 static u32 cached_opcode, cached_seq, cached_crc, cache_valid;
 
-/* CRC-32/ISO-HDLC, reflected, four bits at a time */
-static const u32 crc_nibble[16] = {
-    0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
-    0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
-    0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu,
-};
-
-static inline u32 crc_byte(u32 crc, u32 byte)
-{
-    crc ^= byte;
-    crc = (crc >> 4) ^ crc_nibble[crc & 15];
-    return (crc >> 4) ^ crc_nibble[crc & 15];
-}
-
 /* the next byte of a frame, or -1 once the line has been silent for the byte timeout */
 static inline i32 next_byte(void)
 {
@@ -31,38 +17,37 @@ static inline i32 next_byte(void)
     return v & 0x100 ? (i32)(v & 0xff) : -1;
 }
 
-static void send(const u8 *p, u32 n)
+/* Send the frame f: the sync, the body f[2 .. 2 + body) and its CRC (the link's CRC unit
+ * sums the bytes sent), which is also stored after the body. */
+static void send_frame(u8 *f, u32 body)
 {
-    for (u32 k = 0; k < n; k++)
-        IO(IO_TX) = p[k];
+    IO(IO_TX) = SYNC0;
+    IO(IO_TX) = SYNC1;
+    IO(IO_CRC) = CRC_INIT;
+    for (u32 k = 2; k < 2 + body; k++)
+        IO(IO_TX) = f[k];
+    put_u(f + 2 + body, 4, IO(IO_CRC) ^ CRC_XOROUT);
+    for (u32 k = 2 + body; k < 6 + body; k++)
+        IO(IO_TX) = f[k];
 }
 
-/* header and CRC around reply[HEADER_SIZE .. HEADER_SIZE + n) */
-static void seal(u32 opcode, u32 seq, u32 n)
+static void put_header(u8 *f, u32 opcode, u32 seq, u32 n)
 {
-    reply[0] = SYNC0;
-    reply[1] = SYNC1;
-    reply[2] = (u8)(opcode | REPLY_FLAG);
-    reply[3] = (u8)seq;
-    reply[4] = (u8)n;
-    reply[5] = (u8)(n >> 8);
-    u32 crc = CRC_INIT;
-    for (u32 k = 2; k < HEADER_SIZE + n; k++)
-        crc = crc_byte(crc, reply[k]);
-    put_u(reply + HEADER_SIZE + n, 4, crc ^ CRC_XOROUT);
-    reply_size = HEADER_SIZE + n + CRC_SIZE;
+    f[0] = SYNC0;
+    f[1] = SYNC1;
+    f[2] = (u8)(opcode | REPLY_FLAG);
+    f[3] = (u8)seq;
+    f[4] = (u8)n;
+    f[5] = (u8)(n >> 8);
 }
 
 /* a link-level error reply: the status alone, never cached (the cache stays intact) */
 static void send_status(u32 opcode, u32 seq, u32 status)
 {
-    u8 f[HEADER_SIZE + 1 + CRC_SIZE] = {SYNC0, SYNC1, (u8)(opcode | REPLY_FLAG), (u8)seq, 1, 0,
-                                        (u8)status};
-    u32 crc = CRC_INIT;
-    for (u32 k = 2; k < HEADER_SIZE + 1; k++)
-        crc = crc_byte(crc, f[k]);
-    put_u(f + HEADER_SIZE + 1, 4, crc ^ CRC_XOROUT);
-    send(f, sizeof(f));
+    u8 f[HEADER_SIZE + 1 + CRC_SIZE];
+    put_header(f, opcode, seq, 1);
+    f[HEADER_SIZE] = (u8)status;
+    send_frame(f, HEADER_SIZE - 2 + 1);
 }
 
 /* Receive one frame and answer it (or drop garbage and a partial header silently). */
@@ -81,12 +66,11 @@ static void serve_frame(void)
         if (b != SYNC0) /* another byte, or silence: hunt again */
             return;
     }
-    u32 crc = CRC_INIT;
+    IO(IO_CRC) = CRC_INIT; /* the CRC covers the bytes after the sync */
     for (u32 k = 0; k < 4; k++) {
         if ((b = next_byte()) < 0)
             return; /* silence inside the header: dropped without a reply */
         head[k] = (u8)b;
-        crc = crc_byte(crc, (u32)b);
     }
     u32 opcode = head[0], seq = head[1], len = head[2] | (u32)head[3] << 8;
     if (len > MAX_PAYLOAD) {
@@ -99,9 +83,8 @@ static void serve_frame(void)
             return;
         }
         rx_payload[k] = (u8)b;
-        crc = crc_byte(crc, (u32)b);
     }
-    u32 got = 0;
+    u32 crc = IO(IO_CRC), got = 0;
     for (u32 k = 0; k < 4; k++) {
         if ((b = next_byte()) < 0) {
             send_status(opcode, seq, ST_TRUNCATED);
@@ -116,14 +99,19 @@ static void serve_frame(void)
     if (!(cache_valid && opcode == cached_opcode && seq == cached_seq && got == cached_crc)) {
         u32 n;
         u32 status = execute(opcode, rx_payload, len, reply + HEADER_SIZE + 1, &n);
+        n = status == ST_OK ? n + 1 : 1;
         reply[HEADER_SIZE] = (u8)status;
-        seal(opcode, seq, status == ST_OK ? n + 1 : 1);
+        put_header(reply, opcode, seq, n);
+        send_frame(reply, HEADER_SIZE - 2 + n);
+        reply_size = HEADER_SIZE + n + CRC_SIZE;
         cached_opcode = opcode;
         cached_seq = seq;
         cached_crc = got;
         cache_valid = 1;
+        return;
     }
-    send(reply, reply_size); /* a retransmission gets the cached reply, byte for byte */
+    for (u32 k = 0; k < reply_size; k++) /* a retransmission: the cached reply, as it was */
+        IO(IO_TX) = reply[k];
 }
 
 void main(void)

@@ -1,5 +1,5 @@
 /* Reset entry of the rv32 engine's firmware (address 0, also where a trap restarts the
- * core): stack at the top of the SPRAM, .bss cleared, then main. */
+ * core): stack at the top of the SPRAM, the variables (.bss, in SPRAM) cleared, then main. */
     .section .text.start
     .global _start
 _start:
