@@ -48,11 +48,11 @@ __all__ = ["Firmware", "FirmwareError", "SOURCES", "CFLAGS", "STACK_BYTES", "chi
 HERE = Path(__file__).resolve().parent
 SOURCES = ("start.S", "link.c", "commands.c", "numerics.c", "memory.c")
 #: RV32I + Zmmul, no compressed instructions; no C library, no builtins (memory.c has the two
-#: functions the compiler calls)
+#: functions the compiler calls); no unwind tables; warnings are errors
 CFLAGS = ("-target", "riscv32-freestanding-none", "-mcpu=generic_rv32+zmmul", "-Os",
-          "-ffreestanding", "-fno-builtin", "-nostdlib", "-std=c11", "-fno-unwind-tables",
-          "-fno-asynchronous-unwind-tables", "-Wall", "-Wextra",
-          "-Werror", "-Wno-unused-parameter")
+          "-ffreestanding", "-fno-builtin", "-fno-strict-aliasing", "-nostdlib", "-std=c11",
+          "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-Wall", "-Wextra", "-Werror",
+          "-Wno-unused-parameter")
 #: the stack at the top of the SPRAM
 STACK_BYTES = 4096
 #: the largest image the block RAM may hold (the SoC sizes its RAM to the image)
@@ -182,7 +182,8 @@ SECTIONS {{
     .spram (NOLOAD) : ALIGN(8) {{ *(.spram .spram.*) __spram_end = .; }} > SPRAM
     /DISCARD/ : {{ *(.eh_frame .eh_frame_hdr .comment) }}
     __stack_top = 0x{spram_end:08x};
-    ASSERT(__spram_end <= __stack_top - {STACK_BYTES}, "the SPRAM cannot hold buffers, device memory and the stack for this config")
+    ASSERT(__spram_end <= __stack_top - {STACK_BYTES},
+           "the SPRAM cannot hold the buffers, the devices and the stack of this config")
 }}
 """
 

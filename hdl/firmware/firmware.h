@@ -27,12 +27,14 @@ struct settings {
     u16 shapes[TILES][2]; /* (n_in, n_out) */
 };
 
-/* per-device parameters (docs/numerics.md §7), one record per device, [tile][j][i] */
+/* per-device parameters (docs/numerics.md §7), one record of four words per device,
+ * [tile][j][i] */
 struct device {
     i32 ku, kd;
     i16 wmax, wmin;
     u16 su, sd;
 };
+_Static_assert(sizeof(struct device) == 16, "a device record is four words");
 
 extern struct settings settings;
 extern u32 nonce;

@@ -5,7 +5,7 @@
 
 struct settings settings;
 u32 nonce;
-i16 weights[TILES][COLS][ROWS] SPRAM;
+i16 weights[TILES][COLS][ROWS] SPRAM __attribute__((aligned(4)));
 struct device devices[TILES][COLS][ROWS] SPRAM;
 u64 counters[TILES][N_COUNTERS];
 
@@ -74,8 +74,8 @@ static void default_settings(void)
 /* §8 RESET: states to 0, settings to their defaults, nonce and counters to 0; the map stays */
 void chip_reset(void)
 {
-    i16 *w = &weights[0][0][0];
-    for (u32 k = 0; k < TILES * COLS * ROWS; k++)
+    u32 *w = (u32 *)&weights[0][0][0]; /* two states a word (the array is word aligned) */
+    for (u32 k = 0; k < (TILES * COLS * ROWS + 1) / 2; k++)
         w[k] = 0;
     u64 *c = &counters[0][0];
     for (u32 k = 0; k < TILES * N_COUNTERS; k++)
@@ -87,14 +87,15 @@ void chip_reset(void)
 /* the chip as manufactured: the nominal device map (§7.2), then RESET */
 void chip_power_up(void)
 {
-    struct device *d = &devices[0][0][0];
-    for (u32 k = 0; k < TILES * COLS * ROWS; k++) {
-        d[k].su = NOMINAL_SU;
-        d[k].sd = NOMINAL_SD;
-        d[k].ku = NOMINAL_KU;
-        d[k].kd = NOMINAL_KD;
-        d[k].wmax = NOMINAL_WMAX;
-        d[k].wmin = NOMINAL_WMIN;
+    struct device nominal = {NOMINAL_KU, NOMINAL_KD, NOMINAL_WMAX, NOMINAL_WMIN, NOMINAL_SU,
+                             NOMINAL_SD};
+    const u32 *from = (const u32 *)&nominal; /* a device is four words */
+    u32 *to = (u32 *)&devices[0][0][0];
+    for (u32 k = 0; k < TILES * COLS * ROWS; k++, to += 4) {
+        to[0] = from[0];
+        to[1] = from[1];
+        to[2] = from[2];
+        to[3] = from[3];
     }
     chip_reset();
 }

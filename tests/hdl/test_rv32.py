@@ -223,9 +223,9 @@ def test_multiplications_and_shifts_at_the_edges():
         ins = [rv.i_type(0x13, 10, 1, 1, sh), rv.i_type(0x13, 11, 5, 1, sh),
                rv.i_type(0x13, 12, 5, 1, 0x400 | sh), rv.r_type(0x33, 13, 5, 2, 3, 0x20)]
         regs = _one(ins, {1: 0x80000001, 2: 0xC0FFEE01, 3: sh})
-        assert [regs[r] for r in (10, 11, 12, 13)] == [(0x80000001 << sh) & rv.MASK, 0x80000001 >> sh,
-                              (rv.sx(0x80000001, 32) >> sh) & rv.MASK,
-                              (rv.sx(0xC0FFEE01, 32) >> sh) & rv.MASK]
+        assert [regs[r] for r in (10, 11, 12, 13)] == [
+            (0x80000001 << sh) & rv.MASK, 0x80000001 >> sh,
+            (rv.sx(0x80000001, 32) >> sh) & rv.MASK, (rv.sx(0xC0FFEE01, 32) >> sh) & rv.MASK]
 
 
 def test_traps_restart_at_zero():

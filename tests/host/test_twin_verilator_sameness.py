@@ -28,3 +28,27 @@ def test_two_epochs_on_twin_and_verilator_end_in_identical_weights_and_accuracy(
         assert {k: r[k] for k in t} == t
         assert r["cycles"] > 0
     assert twin.ledger.entries.keys() == rtl.ledger.entries.keys()
+
+
+def test_training_on_the_icebreaker_emulator_matches_the_twin(digits):
+    """The 64-32-10 MLP on the iCEBreaker's chip (two 64x32 tiles, rv32 engine), one epoch of
+    a 160-sample subset: every device state, loss and accuracy equals the twin's."""
+    from ohmflow.host.datasets import Dataset
+
+    data = Dataset("digits", digits.x_train[:160], digits.y_train[:160], digits.x_test[:60],
+                   digits.y_test[:60], digits.classes)
+    cfg = TrainConfig(config="icebreaker", epochs=1, seed=5, float_baseline=False)
+    twin = Trainer(cfg, TwinDevice("icebreaker"), data)
+    twin.run()
+    with open_device("verilator", "icebreaker") as dev:
+        rtl = Trainer(cfg, dev, data)
+        rtl.run()
+        rtl_state = rtl.analog.state()
+        rtl_counters = rtl.counters()
+    for k, v in twin.analog.state().items():
+        assert np.array_equal(v, rtl_state[k]), k
+    keys = ("analog_train_loss", "analog_train_acc", "analog_test_loss", "analog_test_acc")
+    assert [[h[k] for k in keys] for h in twin.history] == \
+        [[h[k] for k in keys] for h in rtl.history]
+    for t, r in zip(twin.counters(), rtl_counters, strict=True):
+        assert {k: r[k] for k in t} == t and r["cycles"] > 0

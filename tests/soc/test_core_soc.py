@@ -1,0 +1,100 @@
+"""The rv32 engine (RV32 core + firmware, `CoreSoC`) in Verilator against the reference device.
+
+The same bytes in must give the same bytes out as `CommandExecutor(Twin(cfg))`, for the
+iCEBreaker's config and for an odd-sized one (2 tiles of 5x7): random valid and refused
+commands, frames as large as the protocol allows, retransmissions; the cycles counter counts the
+firmware's work; the model rests between frames. (Training on it: tests/host; link faults and
+fuzzing: tests/reliability.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+import serial
+from ohmflow.emulator import protocol as P
+from ohmflow.emulator.config import PRESETS, get_config
+from ohmflow.sim import emulator
+from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
+
+from .test_emulator_e2e import call
+
+#: the odd-sized chip of the tile tests, on the rv32 engine
+ODD = dataclasses.replace(PRESETS["tiny"], lanes=1, engine="rv32", name="tiny-rv32")
+CONFIGS = {"icebreaker": get_config("icebreaker"), "tiny-rv32": ODD}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def server(request):
+    cfg = CONFIGS[request.param]
+    exe = emulator.build(cfg)
+    proc, port = emulator.start(exe)
+    link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=10)
+    yield cfg, proc, link
+    link.close()
+    emulator.stop(proc)
+
+
+def session(cfg, link, rng_seed: int, frames: int) -> int:
+    """``frames`` random commands one at a time; every reply compared with the reference's."""
+    sb = Scoreboard(cfg)
+    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(rng_seed), max_vectors=6)
+    first = gen.frame("INFO")  # a session starts with INFO: it replaces the reply cache
+    for n in range(frames):
+        f = first if n == 0 else gen.last if n % 25 == 0 else \
+            gen.large() if n % 10 == 3 else gen.command()
+        sb.sent(f)
+        reply = call(link, f, timeout=60.0)
+        sb.received += P.encode_frame(reply.opcode, reply.seq, reply.payload)
+    return sb.compare()
+
+
+def test_random_sessions_are_byte_exact(server):
+    cfg, _proc, link = server
+    assert session(cfg, link, 11, 250) == 250
+
+
+def test_info_reports_the_engine_and_counters_include_cycles(server):
+    cfg, _proc, link = server
+    info = call(link, P.encode_frame(P.command("INFO").opcode, 1, b""))
+    v = P.decode_payload(P.command("INFO").reply, info.payload[1:], cfg)
+    assert P.config_from_info(v) == cfg and cfg.engine == "rv32"
+
+    def counters(seq):
+        r = call(link, P.encode_frame(P.command("COUNTERS").opcode, seq, bytes([0])))
+        v = P.decode_payload(P.command("COUNTERS").reply, r.payload[1:], cfg)
+        assert v["n"] == len(P.TABLE.counters)
+        return dict(zip(P.TABLE.counters, (int(x) for x in v["values"]), strict=True))
+
+    def forward(seq, b):
+        x = np.ones(b * cfg.rows, dtype=np.int64)
+        payload = P.encode_payload(P.command("FORWARD").request,
+                                   {"tile": 0, "b": b, "n": cfg.rows, "x": x}, cfg)
+        return call(link, P.encode_frame(P.command("FORWARD").opcode, seq, payload))
+
+    call(link, P.encode_frame(P.command("RESET").opcode, 2, b""))
+    c0 = counters(3)
+    assert c0["cycles"] == 0 and c0["fwd_vectors"] == 0
+    forward(4, 1)
+    c1 = counters(5)
+    forward(6, 4)
+    c2 = counters(7)
+    one, four = c1["cycles"] - c0["cycles"], c2["cycles"] - c1["cycles"]
+    # the firmware's cycles grow with the work: at least one multiply-add a device
+    assert one >= cfg.rows * cfg.cols and 3 * one < four < 5 * one, (one, four)
+    assert (c1["fwd_vectors"], c2["fwd_vectors"]) == (1, 5)
+    assert c2["macs"] == 5 * cfg.rows * cfg.cols
+
+
+def test_the_model_rests_while_no_byte_arrives(server):
+    """Between frames the core waits for a byte and the SoC reports idle: the harness stops
+    clocking it (the emulator's cycle count stands still while the line is quiet)."""
+    _cfg, proc, link = server
+    call(link, P.encode_frame(P.command("GET").opcode, 9, b""))
+    before = emulator.stats(proc)["cycles"]
+    time.sleep(0.3)
+    after = emulator.stats(proc)["cycles"]
+    assert after - before < 5000, (before, after)
