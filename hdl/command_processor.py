@@ -174,6 +174,7 @@ class CommandProcessor(wiring.Component):
 
         window = settled(n_in * n_out, "window")
         k0, k, b = f["k0"], f["k"], f["b"]
+        k_end = settled(k0 + k, "k_end")  # the span's end (the ULX3S's slowest path unregistered)
         m_out = Mux(is_op("BACKWARD"), n_in, n_out)
 
         def expr(text: str):
@@ -222,10 +223,10 @@ class CommandProcessor(wiring.Component):
             & (f["fwd_shift"] < 2 ** len(cur.fwd_shift)) & (f["bwd_shift"] >= NOISE_FRAC)
             & (f["bwd_shift"] < 2 ** len(cur.bwd_shift)) & (f["bl"] >= 1)
             & (f["bl"] <= cfg.bl_max) & (f["restart"] <= 1) & (f["tiles"] == cfg.tiles),
-            "PROGRAM": tile_ok & (k0 + k <= window),
-            "READ": tile_ok & (k0 + k <= window) & (rd_len <= MAXP),
-            "LOAD_MAP": tile_ok & (k0 + k <= devices),
-            "READ_MAP": tile_ok & (k0 + k <= devices) & (rdm_len <= MAXP),
+            "PROGRAM": tile_ok & (k_end <= window),
+            "READ": tile_ok & (k_end <= window) & (rd_len <= MAXP),
+            "LOAD_MAP": tile_ok & (k_end <= devices),
+            "READ_MAP": tile_ok & (k_end <= devices) & (rdm_len <= MAXP),
             "FORWARD": tile_ok & (b >= 1) & (f["n"] == n_in) & (fwd_len <= MAXP),
             "BACKWARD": tile_ok & (b >= 1) & (f["n"] == n_out) & (fwd_len <= MAXP),
             "UPDATE": tile_ok & (b >= 1) & (f["ni"] == n_in) & (f["nj"] == n_out),
@@ -259,7 +260,7 @@ class CommandProcessor(wiring.Component):
         addr2 = Signal(range(2 * MAXP), reset_less=True)
         tc_done = armed & ~self.tc_busy
         per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(MAP_FIELDS), 1)
-        in_span = (dev >= k0) & (dev < k0 + k)
+        in_span = (dev >= k0) & (dev < k_end)
         e = dev - k0
         # e times a constant as a shift-add tree on the address width: a multiplier here would
         # be shared between the fields, with a selected operand in front of it

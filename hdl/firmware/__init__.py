@@ -102,10 +102,11 @@ def _c_bytes(data: bytes) -> str:
 def chip_header(cfg: ChipConfig) -> str:
     """The firmware's ``chip.h`` for ``cfg`` (ValueError if the engine cannot serve it)."""
     P.check_fits(cfg)
+    if cfg.w_bits > 16 or cfg.step_bits > 16:
+        raise ValueError(f"the rv32 engine stores states, bounds and steps in 16 bits; config "
+                         f"{cfg.name!r} has w_bits {cfg.w_bits}, step_bits {cfg.step_bits}")
     widths = {k.name: P.kind_dtype(k.name, cfg).itemsize for k in P.TABLE.kinds}
-    if max(widths.values()) > 4:
-        raise ValueError(f"the rv32 engine handles elements of up to 4 bytes; config {cfg.name!r} "
-                         f"needs {widths}")
+    assert max(widths.values()) <= 4, widths  # ChipConfig's ranges keep every element in 32 bits
     nom = nominal(cfg)
     values = {}
     for name in FIELDS:
