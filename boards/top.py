@@ -1,7 +1,8 @@
 """Board tops: the design behind a UART, status LEDs, and the board's clock and pins.
 
-`BoardCore` is everything clocked by ``sync``: the design (`ohmflow.hdl.soc.SoC` with byte-stream
-ports, or a byte echo for link bring-up) behind a `UART` on two pins, and the LED drivers. The
+`BoardCore` is everything clocked by ``sync``: the design (the SoC of the config's engine,
+`ohmflow.hdl.soc.make_soc`, with byte-stream ports, or a byte echo for link bring-up) behind a
+`UART` on two pins, and the LED drivers. The
 UART sits here rather than inside the SoC so that its framing errors and lost bytes reach the
 error LED, with the link-level error replies that `ReplyMonitor` sees going out. It has no
 platform dependency, so tests simulate it through its UART pins. `BoardTop` adds what only a

@@ -107,3 +107,12 @@ def test_the_fingerprint_covers_the_engine():
     v["engine"] = 7
     with pytest.raises(ValueError, match="engine code 7"):
         P.config_from_info(v)
+
+
+def test_the_address_map_in_the_docs_is_generated_from_the_table():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "rv32.md").read_text()
+    a, b = text.index(core_map.DOC_BEGIN), text.index(core_map.DOC_END) + len(core_map.DOC_END)
+    assert text[a:b] == core_map.render_markdown(), \
+        "run python -m ohmflow.hdl.core_map --write"
