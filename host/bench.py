@@ -22,11 +22,12 @@ from ohmflow.emulator.config import ChipConfig, get_config
 
 
 def amaranth_cycles_per_s(cfg: ChipConfig, cycles: int = 3000) -> float:
-    """Cycles/s of the SoC in Amaranth's simulator, fed FORWARD frames on its byte stream."""
+    """Cycles/s of the SoC (of the config's engine) in Amaranth's simulator, fed FORWARD frames
+    on its byte stream."""
     from amaranth.sim import Simulator
-    from ohmflow.hdl.soc import SoC
+    from ohmflow.hdl.soc import make_soc
 
-    dut = SoC(cfg)
+    dut = make_soc(cfg)
     rng = np.random.default_rng(0)
     b = 4
     payload = P.encode_payload(P.command("FORWARD").request,
@@ -130,6 +131,7 @@ def run(args) -> int:
                 "the whole training step (host periphery, link, device). Amaranth and Verilator "
                 "both execute FORWARD frames fed on the SoC's byte stream.\n\n"
                 + "\n".join(table))
-        write_section("bench", "ohmflow bench", body,
+        key = "bench" if cfg.name == "default" else f"bench-{cfg.name}"
+        write_section(key, "ohmflow bench" + ("" if key == "bench" else f" ({cfg.name})"), body,
                       f"ohmflow bench --config {cfg.name} --repeats {args.repeats}")
     return 0
