@@ -18,7 +18,8 @@ SPRAM_BYTES = 128 * 1024  #: four iCE40UP5K SPRAMs of 16 K x 16 bits, as two ban
 IO_BASE = 0x2000_0000  #: the link and the cycle counter
 
 #: I/O registers, by offset from `IO_BASE` (all 32 bits; a read answers in the next cycle)
-IO = {"RX": 0x00, "RX_WAIT": 0x04, "RX_TIMED": 0x08, "TX": 0x0C, "CYCLES": 0x10, "CRC": 0x14}
+IO = {"RX": 0x00, "RX_WAIT": 0x04, "RX_TIMED": 0x08, "TX": 0x0C, "CYCLES": 0x10, "CRC": 0x14,
+      "XB_LINE": 0x18, "XB_CODE": 0x1C, "XB_STRIDE": 0x20, "XB_SUM_AT": 0x24, "XB_SUM": 0x28}
 #: what each register does
 IO_DOC = {
     "RX": "read: pop a received byte if there is one (bit 8 valid, bits 7:0 the byte)",
@@ -30,6 +31,14 @@ IO_DOC = {
     "CYCLES": "read: clock cycles since reset, modulo 2^32",
     "CRC": "the link's CRC-32 register (before the final XOR), updated by every byte taken "
            "from RX* and sent to TX; write: set it (CRC_INIT after a frame's sync bytes)",
+    "XB_LINE": "crossbar read (`CrossbarRead`), write: the products of the next sums; empties "
+               "the code buffer",
+    "XB_CODE": "write: the next DAC code of the vector (signed 16 bits)",
+    "XB_STRIDE": "write: bytes from one state of a line to the next (2 along a row, 2 x rows "
+                 "down a column)",
+    "XB_SUM_AT": "write: the address of a line's first state; the write waits until its sum "
+                 "is done",
+    "XB_SUM": "read: that sum, exact, signed 32 bits",
 }
 
 
@@ -52,7 +61,8 @@ def render_markdown() -> str:
             "constants, read only |",
             f"| SPRAM | `0x{SPRAM_BASE:08x}` | {SPRAM_BYTES // 1024} KiB (two banks of 64 KiB) "
             "| variables, frame buffers, device states and maps, stack at the top |",
-            f"| I/O | `0x{IO_BASE:08x}` | {len(IO)} words | the registers below |", "",
+            f"| I/O | `0x{IO_BASE:08x}` | {len(IO)} words | the registers below (the XB_* "
+            "ones when the config's reads fit the crossbar read unit) |", "",
             "| register | offset | access |", "|---|---|---|"]
     rows += [f"| `{name}` | `0x{off:02x}` | {IO_DOC[name]} |" for name, off in IO.items()]
     return "\n".join([DOC_BEGIN, "", f"Regions by address bits 31:{REGION_SHIFT}.", "", *rows,

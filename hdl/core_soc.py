@@ -8,7 +8,9 @@ integers (docs/numerics.md) with an `RV32Core` and the firmware of `ohmflow.hdl.
 - SPRAM: four 16 K x 16 iCE40 SPRAMs as two 32-bit banks (`SpramBank`): frame buffers, device
   states and maps, the stack;
 - I/O (`ohmflow.hdl.core_map.IO`): a 512-byte receive FIFO, the transmit register, the byte
-  timeout's silence timer, the link's CRC-32 over the bytes taken and sent, a cycle counter.
+  timeout's silence timer, the link's CRC-32 over the bytes taken and sent, a cycle counter;
+- the crossbar read (`CrossbarRead`): the exact sums of the forward and transposed reads from
+  the states in SPRAM, one product a cycle, when the config's sums fit its 32 bits.
 
 The ports are the tile SoC's (``rx``, ``tx``, ``idle``; or ``rx_pin``, ``tx_pin`` behind a
 `UART`), so the Verilator emulator and the boards carry either. ``idle`` is high while the core
@@ -19,14 +21,15 @@ BUSY (a host that keeps stop and wait, as the protocol asks, never meets it).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig, get_config
-from ohmflow.hdl import core_map
+from ohmflow.hdl import core_map, crossbar_read
+from ohmflow.hdl.crossbar_read import CrossbarRead
 from ohmflow.hdl.framing import crc32_update
 from ohmflow.hdl.rv32 import RV32Core
 from ohmflow.hdl.spram import WORDS, SpramBank
@@ -80,14 +83,14 @@ class CoreSoC(wiring.Component):
         m = Module()
         m.submodules.core = core = RV32Core()
         bus = core.bus
-        region = bus.addr[core_map.REGION_SHIFT:]
+        region = bus.daddr[core_map.REGION_SHIFT:]  # of a load or store (fetches: block RAM)
         word = bus.addr[2:]
         access = bus.re | bus.we  # an address cycle (the core issues none while it waits)
         data = access & ~bus.fetch  # a load or store (fetches read the block RAM only)
         last_region = Signal(4)
         last_bank = Signal()
         with m.If(data):
-            m.d.sync += [last_region.eq(region), last_bank.eq(bus.addr[16])]
+            m.d.sync += [last_region.eq(region), last_bank.eq(bus.daddr[16])]
         with m.Elif(access):
             m.d.sync += last_region.eq(core_map.BRAM_BASE >> core_map.REGION_SHIFT)
 
@@ -99,28 +102,46 @@ class CoreSoC(wiring.Component):
         is_bram = region == core_map.BRAM_BASE >> core_map.REGION_SHIFT
         m.d.comb += [b_rd.addr.eq(word), b_rd.en.eq(bus.fetch | is_bram & bus.re)]
 
-        # SPRAM: two banks of 64 KiB, bank by address bit 16
+        # the crossbar read: the forward and transposed sums from the states in SPRAM
+        xb = None
+        if crossbar_read.fits(self.cfg):
+            m.submodules.crossbar = xb = CrossbarRead()
+
+        # SPRAM: two banks of 64 KiB, bank by address bit 16; the crossbar read borrows them
+        # while the core waits for its sum
         assert core_map.SPRAM_BYTES == 2 * 4 * WORDS
         is_spram = region == core_map.SPRAM_BASE >> core_map.REGION_SHIFT
         banks = []
+        xb_bank = Signal()
         for k in range(2):
             m.submodules[f"spram{k}"] = bank = SpramBank()
-            m.d.comb += [bank.addr.eq(bus.addr[2:16]), bank.wdata.eq(bus.wdata),
+            m.d.comb += [bank.addr.eq(bus.daddr[2:16]), bank.wdata.eq(bus.wdata),
                          bank.wmask.eq(bus.wmask), bank.we.eq(bus.we),
-                         bank.en.eq(is_spram & (bus.addr[16] == k) & data)]
+                         bank.en.eq(is_spram & (bus.daddr[16] == k) & data)]
+            if xb is not None:
+                with m.If(xb.mem_en):
+                    m.d.comb += [bank.addr.eq(xb.mem_addr[2:16]), bank.we.eq(0),
+                                 bank.en.eq(xb.mem_addr[16] == k)]
             banks.append(bank)
+        if xb is not None:
+            with m.If(xb.mem_en):
+                m.d.sync += xb_bank.eq(xb.mem_addr[16])
+            m.d.comb += xb.mem_rdata.eq(Mux(xb_bank, banks[1].rdata, banks[0].rdata))
 
-        # I/O: the link and the cycle counter. An access is registered in its address cycle
-        # and completed in its data cycle(s), from registers only.
+        # I/O: an access is registered in its address cycle and completed in its data cycle(s),
+        # from registers only
         is_io = (region == core_map.IO_BASE >> core_map.REGION_SHIFT) & ~bus.fetch
         io = {name: off >> 2 for name, off in core_map.IO.items()}
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
-        pend = {n: Signal(name=f"pend_{n.lower()}") for n in ("RX", "RX_WAIT", "RX_TIMED", "TX")}
+        reads = ("RX", "RX_WAIT", "RX_TIMED")
+        writes = ("TX", "CRC", "XB_LINE", "XB_CODE", "XB_STRIDE", "XB_SUM_AT")
+        pend = {n: Signal(name=f"pend_{n.lower()}") for n in reads + writes}
+        io_wdata = Signal(32, reset_less=True)
+        io_word = Signal(32)
         tx_full = Signal()
         tx_byte = Signal(8)
-        tx_next = Signal(8)
         cycles = Signal(32)
-        io_word = Signal(32)
+        crc = Signal(32)
         m.d.sync += cycles.eq(cycles + 1)
         # the byte timeout: ``expired`` once the line has been silent for byte_timeout cycles
         silent = Signal(range(self.byte_timeout))
@@ -132,30 +153,44 @@ class CoreSoC(wiring.Component):
             with m.If(silent == self.byte_timeout - 1):
                 m.d.sync += expired.eq(1)
 
-        crc = Signal(32)
-        reg = bus.addr[2:5]
+        reg = bus.daddr[2:6]
         wait = Signal()
+        xb_started = Signal()  # XB_SUM_AT: the sum was started in an earlier data cycle
         with m.If(~wait):  # the data cycle completes: the access is done (a new one may start)
             m.d.sync += [p.eq(0) for p in pend.values()]
+            m.d.sync += xb_started.eq(0)
         with m.If(is_io & bus.re):
-            m.d.sync += [pend["RX"].eq(reg == io["RX"]), pend["RX_WAIT"].eq(reg == io["RX_WAIT"]),
-                         pend["RX_TIMED"].eq(reg == io["RX_TIMED"]),
-                         io_word.eq(Mux(reg == io["TX"], tx_full,
-                                        Mux(reg == io["CRC"], crc, cycles)))]
-        with m.If(is_io & bus.we & (reg == io["TX"])):
-            m.d.sync += [pend["TX"].eq(1), tx_next.eq(bus.wdata[:8])]
+            m.d.sync += [pend[n].eq(reg == io[n]) for n in reads]
+            sources = {"TX": tx_full, "CRC": crc, "CYCLES": cycles}
+            if xb is not None:
+                sources["XB_SUM"] = xb.total
+            value = Const(0, 32)
+            for n, v in sources.items():
+                value = Mux(reg == io[n], v, value)
+            m.d.sync += io_word.eq(value)
+        with m.If(is_io & bus.we):
+            m.d.sync += [io_wdata.eq(bus.wdata), *(pend[n].eq(reg == io[n]) for n in writes)]
         popping = pend["RX"] | pend["RX_WAIT"] | pend["RX_TIMED"]
+        xb_wait = 0
+        if xb is not None:
+            m.d.comb += [xb.line.eq(io_wdata), xb.line_we.eq(pend["XB_LINE"]),
+                         xb.code.eq(io_wdata[:16]), xb.code_we.eq(pend["XB_CODE"]),
+                         xb.stride.eq(io_wdata), xb.stride_we.eq(pend["XB_STRIDE"]),
+                         xb.start.eq(io_wdata), xb.start_we.eq(pend["XB_SUM_AT"] & ~xb_started)]
+            with m.If(pend["XB_SUM_AT"]):
+                m.d.sync += xb_started.eq(1)
+            xb_wait = pend["XB_SUM_AT"] & (~xb_started | xb.busy)
         m.d.comb += wait.eq((pend["RX_WAIT"] & ~fifo.r_rdy)
                             | (pend["RX_TIMED"] & ~fifo.r_rdy & ~expired)
-                            | (pend["TX"] & tx_full))
+                            | (pend["TX"] & tx_full) | xb_wait)
         m.d.comb += [bus.wait.eq(wait), fifo.r_en.eq(popping & ~wait)]
         # the link's CRC over the bytes the firmware takes and sends
         with m.If(fifo.r_en & fifo.r_rdy):
             m.d.sync += crc.eq(crc32_update(crc, fifo.r_data))
         with m.If(pend["TX"] & ~tx_full):
-            m.d.sync += crc.eq(crc32_update(crc, tx_next))
-        with m.If(is_io & bus.we & (reg == io["CRC"])):
-            m.d.sync += crc.eq(bus.wdata)
+            m.d.sync += crc.eq(crc32_update(crc, io_wdata[:8]))
+        with m.If(pend["CRC"]):
+            m.d.sync += crc.eq(io_wdata)
 
         with m.Switch(last_region):
             with m.Case(core_map.BRAM_BASE >> core_map.REGION_SHIFT):
@@ -181,7 +216,7 @@ class CoreSoC(wiring.Component):
         with m.If(tx.valid & tx.ready):
             m.d.sync += tx_full.eq(0)
         with m.If(pend["TX"] & ~tx_full):  # never in the cycle a byte leaves (tx.valid is low)
-            m.d.sync += [tx_byte.eq(tx_next), tx_full.eq(1)]
+            m.d.sync += [tx_byte.eq(io_wdata[:8]), tx_full.eq(1)]
 
         m.d.comb += [self.idle.eq(pend["RX_WAIT"] & ~fifo.r_rdy & ~tx_full),
                      self.trap.eq(core.trap)]

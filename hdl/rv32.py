@@ -34,7 +34,9 @@ class BusSignature(wiring.Signature):
 
     An access is ``re`` or ``we`` with ``addr`` (byte address; words are aligned), ``wdata`` and
     ``wmask`` (the bytes a write changes), in its address cycle; ``fetch`` marks the reads of
-    instructions (the firmware runs from block RAM only, so they need no other decoding). The
+    instructions (the firmware runs from block RAM only, so they need no other decoding).
+    ``daddr`` is ``addr`` of loads and stores, from a register (decoders of data regions use
+    it, so the fetch address's adders do not reach them). The
     next cycle is its data cycle: a read's word is on ``rdata``; ``wait`` high means the access
     is not complete yet, and the data cycle repeats (the core issues nothing new) until
     ``wait`` is low. ``wait`` is only ever high in data cycles, and comes from registers: no
@@ -44,6 +46,7 @@ class BusSignature(wiring.Signature):
     def __init__(self):
         super().__init__({
             "addr": Out(32),
+            "daddr": Out(32),
             "fetch": Out(1),
             "re": Out(1),
             "we": Out(1),
@@ -185,7 +188,7 @@ class RV32Core(wiring.Component):
         lsb = maddr[:2]
         loaded = Signal(32, reset_less=True)  # the word read, registered before its extension
         lane = Signal(32)
-        m.d.comb += lane.eq(loaded >> (lsb * 8))
+        m.d.comb += [lane.eq(loaded >> (lsb * 8)), bus.daddr.eq(maddr)]
         load_data = Signal(32)
         with m.Switch(f3):
             with m.Case(0):

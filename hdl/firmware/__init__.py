@@ -40,7 +40,7 @@ from ohmflow.emulator.config import (
 )
 from ohmflow.emulator.fabrication import FIELDS, nominal
 from ohmflow.emulator.twin import sqrt_table
-from ohmflow.hdl import core_map
+from ohmflow.hdl import core_map, crossbar_read
 
 __all__ = ["Firmware", "FirmwareError", "SOURCES", "CFLAGS", "STACK_BYTES", "chip_header",
            "linker_script", "build", "cache_root"]
@@ -124,7 +124,9 @@ def chip_header(cfg: ChipConfig) -> str:
         f"#define IN_BITS {cfg.in_bits}", f"#define OUT_BITS {cfg.out_bits}",
         f"#define W_BITS {cfg.w_bits}", f"#define BL_MAX {cfg.bl_max}",
         f"#define P_MAX {cfg.p_max}", f"#define ACC_BITS {cfg.acc_bits}",
-        f"#define CLOCK_HZ {cfg.clock_hz}ull", "",
+        f"#define CLOCK_HZ {cfg.clock_hz}ull",
+        f"#define HAVE_CROSSBAR_READ {int(crossbar_read.fits(cfg))}  /* hdl/crossbar_read.py */",
+        "",
         "/* fixed formats of the contract (docs/numerics.md §2) */",
         f"#define NOISE_FRAC {NOISE_FRAC}", f"#define SLOPE_FRAC {SLOPE_FRAC}",
         f"#define C2C_FRAC {C2C_FRAC}", f"#define C2C_SHIFT {C2C_SHIFT}",

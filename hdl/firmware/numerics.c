@@ -14,7 +14,9 @@ static u32 domain_base[6];
 /* pulse trains of one update sample (bit s = slot s) and the signs of their codes */
 static u64 row_train[ROWS] SPRAM, col_train[COLS] SPRAM;
 static u8 row_neg[ROWS] SPRAM, col_neg[COLS] SPRAM;
+#if !HAVE_CROSSBAR_READ
 static i32 dac_codes[MAX_LINES] SPRAM;
+#endif
 
 #if ACC_BITS <= 31
 typedef i32 acc_t;
@@ -111,15 +113,31 @@ void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward)
     i32 sigma = (i32)(backward ? settings.bwd_sigma : settings.fwd_sigma);
     u32 domain = backward ? DOMAIN_BWD : DOMAIN_FWD;
     u64 saturated = 0;
+#if HAVE_CROSSBAR_READ
+    IO(IO_XB_STRIDE) = backward ? 2 * ROWS : 2; /* along a row of W, or down a column */
+#endif
     for (u32 v = 0; v < b; v++) {
+#if HAVE_CROSSBAR_READ
+        IO(IO_XB_LINE) = n;
+#endif
         for (u32 k = 0; k < n; k++) { /* §4.1: the converter clips to its resolution */
             i32 c = get_s(x + (v * n + k) * W_DAC, W_DAC);
-            dac_codes[k] = c > lim ? lim : c < -lim ? -lim : c;
+            c = c > lim ? lim : c < -lim ? -lim : c;
+#if HAVE_CROSSBAR_READ
+            IO(IO_XB_CODE) = (u32)c;
+#else
+            dac_codes[k] = c;
+#endif
         }
         u32 key = next_key(domain);
         nonce++;
         u32 count = 0;
         for (u32 o = 0; o < m; o++) {
+#if HAVE_CROSSBAR_READ
+            /* §4.2 / §4.3 in the crossbar read unit: the write waits until the sum is done */
+            IO(IO_XB_SUM_AT) = (u32)(backward ? &weights[tile][0][o] : &weights[tile][o][0]);
+            acc_t acc = (i32)IO(IO_XB_SUM);
+#else
             acc_t acc = 0;
             if (!backward) { /* §4.2: column o sums the rows */
                 const i16 *w = weights[tile][o];
@@ -130,6 +148,7 @@ void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward)
                 for (u32 j = 0; j < n; j++)
                     acc += (acc_t)w[j * ROWS] * dac_codes[j];
             }
+#endif
             i32 g = gauss(lowbias32(key ^ o)); /* §4.4 */
             i64 val = (((i64)acc * gain) >> shift) + g * sigma + (1 << (NOISE_FRAC - 1));
             i64 q = val >> NOISE_FRAC;

@@ -140,9 +140,12 @@ def simulate(program: list[int], data: bytes, rng: np.random.Generator | None,
                             mem[word + b] = (wdata >> (8 * b)) & 255
                     value = (wdata >> (8 * lo)) & ((1 << (8 * size)) - 1)
                     out["stores"].append((word + lo, size, value))
-            _, _, re, we, addr, wdata, wmask, trap = await ctx.tick().sample(
-                dut.bus.re, dut.bus.we, dut.bus.addr, dut.bus.wdata, dut.bus.wmask, dut.trap)
+            _, _, re, we, addr, wdata, wmask, trap, fetch, daddr = await ctx.tick().sample(
+                dut.bus.re, dut.bus.we, dut.bus.addr, dut.bus.wdata, dut.bus.wmask, dut.trap,
+                dut.bus.fetch, dut.bus.daddr)
             cycles += 1
+            if re or we:  # fetches are reads; loads and stores show their address on daddr
+                assert (fetch and re and not we) or (not fetch and daddr == addr)
             out["traps"] += trap
             if waiting:
                 assert not (re or we), "the core issued an access while the bus waited"
