@@ -99,8 +99,9 @@ def _c_bytes(data: bytes) -> str:
     return ", ".join(f"0x{b:02x}" for b in data)
 
 
-def chip_header(cfg: ChipConfig) -> str:
+def chip_header(cfg: ChipConfig | str) -> str:
     """The firmware's ``chip.h`` for ``cfg`` (ValueError if the engine cannot serve it)."""
+    cfg = get_config(cfg)
     P.check_fits(cfg)
     if cfg.w_bits > 16 or cfg.step_bits > 16:
         raise ValueError(f"the rv32 engine stores states, bounds and steps in 16 bits; config "

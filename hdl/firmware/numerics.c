@@ -11,8 +11,8 @@ u64 counters[TILES][N_COUNTERS];
 
 /* lowbias32(lowbias32(seed) ^ domain) for the five domains of §6.2, index = domain */
 static u32 domain_base[6];
-/* pulse trains of one update sample (bit s = slot s) and the signs of their codes */
-static u64 row_train[ROWS] SPRAM, col_train[COLS] SPRAM;
+/* pulse trains of one update sample (slots 0-31, 32-63) and the signs of their codes */
+static u32 row_lo[ROWS] SPRAM, row_hi[ROWS] SPRAM, col_lo[COLS] SPRAM, col_hi[COLS] SPRAM;
 static u8 row_neg[ROWS] SPRAM, col_neg[COLS] SPRAM;
 #if !HAVE_CROSSBAR_READ
 static i32 dac_codes[MAX_LINES] SPRAM;
@@ -193,28 +193,35 @@ static void respond(u32 tile, u32 j, u32 i, u32 n, int up, u32 key_c2c)
     weights[tile][j][i] = (i16)nw;
 }
 
-/* §5.2: the pulse trains of n lines with signed probability codes, domain key */
-static void make_trains(const u8 *codes, u32 n, u32 key, u64 *train, u8 *neg)
+/* §5.2: the pulse trains of n lines with signed probability codes under one key: bit s of
+ * train_lo (s < 32) or train_hi (s - 32) is slot s; slots from BL on are 0 */
+static void make_trains(const u8 *codes, u32 n, u32 key, u32 *train_lo, u32 *train_hi, u8 *neg)
 {
     u32 bl = settings.bl, groups = (bl + 3) >> 2;
-    u64 all = bl >= 64 ? ~0ull : (1ull << bl) - 1;
+    u32 keep_lo = bl >= 32 ? ~0u : (1u << bl) - 1;
+    u32 keep_hi = bl >= 64 ? ~0u : bl > 32 ? (1u << (bl - 32)) - 1 : 0;
     for (u32 line = 0; line < n; line++) {
         i32 c = get_s(codes + line * W_P, W_P);
         u32 p = (u32)(c < 0 ? -c : c);
-        u64 mask = 0;
+        u32 lo = 0, hi = 0;
         neg[line] = c < 0;
         if (p >= P_MAX) {
-            mask = all;
+            lo = hi = ~0u;
         } else if (p) {
+            /* byte k of a word fires iff it is below p: compare it in place against p << 8k */
+            u32 p8 = p << 8, p16 = p << 16, p24 = p << 24;
             for (u32 g = 0; g < groups; g++) {
-                u32 word = lowbias32(key ^ ((line << 4) | g));
-                u32 slot = g << 2;
-                for (u32 k = 0; k < 4 && slot < bl; k++, slot++, word >>= 8)
-                    if ((word & 255) < p)
-                        mask |= 1ull << slot;
+                u32 w = lowbias32(key ^ ((line << 4) | g));
+                u32 bits = (u32)((w & 0xffu) < p) | (u32)((w & 0xff00u) < p8) << 1
+                           | (u32)((w & 0xff0000u) < p16) << 2 | (u32)(w < p24) << 3;
+                if (g < 8)
+                    lo |= bits << (4 * g);
+                else
+                    hi |= bits << (4 * (g - 8));
             }
         }
-        train[line] = mask;
+        train_lo[line] = lo & keep_lo;
+        train_hi[line] = hi & keep_hi;
     }
 }
 
@@ -232,19 +239,26 @@ void chip_update(u32 tile, u32 b, const u8 *x, const u8 *d)
     u32 n_in = settings.shapes[tile][0], n_out = settings.shapes[tile][1];
     u64 pulses = 0;
     for (u32 s = 0; s < b; s++) {
-        make_trains(x + s * n_in * W_P, n_in, next_key(DOMAIN_ROW), row_train, row_neg);
-        make_trains(d + s * n_out * W_P, n_out, next_key(DOMAIN_COL), col_train, col_neg);
+        make_trains(x + s * n_in * W_P, n_in, next_key(DOMAIN_ROW), row_lo, row_hi, row_neg);
+        make_trains(d + s * n_out * W_P, n_out, next_key(DOMAIN_COL), col_lo, col_hi, col_neg);
         u32 key_c2c = next_key(DOMAIN_C2C);
         nonce++;
         for (u32 j = 0; j < n_out; j++) {
-            u64 col = col_train[j];
-            if (!col)
+            u32 clo = col_lo[j], chi = col_hi[j];
+            if (!(clo | chi))
                 continue;
             for (u32 i = 0; i < n_in; i++) {
-                u64 hit = row_train[i] & col;
-                if (!hit)
-                    continue;
-                u32 n = popcount32((u32)hit) + popcount32((u32)(hit >> 32));
+                u32 hlo = row_lo[i] & clo, n;
+                if (settings.bl <= 32) { /* the usual BL: one word a train */
+                    if (!hlo)
+                        continue;
+                    n = popcount32(hlo);
+                } else {
+                    u32 hhi = row_hi[i] & chi;
+                    if (!(hlo | hhi))
+                        continue;
+                    n = popcount32(hlo) + popcount32(hhi);
+                }
                 respond(tile, j, i, n, row_neg[i] != col_neg[j], key_c2c);
                 pulses += n;
             }
