@@ -546,12 +546,14 @@ def render_markdown() -> str:
     return "\n".join([*out, DOC_END])
 
 
-def update_doc(path: str | Path) -> bool:
-    """Rewrite the generated section of ``path``; True if it changed."""
+def update_doc(path: str | Path, section: str | None = None, begin: str = DOC_BEGIN,
+               end: str = DOC_END) -> bool:
+    """Rewrite the generated section (from ``begin`` to ``end``; default: this table's) of
+    ``path`` with ``section`` (default: `render_markdown`); True if it changed."""
     p = Path(path)
     text = p.read_text()
-    a, b = text.index(DOC_BEGIN), text.index(DOC_END) + len(DOC_END)
-    new = text[:a] + render_markdown() + text[b:]
+    a, b = text.index(begin), text.index(end) + len(end)
+    new = text[:a] + (render_markdown() if section is None else section) + text[b:]
     p.write_text(new)
     return new != text
 

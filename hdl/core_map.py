@@ -71,14 +71,9 @@ def render_markdown() -> str:
 
 def update_doc(path) -> bool:
     """Rewrite the generated section of ``path``; True if it changed."""
-    from pathlib import Path
+    from ohmflow.emulator import protocol
 
-    p = Path(path)
-    text = p.read_text()
-    a, b = text.index(DOC_BEGIN), text.index(DOC_END) + len(DOC_END)
-    new = text[:a] + render_markdown() + text[b:]
-    p.write_text(new)
-    return new != text
+    return protocol.update_doc(path, render_markdown(), DOC_BEGIN, DOC_END)
 
 
 if __name__ == "__main__":  # pragma: no cover

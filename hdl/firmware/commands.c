@@ -97,6 +97,29 @@ struct span {
     u32 tile, k0, k;
 };
 
+/* device (j, i) of the window's flat index j * n_in + i, walked in that order */
+struct walk {
+    u32 j, i, n_in;
+};
+
+static struct walk walk_from(u32 k, u32 n_in)
+{
+    struct walk w = {0, k, n_in};
+    while (w.i >= n_in) { /* k <= rows * cols: a few dozen steps, no division */
+        w.i -= n_in;
+        w.j++;
+    }
+    return w;
+}
+
+static inline void walk_next(struct walk *w)
+{
+    if (++w->i == w->n_in) {
+        w->i = 0;
+        w->j++;
+    }
+}
+
 static int span_ok(const u8 *rx, struct span *s, u32 whole_tile)
 {
     s->tile = FIELD(rx, REQ_READ_TILE);
@@ -120,19 +143,12 @@ static u32 program(const u8 *rx, u32 len)
         return ST_BAD_LENGTH;
     if (!span_ok(rx, &s, 0) || !KIND_OK(w, k, W))
         return ST_BAD_ARGUMENT;
-    u32 n_in = settings.shapes[s.tile][0], j = 0, i = s.k0;
-    while (i >= n_in) {
-        i -= n_in;
-        j++;
-    }
-    for (u32 q = 0; q < k; q++, w += W_W) {
-        const struct device *dv = &devices[s.tile][j][i];
+    struct walk at = walk_from(s.k0, settings.shapes[s.tile][0]);
+    for (u32 q = 0; q < k; q++, w += W_W, walk_next(&at)) {
+        const struct device *dv = &devices[s.tile][at.j][at.i];
         i32 v = get_s(w, W_W);
-        weights[s.tile][j][i] = (i16)(v > dv->wmax ? dv->wmax : v < dv->wmin ? dv->wmin : v);
-        if (++i == n_in) {
-            i = 0;
-            j++;
-        }
+        weights[s.tile][at.j][at.i] =
+            (i16)(v > dv->wmax ? dv->wmax : v < dv->wmin ? dv->wmin : v);
     }
     charge_cycles(s.tile);
     return ST_OK;
@@ -145,20 +161,11 @@ static u32 read_states(const u8 *rx, u32 len, u8 *out, u32 *out_len)
         return ST_BAD_LENGTH;
     if (!span_ok(rx, &s, 0) || 1 + REP_READ_FIXED + s.k * W_W > MAX_PAYLOAD)
         return ST_BAD_ARGUMENT;
-    u32 n_in = settings.shapes[s.tile][0], j = 0, i = s.k0;
-    while (i >= n_in) {
-        i -= n_in;
-        j++;
-    }
+    struct walk at = walk_from(s.k0, settings.shapes[s.tile][0]);
     put_u(out + REP_READ_K, REP_READ_K_W, s.k);
     u8 *w = out + REP_READ_FIXED;
-    for (u32 q = 0; q < s.k; q++, w += W_W) {
-        put_u(w, W_W, (u32)(i32)weights[s.tile][j][i]);
-        if (++i == n_in) {
-            i = 0;
-            j++;
-        }
-    }
+    for (u32 q = 0; q < s.k; q++, w += W_W, walk_next(&at))
+        put_u(w, W_W, (u32)(i32)weights[s.tile][at.j][at.i]);
     *out_len = REP_READ_FIXED + s.k * W_W;
     charge_cycles(s.tile);
     return ST_OK;

@@ -2,20 +2,20 @@
 
 import numpy as np
 import pytest
+from ohmflow.host.datasets import Dataset
 from ohmflow.host.device import TwinDevice, open_device
 from ohmflow.host.trainer import TrainConfig, Trainer
 
 emulator = pytest.importorskip("ohmflow.sim.emulator")
 
 
-def test_two_epochs_on_twin_and_verilator_end_in_identical_weights_and_accuracy(digits):
-    """64-32-10 digits MLP, default chip config, seed 3, 2 epochs: every device state, bias,
-    loss, accuracy and count agrees bit for bit; the RTL also reports cycles."""
-    cfg = TrainConfig(epochs=2, seed=3, float_baseline=False)
-    twin = Trainer(cfg, TwinDevice(), digits)
+def same_run(cfg: TrainConfig, data: Dataset) -> None:
+    """Train on the twin and on the emulator of ``cfg.config``: every device state, bias,
+    loss, accuracy, count and ledger entry agrees bit for bit; the RTL also reports cycles."""
+    twin = Trainer(cfg, TwinDevice(cfg.config), data)
     twin.run()
-    with open_device("verilator", "default") as dev:
-        rtl = Trainer(cfg, dev, digits)
+    with open_device("verilator", cfg.config) as dev:
+        rtl = Trainer(cfg, dev, data)
         rtl.run()
         rtl_counters = rtl.counters()
         rtl_state = rtl.analog.state()
@@ -30,25 +30,14 @@ def test_two_epochs_on_twin_and_verilator_end_in_identical_weights_and_accuracy(
     assert twin.ledger.entries.keys() == rtl.ledger.entries.keys()
 
 
+def test_two_epochs_on_twin_and_verilator_end_in_identical_weights_and_accuracy(digits):
+    """64-32-10 digits MLP, default chip config, seed 3, 2 epochs."""
+    same_run(TrainConfig(epochs=2, seed=3, float_baseline=False), digits)
+
+
 def test_training_on_the_icebreaker_emulator_matches_the_twin(digits):
     """The 64-32-10 MLP on the iCEBreaker's chip (two 64x32 tiles, rv32 engine), one epoch of
-    a 160-sample subset: every device state, loss and accuracy equals the twin's."""
-    from ohmflow.host.datasets import Dataset
-
+    a 160-sample subset."""
     data = Dataset("digits", digits.x_train[:160], digits.y_train[:160], digits.x_test[:60],
                    digits.y_test[:60], digits.classes)
-    cfg = TrainConfig(config="icebreaker", epochs=1, seed=5, float_baseline=False)
-    twin = Trainer(cfg, TwinDevice("icebreaker"), data)
-    twin.run()
-    with open_device("verilator", "icebreaker") as dev:
-        rtl = Trainer(cfg, dev, data)
-        rtl.run()
-        rtl_state = rtl.analog.state()
-        rtl_counters = rtl.counters()
-    for k, v in twin.analog.state().items():
-        assert np.array_equal(v, rtl_state[k]), k
-    keys = ("analog_train_loss", "analog_train_acc", "analog_test_loss", "analog_test_acc")
-    assert [[h[k] for k in keys] for h in twin.history] == \
-        [[h[k] for k in keys] for h in rtl.history]
-    for t, r in zip(twin.counters(), rtl_counters, strict=True):
-        assert {k: r[k] for k in t} == t and r["cycles"] > 0
+    same_run(TrainConfig(config="icebreaker", epochs=1, seed=5, float_baseline=False), data)
