@@ -12,7 +12,8 @@ UART and LEDs (`ohmflow.boards.BOARDS` names them).
 LEDs: ``rx`` and ``tx`` light while the line is active (stretched to be visible), ``busy`` while
 the design is not idle, ``error`` latches on the first bad frame (a reply with a link-level
 status: bad CRC, too long, truncated, busy; or a UART framing error or lost byte) until reset,
-``alive`` blinks at 1-2 Hz while the clock runs and the design is out of reset.
+``alive`` blinks at 1-2 Hz while the clock runs and the design is out of reset. On the rv32
+engine a trap of its core (a firmware fault) latches ``error`` too.
 """
 
 from __future__ import annotations
@@ -194,7 +195,10 @@ class BoardCore(wiring.Component):
         m.d.comb += [mon.valid.eq(dut.tx.valid), mon.ready.eq(dut.tx.ready),
                      mon.payload.eq(dut.tx.payload)]
         error = Signal()
-        with m.If(uart.rx_ferr | uart.rx_overrun | mon.bad):
+        bad = uart.rx_ferr | uart.rx_overrun | mon.bad
+        if hasattr(dut, "trap"):  # the rv32 engine: its core restarted on a bad instruction
+            bad = bad | dut.trap
+        with m.If(bad):
             m.d.sync += error.eq(1)
         # A free-running counter (a plain increment maps onto the carry chain without muxes):
         # its low bits make the LED tick, its top bit blinks at 1-2 Hz.

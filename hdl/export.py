@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", help="keep synthesis files here")
     a = p.parse_args(argv)
     cfg = get_config(a.config)
+    if cfg.engine != "tile":
+        print(f"note: config {cfg.name!r} runs the {cfg.engine} engine (docs/rv32.md); this is "
+              "the tile datapath of its geometry", file=sys.stderr)
     if a.output:
         Path(a.output).write_text(tile_verilog(cfg))
     if a.synth:
