@@ -92,7 +92,16 @@ static u32 get_settings(u8 *out, u32 *out_len)
     return ST_OK;
 }
 
-/* the tile, first device and device count of PROGRAM, READ, LOAD_MAP, READ_MAP */
+/* the tile, first device and device count of PROGRAM, READ, LOAD_MAP, READ_MAP: one layout
+ * in the table (read through READ's offsets), and FORWARD's is BACKWARD's */
+_Static_assert(REQ_PROGRAM_K0 == REQ_READ_K0 && REQ_LOAD_MAP_K0 == REQ_READ_K0
+               && REQ_READ_MAP_K0 == REQ_READ_K0 && REQ_PROGRAM_K == REQ_READ_K
+               && REQ_LOAD_MAP_K == REQ_READ_K && REQ_READ_MAP_K == REQ_READ_K
+               && REQ_PROGRAM_TILE == REQ_READ_TILE && REQ_LOAD_MAP_TILE == REQ_READ_TILE
+               && REQ_READ_MAP_TILE == REQ_READ_TILE, "the span fields share one layout");
+_Static_assert(REQ_BACKWARD_FIXED == REQ_FORWARD_FIXED && REP_BACKWARD_FIXED == REP_FORWARD_FIXED
+               && REQ_BACKWARD_N == REQ_FORWARD_N && REQ_BACKWARD_B == REQ_FORWARD_B,
+               "FORWARD and BACKWARD share one layout");
 struct span {
     u32 tile, k0, k;
 };
