@@ -221,6 +221,12 @@ PRESETS: dict[str, ChipConfig] = {
         tiles=2, rows=64, cols=32, lanes=1, clock_hz=24_000_000, engine="rv32",
         name="icebreaker"
     ),
+    # Bigger chips for bigger networks, in emulation only: no board here holds them (the ULX3S's
+    # 208 block RAMs hold the 4 tiles of default/ulx3s; 16 tiles need about 4 times as many).
+    # 16 tiles hold the 64-256-128-10 MLP (14 tiles of 64x64) on one chip.
+    "tiles16": ChipConfig(tiles=16, rows=64, cols=64, lanes=16, name="tiles16"),
+    # 64 tiles hold a 500-256-10 MLP (36 tiles) or a 784-256-128-10 MLP (39 tiles).
+    "tiles64": ChipConfig(tiles=64, rows=64, cols=64, lanes=16, name="tiles64"),
     # Small and odd-sized, for fast simulation tests.
     "tiny": ChipConfig(tiles=2, rows=5, cols=7, lanes=3, name="tiny"),
 }

@@ -79,14 +79,15 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                    help="chip config: a preset (default, icebreaker, tiny) or a .toml file")
 
 
-def open_backend(backend: str, config: str):
-    """`open_device`, with a failure to reach the backend reported as one ValueError line."""
+def open_backend(backend: str, config: str, chips: int = 1):
+    """`open_chips`, with a failure to reach the backend reported as one ValueError line."""
     from ohmflow.emulator.config import get_config
-    from ohmflow.host.device import ConfigMismatch, open_device
+    from ohmflow.host.chips import open_chips
+    from ohmflow.host.device import ConfigMismatch
 
     cfg = get_config(config)
     try:
-        return open_device(backend, cfg)
+        return open_chips(backend, cfg, chips)
     except ConfigMismatch:
         raise
     except ImportError as e:
@@ -109,7 +110,8 @@ class Info:
 
     @staticmethod
     def run(args) -> int:
-        with open_backend(args.backend, args.config or "default") as dev:
+        with open_backend(args.backend, args.config or "default") as chips:
+            dev = chips[0]
             info = dev.info()
             c = info.config
             print(f"backend           {info.backend}")
@@ -146,11 +148,31 @@ class Train:
 
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
+        from ohmflow.host.datasets import FILE_FORMATS
+
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+        p.epilog = "dataset files:\n" + "\n".join("  " + line for line in
+                                                    FILE_FORMATS.splitlines())
         add_backend_arguments(p)
+        p.add_argument("--chips", type=int, metavar="N",
+                       help="chips the network is mapped onto (several twins, N Verilator "
+                       "servers, or one board per port listed in --backend); default: as many "
+                       "as the network needs on the twin, 1 (or the listed boards) otherwise")
         g = p.add_argument_group("network and data")
-        g.add_argument("--dataset", help="digits (default), mnist1d, or a .npz/.csv file")
+        g.add_argument("--dataset", help="digits (default), mnist1d, or a .npz/.csv file (see "
+                       "below)")
         g.add_argument("--hidden", type=_widths, nargs="+", metavar="W",
-                       help="hidden layer widths, e.g. --hidden 32 or --hidden 32 16 (default 32)")
+                       help="hidden layer widths, e.g. --hidden 32 or --hidden 256 128 "
+                       "(default 32); a layer larger than a tile is split over several tiles")
+        g.add_argument("--max-input-size", type=int, metavar="N",
+                       help="largest block of a layer's inputs on one tile (aihwkit's "
+                       "MappingParameter; default: the tile's rows)")
+        g.add_argument("--max-output-size", type=int, metavar="N",
+                       help="largest block of a layer's outputs on one tile (default: the "
+                       "tile's columns)")
+        g.add_argument("--no-standardize", dest="no_standardize", action="store_true",
+                       default=None, help="use the features as given (default: scale each to "
+                       "zero mean and unit variance with the training split's statistics)")
         g = p.add_argument_group("device model (aihwkit names; defaults: aihwkit's)")
         g.add_argument("--device-model", help="ConstantStep (default), LinearStep or SoftBounds")
         for name in MODEL_PARAMS:
@@ -194,13 +216,16 @@ class Train:
         model = model.replace(**changes)
         kw = {"device_model": dataclasses.asdict(model)}
         for name in ("dataset", "config", "out_bound", "out_noise", "desired_bl", "epochs", "lr",
-                     "batch", "seed", "fab_seed", "max_bm_rounds"):
+                     "batch", "seed", "fab_seed", "max_bm_rounds", "max_input_size",
+                     "max_output_size"):
             if getattr(args, name) is not None:
                 kw[name] = getattr(args, name)
         if args.hidden is not None:
             kw["hidden"] = tuple(w for group in args.hidden for w in group)
         if args.no_float:
             kw["float_baseline"] = False
+        if args.no_standardize:
+            kw["standardize"] = False
         if kw.get("max_bm_rounds") == 0:
             kw["bound_management"] = False
             kw["max_bm_rounds"] = 0
@@ -209,8 +234,11 @@ class Train:
     @staticmethod
     def _explicit(args) -> set[str]:
         given = {k for k in ("dataset", "hidden", "config", "out_bound", "out_noise",
-                             "desired_bl", "lr", "batch", "seed", "fab_seed", "max_bm_rounds")
+                             "desired_bl", "lr", "batch", "seed", "fab_seed", "max_bm_rounds",
+                             "max_input_size", "max_output_size", "chips")
                  if getattr(args, k) is not None}
+        if args.no_standardize:
+            given.add("standardize")
         if args.device_model is not None or any(getattr(args, k) is not None
                                                 for k in MODEL_PARAMS):
             given.add("device_model")
@@ -243,7 +271,7 @@ class Train:
                         f"--{k.replace('_', '-')} differs from the checkpoint's run "
                         f"({getattr(asked, k)!r} vs {getattr(stored, k)!r}); --resume continues "
                         "the stored run (only --epochs and --backend may change)")
-            dev = open_backend(args.backend, stored.config)
+            dev = open_backend(args.backend, stored.config, stored.chips)
             with dev:
                 trainer = Trainer.resume(run_dir, dev, epochs=args.epochs,
                                          progress=not args.no_progress, log=log)
@@ -251,18 +279,39 @@ class Train:
                 return Train._finish(trainer, run_dir, report, args)
         cfg = Train.config_from_args(args)
         data = datasets.load(cfg.dataset)
+        cfg = cfg.replace(chips=Train.chips_for(args, cfg, data))
         out = Path(args.out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
         if (out / "checkpoint.ohmckpt").exists():
             raise ValueError(f"{out} already holds a run; use --resume {out} or another --out")
-        with open_backend(args.backend, cfg.config) as dev:
+        with open_backend(args.backend, cfg.config, cfg.chips) as dev:
             trainer = Trainer(cfg, dev, data, out_dir=out, progress=not args.no_progress, log=log)
             trainer.save()
             m = cfg.model
+            inputs = ("standardized (training split's mean and std)" if cfg.standardize
+                      else "as given (--no-standardize)")
             log(f"ohmflow train: {'-'.join(map(str, trainer.sizes))} MLP on {cfg.dataset} "
-                f"({len(data.x_train)} train / {len(data.x_test)} test), backend "
-                f"{dev.info().backend}, config {dev.config.name}, {m.model} (dw_min {m.dw_min}), "
-                f"lr {cfg.lr}, batch {cfg.batch}, seed {cfg.seed}; run directory {out}")
+                f"({len(data.x_train)} train / {len(data.x_test)} test, inputs {inputs}), "
+                f"backend {dev.backend()}, config {dev.config.name}: {trainer.map.describe()}; "
+                f"{m.model} (dw_min {m.dw_min}), lr {cfg.lr}, batch {cfg.batch}, seed "
+                f"{cfg.seed}; run directory {out}")
             return Train._finish(trainer, out, report, args)
+
+    @staticmethod
+    def chips_for(args, cfg, data) -> int:
+        """``--chips``, or the default: as many as the network needs on the twin, else one per
+        listed board (refusing a network that does not fit with the mapper's message)."""
+        from ohmflow.emulator.config import get_config
+        from ohmflow.host.chips import backends_of
+        from ohmflow.host.mapping import NetworkMap
+
+        sizes = [data.features, *cfg.hidden, data.classes]
+        shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+        chips = args.chips
+        if chips is not None and chips < 1:
+            raise ValueError(f"--chips must be a positive integer, got {chips}")
+        if chips is None:
+            chips = None if args.backend == "twin" else len(backends_of(args.backend, None))
+        return NetworkMap(get_config(cfg.config), shapes, chips, cfg.mapping).chips
 
     @staticmethod
     def _finish(trainer, out: Path, report, args) -> int:

@@ -2,7 +2,9 @@
 
 Every dataset is a `Dataset` of float inputs and integer labels, split into train and test.
 Nothing is downloaded: ``digits`` ships inside scikit-learn, ``mnist1d`` is generated here from a
-seed, and a ``.npz`` / ``.csv`` file is read from disk and checked (finite values, labels 0..K-1).
+seed, and a ``.npz`` / ``.csv`` file is read from disk and checked (finite values; labels the
+integers 0..K-1 with K >= 2 and every class in the training split). `Standardizer` scales the
+features by the training split's mean and standard deviation, as a trainer does by default.
 """
 
 from __future__ import annotations
@@ -130,53 +132,146 @@ def mnist1d(seed: int = 42, **overrides) -> Dataset:
 
 
 # ----- files -----
+FILE_FORMATS = """\
+A dataset file is .npz or .csv. An .npz holds arrays x_train, y_train, x_test, y_test (or x, y,
+split 80/20, stratified, random_state 0): x of shape (samples, features), y integer labels.
+A .csv holds one sample a line: the features, then the integer label in the last column,
+comma-separated; a first line with text cells (column names) is taken as a header. Labels are the
+integers 0..K-1 (K >= 2 classes), every class present in the training split. Features are used
+as numbers; the trainer standardizes them (training split's mean and std) unless told not to."""
+
+
 def from_file(path: str | Path) -> Dataset:
-    """A dataset file: ``.npz`` with x_train, y_train, x_test, y_test (or x, y to be split 80/20),
-    or ``.csv`` with one sample per line, features then an integer label in the last column."""
+    """A dataset file (formats: `FILE_FORMATS`), read and checked."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"dataset file {path} does not exist; use digits, mnist1d or an "
                          "existing .npz/.csv file")
     try:
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = set(z.files)
-                if {"x_train", "y_train", "x_test", "y_test"} <= keys:
-                    arrs = [np.asarray(z[k]) for k in ("x_train", "y_train", "x_test", "y_test")]
-                elif {"x", "y"} <= keys:
-                    arrs = None
-                    x, y = np.asarray(z["x"]), np.asarray(z["y"])
-                else:
-                    raise ValueError(f"dataset {path} needs arrays x_train, y_train, x_test, "
-                                     f"y_test (or x, y); it has {sorted(keys)}")
+            arrs, x, y = _read_npz(path)
         elif path.suffix == ".csv":
-            data = np.loadtxt(path, delimiter=",", ndmin=2)
-            arrs, x, y = None, data[:, :-1], data[:, -1]
+            arrs = None
+            x, y = _read_csv(path)
         else:
             raise ValueError(f"dataset file {path} must be .npz or .csv")
     except (OSError, EOFError) as e:
         raise ValueError(f"cannot read dataset {path}: {e}") from None
     if arrs is None:
         x, y = _as_xy(path, x, y)
+        _check_labels(path, y, y)
         arrs = _split(x, y)
         arrs = [arrs[0], arrs[2], arrs[1], arrs[3]]
     xtr, ytr, xte, yte = arrs
     xtr, ytr = _as_xy(path, xtr, ytr)
     xte, yte = _as_xy(path, xte, yte)
-    classes = int(max(ytr.max(), yte.max())) + 1
+    classes = _check_labels(path, ytr, yte)
     return check(Dataset(path.name, xtr, ytr, xte, yte, classes))
 
 
+def _read_npz(path: Path):
+    import zipfile
+
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"dataset {path} is not a NumPy .npz archive ({e}); save one with "
+                         "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)") \
+            from None
+    with z:
+        keys = set(z.files)
+        try:
+            if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+                arrs = [np.asarray(z[k]) for k in ("x_train", "y_train", "x_test", "y_test")]
+                return arrs, None, None
+            if {"x", "y"} <= keys:
+                return None, np.asarray(z["x"]), np.asarray(z["y"])
+        except ValueError as e:  # object arrays need pickles, which are refused
+            raise ValueError(f"dataset {path}: {e}") from None
+    raise ValueError(f"dataset {path} needs arrays x_train, y_train, x_test, y_test (or x, y); "
+                     f"it has {sorted(keys)}")
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of a CSV file; a first line of text is a header."""
+    rows = []
+    width = None
+    with open(path, newline="") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            cells = [c.strip() for c in line.split(",")]
+            try:
+                vals = [float(c) for c in cells]
+            except ValueError:
+                if not rows and width is None:  # the header line
+                    width = len(cells)
+                    continue
+                bad = next(c for c in cells if not _is_number(c))
+                raise ValueError(f"dataset {path}, line {n}: cell {bad!r} is not a number; "
+                                 "every line after an optional header holds numbers") from None
+            if width is None:
+                width = len(vals)
+            if len(vals) != width:
+                raise ValueError(f"dataset {path}, line {n}: {len(vals)} cells, expected {width}")
+            rows.append(vals)
+    if not rows:
+        raise ValueError(f"dataset {path} holds no samples")
+    if width < 2:
+        raise ValueError(f"dataset {path}: a line needs at least one feature and a label")
+    data = np.array(rows, dtype=np.float64)
+    return data[:, :-1], data[:, -1]
+
+
+def _is_number(c: str) -> bool:
+    try:
+        float(c)
+    except ValueError:
+        return False
+    return True
+
+
 def _as_xy(path, x, y) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"dataset {path}: inputs must be numbers") from None
     y = np.asarray(y)
     if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or not len(x):
         raise ValueError(f"dataset {path}: x must be (N, features) and y (N,) with N >= 1, got "
                          f"{x.shape} and {y.shape}")
-    yf = y.astype(np.float64)
-    if not np.isfinite(yf).all() or not np.array_equal(yf, np.rint(yf)) or yf.min() < 0:
-        raise ValueError(f"dataset {path}: labels must be integers 0..K-1")
+    try:
+        yf = y.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"dataset {path}: labels must be integers 0..K-1") from None
+    bad = ~np.isfinite(yf) | (yf != np.rint(yf))
+    if bad.any():
+        k = int(np.nonzero(bad)[0][0])
+        raise ValueError(f"dataset {path}: labels must be integers 0..K-1; sample {k} has "
+                         f"{y[k]!r}")
     return x, y.astype(np.int64)
+
+
+def _check_labels(path, y_train: np.ndarray, y_test: np.ndarray) -> int:
+    """K, after checking that the labels are 0..K-1, K >= 2, every class in the training split."""
+    both = np.concatenate([y_train, y_test])
+    lo, hi = int(both.min()), int(both.max())
+    if lo < 0:
+        raise ValueError(f"dataset {path}: labels must be integers 0..K-1, found {lo}")
+    present = np.unique(both)
+    if len(present) < 2:
+        raise ValueError(f"dataset {path}: all labels are {lo}; a classifier needs at least two "
+                         "classes")
+    if lo > 0 and len(present) == hi - lo + 1:
+        raise ValueError(f"dataset {path}: labels run {lo}..{hi}, expected 0..{hi - lo}; "
+                         f"subtract {lo} from every label")
+    missing = sorted(set(range(hi + 1)) - set(np.unique(y_train).tolist()))
+    if missing:
+        where = "in the data" if not set(missing) & set(present.tolist()) else \
+            "in the training split"
+        raise ValueError(f"dataset {path}: class(es) {missing[:10]} of 0..{hi} have no sample "
+                         f"{where}; labels must be 0..K-1 with every class trained")
+    return hi + 1
 
 
 def check(ds: Dataset) -> Dataset:
@@ -196,6 +291,43 @@ def check(ds: Dataset) -> Dataset:
         raise ValueError(f"dataset {ds.name}: train has {ds.x_train.shape[1]} features, test "
                          f"{ds.x_test.shape[1]}")
     return ds
+
+
+@dataclass(frozen=True, eq=False)
+class Standardizer:
+    """Features scaled to zero mean and unit variance by the training split's statistics.
+
+    A feature with zero spread keeps scale 1 (it is only centred), as scikit-learn's
+    ``StandardScaler`` does.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Standardizer:
+        x = np.asarray(x, dtype=np.float64)
+        std = x.std(axis=0)
+        return cls(x.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.mean):
+            raise ValueError(f"inputs must be (samples, {len(self.mean)}), got {x.shape}")
+        return (x - self.mean) / self.std
+
+    def apply_to(self, ds: Dataset) -> Dataset:
+        """The dataset with both splits standardized."""
+        return Dataset(ds.name, self(ds.x_train), ds.y_train, self(ds.x_test), ds.y_test,
+                       ds.classes)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The statistics as checkpoint arrays."""
+        return {"data_mean": self.mean, "data_std": self.std}
+
+    def same_as(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Whether ``arrays`` (from a checkpoint) hold these statistics exactly."""
+        return all(np.array_equal(np.asarray(arrays[k]), v) for k, v in self.arrays().items())
 
 
 def load(name: str) -> Dataset:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +77,8 @@ class CostLedger:
         #: active window (n_in, n_out) of each layer's tile, as last seen
         self.shapes: dict[str, tuple[int, int]] = {}
         self._active: set[int] = set()
+        #: blocks of different chips record from their chips' worker threads
+        self._lock = threading.Lock()
 
     # ----- recording -----
     @contextmanager
@@ -136,6 +139,10 @@ class CostLedger:
 
     def _accumulate(self, layer: str, phase: str, counts: dict[str, int], wall_s: float) -> None:
         """`add` for counts already checked (non-negative ints with known names)."""
+        with self._lock:
+            self._accumulate_locked(layer, phase, counts, wall_s)
+
+    def _accumulate_locked(self, layer, phase, counts, wall_s) -> None:
         if "cycles" in counts:
             self.has_cycles = True
         entry = self.entries.get((layer, phase))

@@ -1,17 +1,18 @@
 """Multi-layer perceptrons (ReLU hidden layers, softmax cross-entropy): analog and float.
 
-`AnalogMLP` runs forward, backward and update of every layer on a `Device` (one tile per layer,
-one device call per batch per layer and cycle); `FloatMLP` is the same network in numpy float64,
-the baseline. Both start from the same `init_params` and take the same SGD steps.
+`AnalogMLP` runs forward, backward and update of every layer on one or more chips (each layer a
+grid of tile blocks, `ohmflow.host.mapping`; one device call per batch, block and cycle);
+`FloatMLP` is the same network in numpy float64, the baseline. Both start from the same
+`init_params` and take the same SGD steps.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
+from ohmflow.host.chips import Chips, as_chips
 from ohmflow.host.device import Device
-from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams, fits
+from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams, configure_windows
+from ohmflow.host.mapping import MappingParameter, NetworkMap
 
 
 def init_params(sizes: list[int], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -84,16 +85,29 @@ class FloatMLP:
 
 
 class AnalogMLP:
-    """An MLP whose layer k lives on tile k of ``device``; biases are digital."""
+    """An MLP whose layers are mapped onto the tiles of ``chips`` (a `Device` or `Chips`).
 
-    def __init__(self, device: Device, sizes: list[int], io: IOParams | None = None,
-                 update: UpdateParams | None = None):
-        fits(device, sizes)
-        self.device = device
+    ``mapping`` bounds the block size (`MappingParameter`); the `NetworkMap` is ``self.map``.
+    Biases are digital.
+    """
+
+    def __init__(self, chips: Device | Chips, sizes: list[int], io: IOParams | None = None,
+                 update: UpdateParams | None = None, mapping: MappingParameter | None = None):
+        self.chips = as_chips(chips)
         self.sizes = list(sizes)
-        shared: dict = {}
-        self.layers = [AnalogLinear(device, k, n_in, n_out, io, update, shared)
-                       for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))]
+        if len(self.sizes) < 2:
+            raise ValueError("a network needs at least an input and an output size")
+        shapes = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        self.map = NetworkMap(self.chips.config, shapes, chips=len(self.chips), mapping=mapping)
+        configure_windows(self.chips, self.map)
+        states = [{} for _ in self.chips]
+        self.layers = [AnalogLinear(self.chips, lm.n_in, lm.n_out, layer_map=lm, io=io,
+                                    update=update, link_states=states) for lm in self.map.layers]
+
+    @property
+    def device(self) -> Device:
+        """Chip 0 (the only one of a one-chip network)."""
+        return self.chips[0]
 
     def refresh(self) -> None:
         """Re-read settings and device maps (after they were changed behind the layers)."""
@@ -112,39 +126,30 @@ class AnalogMLP:
                 h = np.maximum(h, 0.0)
         return h
 
-    def _phase(self, ledger, k: int, phase: str):
-        """The ledger's block for layer k's ``phase`` (a no-op without a ledger)."""
-        if ledger is None:
-            return contextlib.nullcontext()
-        return ledger.phase(f"layer{k}", phase, self.device, self.layers[k].tile)
-
     def train_batch(self, x: np.ndarray, y: np.ndarray, lr: float,
                     rng: np.random.Generator, ledger=None) -> tuple[float, int]:
         """Analog SGD on one batch: forward and backward reads, then every layer's pulse update.
 
         The first layer's input gradient is not needed and not read. Returns the mean loss and
-        correct count of the forward pass. With a `CostLedger`, each layer's device counters
+        correct count of the forward pass. With a `CostLedger`, each block's device counters
         are attributed to its forward, backward and update phases.
         """
         acts = [x]
         for k, layer in enumerate(self.layers):
-            with self._phase(ledger, k, "forward"):
-                h = layer.forward(acts[-1])
+            h = layer.forward(acts[-1], ledger)
             acts.append(np.maximum(h, 0.0) if k < len(self.layers) - 1 else h)
         loss, g, correct = softmax_xent(acts[-1], y)
         deltas = [g]
         for k in range(len(self.layers) - 1, 0, -1):
-            with self._phase(ledger, k, "backward"):
-                g = self.layers[k].backward(g) * (acts[k] > 0)
+            g = self.layers[k].backward(g, ledger) * (acts[k] > 0)
             deltas.append(g)
-        for k, (layer, a, d) in enumerate(zip(self.layers, acts[:-1], reversed(deltas),
-                                              strict=True)):
-            with self._phase(ledger, k, "update"):
-                layer.update(a, d, lr, rng)
+        for layer, a, d in zip(self.layers, acts[:-1], reversed(deltas), strict=True):
+            layer.update(a, d, lr, rng, ledger)
             layer.update_bias(d, lr)
         return loss, correct
 
     def state(self) -> dict[str, np.ndarray]:
+        """Each layer's whole state matrix and bias (independent of how it is mapped)."""
         out = {}
         for k, layer in enumerate(self.layers):
             out[f"analog_w{k}"], out[f"analog_b{k}"] = layer.states(), layer.bias.copy()
@@ -153,7 +158,11 @@ class AnalogMLP:
     def load_state(self, st: dict[str, np.ndarray]) -> None:
         """Re-program the exact device states and biases saved by `state`."""
         for k, layer in enumerate(self.layers):
-            self.device.program(layer.tile, np.asarray(st[f"analog_w{k}"], dtype=np.int64))
+            w = np.asarray(st[f"analog_w{k}"], dtype=np.int64)
+            if w.shape != (layer.n_out, layer.n_in):
+                raise ValueError(f"layer {k}: saved states are {w.shape}, the layer is "
+                                 f"{(layer.n_out, layer.n_in)}")
+            layer.program(w)
             layer.bias = np.array(st[f"analog_b{k}"], dtype=np.float64)
         for k, layer in enumerate(self.layers):
             if not np.array_equal(layer.states(), st[f"analog_w{k}"]):

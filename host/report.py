@@ -27,18 +27,17 @@ def final_table(history: list[dict]) -> str:
     return _grid(rows) + f"\nafter {last['epoch']} epochs"
 
 
-def counters_table(counters: list[dict[str, int]], tiles: int) -> str:
-    """Per-tile device counters of the tiles in use, and their total."""
+def counters_table(tiles: list[tuple[str, dict[str, int]]]) -> str:
+    """Device counters of the tiles in use (label, counters), and their total."""
     rows = [("tile", *COUNTER_COLUMNS)]
-    for t in range(tiles):
-        rows.append((str(t), *(f"{counters[t].get(k, 0):,}" for k in COUNTER_COLUMNS)))
-    extra = [k for k in counters[0] if k not in COUNTER_COLUMNS]
-    rows.append(("total", *(f"{sum(c.get(k, 0) for c in counters[:tiles]):,}"
+    for label, c in tiles:
+        rows.append((label, *(f"{c.get(k, 0):,}" for k in COUNTER_COLUMNS)))
+    extra = [k for k in tiles[0][1] if k not in COUNTER_COLUMNS]
+    rows.append(("total", *(f"{sum(c.get(k, 0) for _, c in tiles):,}"
                             for k in COUNTER_COLUMNS)))
     text = _grid(rows)
     if extra:
-        text += "\n" + ", ".join(f"{k} {sum(c.get(k, 0) for c in counters[:tiles]):,}"
-                                 for k in extra)
+        text += "\n" + ", ".join(f"{k} {sum(c.get(k, 0) for _, c in tiles):,}" for k in extra)
     return text
 
 
@@ -106,20 +105,38 @@ def plot_weights(path: Path, states: list[np.ndarray], unit: float,
     plt.close(fig)
 
 
-def plot_device_map(path: Path, dmap: DeviceMap, shapes: list[tuple[int, int]], unit: float,
+def layer_device_maps(netmap, maps: list[DeviceMap]) -> list[dict[str, np.ndarray]]:
+    """Each layer's per-device parameters (n_out, n_in), assembled from its blocks' tiles.
+
+    ``maps`` holds one `DeviceMap` per chip.
+    """
+    out = []
+    for lm in netmap.layers:
+        fields = {}
+        for f in ("su", "sd", "wmax"):
+            a = np.zeros((lm.n_out, lm.n_in), dtype=np.int64)
+            for b in lm.blocks:
+                a[b.outputs, b.inputs] = getattr(maps[b.chip], f)[b.tile, :b.n_out, :b.n_in]
+            fields[f] = a
+        out.append(fields)
+    return out
+
+
+def plot_device_map(path: Path, layer_maps: list[dict[str, np.ndarray]], unit: float,
                     states: list[np.ndarray]) -> None:
-    """Heat maps per layer tile: up step, down step, upper bound and the final weights."""
+    """Heat maps per layer: up step, down step, upper bound and the final weights."""
     plt = _plt()
     panels = (("su", "up step dw_up"), ("sd", "down step dw_down"), ("wmax", "bound w_max"))
-    fig, axes = plt.subplots(len(shapes), 4, figsize=(14, 3.2 * len(shapes)), squeeze=False)
-    for t, (n_in, n_out) in enumerate(shapes):
+    n = len(layer_maps)
+    fig, axes = plt.subplots(n, 4, figsize=(14, 3.2 * n), squeeze=False)
+    for t, fields in enumerate(layer_maps):
         for ax, (field, title) in zip(axes[t], panels, strict=False):
-            im = ax.imshow(getattr(dmap, field)[t, :n_out, :n_in] / unit, aspect="auto",
-                           cmap="viridis")
-            ax.set(title=f"tile {t}: {title}", xlabel="input i", ylabel="output j")
+            im = ax.imshow(fields[field] / unit, aspect="auto", cmap="viridis")
+            ax.set(title=f"layer {t + 1}: {title}", xlabel="input i", ylabel="output j")
             fig.colorbar(im, ax=ax)
         im = axes[t][3].imshow(states[t] / unit, aspect="auto", cmap="RdBu_r")
-        axes[t][3].set(title=f"tile {t}: final weights", xlabel="input i", ylabel="output j")
+        axes[t][3].set(title=f"layer {t + 1}: final weights", xlabel="input i",
+                       ylabel="output j")
         fig.colorbar(im, ax=axes[t][3])
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -135,15 +152,21 @@ def write_run_report(out: Path, trainer) -> str:
     states = [layer.states() for layer in layers]
     unit = layers[0].unit
     counters = trainer.counters()
-    text = (final_table(hist) + "\n\ndevice counters\n" + counters_table(counters, len(layers)))
+    tiles = trainer.chips.config.tiles
+    used = sorted({(b.chip, b.tile) for b in trainer.map.blocks})
+    label = (lambda c, t: f"{c}.{t}") if len(trainer.chips) > 1 else (lambda c, t: str(t))
+    text = (final_table(hist) + "\n\ndevice counters" + (" (chip.tile)" if len(trainer.chips) > 1
+                                                          else "") + "\n"
+            + counters_table([(label(c, t), counters[c * tiles + t]) for c, t in used]))
     (out / "table.txt").write_text(text + "\n")
     (out / "summary.json").write_text(json.dumps({
         "train": trainer.cfg.to_dict(), "final": hist[-1], "counters": counters,
-        "chip": trainer.device.config.to_dict(), "backend": trainer.device.info().backend,
+        "chip": trainer.chips.config.to_dict(), "backend": trainer.chips.backend(),
+        "mapping": trainer.map.to_dict(),
     }, indent=1))
     plot_curves(out / "curves.png", hist)
     floats = [w for w, _ in trainer.float.params] if trainer.float is not None else None
     plot_weights(out / "weights.png", states, unit, floats)
-    plot_device_map(out / "devicemap.png", trainer.device.read_device_map(),
-                    [(layer.n_in, layer.n_out) for layer in layers], unit, states)
+    maps = trainer.chips.each(lambda d: d.read_device_map())
+    plot_device_map(out / "devicemap.png", layer_device_maps(trainer.map, maps), unit, states)
     return text

@@ -1,11 +1,15 @@
 """Analog SGD training of an MLP on a `Device`, beside the float baseline, with exact resume.
 
-Reproducibility: everything random comes from the run seed. At the start of epoch e the device is
-re-seeded with ``derive_seed(seed, e, DEVICE)`` (which restarts its PRNG nonce at 0), and the host's
-generator (shuffle, stochastic rounding of update codes) is ``epoch_rng(seed, e)``. So an epoch
-boundary is a restart point: a checkpoint holds the device states, biases, settings, device map
-and float baseline at the end of an epoch, and resuming from it continues bit-identically to the
-run that never stopped, on any backend.
+The network's layers are mapped onto the tiles of ``TrainConfig.chips`` chips
+(`ohmflow.host.mapping`). Inputs are standardized by default with the training split's mean and
+standard deviation (stored in the checkpoint and applied to every later use of the network).
+
+Reproducibility: everything random comes from the run seed. At the start of epoch e chip c is
+re-seeded with `chip_seed` (which restarts its PRNG nonce at 0), and the host's generator
+(shuffle, stochastic rounding of update codes) is ``epoch_rng(seed, e)``. So an epoch boundary is
+a restart point: a checkpoint holds the device states, biases, settings, device maps and float
+baseline at the end of an epoch, and resuming from it continues bit-identically to the run that
+never stopped, on any backend.
 """
 
 from __future__ import annotations
@@ -21,19 +25,31 @@ from ohmflow.emulator.config import DeviceModel, Settings, get_config
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, fabricate
 from ohmflow.host import checkpoint, datasets
 from ohmflow.host.checkpoint import CheckpointError
+from ohmflow.host.chips import Chips, as_chips
 from ohmflow.host.device import Device
-from ohmflow.host.layers import IOParams, UpdateParams, fits
+from ohmflow.host.layers import IOParams, UpdateParams
 from ohmflow.host.ledger import CostLedger
+from ohmflow.host.mapping import MappingParameter, NetworkMap
 from ohmflow.host.mlp import AnalogMLP, FloatMLP, evaluate, init_params
 
 #: derived-seed streams
-DEVICE, HOST, INIT = 0, 1, 2
+DEVICE, HOST, INIT, FAB = 0, 1, 2, 3
 
 
-def derive_seed(seed: int, epoch: int, stream: int) -> int:
-    """A 32-bit seed for (run seed, epoch, stream), via numpy's SeedSequence."""
-    ss = np.random.SeedSequence(seed, spawn_key=(epoch, stream))
+def derive_seed(seed: int, epoch: int, stream: int, *more: int) -> int:
+    """A 32-bit seed for (run seed, epoch, stream, ...), via numpy's SeedSequence."""
+    ss = np.random.SeedSequence(seed, spawn_key=(epoch, stream, *more))
     return int(ss.generate_state(1, np.uint32)[0])
+
+
+def chip_seed(seed: int, epoch: int, chip: int) -> int:
+    """The device seed of ``chip`` in ``epoch`` (chip 0: the one-chip run's seed)."""
+    return derive_seed(seed, epoch, DEVICE, *((chip,) if chip else ()))
+
+
+def chip_fab_seed(fab: int, chip: int) -> int:
+    """The fabrication seed of ``chip`` (chip 0: ``fab`` itself, as on a one-chip run)."""
+    return fab if chip == 0 else derive_seed(fab, chip, FAB)
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -62,11 +78,17 @@ class TrainConfig:
     max_bm_rounds: int = 4
     update_management: bool = True
     update_bl_management: bool = True
+    chips: int = 1  #: chips the network is mapped onto
+    max_input_size: int = 0  #: largest block's inputs (0: the chip's tile rows)
+    max_output_size: int = 0  #: largest block's outputs (0: the chip's tile cols)
+    standardize: bool = True  #: inputs scaled by the training split's mean and std
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         DeviceModel(**self.device_model)  # raises on an unknown model or a bad parameter
-        for name, lo in (("epochs", 1), ("batch", 1), ("desired_bl", 1), ("max_bm_rounds", 0)):
+        MappingParameter(self.max_input_size, self.max_output_size)  # raises on bad sizes
+        for name, lo in (("epochs", 1), ("batch", 1), ("desired_bl", 1), ("max_bm_rounds", 0),
+                         ("chips", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
@@ -83,6 +105,10 @@ class TrainConfig:
     def model(self) -> DeviceModel:
         return DeviceModel(**self.device_model)
 
+    @property
+    def mapping(self) -> MappingParameter:
+        return MappingParameter(self.max_input_size, self.max_output_size)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
@@ -91,7 +117,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        d = {k: v for k, v in d.items() if k in names}
+        d.setdefault("standardize", False)  # runs stored before standardization used raw inputs
+        return cls(**d)
 
     def replace(self, **kw) -> TrainConfig:
         return dataclasses.replace(self, **kw)
@@ -105,64 +133,89 @@ def dataset_digest(ds: datasets.Dataset) -> str:
 
 
 class Trainer:
-    """One run: a device, an analog MLP on it, the float baseline, history and checkpoints.
+    """One run: chips, an analog MLP mapped onto them, the float baseline, history, checkpoints.
 
-    ``out_dir`` (optional) receives ``checkpoint.ohmckpt`` after every epoch. ``progress`` shows a
-    tqdm bar per epoch; ``log`` receives one line per finished epoch.
+    ``device`` is a `Device` (one chip) or `Chips` (``cfg.chips`` of them). ``out_dir``
+    (optional) receives ``checkpoint.ohmckpt`` after every epoch. ``progress`` shows a tqdm bar
+    per epoch; ``log`` receives one line per finished epoch.
     """
 
-    def __init__(self, cfg: TrainConfig, device: Device, data: datasets.Dataset | None = None,
-                 out_dir: str | Path | None = None, progress: bool = False, log=None):
+    def __init__(self, cfg: TrainConfig, device: Device | Chips,
+                 data: datasets.Dataset | None = None, out_dir: str | Path | None = None,
+                 progress: bool = False, log=None):
         self.cfg = cfg
-        self.device = device
-        self.data = data if data is not None else datasets.load(cfg.dataset)
+        self.chips = as_chips(device)
+        self.raw = data if data is not None else datasets.load(cfg.dataset)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.log = log or (lambda line: None)
         chip = get_config(cfg.config)
-        if device.config.fingerprint() != chip.fingerprint():
-            raise ValueError(f"the device's config {device.config.name!r} is not the run's "
+        if self.chips.config.fingerprint() != chip.fingerprint():
+            raise ValueError(f"the device's config {self.chips.config.name!r} is not the run's "
                              f"config {cfg.config!r}")
+        if len(self.chips) != cfg.chips:
+            raise ValueError(f"the run is mapped onto {cfg.chips} chip(s), {len(self.chips)} "
+                             "given")
+        self.norm = datasets.Standardizer.fit(self.raw.x_train) if cfg.standardize else None
+        self.data = self.norm.apply_to(self.raw) if self.norm is not None else self.raw
         self.sizes = [self.data.features, *cfg.hidden, self.data.classes]
-        fits(device, self.sizes)
+        shapes = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        self.map = NetworkMap(chip, shapes, chips=cfg.chips, mapping=cfg.mapping)
         self.history: list[dict] = []
         self.epoch = 0
         self.counter_base: list[dict[str, int]] = []
-        #: hardware cost of the training steps per (layer, phase); evaluation is not counted
-        self.ledger = CostLedger(clock_hz=device.config.clock_hz)
+        #: hardware cost of the training steps per (block, phase); evaluation is not counted
+        self.ledger = CostLedger(clock_hz=chip.clock_hz)
         self.counters_at_restore: list[dict[str, int]] = []
         self._fresh()
 
+    @property
+    def device(self) -> Device:
+        """Chip 0 (the only one of a one-chip run)."""
+        return self.chips[0]
+
     # ----- setup -----
     def _fresh(self) -> None:
-        cfg, dev = self.cfg, self.device
-        dev.reset()
+        cfg, chips = self.cfg, self.chips
         fab = cfg.seed if cfg.fab_seed is None else cfg.fab_seed
-        dev.load_device_map(fabricate(dev.config, cfg.model, fab))
-        s = Settings.default(dev.config, out_bound=cfg.out_bound, out_noise=cfg.out_noise,
+        s = Settings.default(chips.config, out_bound=cfg.out_bound, out_noise=cfg.out_noise,
                              bl=cfg.desired_bl, dw_min_std=cfg.model.dw_min_std)
-        dev.configure(**_settings_dict(s))
+
+        def setup(k: int) -> None:
+            dev = chips[k]
+            dev.reset()
+            dev.load_device_map(fabricate(dev.config, cfg.model, chip_fab_seed(fab, k)))
+            dev.configure(**_settings_dict(s))
+
+        chips.run([(k, (lambda k=k: setup(k))) for k in range(len(chips))])
         io = IOParams(cfg.noise_management, cfg.bound_management, cfg.max_bm_rounds)
         up = UpdateParams(cfg.desired_bl, cfg.update_management, cfg.update_bl_management)
-        self.analog = AnalogMLP(dev, self.sizes, io, up)
+        self.analog = AnalogMLP(chips, self.sizes, io, up, cfg.mapping)
         params = init_params(self.sizes, np.random.default_rng(derive_seed(cfg.seed, 0, INIT)))
         self.analog.set_params(params)
         self.float = FloatMLP(params) if cfg.float_baseline else None
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """The checkpoint of the current epoch boundary: (meta, arrays)."""
-        dev = self.device
+        """The checkpoint of the current epoch boundary: (meta, arrays).
+
+        Device maps of all chips are stacked along the tile axis (chip 0's tiles first); each
+        layer's states are its whole matrix, whatever its blocks.
+        """
+        chips = self.chips
         meta = {
             "train": self.cfg.to_dict(), "epoch": self.epoch, "history": self.history,
-            "chip": dev.config.to_dict(), "fingerprint": dev.config.fingerprint(),
-            "settings": _settings_dict(dev.settings()), "dataset": dataset_digest(self.data),
-            "counters": self.counters(), "ledger": self.ledger.to_dict(),
+            "chip": chips.config.to_dict(), "fingerprint": chips.config.fingerprint(),
+            "settings": [_settings_dict(d.settings()) for d in chips],
+            "dataset": dataset_digest(self.raw), "counters": self.counters(),
+            "ledger": self.ledger.to_dict(), "mapping": self.map.to_dict(),
         }
         arrays = dict(self.analog.state())
         if self.float is not None:
             arrays.update(self.float.state())
-        dmap = dev.read_device_map()
-        arrays.update({f"map_{f}": getattr(dmap, f) for f in FIELDS})
+        maps = chips.each(lambda d: d.read_device_map())
+        arrays.update({f"map_{f}": np.concatenate([getattr(m, f) for m in maps]) for f in FIELDS})
+        if self.norm is not None:
+            arrays.update(self.norm.arrays())
         return meta, arrays
 
     def restore(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -170,28 +223,39 @@ class Trainer:
         where = "checkpoint"
         if TrainConfig.from_dict(meta.get("train", {})) != self.cfg:
             raise CheckpointError(f"{where} belongs to a different run configuration")
-        if meta.get("fingerprint") != self.device.config.fingerprint():
+        if meta.get("fingerprint") != self.chips.config.fingerprint():
             raise CheckpointError(f"{where} was made on chip config {meta.get('chip')}, not on "
-                                  f"this device's {self.device.config.to_dict()}")
-        if meta.get("dataset") != dataset_digest(self.data):
+                                  f"this device's {self.chips.config.to_dict()}")
+        if meta.get("dataset") != dataset_digest(self.raw):
             raise CheckpointError(f"{where} was trained on different {self.cfg.dataset!r} data")
         need = [f"map_{f}" for f in FIELDS] + [f"analog_{p}{k}" for k in
                                                 range(len(self.sizes) - 1) for p in "wb"]
         if self.float is not None:
             need += [f"float_{p}{k}" for k in range(len(self.sizes) - 1) for p in "wb"]
+        if self.norm is not None:
+            need += list(self.norm.arrays())
         missing = [k for k in need if k not in arrays]
         if missing:
             raise CheckpointError(f"{where} lacks {missing}")
         epoch = meta.get("epoch")
         if not isinstance(epoch, int) or not 0 <= epoch <= self.cfg.epochs:
             raise CheckpointError(f"{where} has an invalid epoch {epoch!r}")
+        if self.norm is not None and not self.norm.same_as(arrays):
+            raise CheckpointError(f"{where} standardized its inputs with other statistics")
         try:
-            dmap = DeviceMap(**{f: np.asarray(arrays[f"map_{f}"], dtype=np.int64)
-                                for f in FIELDS}).validate(self.device.config)
-            self.device.load_device_map(dmap)
-            settings = dict(meta["settings"])
-            settings["shapes"] = tuple(tuple(s) for s in settings["shapes"])
-            self.device.configure(**settings)
+            settings = meta["settings"]
+            settings = settings if isinstance(settings, list) else [settings]
+            if len(settings) != len(self.chips):
+                raise ValueError(f"it holds settings of {len(settings)} chip(s), the run has "
+                                 f"{len(self.chips)}")
+            t = self.chips.config.tiles
+            for k, dev in enumerate(self.chips):
+                dmap = DeviceMap(**{f: np.asarray(arrays[f"map_{f}"][k * t:(k + 1) * t],
+                                                  dtype=np.int64) for f in FIELDS})
+                dev.load_device_map(dmap.validate(dev.config))
+                st = dict(settings[k])
+                st["shapes"] = tuple(tuple(v) for v in st["shapes"])
+                dev.configure(**st)
             self.analog.refresh()
             self.analog.load_state(arrays)
             if self.float is not None:
@@ -204,13 +268,13 @@ class Trainer:
         self.counter_base = list(meta.get("counters", []))
         try:
             self.ledger = CostLedger.from_dict(meta["ledger"]) if "ledger" in meta else \
-                CostLedger(clock_hz=self.device.config.clock_hz)
+                CostLedger(clock_hz=self.chips.config.clock_hz)
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{where} has an unusable cost ledger: {e}") from None
-        self.counters_at_restore = self.device.counters()
+        self.counters_at_restore = self.device_counters()
 
     @classmethod
-    def resume(cls, run_dir: str | Path, device: Device, epochs: int | None = None,
+    def resume(cls, run_dir: str | Path, device: Device | Chips, epochs: int | None = None,
                **kw) -> Trainer:
         """A trainer continuing the run whose checkpoint is in ``run_dir``."""
         meta, arrays = checkpoint.load(Path(run_dir) / checkpoint.FILENAME)
@@ -228,19 +292,29 @@ class Trainer:
         return t
 
     # ----- training -----
+    def device_counters(self) -> list[dict[str, int]]:
+        """The chips' counters now: chip 0's tiles, then chip 1's, ..."""
+        return [c for per_chip in self.chips.each(lambda d: d.counters()) for c in per_chip]
+
     def counters(self) -> list[dict[str, int]]:
-        """Per-tile device counters of the whole run (across resumes)."""
-        now = self.device.counters()
+        """Per-tile device counters of the whole run (across resumes), chip by chip."""
+        now = self.device_counters()
         base = self.counter_base or [{} for _ in now]
         at = self.counters_at_restore or [{} for _ in now]
         return [{k: int(b.get(k, 0)) + int(v) - int(a.get(k, 0)) for k, v in c.items()}
                 for c, b, a in zip(now, base, at, strict=True)]
 
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The analog network's outputs for raw inputs x (standardized as in training)."""
+        x = np.asarray(x, dtype=np.float64)
+        return self.analog.logits(self.norm(x) if self.norm is not None else x)
+
     def run_epoch(self) -> dict:
         """Train one epoch (analog and float on the same batches), evaluate, checkpoint."""
-        cfg, dev, d = self.cfg, self.device, self.data
+        cfg, d = self.cfg, self.data
         e = self.epoch
-        dev.configure(seed=derive_seed(cfg.seed, e, DEVICE))
+        self.chips.run([(k, (lambda d=d, k=k: d.configure(seed=chip_seed(cfg.seed, e, k))))
+                        for k, d in enumerate(self.chips)])
         rng = epoch_rng(cfg.seed, e)
         perm = rng.permutation(len(d.x_train))
         stats = {"analog": [0.0, 0], "float": [0.0, 0]}

@@ -85,8 +85,12 @@ def nan_dataset(tmp_path):
 
 
 @pytest.mark.parametrize("case, argv, words", [
-    ("wide", ["--hidden", "100"], ["does not fit", "at most 64"]),
-    ("layers", ["--hidden", "8", "8", "8", "8"], ["5 layers need 5 tiles", "at most 3 hidden"]),
+    ("wide", ["--hidden", "200", "--chips", "1"], ["needs 8 tiles", "--chips 2"]),
+    ("layers", ["--hidden", "8", "8", "8", "8", "--chips", "1"],
+     ["needs 5 tiles", "--chips 2", "tiles16"]),
+    ("board", ["--hidden", "200", "--backend", "/dev/ttyOHMFLOW-NOPE"], ["needs 8 tiles"]),
+    ("chips", ["--chips", "0"], ["--chips must be a positive integer"]),
+    ("block", ["--max-input-size", "65"], ["max_input_size 65 exceeds", "64 rows"]),
     ("model", ["--device-model", "Memristor"], ["unknown device model", "SoftBounds"]),
     ("param", ["--dw-min", "-1"], ["dw_min"]),
     ("port", ["--backend", "/dev/ttyOHMFLOW-NOPE"], ["ttyOHMFLOW-NOPE"]),

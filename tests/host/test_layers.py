@@ -8,6 +8,7 @@ from ohmflow.emulator.config import DeviceModel
 from ohmflow.emulator.fabrication import nominal
 from ohmflow.host.device import TwinDevice
 from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams
+from ohmflow.host.mapping import MappingParameter
 
 OUT_BOUND, OUT_MAX, IN_MAX = 12.0, 255, 63  # Settings.default: aihwkit's out_bound, 9/7 bits
 
@@ -31,7 +32,7 @@ def read_tolerance(w, x):
 def test_forward_and_backward_match_float_within_quantization():
     rng = np.random.default_rng(1)
     dev = quiet_device()
-    layer = AnalogLinear(dev, 1, 40, 24)
+    layer = AnalogLinear(dev, 40, 24)
     layer.set_weights(rng.uniform(-0.3, 0.3, (24, 40)), rng.normal(size=24))
     w = layer.weights()  # the states the device holds, in float units
     x = rng.normal(size=(50, 40)) * rng.uniform(0.01, 3, size=(50, 1))
@@ -46,7 +47,7 @@ def test_forward_and_backward_match_float_within_quantization():
 
 def test_weights_are_programmed_as_rounded_states():
     dev = quiet_device()
-    layer = AnalogLinear(dev, 0, 5, 3)
+    layer = AnalogLinear(dev, 5, 3)
     w = np.array([[0.1, -0.2, 0.3, 0.0, 0.59], [1.0, -1.0, 0.25, 1e-5, -0.0001],
                   [0.5, 0.5, 0.5, 0.5, 0.5]])
     layer.set_weights(w)
@@ -58,14 +59,14 @@ def test_weights_are_programmed_as_rounded_states():
 def test_noise_management_makes_reads_scale_free():
     rng = np.random.default_rng(2)
     dev = quiet_device()
-    layer = AnalogLinear(dev, 0, 16, 8)
+    layer = AnalogLinear(dev, 16, 8)
     layer.set_weights(rng.uniform(-0.5, 0.5, (8, 16)))
     x = rng.normal(size=(10, 16))
     y1 = layer.forward(x)
     y2 = layer.forward(x * 1e-4)
     np.testing.assert_allclose(y2, y1 * 1e-4, rtol=1e-12, atol=1e-18)
     assert np.abs(y1).max() > 0.5
-    plain = AnalogLinear(dev, 0, 16, 8, io=IOParams(noise_management=False))
+    plain = AnalogLinear(dev, 16, 8, io=IOParams(noise_management=False))
     assert np.abs(plain.forward(x * 1e-4)).max() == 0  # without NM the DAC rounds it away
 
 
@@ -74,7 +75,7 @@ def test_read_noise_matches_aihwkit_out_noise():
     rng = np.random.default_rng(3)
     dev = TwinDevice()
     dev.load_device_map(nominal(dev.config, DeviceModel()))
-    layer = AnalogLinear(dev, 0, 32, 32)
+    layer = AnalogLinear(dev, 32, 32)
     layer.set_weights(rng.uniform(-0.2, 0.2, (32, 32)))
     w = layer.weights()
     codes = rng.integers(-IN_MAX, IN_MAX + 1, size=(400, 32))
@@ -89,7 +90,7 @@ def test_read_noise_matches_aihwkit_out_noise():
 @pytest.mark.parametrize("bm", [True, False])
 def test_bound_management_rereads_saturated_vectors(bm):
     dev = quiet_device()
-    layer = AnalogLinear(dev, 0, 64, 4, io=IOParams(bound_management=bm, max_bm_rounds=4))
+    layer = AnalogLinear(dev, 64, 4, io=IOParams(bound_management=bm, max_bm_rounds=4))
     layer.set_weights(np.full((4, 64), 0.5))
     x = np.zeros((4, 64))
     x[0] = 1.0  # y = 32: beyond out_bound 12, fits after two halvings (8)
@@ -113,7 +114,7 @@ def test_bound_management_rereads_saturated_vectors(bm):
 
 def test_bound_management_gives_up_after_max_rounds():
     dev = quiet_device()
-    layer = AnalogLinear(dev, 0, 64, 1, io=IOParams(max_bm_rounds=2))
+    layer = AnalogLinear(dev, 64, 1, io=IOParams(max_bm_rounds=2))
     layer.set_weights(np.full((1, 64), 0.59))
     before = dev.counters()[0]["fwd_vectors"]
     y = layer.forward(np.ones((1, 64)))  # y = 37.8: would need 2 halvings to reach 9.4 < 12
@@ -144,7 +145,7 @@ def test_update_management_mean_is_minus_lr_d_x(dw_std):
 
     dev = quiet_device()
     dev.configure(dw_std=dw_std_code(dw_std))
-    layer = AnalogLinear(dev, 0, 8, 6)
+    layer = AnalogLinear(dev, 8, 6)
     rng = np.random.default_rng(4)
     x = rng.uniform(-1, 1, 8)
     d = rng.uniform(-0.05, 0.05, 6)
@@ -160,7 +161,7 @@ def test_update_management_mean_is_minus_lr_d_x(dw_std):
 
 def test_update_uses_fewer_slots_for_small_updates():
     dev = quiet_device()
-    layer = AnalogLinear(dev, 0, 4, 3, update=UpdateParams(desired_bl=31))
+    layer = AnalogLinear(dev, 4, 3, update=UpdateParams(desired_bl=31))
     dw = 16 / 2**14  # nominal step
     x = np.array([[1.0, -0.5, 0.25, 0.0]])
     d = np.array([[0.01, -0.02, 0.005]])
@@ -169,7 +170,7 @@ def test_update_uses_fewer_slots_for_small_updates():
     assert dev.settings().bl == math.ceil(0.1 * 1.0 * 0.02 / dw)  # aihwkit's update_bl_management
     layer.update(x, d * 100, 0.1, rng)
     assert dev.settings().bl == 31
-    xc, dc, bl = layer.update_codes(x, d * 100, 0.1, rng)
+    xc, dc, bl = layer.tiles[0].update_codes(x, d * 100, 0.1, rng)
     p_max = dev.config.p_max
     assert np.abs(xc).max() == p_max and np.abs(dc).max() == p_max  # clipped to probability 1
     assert np.array_equal(np.sign(xc), np.sign(x)) and np.array_equal(np.sign(dc), np.sign(d))
@@ -177,7 +178,7 @@ def test_update_uses_fewer_slots_for_small_updates():
 
 def test_update_moves_weights_against_the_gradient_sign():
     dev = quiet_device()
-    layer = AnalogLinear(dev, 0, 2, 2)
+    layer = AnalogLinear(dev, 2, 2)
     x = np.tile([[1.0, -1.0]], (64, 1))
     d = np.tile([[0.05, -0.05]], (64, 1))
     layer.update(x, d, 0.1, np.random.default_rng(0))
@@ -185,9 +186,14 @@ def test_update_moves_weights_against_the_gradient_sign():
     assert np.array_equal(np.sign(w), -np.sign(np.outer(d[0], x[0])))
 
 
-def test_layer_refuses_what_the_tile_cannot_hold():
+def test_layer_refuses_what_the_chips_cannot_hold():
     dev = TwinDevice("tiny")  # 2 tiles of 5 rows x 7 cols
-    with pytest.raises(ValueError, match="at most 5 inputs and 7 outputs"):
-        AnalogLinear(dev, 0, 6, 3)
-    with pytest.raises(ValueError, match="tile 2 does not exist"):
-        AnalogLinear(dev, 2, 5, 7)
+    with pytest.raises(ValueError, match=r"needs 3 tiles of 5x7 .* use --chips 2"):
+        AnalogLinear(dev, 11, 7)  # 3 input blocks (4, 4, 3)
+    with pytest.raises(ValueError, match="max_output_size 8 exceeds"):
+        AnalogLinear(dev, 5, 7, mapping=MappingParameter(max_output_size=8))
+    layer = AnalogLinear(dev, 6, 7)  # two blocks of 3 inputs
+    with pytest.raises(ValueError, match=r"x must be \(batch, 6\)"):
+        layer.forward(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        layer.forward(np.full((2, 6), np.nan))

@@ -1,0 +1,185 @@
+"""`AnalogTile`: one block of a layer's weights on one tile of a `Device`, with its periphery.
+
+The host does aihwkit's floating-point periphery around the integer device (docs/numerics.md §10),
+per tile, as aihwkit does per tile of a mapped layer:
+
+- noise management (abs-max): each input vector is divided by its max |x| so that it spans the
+  DAC's full range, and the output is multiplied back;
+- bound management (iterative): a vector whose output the device reports saturated is read again
+  with its input halved, up to ``max_bm_rounds`` times (aihwkit's ``max_bm_res`` 0.25 with a 7-bit
+  DAC allows 4);
+- update management: x, d and the learning rate become per-row and per-column probability codes
+  with E[dW] = -lr d x^T (aihwkit's ``update_management`` + ``update_bl_management``).
+
+The digital bias and the sums over a layer's blocks belong to `ohmflow.host.layers.AnalogLinear`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from ohmflow.host.device import Device
+
+
+@dataclass(frozen=True)
+class IOParams:
+    """Host-side read management, named as aihwkit's ``IOParameters``."""
+
+    noise_management: bool = True  #: abs-max scaling of every vector to the DAC range
+    bound_management: bool = True  #: iterative halving of saturated vectors
+    max_bm_rounds: int = 4  #: at most this many halvings (input scale 1/16)
+
+
+@dataclass(frozen=True)
+class UpdateParams:
+    """Pulse update management, named as aihwkit's ``UpdateParameters``."""
+
+    desired_bl: int = 31  #: maximum pulse slots per update
+    update_management: bool = True  #: balance row and column probabilities
+    update_bl_management: bool = True  #: use as few slots as the largest update needs
+
+
+def stochastic_round(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Integers with E[result] = v: floor(v + u), u ~ U[0, 1)."""
+    return np.floor(v + rng.random(v.shape)).astype(np.int64)
+
+
+class AnalogTile:
+    """The states of inputs x outputs ``n_in`` x ``n_out`` on ``tile`` of ``device``.
+
+    Weights are device states with 1.0 = 2**w_frac. The tile's active window must already be
+    (n_in, n_out) (`ohmflow.host.layers` sets every chip's windows from its `NetworkMap`). Tiles on
+    one device share ``link_state`` (the BL last written, so an update sends SET only when BL
+    changes); `refresh` re-reads the settings and the device map the scales depend on.
+    """
+
+    def __init__(self, device: Device, tile: int, n_in: int, n_out: int,
+                 io: IOParams | None = None, update: UpdateParams | None = None,
+                 link_state: dict | None = None):
+        cfg = device.config
+        if not 0 <= tile < cfg.tiles:
+            raise ValueError(f"tile {tile} does not exist: config {cfg.name!r} has tiles "
+                             f"0..{cfg.tiles - 1}")
+        if not (1 <= n_in <= cfg.rows and 1 <= n_out <= cfg.cols):
+            raise ValueError(f"a {n_in} -> {n_out} block does not fit config {cfg.name!r}: a "
+                             f"tile holds at most {cfg.rows} inputs and {cfg.cols} outputs")
+        self.device, self.tile, self.n_in, self.n_out = device, tile, n_in, n_out
+        self.io = io or IOParams()
+        self.up = update or UpdateParams()
+        self.unit = 2.0**cfg.w_frac
+        self.link_state = {} if link_state is None else link_state
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the settings and device map the scales depend on (after changing either)."""
+        s = self.device.settings()
+        if s.shapes[self.tile] != (self.n_in, self.n_out):
+            raise ValueError(f"tile {self.tile} is configured as {s.shapes[self.tile]}, the block "
+                             f"needs {(self.n_in, self.n_out)}")
+        self.in_max = 2 ** (s.in_bits - 1) - 1
+        per_unit = self.in_max * self.unit
+        self.fwd_lsb = 2.0**s.fwd_shift / (s.fwd_gain * per_unit) if s.fwd_gain else math.inf
+        self.bwd_lsb = 2.0**s.bwd_shift / (s.bwd_gain * per_unit) if s.bwd_gain else math.inf
+        dm = self.device.read_device_map(self.tile)
+        win = (0, slice(0, self.n_out), slice(0, self.n_in))
+        steps = (dm.su[win].astype(float) + dm.sd[win]) / 2
+        #: mean step per pulse (weight units): aihwkit's weight granularity, measured on the map
+        self.dw_min = float(steps.mean()) / self.unit
+        if self.dw_min <= 0:
+            raise ValueError(f"tile {self.tile}: the device map has no nonzero steps")
+        self.bl_max = min(self.up.desired_bl, self.device.config.bl_max)
+        self.link_state["bl"] = s.bl
+
+    # ----- weights -----
+    def codes_of(self, w: np.ndarray) -> np.ndarray:
+        """Float weights (n_out, n_in) as the nearest state codes within the state format."""
+        cfg = self.device.config
+        return np.clip(np.rint(w * self.unit), cfg.w_min_code, cfg.w_max_code).astype(np.int64)
+
+    def program(self, states: np.ndarray) -> None:
+        """Write device states (n_out, n_in) (each clipped to its device's bounds)."""
+        self.device.program(self.tile, states)
+
+    def states(self) -> np.ndarray:
+        """The device states (n_out, n_in), integers."""
+        return self.device.read(self.tile)
+
+    # ----- reads -----
+    def _read(self, op, x: np.ndarray, lsb: float) -> np.ndarray:
+        """One managed read: NM scaling, DAC codes, device op, BM re-reads, output scaling."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.io.noise_management:
+            scale = np.abs(x).max(axis=1)
+        else:
+            scale = np.ones(len(x))
+        inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
+        out = None
+        todo = np.arange(len(x))
+        factor = np.ones(len(x))
+        rounds = self.io.max_bm_rounds if self.io.bound_management else 0
+        for r in range(rounds + 1):
+            xs = x[todo] * (inv[todo] / factor[todo])[:, None]
+            codes = np.rint(np.clip(xs, -1.0, 1.0) * self.in_max).astype(np.int64)
+            y, sat = op(self.tile, codes)
+            y = y * (lsb * scale[todo] * factor[todo])[:, None]
+            if out is None:
+                out = y
+            else:
+                out[todo] = y
+            redo = np.asarray(sat) > 0
+            if r == rounds or not redo.any():
+                break
+            todo = todo[redo]
+            factor[todo] *= 2.0
+        return out
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = W x for a batch x (B, n_in): one device forward call (more if BM re-reads)."""
+        return self._read(self.device.forward, x, self.fwd_lsb)
+
+    def backward(self, d: np.ndarray) -> np.ndarray:
+        """dx = W^T d for a batch d (B, n_out), read through the transposed array."""
+        return self._read(self.device.backward, d, self.bwd_lsb)
+
+    # ----- update -----
+    def update_codes(self, x: np.ndarray, d: np.ndarray, lr: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+        """Probability codes (B, n_in), (B, n_out) and the pulse-train length BL for the batch.
+
+        Per sample: BL_b = ceil(lr |x|max |d|max / dw_min) (at most ``desired_bl``); the batch
+        uses BL = max BL_b, since BL is one device setting. Probabilities are c_x |x| and
+        c_d |d| with c_x c_d = lr / (dw_min BL) and c_x |x|max = c_d |d|max, clipped to 1, and
+        stochastically rounded to codes, so E[n_ji] = BL p_i q_j and E[dW] = -lr d x^T while no
+        probability clips.
+        """
+        g = self.dw_min
+        reg = g * g
+        xm = np.maximum(np.abs(x).max(axis=1), reg)
+        dm = np.maximum(np.abs(d).max(axis=1), reg)
+        if self.up.update_bl_management:
+            need = np.ceil(lr * xm * dm / g)
+            bl = int(min(max(need.max(), 1.0), self.bl_max))
+        else:
+            bl = self.bl_max
+        a = math.sqrt(lr / (g * bl))
+        if self.up.update_management:
+            cx, cd = a * np.sqrt(dm / xm), a * np.sqrt(xm / dm)
+        else:
+            cx = cd = np.full(len(x), a)
+        pm = self.device.config.p_max
+        px = np.minimum(cx[:, None] * np.abs(x), 1.0) * pm
+        pd = np.minimum(cd[:, None] * np.abs(d), 1.0) * pm
+        xc = np.sign(x).astype(np.int64) * stochastic_round(px, rng)
+        dc = np.sign(d).astype(np.int64) * stochastic_round(pd, rng)
+        return xc, dc, bl
+
+    def apply_update(self, xc: np.ndarray, dc: np.ndarray, bl: int) -> None:
+        """Send the codes of `update_codes` (samples with no pulse on one side are skipped)."""
+        live = (xc != 0).any(axis=1) & (dc != 0).any(axis=1)
+        if not live.any():
+            return
+        if self.link_state.get("bl") != bl:  # BL is one setting for all tiles of a chip
+            self.link_state["bl"] = self.device.configure(bl=bl).bl
+        self.device.update(self.tile, xc[live], dc[live])
