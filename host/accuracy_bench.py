@@ -31,7 +31,7 @@ def run_setting(model: DeviceModel, seeds: list[int], epochs: int, data, log) ->
     out = []
     for seed in seeds:
         cfg = TrainConfig(device_model=dataclasses.asdict(model), epochs=epochs, seed=seed,
-                          float_baseline=model.model == "ConstantStep")
+                          float_baseline=model.model == "ConstantStep", standardize=False)
         t0 = time.perf_counter()
         tr = Trainer(cfg, TwinDevice(), data)
         hist = tr.run()
@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     body = (
         f"MLP 64-32-10 (ReLU) on scikit-learn digits (1437 train / 360 test), batch 32, "
         f"lr 0.1, {args.epochs} epochs, seeds {', '.join(map(str, args.seeds))} (fabrication "
-        "seed = run seed), twin backend, default chip config (7-bit DAC, 9-bit ADC, out_bound "
-        "12, out_noise 0.06, BL ≤ 31). Test accuracy after the last epoch.\n\n"
+        "seed = run seed), inputs as in aihwkit's recipe (pixels / 16, `--no-standardize`; "
+        "ohmflow standardizes by default), twin backend, default chip config (7-bit DAC, "
+        "9-bit ADC, out_bound 12, out_noise 0.06, BL ≤ 31). Test accuracy after the last epoch.\n\n"
         "| setting | test accuracy, mean (min–max) | aihwkit 1.2.0 | target | analog "
         "training speed |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         "s/epoch is the wall time of one epoch including the test-set evaluation and the float "

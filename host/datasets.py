@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-NAMES = ("digits", "mnist1d")
+NAMES = ("digits", "mnist1d", "classification500")
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,6 +129,17 @@ def mnist1d(seed: int = 42, **overrides) -> Dataset:
     x = np.stack([mnist1d_sample(templates[c], rng, p) for c in y])
     xtr, xte, ytr, yte = _split(x, y)
     return check(Dataset("mnist1d", xtr, ytr, xte, yte, 10))
+
+
+def classification500(seed: int = 0) -> Dataset:
+    """scikit-learn's ``make_classification``: 2500 samples of 500 features (50 informative, 50
+    redundant), 10 classes, ``class_sep`` 2, generated offline from ``seed``; split 80/20."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=2500, n_features=500, n_informative=50,
+                               n_redundant=50, n_classes=10, class_sep=2.0, random_state=seed)
+    xtr, xte, ytr, yte = _split(x.astype(np.float64), y.astype(np.int64))
+    return check(Dataset("classification500", xtr, ytr, xte, yte, 10))
 
 
 # ----- files -----
@@ -331,12 +342,14 @@ class Standardizer:
 
 
 def load(name: str) -> Dataset:
-    """A dataset by name (``digits``, ``mnist1d``) or by the path of a .npz/.csv file."""
+    """A dataset by name (`NAMES`) or by the path of a .npz/.csv file."""
     if name == "digits":
         return digits()
     if name == "mnist1d":
         return mnist1d()
+    if name == "classification500":
+        return classification500()
     if name.endswith((".npz", ".csv")):
         return from_file(name)
-    raise ValueError(f"unknown dataset {name!r}: use digits, mnist1d or the path of a .npz/.csv "
-                     "file")
+    raise ValueError(f"unknown dataset {name!r}: use {', '.join(NAMES)} or the path of a "
+                     ".npz/.csv file")

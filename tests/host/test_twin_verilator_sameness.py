@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from ohmflow.host.chips import Chips, open_chips
 from ohmflow.host.datasets import Dataset
-from ohmflow.host.device import TwinDevice, open_device
+from ohmflow.host.device import TwinDevice
 from ohmflow.host.trainer import TrainConfig, Trainer
 
 emulator = pytest.importorskip("ohmflow.sim.emulator")
@@ -12,9 +13,9 @@ emulator = pytest.importorskip("ohmflow.sim.emulator")
 def same_run(cfg: TrainConfig, data: Dataset) -> None:
     """Train on the twin and on the emulator of ``cfg.config``: every device state, bias,
     loss, accuracy, count and ledger entry agrees bit for bit; the RTL also reports cycles."""
-    twin = Trainer(cfg, TwinDevice(cfg.config), data)
+    twin = Trainer(cfg, Chips([TwinDevice(cfg.config) for _ in range(cfg.chips)]), data)
     twin.run()
-    with open_device("verilator", cfg.config) as dev:
+    with open_chips("verilator", cfg.config, cfg.chips) as dev:
         rtl = Trainer(cfg, dev, data)
         rtl.run()
         rtl_counters = rtl.counters()
@@ -41,3 +42,22 @@ def test_training_on_the_icebreaker_emulator_matches_the_twin(digits):
     data = Dataset("digits", digits.x_train[:160], digits.y_train[:160], digits.x_test[:60],
                    digits.y_test[:60], digits.classes)
     same_run(TrainConfig(config="icebreaker", epochs=1, seed=5, float_baseline=False), data)
+
+
+def test_a_multi_chip_network_of_odd_blocks_on_twin_and_verilator():
+    """9-11-4 on four tiny chips (tiles of 5x7): layer 0 in 2x2 blocks ending mid-tile, layer 1
+    in 3x1; 2 epochs of a seeded 3-class set (seed 8)."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(90, 9))
+    y = (x[:, :3].argmax(axis=1)).astype(np.int64)
+    data = Dataset("blobs", x[:60], y[:60], x[60:], y[60:], 3)
+    cfg = TrainConfig(config="tiny", hidden=(11,), chips=4, epochs=2, seed=4, batch=8,
+                      float_baseline=False)
+    same_run(cfg, data)
+
+
+@pytest.mark.slow
+def test_the_64_256_128_10_network_on_four_default_chips(digits):
+    """64-256-128-10 digits MLP on 4 default chips (14 tiles), 2 epochs, seed 1."""
+    same_run(TrainConfig(hidden=(256, 128), chips=4, epochs=2, seed=1, float_baseline=False),
+             digits)

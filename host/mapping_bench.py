@@ -1,0 +1,126 @@
+"""Benchmarks of mapped networks: accuracy of layers larger than a tile, and emulator speed on
+one chip against several.
+
+    python -m ohmflow.host.mapping_bench accuracy [--epochs 30] [--seeds 0 1 2] [--no-write]
+    python -m ohmflow.host.mapping_bench speed [--samples 320] [--no-write]
+
+``accuracy``: digits 64-256-128-10 and the 500-feature ``classification500`` set on 500-256-10,
+ConstantStep devices (aihwkit defaults), on twin chips of the default config (as many as the
+network needs), beside the float baseline trained on the same batches. ``speed``: analog training
+samples/s of 64-256-128-10 on the Verilator emulator, one ``tiles16`` chip against four
+``default`` chips (four emulator servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ohmflow.host import benchdoc, datasets
+from ohmflow.host.chips import Chips, open_chips
+from ohmflow.host.device import TwinDevice
+from ohmflow.host.mapping import NetworkMap
+from ohmflow.host.trainer import TrainConfig, Trainer
+
+#: name -> (dataset, hidden widths, analog target: at most this many points below float)
+NETWORKS = {
+    "digits 64-256-128-10": ("digits", (256, 128), 1.5),
+    "classification500 500-256-10": ("classification500", (256,), 2.0),
+}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _span(xs: list[float]) -> str:
+    return f"{_mean(xs):.3f} ({min(xs):.3f}–{max(xs):.3f})"
+
+
+def accuracy(args) -> str:
+    rows = []
+    for name, (ds, hidden, points) in NETWORKS.items():
+        data = datasets.load(ds)
+        sizes = [data.features, *hidden, data.classes]
+        nm = NetworkMap(TwinDevice().config, list(zip(sizes[:-1], sizes[1:], strict=True)),
+                        chips=None)
+        an, fl, sps = [], [], []
+        for seed in args.seeds:
+            cfg = TrainConfig(dataset=ds, hidden=hidden, chips=nm.chips, epochs=args.epochs,
+                              seed=seed)
+            tr = Trainer(cfg, Chips([TwinDevice() for _ in range(nm.chips)]), data)
+            hist = tr.run()
+            an.append(hist[-1]["analog_test_acc"])
+            fl.append(hist[-1]["float_test_acc"])
+            sps.append(_mean([h["analog_samples_per_s"] for h in hist]))
+            print(f"  {name} seed {seed}: analog {an[-1]:.4f} float {fl[-1]:.4f} "
+                  f"({sps[-1]:,.0f} samples/s)", flush=True)
+        gap = 100 * (_mean(fl) - _mean(an))
+        verdict = "met" if gap <= points else "**missed**"
+        rows.append(f"| {name} | {nm.describe()} | {_span(fl)} | {_span(an)} | {gap:.1f} "
+                    f"(≤ {points}: {verdict}) | {_mean(sps):,.0f} |")
+    return (
+        f"ConstantStep devices (aihwkit defaults), batch 32, lr 0.1, {args.epochs} epochs, "
+        f"seeds {', '.join(map(str, args.seeds))}, inputs standardized (the default), twin "
+        "chips of the default config (four 64x64 tiles each), as many as the network needs. "
+        "classification500: scikit-learn `make_classification`, 2,500 samples, 500 features "
+        "(50 informative, 50 redundant), 10 classes, class_sep 2, random_state 0, split 80/20 "
+        "stratified. Test accuracy after the last epoch; the float baseline trains on the same "
+        "batches from the same initial weights.\n\n"
+        "| network | mapping | float | analog | gap (points) | analog samples/s |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+def speed(args) -> str:
+    data = datasets.digits()
+    data = datasets.Dataset("digits", data.x_train[:args.samples], data.y_train[:args.samples],
+                            data.x_test[:32], data.y_test[:32], data.classes)
+    rows, base = [], None
+    for config, chips in (("tiles16", 1), ("default", 4)):
+        cfg = TrainConfig(config=config, hidden=(256, 128), chips=chips, epochs=1, seed=0,
+                          float_baseline=False)
+        with open_chips("verilator", config, chips) as dev:
+            tr = Trainer(cfg, dev, data)
+            t0 = time.perf_counter()
+            rec = tr.run_epoch()
+            wall = time.perf_counter() - t0
+        sps = rec["analog_samples_per_s"]
+        base = base or sps
+        rows.append(f"| {chips} × `{config}` | {tr.map.describe()} | {sps:,.0f} | "
+                    f"{sps / base:.2f}× | {wall:.1f} s |")
+        print(rows[-1], flush=True)
+    return (
+        f"64-256-128-10 MLP on digits, one epoch of {args.samples} training samples, batch 32, "
+        "ConstantStep, on the Verilator emulator: one `tiles16` chip (the 14 blocks on one "
+        "chip, one server) against four `default` chips (four servers, the blocks of each layer "
+        "spread over them, commands to different chips overlapping). samples/s counts the "
+        "training steps (forward, backward, update) as the trainer reports them.\n\n"
+        "| chips | mapping | samples/s | speed-up | epoch wall time |\n|---|---|---|---|---|\n"
+        + "\n".join(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ohmflow.host.mapping_bench",
+                                description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("--epochs", type=int, default=30)
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    s = sub.add_parser("speed")
+    s.add_argument("--samples", type=int, default=320)
+    for q in (a, s):
+        q.add_argument("--no-write", action="store_true", help="print only; leave docs as they are")
+    args = p.parse_args(argv)
+    body = accuracy(args) if args.what == "accuracy" else speed(args)
+    print("\n" + body)
+    if not args.no_write:
+        cmd = "python -m ohmflow.host.mapping_bench " + " ".join(argv or sys.argv[1:])
+        title = ("Mapped networks: accuracy" if args.what == "accuracy"
+                 else "Mapped networks: emulator speed on one chip and on four")
+        benchdoc.write_section(f"mapping-{args.what}", title, body, cmd.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
