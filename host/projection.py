@@ -405,7 +405,7 @@ def _project_digital(ledger: CostLedger, p: DigitalProfile) -> Projection:
                              "digital counterpart in the model")
         t = {"compute": t_compute, "memory_stall": t_total - t_compute - t_launch,
              "launch": t_launch}
-        e = {"macs": macs * p.e_mac_j / p.efficiency, "memory": bytes_ * p.e_byte_j / p.efficiency}
+        e = {"macs": macs * p.e_mac_j / p.efficiency, "memory": bytes_ * p.e_byte_j}
         phases[phase] = PhaseCost(_sum_terms(t), _sum_terms(e), t, e)
     return Projection(p.name, "digital", p.title, phases, notes)
 

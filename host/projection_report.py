@@ -45,7 +45,7 @@ ASSUMPTIONS = (
     "digital: each layer and phase as one kernel, time = max(MACs / (peak x efficiency), "
     "bytes / bandwidth, kernel time); weights and activations of every call move once through "
     "HBM; pJ/MAC from TDP at peak, divided by the efficiency (the board draws TDP while it "
-    "sustains that fraction of peak)",
+    "sustains that fraction of peak); HBM pJ/byte not scaled",
 )
 
 
