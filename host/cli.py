@@ -284,6 +284,7 @@ class Train:
         digital = projection.project(trainer.ledger, args.digital_profile)
         print("\nprojected hardware cost of the training steps (docs/projection.md):")
         print(projection.format_projection(analog, digital, trainer.ledger))
+        print("regime: " + projection.regime_sentence(trainer.ledger, analog, digital))
         if args.report:
             names = dict.fromkeys([args.analog_profile, "rpu", "hermes", args.digital_profile])
             prs = [projection.project(trainer.ledger, n) for n in names]

@@ -277,52 +277,51 @@ _E_TERMS = ("array", "dac", "adc", "periphery", "transfers")
 def _layer_cost(ledger: CostLedger, blocks: dict[str, tuple[int, int]], phase: str,
                 p: AnalogProfile) -> tuple[float, float, float, dict[str, float], float]:
     """One layer's phase on the analog chip: (array time, periphery time beyond it, pulse time,
-    energy terms, vectors per call). The layer's blocks run at once, each on its own arrays."""
+    energy terms, vectors per call). The layer's blocks run at once, each on its own arrays;
+    the digital periphery works once per layer value (plus the partial sums), spread over the
+    layer's arrays, while converters and transfers count per block."""
     k = p.read_phases
     rate = p.periph_ops_per_cycle * p.clock_hz  # digital periphery ops/s of one array
     code_in, code_out = math.ceil(p.in_bits / 8), math.ceil(p.out_bits / 8)
     n_in, n_out, _, _ = layer_extent(blocks)
     e = dict.fromkeys(_E_TERMS + ("device_updates", "pulses"), 0.0)
-    t_mvm = t_busy = t_pulse = 0.0
+    t_mvm = t_pulse = 0.0
     in_arrays: dict[int, int] = {}
     out_arrays: dict[int, int] = {}
-    vectors = calls = layer_arrays = 0
+    vectors = samples = calls = layer_arrays = 0
     for name, (i, o) in blocks.items():
         c = ledger.get(name, phase)
-        arrays = arrays_for(i, o, p.rows, p.cols)
-        layer_arrays += arrays
+        layer_arrays += arrays_for(i, o, p.rows, p.cols)
         r, col = block_index(name)
         in_arrays[r] = math.ceil(i / p.rows)
         out_arrays[col] = math.ceil(o / p.cols)
         v = c["fwd_vectors"] + c["bwd_vectors"]
         vectors, calls = max(vectors, v), max(calls, c["calls"])
-        if phase == "update":
-            ops = PERIPH_OPS_UPDATE * c["update_values"]
-        else:
-            per_in, per_out = PERIPH_OPS[phase]
-            ops = per_in * c["dac_conversions"] + per_out * c["adc_conversions"]
-        t_array = v * p.t_mvm_s * k
-        t_mvm = max(t_mvm, t_array)
-        t_busy = max(t_busy, t_array, ops / (arrays * rate) if rate else 0.0)
+        samples = max(samples, c["update_samples"])
+        t_mvm = max(t_mvm, v * p.t_mvm_s * k)
         t_pulse = max(t_pulse, c["pulse_slots"] * p.t_slot_s)
         e["array"] += c["macs"] * p.e_mac_j * k
         e["dac"] += c["dac_conversions"] * p.e_dac_j * k
         e["adc"] += c["adc_conversions"] * p.e_adc_j * k
-        e["periphery"] += ops * p.e_periph_op_j
         e["transfers"] += (code_in * c["dac_conversions"] + code_out * c["adc_conversions"]
                            + c["update_values"]) * p.e_move_byte_j
         e["device_updates"] += c["device_updates"] * p.e_update_device_j
         e["pulses"] += c["pulses"] * p.e_pulse_j
-    # partial sums of the arrays along the summed dimension, added digitally
+    # per layer value (the inputs driven, the outputs read), and the partial sums of the
+    # arrays along the summed dimension, added digitally
     if phase == "forward":
-        adds = vectors * n_out * (sum(in_arrays.values()) - 1)
+        per_in, per_out = PERIPH_OPS[phase]
+        ops = vectors * (per_in * n_in + per_out * n_out)
+        ops += vectors * n_out * (sum(in_arrays.values()) - 1)
     elif phase == "backward":
-        adds = vectors * n_in * (sum(out_arrays.values()) - 1)
+        per_in, per_out = PERIPH_OPS[phase]
+        ops = vectors * (per_in * n_out + per_out * n_in)
+        ops += vectors * n_in * (sum(out_arrays.values()) - 1)
     else:
-        adds = 0
-    e["periphery"] += adds * p.e_periph_op_j
-    t_sum = adds / (layer_arrays * rate) if rate else 0.0
-    return t_mvm, t_busy - t_mvm + t_sum, t_pulse, e, vectors / calls if calls else 0.0
+        ops = PERIPH_OPS_UPDATE * samples * (n_in + n_out)
+    e["periphery"] += ops * p.e_periph_op_j
+    t_periph = ops / (layer_arrays * rate) if rate and layer_arrays else 0.0
+    return t_mvm, max(t_periph - t_mvm, 0.0), t_pulse, e, vectors / calls if calls else 0.0
 
 
 def _project_analog(ledger: CostLedger, p: AnalogProfile) -> Projection:
