@@ -256,7 +256,8 @@ def doc_section(measured: CostLedger, rates: PerSample, profiles: list[Profile],
             f"Regime of the measured network: {regime}", "",
             *[f"![{p.stem}]({p.name})" for p in pngs], "",
             "Time and energy per training step (forward, backward and update of every layer; "
-            "† forward and backward only: the chip has no in-array update):", "",
+            "† forward and backward only: the chip has no in-array update; the curves compare "
+            "the digital side over the same phases):", "",
             table(measured, rates, profiles), "", "Crossovers and the 1,000x question:", "",
             *summary(result), "", END]
     return "\n".join(body)
