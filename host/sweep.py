@@ -320,6 +320,9 @@ def run(args) -> int:
     analog, digital = _profiles(args.analog, "analog"), _profiles(args.digital, "digital")
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.out_dir and not args.no_doc and Path(args.out_dir).resolve() != DOC.parent:
+        raise ValueError("--out-dir needs --no-doc: docs/projection.md links the pictures "
+                         "beside it")
     if args.ledger:
         led = load_ledger(args.ledger)
         print(f"{args.ledger}: {steps_of(led)} training steps; per step:")

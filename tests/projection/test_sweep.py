@@ -44,3 +44,6 @@ def test_project_command(tmp_path, capsys):
     rc = cli.main(["project", "--no-doc", "--out-dir", str(tmp_path), "--analog", "h100-bf16"])
     _, err = capsys.readouterr()
     assert rc == 2 and "profile 'h100-bf16' is digital, not analog" in err
+    rc = cli.main(["project", "--out-dir", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert rc == 2 and "--out-dir needs --no-doc" in err
