@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ohmflow.host.cli:Info", "print a device's INFO: its synthesized config"),
     "build": ("ohmflow.boards.build", "build (and program) a bitstream for an FPGA board"),
     "bench": ("ohmflow.host.bench", "measure simulator, emulator, training and link speeds"),
+    "project": ("ohmflow.host.sweep", "projected training time and energy as networks grow"),
 }
 
 #: what the failures of user input raise; the CLI turns them into one line and exit code 2
@@ -202,8 +203,9 @@ class Train:
         g.add_argument("--analog-profile", default="rpu",
                        help="analog technology profile for the printed projection "
                        "(host/profiles.toml: rpu, hermes; default rpu)")
-        g.add_argument("--digital-profile", default="h100-bf16",
-                       help="digital profile to compare with (h100-bf16, h100-int8)")
+        g.add_argument("--digital-profile", default="h100-bf16-measured",
+                       help="digital profile to compare with (h100-bf16-measured: 40 %% of peak "
+                       "and 2 us a kernel, default; h100-bf16: peak; h100-int8[-measured])")
 
     @staticmethod
     def config_from_args(args):
@@ -332,8 +334,10 @@ class Train:
         digital = projection.project(trainer.ledger, args.digital_profile)
         print("\nprojected hardware cost of the training steps (docs/projection.md):")
         print(projection.format_projection(analog, digital, trainer.ledger))
+        print("regime: " + projection.regime_sentence(trainer.ledger, analog, digital))
         if args.report:
-            names = dict.fromkeys([args.analog_profile, "rpu", "hermes", args.digital_profile])
+            names = dict.fromkeys([args.analog_profile, "rpu", "hermes", args.digital_profile,
+                                   "h100-bf16"])
             prs = [projection.project(trainer.ledger, n) for n in names]
             path = projection.write_report(args.report, trainer.ledger, prs)
             png = projection.plot_projection(path.with_suffix(".png"), prs)

@@ -1,36 +1,48 @@
 """Projection of a training run's counted work onto real chips: time and energy, per phase.
 
-`project` takes a `CostLedger` (exact counts from the emulator) and a technology profile from
-``profiles.toml`` (published chip figures, each with its source) and returns a `Projection`:
-time and energy per phase, with every term of the sum. Analog profiles model an in-memory
-computing chip, digital profiles a GPU-class accelerator. The model and its limits are written
-down in ``docs/projection.md``; `validate` checks each profile against published figures.
+`project` takes a `CostLedger` (exact counts from the emulator, or an analytic one from
+`ohmflow.host.workload`) and a technology profile from ``profiles.toml`` (published chip
+figures, each with its source) and returns a `Projection`: time and energy per phase, with every
+term of the sum, and the arrays, chips and utilisation the network needs. Analog profiles model
+an in-memory computing chip with its digital periphery, digital profiles a GPU-class accelerator
+at peak or at a measured fraction of peak. The model and its limits are written down in
+``docs/projection.md``; `validate` checks each profile against published figures.
 
-Reporting: `format_projection` (a text table, analog against digital), `write_report`
-(markdown or JSON) and `plot_projection` (PNG).
+Reporting (`format_projection`, `write_report`, `plot_projection`, `regime_sentence`) lives in
+``ohmflow.host.projection_report`` and is reachable from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ohmflow.host.ledger import FIELDS, PHASES, CostLedger
+from ohmflow.host.workload import arrays_for, block_index, group_blocks, layer_extent
 
 PROFILES_PATH = Path(__file__).resolve().parent / "profiles.toml"
 
 ANALOG_FIELDS = ("rows", "cols", "cores", "in_bits", "out_bits", "clock_hz", "read_phases",
                  "t_mvm_s", "e_mac_j", "e_dac_j", "e_adc_j", "update_supported")
 ANALOG_UPDATE_FIELDS = ("t_slot_s", "e_update_device_j", "e_pulse_j")
+#: optional analog fields and their defaults (digital periphery, schedule)
+ANALOG_OPTIONAL = {"e_periph_op_j": 0.0, "e_move_byte_j": 0.0, "periph_ops_per_cycle": 0.0,
+                   "schedule": "sequential"}
 DIGITAL_FIELDS = ("peak_macs_per_s", "e_mac_j", "bytes_per_value", "e_byte_j",
                   "bandwidth_bytes_per_s")
+#: optional digital fields and their defaults (peak: efficiency 1, no kernel floor)
+DIGITAL_OPTIONAL = {"efficiency": 1.0, "t_kernel_s": 0.0}
+SCHEDULES = ("sequential", "pipelined")
 _INT_FIELDS = ("rows", "cols", "cores", "in_bits", "out_bits", "read_phases", "bytes_per_value")
 _POSITIVE = ("rows", "cols", "cores", "in_bits", "out_bits", "clock_hz", "read_phases",
-             "t_mvm_s", "t_slot_s", "peak_macs_per_s", "bytes_per_value", "bandwidth_bytes_per_s")
+             "t_mvm_s", "t_slot_s", "peak_macs_per_s", "bytes_per_value", "bandwidth_bytes_per_s",
+             "efficiency")
+#: digital periphery operations per converted value (docs/projection.md, section 2)
+PERIPH_OPS = {"forward": (2, 3), "backward": (2, 2)}  # (per DAC input, per ADC output)
+PERIPH_OPS_UPDATE = 3  # per update value: scale, probability, sign
 
 
 # ----------------------------------------------------------------------------------- profiles
@@ -55,6 +67,10 @@ class AnalogProfile:
     t_slot_s: float = 0.0
     e_update_device_j: float = 0.0
     e_pulse_j: float = 0.0
+    e_periph_op_j: float = 0.0
+    e_move_byte_j: float = 0.0
+    periph_ops_per_cycle: float = 0.0
+    schedule: str = "sequential"
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     validation: tuple[dict, ...] = field(default=(), compare=False)
     kind: str = "analog"
@@ -66,7 +82,11 @@ class AnalogProfile:
 
 @dataclass(frozen=True)
 class DigitalProfile:
-    """A digital accelerator: MACs at a fixed energy and peak rate, plus memory traffic."""
+    """A digital accelerator: MACs at a fixed energy and rate, memory traffic, kernel launches.
+
+    ``efficiency`` is the fraction of peak it sustains (1: peak); ``t_kernel_s`` the least time
+    one kernel takes (launch and synchronisation; 0: none).
+    """
 
     name: str
     title: str
@@ -75,6 +95,8 @@ class DigitalProfile:
     bytes_per_value: int
     e_byte_j: float
     bandwidth_bytes_per_s: float
+    efficiency: float = 1.0
+    t_kernel_s: float = 0.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     validation: tuple[dict, ...] = field(default=(), compare=False)
     kind: str = "digital"
@@ -87,13 +109,21 @@ Profile = AnalogProfile | DigitalProfile
 
 
 def _checked(p: Profile) -> Profile:
-    names = ANALOG_FIELDS + ANALOG_UPDATE_FIELDS if p.kind == "analog" else DIGITAL_FIELDS
+    if p.kind == "analog":
+        names = ANALOG_FIELDS + ANALOG_UPDATE_FIELDS + tuple(ANALOG_OPTIONAL)
+    else:
+        names = DIGITAL_FIELDS + tuple(DIGITAL_OPTIONAL)
     for name in names:
         v = getattr(p, name)
         if name == "update_supported":
             if not isinstance(v, bool):
                 raise ValueError(f"profile {p.name!r}: field 'update_supported' must be true or "
                                  f"false, got {v!r}")
+            continue
+        if name == "schedule":
+            if v not in SCHEDULES:
+                raise ValueError(f"profile {p.name!r}: field 'schedule' must be one of "
+                                 f"{', '.join(SCHEDULES)}, got {v!r}")
             continue
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise ValueError(f"profile {p.name!r}: field {name!r} must be a finite number, "
@@ -104,10 +134,20 @@ def _checked(p: Profile) -> Profile:
                 name == "t_slot_s" and not getattr(p, "update_supported", True))):
             kind = "positive" if name in _POSITIVE else "non-negative"
             raise ValueError(f"profile {p.name!r}: field {name!r} must be {kind}, got {v!r}")
+    if p.kind == "digital" and p.efficiency > 1:
+        raise ValueError(f"profile {p.name!r}: field 'efficiency' is a fraction of peak, at most "
+                         f"1, got {p.efficiency!r}")
     return p
 
 
-def _parse_profile(name: str, table: dict, origin: str) -> Profile:
+def _parse_profile(name: str, table: dict, origin: str, data: dict) -> Profile:
+    base = table.get("based_on")
+    if base is not None:
+        if base not in data or base == name or "based_on" in data[base]:
+            raise ValueError(f"profile {name!r} in {origin}: 'based_on' must name another "
+                             f"profile without a base of its own, got {base!r}")
+        table = {**{k: v for k, v in data[base].items() if k not in ("title", "validation")},
+                 **{k: v for k, v in table.items() if k != "based_on"}}
     kind = table.get("kind")
     if kind not in ("analog", "digital"):
         raise ValueError(f"profile {name!r} in {origin}: field 'kind' must be 'analog' or "
@@ -117,8 +157,11 @@ def _parse_profile(name: str, table: dict, origin: str) -> Profile:
         upd = table.get("update_supported")
         if isinstance(upd, dict) and upd.get("value") is True:
             names += ANALOG_UPDATE_FIELDS
+        optional = ANALOG_OPTIONAL
     else:
         names = list(DIGITAL_FIELDS)
+        optional = DIGITAL_OPTIONAL
+    names += [n for n in optional if n in table]
     values, sources = {}, {}
     for fname in names:
         if fname not in table:
@@ -139,9 +182,9 @@ def _parse_profile(name: str, table: dict, origin: str) -> Profile:
             if need not in row:
                 raise ValueError(f"profile {name!r} in {origin}: validation row {i} is missing "
                                  f"field {need!r}")
-        if row["quantity"] not in ("tops", "tops_per_w"):
+        if row["quantity"] not in QUANTITIES:
             raise ValueError(f"profile {name!r} in {origin}: validation row {i} field "
-                             f"'quantity' must be 'tops' or 'tops_per_w'")
+                             f"'quantity' must be one of {', '.join(QUANTITIES)}")
         validation.append(dict(row))
     cls = AnalogProfile if kind == "analog" else DigitalProfile
     title = table.get("title", name)
@@ -154,7 +197,7 @@ def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:
     p = Path(path) if path is not None else PROFILES_PATH
     with open(p, "rb") as f:
         data = tomllib.load(f)
-    return {name: _parse_profile(name, table, p.name) for name, table in data.items()}
+    return {name: _parse_profile(name, table, p.name, data) for name, table in data.items()}
 
 
 def get_profile(name: str | Profile, path: str | Path | None = None) -> Profile:
@@ -183,13 +226,22 @@ class PhaseCost:
 
 @dataclass
 class Projection:
-    """A ledger projected onto one profile."""
+    """A ledger projected onto one profile.
+
+    Analog projections also carry the arrays the network's blocks occupy, the chips those
+    arrays need (``cores`` arrays a chip), and the utilisation: weights held / devices of the
+    occupied arrays.
+    """
 
     profile: str
     kind: str
     title: str
     phases: dict[str, PhaseCost]
     notes: list[str] = field(default_factory=list)
+    arrays: int = 0
+    chips: int = 0
+    utilisation: float | None = None
+    array_shape: tuple[int, int] | None = None
 
     @property
     def modelled_phases(self) -> list[str]:
@@ -210,6 +262,8 @@ class Projection:
             "profile": self.profile, "kind": self.kind, "title": self.title,
             "phases": {p: dataclasses.asdict(c) for p, c in self.phases.items()},
             "time_s": self.time_s, "energy_j": self.energy_j, "notes": list(self.notes),
+            "arrays": self.arrays, "chips": self.chips, "utilisation": self.utilisation,
+            "array_shape": list(self.array_shape) if self.array_shape else None,
         }
 
 
@@ -217,15 +271,79 @@ def _sum_terms(terms: dict[str, float]) -> float:
     return float(sum(terms.values()))
 
 
+_E_TERMS = ("array", "dac", "adc", "periphery", "transfers")
+
+
+def _layer_cost(ledger: CostLedger, blocks: dict[str, tuple[int, int]], phase: str,
+                p: AnalogProfile) -> tuple[float, float, float, dict[str, float], float]:
+    """One layer's phase on the analog chip: (array time, periphery time beyond it, pulse time,
+    energy terms, vectors per call). The layer's blocks run at once, each on its own arrays;
+    the digital periphery works once per layer value (plus the partial sums), spread over the
+    layer's arrays, while converters and transfers count per block."""
+    k = p.read_phases
+    rate = p.periph_ops_per_cycle * p.clock_hz  # digital periphery ops/s of one array
+    code_in, code_out = math.ceil(p.in_bits / 8), math.ceil(p.out_bits / 8)
+    n_in, n_out, _, _ = layer_extent(blocks)
+    e = dict.fromkeys(_E_TERMS + ("device_updates", "pulses"), 0.0)
+    t_mvm = t_pulse = 0.0
+    in_arrays: dict[int, int] = {}
+    out_arrays: dict[int, int] = {}
+    vectors = samples = calls = layer_arrays = 0
+    for name, (i, o) in blocks.items():
+        c = ledger.get(name, phase)
+        layer_arrays += arrays_for(i, o, p.rows, p.cols)
+        r, col = block_index(name)
+        in_arrays[r] = math.ceil(i / p.rows)
+        out_arrays[col] = math.ceil(o / p.cols)
+        v = c["fwd_vectors"] + c["bwd_vectors"]
+        vectors, calls = max(vectors, v), max(calls, c["calls"])
+        samples = max(samples, c["update_samples"])
+        t_mvm = max(t_mvm, v * p.t_mvm_s * k)
+        t_pulse = max(t_pulse, c["pulse_slots"] * p.t_slot_s)
+        e["array"] += c["macs"] * p.e_mac_j * k
+        e["dac"] += c["dac_conversions"] * p.e_dac_j * k
+        e["adc"] += c["adc_conversions"] * p.e_adc_j * k
+        e["transfers"] += (code_in * c["dac_conversions"] + code_out * c["adc_conversions"]
+                           + c["update_values"]) * p.e_move_byte_j
+        e["device_updates"] += c["device_updates"] * p.e_update_device_j
+        e["pulses"] += c["pulses"] * p.e_pulse_j
+    # per layer value (the inputs driven, the outputs read), and the partial sums of the
+    # arrays along the summed dimension, added digitally
+    if phase == "forward":
+        per_in, per_out = PERIPH_OPS[phase]
+        ops = vectors * (per_in * n_in + per_out * n_out)
+        ops += vectors * n_out * (sum(in_arrays.values()) - 1)
+    elif phase == "backward":
+        per_in, per_out = PERIPH_OPS[phase]
+        ops = vectors * (per_in * n_out + per_out * n_in)
+        ops += vectors * n_in * (sum(out_arrays.values()) - 1)
+    else:
+        ops = PERIPH_OPS_UPDATE * samples * (n_in + n_out)
+    e["periphery"] += ops * p.e_periph_op_j
+    t_periph = ops / (layer_arrays * rate) if rate and layer_arrays else 0.0
+    return t_mvm, max(t_periph - t_mvm, 0.0), t_pulse, e, vectors / calls if calls else 0.0
+
+
 def _project_analog(ledger: CostLedger, p: AnalogProfile) -> Projection:
+    layers = group_blocks(ledger)
     phases, notes = {}, []
     for phase in PHASES:
+        costs = [_layer_cost(ledger, blocks, phase, p) for blocks in layers.values()]
+        e = {name: sum(c[3][name] for c in costs) for name in costs[0][3]} if costs else {}
+        if not p.update_supported:
+            e.pop("device_updates", None)
+            e.pop("pulses", None)
+        mvm, periph = sum(c[0] for c in costs), sum(c[1] for c in costs)
+        if p.schedule == "pipelined" and phase != "update":
+            reads = [c[0] + c[1] for c in costs]
+            per_call = [c[4] for c in costs if c[4] > 0]
+            b = sum(per_call) / len(per_call) if per_call else 1.0
+            total = sum(reads)
+            scale = (total / b + (b - 1) / b * max(reads)) / total if total else 0.0
+            t = {"mvm": mvm * scale, "periphery": periph * scale}
+        else:
+            t = {"mvm": mvm, "periphery": periph}
         c = ledger.by_phase()[phase]
-        k = p.read_phases
-        t = {"mvm": (c["fwd_vectors"] + c["bwd_vectors"]) * p.t_mvm_s * k}
-        e = {"array": c["macs"] * p.e_mac_j * k,
-             "dac": c["dac_conversions"] * p.e_dac_j * k,
-             "adc": c["adc_conversions"] * p.e_adc_j * k}
         has_update = c["pulse_slots"] or c["pulses"] or c["device_updates"]
         if has_update and not p.update_supported:
             phases[phase] = PhaseCost(None, None, t, e)
@@ -233,40 +351,60 @@ def _project_analog(ledger: CostLedger, p: AnalogProfile) -> Projection:
                          "not modelled and is left out of the totals")
             continue
         if p.update_supported:
-            t["pulses"] = c["pulse_slots"] * p.t_slot_s
-            e["device_updates"] = c["device_updates"] * p.e_update_device_j
-            e["pulses"] = c["pulses"] * p.e_pulse_j
+            pulses = [x[2] for x in costs]
+            t["pulses"] = (max(pulses, default=0.0) if p.schedule == "pipelined"
+                           else sum(pulses))
         phases[phase] = PhaseCost(_sum_terms(t), _sum_terms(e), t, e)
-    need = sum(math.ceil(i / p.rows) * math.ceil(o / p.cols) for i, o in ledger.shapes.values())
-    if need > p.cores:
-        notes.append(f"the run's layers need {need} arrays of {p.rows}x{p.cols}, {p.name} has "
-                     f"{p.cores}: reprogramming between layers is not modelled")
+    used = sum(i * o for blocks in layers.values() for i, o in blocks.values())
+    arrays = sum(arrays_for(i, o, p.rows, p.cols) for blocks in layers.values()
+                 for i, o in blocks.values())
+    chips = math.ceil(arrays / p.cores) if arrays else 0
+    if arrays > p.cores:
+        notes.append(f"the run's layers need {arrays} arrays of {p.rows}x{p.cols}, {p.name} has "
+                     f"{p.cores} a chip: {chips} chips, weights stationary (transfers between "
+                     "chips charged as on-chip moves)")
     if ledger.in_bits > p.in_bits or ledger.out_bits > p.out_bits:
         notes.append(f"the run used {ledger.in_bits}-bit DAC / {ledger.out_bits}-bit ADC codes, "
                      f"{p.name} is characterised at {p.in_bits}/{p.out_bits} bits")
-    return Projection(p.name, "analog", p.title, phases, notes)
+    util = used / (arrays * p.rows * p.cols) if arrays else None
+    return Projection(p.name, "analog", p.title, phases, notes, arrays, chips, util,
+                      (p.rows, p.cols))
 
 
 def _project_digital(ledger: CostLedger, p: DigitalProfile) -> Projection:
+    layers = group_blocks(ledger)
     phases, notes = {}, []
     for phase in PHASES:
-        macs = bytes_ = t_total = 0.0
-        for (_, ph), c in ledger.entries.items():
-            if ph != phase:
+        macs = bytes_ = t_compute = t_total = t_launch = 0.0
+        for blocks in layers.values():
+            n_in, n_out, _, _ = layer_extent(blocks)
+            cs = [ledger.get(name, phase) for name in blocks]
+            calls = max(c["calls"] for c in cs)
+            if not calls:
                 continue
-            m = c["macs"] + c["device_updates"] + (c["weight_elems"] if phase == "update" else 0)
-            w_moves = 2 if phase == "update" else 1
-            b = p.bytes_per_value * (c["dac_conversions"] + c["adc_conversions"]
-                                     + c["update_values"] + w_moves * c["weight_elems"])
-            t_total += max(m / p.peak_macs_per_s, b / p.bandwidth_bytes_per_s)
+            if phase == "update":
+                values = max(c["update_samples"] for c in cs) * (n_in + n_out)
+            else:
+                values = max(c["fwd_vectors"] + c["bwd_vectors"] for c in cs) * (n_in + n_out)
+            m = sum(c["macs"] + c["device_updates"] for c in cs)
+            w = n_in * n_out * calls
+            if phase == "update":
+                m += w  # the SGD step on every weight
+            b = p.bytes_per_value * (values + (2 if phase == "update" else 1) * w)
+            tc = m / (p.peak_macs_per_s * p.efficiency)
+            tk = calls * p.t_kernel_s
+            t_total += max(tc, b / p.bandwidth_bytes_per_s, tk)
+            t_compute += tc
+            t_launch += max(tk - max(tc, b / p.bandwidth_bytes_per_s), 0.0)
             macs += m
             bytes_ += b
-            if c["pulse_ops"]:
-                notes.append(f"{c['pulse_ops']} deterministic pulse operations in the {phase} "
-                             f"phase have no digital counterpart in the model")
-        t_compute = macs / p.peak_macs_per_s
-        t = {"compute": t_compute, "memory_stall": t_total - t_compute}
-        e = {"macs": macs * p.e_mac_j, "memory": bytes_ * p.e_byte_j}
+            ops = sum(c["pulse_ops"] for c in cs)
+            if ops:
+                notes.append(f"{ops} deterministic pulse operations in the {phase} phase have no "
+                             "digital counterpart in the model")
+        t = {"compute": t_compute, "memory_stall": t_total - t_compute - t_launch,
+             "launch": t_launch}
+        e = {"macs": macs * p.e_mac_j / p.efficiency, "memory": bytes_ * p.e_byte_j}
         phases[phase] = PhaseCost(_sum_terms(t), _sum_terms(e), t, e)
     return Projection(p.name, "digital", p.title, phases, notes)
 
@@ -296,33 +434,60 @@ def compare(ledger: CostLedger, analog: str | Profile = "hermes",
 
 
 # -------------------------------------------------------------------------------- validation
+#: quantities a [[<profile>.validation]] row can check
+QUANTITIES = ("tops", "tops_per_w", "mvm_latency_s", "train_cycle_s")
+
+
+def _full_array_ledger(p: AnalogProfile, vectors: int, train: bool = False,
+                       bl: int = 0) -> CostLedger:
+    """``vectors`` forward reads of one full rows x cols array; with ``train``, one sample's
+    forward, backward and update (BL pulse slots) instead."""
+    led = CostLedger()
+    led.shapes["validation"] = (p.rows, p.cols)
+    n = p.rows * p.cols
+    led.add("validation", "forward", {
+        "fwd_vectors": vectors, "macs": vectors * n, "dac_conversions": vectors * p.rows,
+        "adc_conversions": vectors * p.cols, "calls": 1, "weight_elems": n})
+    if train:
+        led.add("validation", "backward", {
+            "bwd_vectors": vectors, "macs": vectors * n, "dac_conversions": vectors * p.cols,
+            "adc_conversions": vectors * p.rows, "calls": 1, "weight_elems": n})
+        led.add("validation", "update", {
+            "update_samples": vectors, "device_updates": vectors * n,
+            "update_values": vectors * (p.rows + p.cols), "pulse_slots": vectors * bl,
+            "calls": 1, "weight_elems": n})
+    return led
+
+
 def validate(profile: str | Profile, path: str | Path | None = None,
              vectors: int = 1000) -> list[dict]:
     """Model against the profile's published figures, one dict per validation row.
 
     Analog: ``vectors`` forward MVMs on one full rows x cols array are projected; TOPS/W is
-    2 * MACs / energy, TOPS is cores * 2 * MACs / time (all cores busy). Digital: peak compute,
-    2 / e_mac_j and 2 * peak_macs_per_s.
+    2 * MACs / energy, TOPS is cores * 2 * MACs / time (all cores busy), the MVM latency is the
+    time of one vector; ``train_cycle_s`` is one sample's forward, backward and update (the
+    row's ``bl`` pulse slots). Digital: 2 / e_mac_j and 2 * peak_macs_per_s.
     """
     base = get_profile(profile, path)
     rows = []
     for v in base.validation:
         p = base.replace(**v.get("overrides", {}))
+        q = v["quantity"]
         if p.kind == "analog":
-            led = CostLedger()
-            led.add("validation", "forward", {
-                "fwd_vectors": vectors, "macs": vectors * p.rows * p.cols,
-                "dac_conversions": vectors * p.rows, "adc_conversions": vectors * p.cols,
-                "calls": 1, "weight_elems": p.rows * p.cols})
-            pr = project(led, p)
             ops = 2 * vectors * p.rows * p.cols
-            model = (ops / pr.energy_j / 1e12 if v["quantity"] == "tops_per_w"
-                     else p.cores * ops / pr.time_s / 1e12)
+            if q == "train_cycle_s":
+                model = project(_full_array_ledger(p, 1, True, int(v.get("bl", 0))), p).time_s
+            elif q == "mvm_latency_s":
+                model = project(_full_array_ledger(p, 1), p).time_s
+            else:
+                pr = project(_full_array_ledger(p, vectors), p)
+                model = (ops / pr.energy_j / 1e12 if q == "tops_per_w"
+                         else p.cores * ops / pr.time_s / 1e12)
         else:
-            model = (2 / p.e_mac_j / 1e12 if v["quantity"] == "tops_per_w"
-                     else 2 * p.peak_macs_per_s / 1e12)
+            model = (2 * p.efficiency / p.e_mac_j / 1e12 if q == "tops_per_w"
+                     else 2 * p.peak_macs_per_s * p.efficiency / 1e12)
         rows.append({
-            "profile": base.name, "quantity": v["quantity"],
+            "profile": base.name, "quantity": q,
             "overrides": dict(v.get("overrides", {})), "published": float(v["published"]),
             "model": model, "ratio": model / float(v["published"]),
             "independent": bool(v.get("independent", False)), "source": v["source"],
@@ -331,174 +496,14 @@ def validate(profile: str | Profile, path: str | Path | None = None,
     return rows
 
 
-# --------------------------------------------------------------------------------- reporting
-_PREFIX = ((1e0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
+_REPORTING = ("format_projection", "write_report", "plot_projection", "regime_sentence",
+              "ASSUMPTIONS")
 
 
-def _si(x: float | None, unit: str) -> str:
-    if x is None:
-        return "n/a"
-    if x == 0:
-        return f"0 {unit}"
-    if abs(x) >= 1e3:
-        return f"{x:.3g} {unit}"
-    for scale, pre in _PREFIX:
-        if abs(x) >= scale:
-            return f"{x / scale:.3g} {pre}{unit}"
-    return f"{x:.3g} {unit}"
+def __getattr__(name: str):
+    # the reporting functions live in projection_report (imported on first use)
+    if name in _REPORTING:
+        from ohmflow.host import projection_report
 
-
-def _ratio(num: float | None, den: float | None) -> str:
-    if num is None or den is None or den == 0:
-        return "n/a"
-    return f"{num / den:.3g}x"
-
-
-ASSUMPTIONS = (
-    "analog: layers run one after another, one MVM per vector per t_mvm, no pipelining; "
-    "update time = pulse slots x t_slot; host-side digital work (scaling, bias, activations, "
-    "loss) not counted on either side",
-    "digital: each (layer, phase) at peak rate, time = max(MACs/peak, bytes/bandwidth), a "
-    "lower bound that small layers do not reach (no launch or synchronisation overhead); "
-    "weights and activations of every call move once through HBM (the analog side is charged "
-    "no activation traffic); pJ/MAC from TDP at peak",
-)
-
-
-def _rows(analog: Projection, digital: Projection, ledger: CostLedger | None):
-    out = []
-    for phase in PHASES:
-        a, d = analog.phases[phase], digital.phases[phase]
-        macs = ledger.by_phase()[phase]["macs"] if ledger is not None else None
-        out.append((phase, macs, a.time_s, d.time_s, a.energy_j, d.energy_j))
-    modelled = analog.modelled_phases
-    d_t = sum(digital.phases[p].time_s for p in modelled)
-    d_e = sum(digital.phases[p].energy_j for p in modelled)
-    macs = (sum(ledger.by_phase()[p]["macs"] for p in modelled) if ledger is not None else None)
-    label = "total" if len(modelled) == len(PHASES) else "total (" + "+".join(modelled) + ")"
-    out.append((label, macs, analog.time_s, d_t, analog.energy_j, d_e))
-    return out
-
-
-def format_projection(analog: Projection, digital: Projection,
-                      ledger: CostLedger | None = None) -> str:
-    """A compact table: per phase, analog and digital time and energy and their ratios."""
-    head = ("phase", "MACs", "analog time", "digital time", "speed-up",
-            "analog energy", "digital energy", "energy gain")
-    lines = [f"analog:  {analog.profile} ({analog.title})",
-             f"digital: {digital.profile} ({digital.title})"]
-    table = [head]
-    for label, macs, at, dt, ae, de in _rows(analog, digital, ledger):
-        table.append((label, "-" if macs is None else f"{macs:.3g}", _si(at, "s"), _si(dt, "s"),
-                      _ratio(dt, at), _si(ae, "J"), _si(de, "J"), _ratio(de, ae)))
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    for r in table:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    lines.append("speed-up and energy gain are digital/analog (> 1 favours analog)")
-    if ledger is not None:
-        fpga = ledger.fpga_time_s()
-        lines.append(f"emulator: {_si(ledger.emulator_wall_s(), 's')} host wall time in device "
-                     f"calls" + (f", {_si(fpga, 's')} FPGA time" if fpga is not None else ""))
-    for n in analog.notes + digital.notes:
-        lines.append(f"note: {n}")
-    lines.append("assumptions: " + "; ".join(ASSUMPTIONS) + " (sources: profiles.toml)")
-    return "\n".join(lines)
-
-
-def _pairs(projections: list[Projection]) -> list[tuple[Projection, Projection]]:
-    analogs = [p for p in projections if p.kind == "analog"]
-    digitals = [p for p in projections if p.kind == "digital"]
-    return [(a, d) for a in analogs for d in digitals]
-
-
-def _markdown(ledger: CostLedger, projections: list[Projection]) -> str:
-    md = ["# Hardware-cost projection", "",
-          "Counts measured on the emulator, projected onto published chips with the model of "
-          "docs/projection.md.", "", "## Counted work", "",
-          "| layer | phase | calls | vectors | MACs | DAC conv. | ADC conv. | update samples "
-          "| pulses |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for (layer, phase), c in ledger.entries.items():
-        md.append(f"| {layer} | {phase} | {c['calls']} | {c['fwd_vectors'] + c['bwd_vectors']} "
-                  f"| {c['macs']} | {c['dac_conversions']} | {c['adc_conversions']} "
-                  f"| {c['update_samples']} | {c['pulses']} |")
-    fpga = ledger.fpga_time_s()
-    md += ["", f"Emulator host wall time in device calls: {_si(ledger.emulator_wall_s(), 's')}"
-           + (f"; FPGA time {_si(fpga, 's')} at {ledger.clock_hz:.4g} Hz." if fpga is not None
-              else " (no cycle counts from this backend).")]
-    for a, d in _pairs(projections):
-        md += ["", f"## {a.profile} against {d.profile}", "",
-               f"Analog: {a.title}. Digital: {d.title}.", "",
-               "| phase | MACs | analog time | digital time | speed-up | analog energy "
-               "| digital energy | energy gain |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for label, macs, at, dt, ae, de in _rows(a, d, ledger):
-            md.append(f"| {label} | {macs} | {_si(at, 's')} | {_si(dt, 's')} | {_ratio(dt, at)} "
-                      f"| {_si(ae, 'J')} | {_si(de, 'J')} | {_ratio(de, ae)} |")
-        md.append("")
-        md.append("Speed-up and energy gain are digital/analog (> 1 favours analog).")
-    md += ["", "## Terms", ""]
-    for p in projections:
-        md += [f"### {p.profile} ({p.kind})", "", "| phase | term | time | energy |",
-               "|---|---|---:|---:|"]
-        for phase, c in p.phases.items():
-            for term in dict.fromkeys([*c.time_terms, *c.energy_terms]):
-                t, e = c.time_terms.get(term), c.energy_terms.get(term)
-                md.append(f"| {phase} | {term} | {'' if t is None else _si(t, 's')} "
-                          f"| {'' if e is None else _si(e, 'J')} |")
-        md += [""] + [f"- Note: {n}" for n in p.notes]
-    md += ["## Assumptions", ""] + [f"- {a}" for a in ASSUMPTIONS]
-    md += ["- Every profile parameter and its source: host/profiles.toml; the model and its "
-           "limits: docs/projection.md.", ""]
-    return "\n".join(md)
-
-
-def write_report(path: str | Path, ledger: CostLedger, projections: list[Projection]) -> Path:
-    """Write the ledger and projections as markdown (``.md``) or JSON (``.json``)."""
-    path = Path(path)
-    if path.suffix == ".md":
-        path.write_text(_markdown(ledger, projections))
-    elif path.suffix == ".json":
-        doc = {
-            "ledger": ledger.to_dict(),
-            "projections": [p.to_dict() for p in projections],
-            "comparisons": [
-                {"analog": a.profile, "digital": d.profile,
-                 "phases": {label: {"analog_time_s": at, "digital_time_s": dt,
-                                    "analog_energy_j": ae, "digital_energy_j": de}
-                            for label, _, at, dt, ae, de in _rows(a, d, ledger)}}
-                for a, d in _pairs(projections)],
-            "assumptions": list(ASSUMPTIONS),
-        }
-        path.write_text(json.dumps(doc, indent=1) + "\n")
-    else:
-        raise ValueError(f"report path must end in .md or .json, got {path.name!r}")
-    return path
-
-
-def plot_projection(path: str | Path, projections: list[Projection]) -> Path:
-    """Bar charts of time and energy by phase for each projection, as a PNG (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    x = np.arange(len(PHASES))
-    w = 0.8 / max(1, len(projections))
-    for ax, attr, label in ((axes[0], "time_s", "time (s)"), (axes[1], "energy_j", "energy (J)")):
-        for k, p in enumerate(projections):
-            vals = [getattr(p.phases[ph], attr) for ph in PHASES]
-            ys = [v if v else np.nan for v in vals]
-            ax.bar(x + (k - (len(projections) - 1) / 2) * w, ys, w, label=p.profile)
-        ax.set_xticks(x, PHASES)
-        ax.set_yscale("log")
-        ax.set_ylabel(label)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize="small")
-    fig.suptitle("Projected time and energy by phase (missing bar: not modelled)")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        return getattr(projection_report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

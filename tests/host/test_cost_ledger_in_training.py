@@ -56,7 +56,10 @@ def test_cli_prints_projection_and_writes_report(tmp_path, capsys):
     text, err = capsys.readouterr()
     assert rc == 0, err
     assert "projected hardware cost" in text and "energy gain" in text
+    # the regime in one sentence: a 64-8-10 network fills 2 % of a 4096x4096 RPU array pair
+    assert "regime: layers this small underuse a 4096x4096 array" in text
     doc = json.loads((tmp_path / "cost.json").read_text())
+    assert "utilisation" in doc["regime"][0]
     assert {p["profile"] for p in doc["projections"]} >= {"rpu", "hermes", "h100-bf16"}
     assert doc["ledger"]["entries"]
     assert (tmp_path / "cost.png").read_bytes()[:8] == PNG
