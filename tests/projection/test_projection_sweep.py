@@ -3,7 +3,8 @@
 import math
 
 import pytest
-from ohmflow.host import cli, sweep
+from ohmflow.host import cli
+from ohmflow.host import projection_sweep as sweep
 
 
 def test_crossings_interpolate_in_log_log():
