@@ -23,7 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ohmflow.host.cli:Info", "print a device's INFO: its synthesized config"),
     "build": ("ohmflow.boards.build", "build (and program) a bitstream for an FPGA board"),
     "bench": ("ohmflow.host.bench", "measure simulator, emulator, training and link speeds"),
-    "project": ("ohmflow.host.projection_sweep", "projected training time and energy as networks grow"),
+    "project": ("ohmflow.host.projection_sweep",
+                "projected training time and energy as networks grow"),
 }
 
 #: what the failures of user input raise; the CLI turns them into one line and exit code 2

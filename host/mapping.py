@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from ohmflow.emulator.config import PRESETS, ChipConfig
 
-__all__ = ["Block", "LayerMap", "MappingParameter", "NetworkMap", "split_sizes"]
+__all__ = ["Block", "LayerMap", "MappingParameter", "NetworkMap", "block_index", "layer_of",
+           "split_sizes"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,14 @@ class LayerMap:
 def layer_of(block_name: str) -> str:
     """The layer a block name belongs to: ``layer1.0.2`` -> ``layer1``."""
     return block_name.split(".", 1)[0]
+
+
+def block_index(block_name: str) -> tuple[int, int]:
+    """(input block r, output block c) of a block named ``layer{k}.{r}.{c}``; (0, 0) otherwise."""
+    parts = block_name.split(".")
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return 0, 0
 
 
 class NetworkMap:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ohmflow.host.ledger import FIELDS, PHASES, CostLedger
-from ohmflow.host.workload import arrays_for, block_index, group_blocks, layer_extent
+from ohmflow.host.mapping import block_index
+from ohmflow.host.workload import arrays_for, group_blocks, layer_extent
 
 PROFILES_PATH = Path(__file__).resolve().parent / "profiles.toml"
 

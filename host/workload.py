@@ -2,11 +2,11 @@
 
 A layer larger than a tile is split into a grid of blocks; the ledger then holds one entry per
 block, named ``layer{k}`` (one block) or ``layer{k}.{r}.{c}`` (input block r, output block c),
-with ``ledger.shapes[name] = (n_in, n_out)`` of the block. `layer_of` and `block_index` read
-those names. `analytic_ledger` writes the counts one training step of an MLP would leave, from
-layer shapes alone (for networks too large to train here); `PerSample` carries the rates that
-only a run can measure (re-reads, live update samples, pulse-train length, pulses per device
-update) from a few measured steps into it.
+with ``ledger.shapes[name] = (n_in, n_out)`` of the block (`ohmflow.host.mapping.layer_of` and
+`block_index` read those names). `analytic_ledger` writes the counts one training step of an MLP
+would leave, from layer shapes alone (for networks too large to train here); `PerSample`
+carries the rates that only a run can measure (re-reads, live update samples, pulse-train length,
+pulses per device update) from a few measured steps into it.
 """
 
 from __future__ import annotations
@@ -15,19 +15,7 @@ import math
 from dataclasses import dataclass
 
 from ohmflow.host.ledger import PHASES, CostLedger
-
-
-def layer_of(name: str) -> str:
-    """The layer an entry belongs to: the part of its name before the first '.'."""
-    return name.split(".", 1)[0]
-
-
-def block_index(name: str) -> tuple[int, int]:
-    """(input block r, output block c) of an entry named ``layer.r.c``; (0, 0) otherwise."""
-    parts = name.split(".")
-    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-        return int(parts[1]), int(parts[2])
-    return 0, 0
+from ohmflow.host.mapping import block_index, layer_of, split_sizes
 
 
 def group_blocks(ledger: CostLedger) -> dict[str, dict[str, tuple[int, int]]]:
@@ -56,11 +44,6 @@ def layer_extent(blocks: dict[str, tuple[int, int]]) -> tuple[int, int, int, int
 def arrays_for(n_in: int, n_out: int, rows: int, cols: int) -> int:
     """Arrays of rows x cols that hold a block of n_in inputs by n_out outputs."""
     return math.ceil(n_in / rows) * math.ceil(n_out / cols)
-
-
-def split(n: int, size: int) -> list[int]:
-    """n cut into consecutive pieces of at most ``size``."""
-    return [min(size, n - s) for s in range(0, n, size)]
 
 
 @dataclass(frozen=True)
@@ -127,8 +110,8 @@ def analytic_ledger(sizes: list[int] | tuple[int, ...], batch: int, steps: int =
     r = rates or PerSample()
     led = CostLedger()
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        ins = split(n_in, block[0]) if block else [n_in]
-        outs = split(n_out, block[1]) if block else [n_out]
+        ins = split_sizes(n_in, block[0]) if block else [n_in]
+        outs = split_sizes(n_out, block[1]) if block else [n_out]
         for ri, i in enumerate(ins):
             for ci, o in enumerate(outs):
                 name = f"layer{k}" if len(ins) == len(outs) == 1 else f"layer{k}.{ri}.{ci}"

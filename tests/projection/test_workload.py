@@ -10,15 +10,9 @@ import pytest
 from ohmflow.host import projection as P
 from ohmflow.host.device import TwinDevice
 from ohmflow.host.ledger import PHASES
+from ohmflow.host.mapping import block_index, layer_of
 from ohmflow.host.trainer import TrainConfig, Trainer
-from ohmflow.host.workload import (
-    PerSample,
-    analytic_ledger,
-    block_index,
-    group_blocks,
-    layer_of,
-    steps_of,
-)
+from ohmflow.host.workload import PerSample, analytic_ledger, group_blocks, steps_of
 
 
 def test_block_names():
@@ -26,8 +20,8 @@ def test_block_names():
     assert block_index("layer3") == (0, 0) and block_index("layer3.1.2") == (1, 2)
     led = analytic_ledger([64, 32, 10], 4, block=(40, 20))
     assert list(group_blocks(led)) == ["layer0", "layer1"]
-    assert group_blocks(led)["layer0"] == {"layer0.0.0": (40, 20), "layer0.0.1": (40, 12),
-                                           "layer0.1.0": (24, 20), "layer0.1.1": (24, 12)}
+    assert group_blocks(led)["layer0"] == {"layer0.0.0": (32, 16), "layer0.0.1": (32, 16),
+                                           "layer0.1.0": (32, 16), "layer0.1.1": (32, 16)}
     assert group_blocks(led)["layer1"] == {"layer1": (32, 10)}  # one block: the plain name
 
 
