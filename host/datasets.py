@@ -132,12 +132,12 @@ def mnist1d(seed: int = 42, **overrides) -> Dataset:
 
 
 def classification500(seed: int = 0) -> Dataset:
-    """scikit-learn's ``make_classification``: 2500 samples of 500 features (50 informative, 50
-    redundant), 10 classes, ``class_sep`` 2, generated offline from ``seed``; split 80/20."""
+    """scikit-learn's ``make_classification``: 2500 samples of 500 features (20 informative, 50
+    redundant), 10 classes, ``class_sep`` 3, generated offline from ``seed``; split 80/20."""
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(n_samples=2500, n_features=500, n_informative=50,
-                               n_redundant=50, n_classes=10, class_sep=2.0, random_state=seed)
+    x, y = make_classification(n_samples=2500, n_features=500, n_informative=20,
+                               n_redundant=50, n_classes=10, class_sep=3.0, random_state=seed)
     xtr, xte, ytr, yte = _split(x.astype(np.float64), y.astype(np.int64))
     return check(Dataset("classification500", xtr, ytr, xte, yte, 10))
 

@@ -65,7 +65,7 @@ def accuracy(args) -> str:
         f"seeds {', '.join(map(str, args.seeds))}, inputs standardized (the default), twin "
         "chips of the default config (four 64x64 tiles each), as many as the network needs. "
         "classification500: scikit-learn `make_classification`, 2,500 samples, 500 features "
-        "(50 informative, 50 redundant), 10 classes, class_sep 2, random_state 0, split 80/20 "
+        "(20 informative, 50 redundant), 10 classes, class_sep 3, random_state 0, split 80/20 "
         "stratified. Test accuracy after the last epoch; the float baseline trains on the same "
         "batches from the same initial weights.\n\n"
         "| network | mapping | float | analog | gap (points) | analog samples/s |\n"
