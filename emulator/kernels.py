@@ -62,37 +62,53 @@ def _nonce_key(base, nonce0, k):
 
 
 @njit(cache=True)
-def read(w, x, transpose, n_in, n_out, gain, shift, sigma, out_max, base, nonce0, y, sat):
+def _outside(a, bound):
+    """True if any element of the 2-D array ``a`` lies outside [-bound, bound]."""
+    for r in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            if a[r, c] > bound or a[r, c] < -bound:
+                return True
+    return False
+
+
+@njit(cache=True)
+def read(w, x, transpose, n_in, n_out, in_max, clip_to, gain, shift, sigma, out_max, base, nonce0,
+         y, sat):
     """Noisy ADC codes of a batch of reads (§4): forward (W x) or transposed (W^T x).
 
-    ``w`` is a tile's states (cols, rows); ``x`` (B, n_dac) the DAC codes after the run-time
-    clip; vector b uses nonce ``nonce0 + b`` under the domain ``base``. Writes ``y`` (B, n_adc)
-    and the saturation counts ``sat`` (B,).
+    ``w`` is a tile's states (cols, rows); ``x`` (B, n_dac) the DAC codes, which must lie within
+    ±``in_max`` and are clipped to ±``clip_to`` (the run-time resolution); vector b uses nonce
+    ``nonce0 + b`` under the domain ``base``. Writes ``y`` (B, n_adc) and the saturation counts
+    ``sat`` (B,); returns their sum, or -1 (nothing written) if a code is out of range.
     """
+    if _outside(x, in_max):
+        return -1
     n_adc = n_in if transpose else n_out
     n_dac = n_out if transpose else n_in
-    acc = np.empty(n_adc, dtype=np.int64)
+    # The window as float64, DAC side first: every product and partial sum is an integer below
+    # 2**53 (Twin checks acc_bits), so float64 adds exactly, and the loop over the ADC side
+    # vectorises (the CPU has no vector int64 multiply).
+    wf = np.empty((n_dac, n_adc), dtype=np.float64)
+    for m in range(n_dac):
+        for k in range(n_adc):
+            wf[m, k] = w[m, k] if transpose else w[k, m]
+    accf = np.empty(n_adc, dtype=np.float64)
+    total = 0
     pre = shift - NOISE_FRAC
     half = np.int64(1) << (NOISE_FRAC - 1)
     for b in range(x.shape[0]):
-        if transpose:
-            acc[:] = 0
-            for m in range(n_dac):
-                xm = x[b, m]
-                if xm != 0:
-                    for k in range(n_adc):
-                        acc[k] += w[m, k] * xm
-        else:
-            for k in range(n_adc):
-                a = np.int64(0)
-                for m in range(n_dac):
-                    a += w[k, m] * x[b, m]
-                acc[k] = a
+        accf[:] = 0.0
+        for m in range(n_dac):
+            xm = min(max(x[b, m], -clip_to), clip_to)
+            if xm != 0:
+                xf = np.float64(xm)
+                for k in range(n_adc):
+                    accf[k] += wf[m, k] * xf
         key = _nonce_key(base, nonce0, b)
         s = 0
         for k in range(n_adc):
             g = _gauss(_hash(key ^ np.uint64(k)))
-            q = (((acc[k] * gain) >> pre) + g * sigma + half) >> NOISE_FRAC
+            q = (((np.int64(accf[k]) * gain) >> pre) + g * sigma + half) >> NOISE_FRAC
             if q > out_max:
                 y[b, k] = out_max
                 s += 1
@@ -102,6 +118,8 @@ def read(w, x, transpose, n_in, n_out, gain, shift, sigma, out_max, base, nonce0
             else:
                 y[b, k] = q
         sat[b] = s
+        total += s
+    return total
 
 
 @njit(cache=True, inline="always")
@@ -147,14 +165,17 @@ def _respond(w, n, up, s_up, s_dn, k_up, k_dn, lo, hi, word, dw_std, sqrt):
 
 
 @njit(cache=True)
-def update(w, x, d, bl, row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt,
+def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt,
            su, sd, ku, kd, wmax, wmin, counts, want_counts):
     """Stochastic pulse update of a batch (§5.2–§5.4), sample after sample; returns the pulses.
 
     ``w`` and the map arrays (`fabrication.FIELDS` order) are a tile's (cols, rows); x (B, n_in)
     and d (B, n_out) the signed probability codes; sample b uses nonce ``nonce0 + b``. With
     ``want_counts`` the coincidence counts go to ``counts`` (B, n_out, n_in), which must be zero.
+    Returns -1 (nothing changed) if a code lies outside ±``p_max``.
     """
+    if _outside(x, p_max) or _outside(d, p_max):
+        return -1
     n_in = x.shape[1]
     n_out = d.shape[1]
     r_tr = np.empty(n_in, dtype=np.uint64)

@@ -38,7 +38,12 @@ def sqrt_table(bl_max: int) -> np.ndarray:
     return np.array([math.isqrt(n << (2 * SQRT_FRAC)) for n in range(bl_max + 1)], dtype=np.int64)
 
 
-def _int_array(name: str, a, ndim: int, lo: int, hi: int) -> np.ndarray:
+def _int_array(name: str, a, ndim: int, lo: int, hi: int, check: bool = True) -> np.ndarray:
+    """``a`` as a C-contiguous int64 array of ``ndim`` dimensions, or a ValueError saying why not.
+
+    With ``check=False`` the range [lo, hi] is left to the caller (a kernel that checks it in
+    the pass it makes anyway, then `_range_error`).
+    """
     arr = np.asarray(a)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
@@ -49,12 +54,16 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int) -> np.ndarray:
         raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size and (arr.min() < lo or arr.max() > hi):
-        raise ValueError(
-            f"{name} codes must lie in [{lo}, {hi}], got [{int(arr.min())}, {int(arr.max())}]"
-        )
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if check and arr.size and (arr.min() < lo or arr.max() > hi):
+        raise _range_error(name, arr, lo, hi)
     return arr
+
+
+def _range_error(name: str, arr: np.ndarray, lo: int, hi: int) -> ValueError:
+    return ValueError(
+        f"{name} codes must lie in [{lo}, {hi}], got [{int(arr.min())}, {int(arr.max())}]"
+    )
 
 
 class Twin:
@@ -153,17 +162,13 @@ class Twin:
         return n0
 
     # ----- reads -----
-    def _dac(self, name: str, x, n: int) -> np.ndarray:
-        x = _int_array(name, x, 2, -self.cfg.in_max, self.cfg.in_max)
-        if x.shape[1] != n or x.shape[0] < 1:
-            raise ValueError(f"{name} must have shape (batch >= 1, {n}), got {x.shape}")
-        m = 2 ** (self.settings.in_bits - 1) - 1
-        return np.clip(x, -m, m) if m < self.cfg.in_max else x
-
     def _read(self, tile: int, x, transpose: bool) -> tuple[np.ndarray, np.ndarray]:
         n_in, n_out = self._tile(tile)
         n_dac, n_adc = (n_out, n_in) if transpose else (n_in, n_out)
-        x = self._dac("backward input" if transpose else "forward input", x, n_dac)
+        name = "backward input" if transpose else "forward input"
+        x = _int_array(name, x, 2, -self.cfg.in_max, self.cfg.in_max, check=False)
+        if x.shape[1] != n_dac or x.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (batch >= 1, {n_dac}), got {x.shape}")
         s = self.settings
         gain, shift, sigma, domain = ((s.bwd_gain, s.bwd_shift, s.bwd_sigma, prng.DOMAIN_BWD)
                                       if transpose else
@@ -171,10 +176,19 @@ class Twin:
         b = x.shape[0]
         y = np.empty((b, n_adc), dtype=np.int64)
         sat = np.empty(b, dtype=np.int64)
-        kernels.read(self.weights[tile], x, transpose, n_in, n_out, gain, shift, sigma,
-                     2 ** (s.out_bits - 1) - 1, prng.domain_base(s.seed, domain),
-                     self._take_nonces(b), y, sat)
-        self._count(tile, b, n_dac, n_adc, sat, "bwd_vectors" if transpose else "fwd_vectors")
+        total = kernels.read(self.weights[tile], x, transpose, n_in, n_out, self.cfg.in_max,
+                             2 ** (s.in_bits - 1) - 1, gain, shift, sigma,
+                             2 ** (s.out_bits - 1) - 1, prng.domain_base(s.seed, domain),
+                             self.nonce, y, sat)
+        if total < 0:
+            raise _range_error(name, x, -self.cfg.in_max, self.cfg.in_max)
+        self._take_nonces(b)
+        c = self.counters[tile]
+        c["bwd_vectors" if transpose else "fwd_vectors"] += b
+        c["macs"] += b * n_dac * n_adc
+        c["dac_conversions"] += b * n_dac
+        c["adc_conversions"] += b * n_adc
+        c["adc_saturations"] += total
         return y, sat
 
     def forward(self, tile: int, x) -> tuple[np.ndarray, np.ndarray]:
@@ -187,14 +201,6 @@ class Twin:
     def backward(self, tile: int, d) -> tuple[np.ndarray, np.ndarray]:
         """dx = ADC(W^T . DAC(d) + noise): the transposed read, d (B, n_out) -> (B, n_in)."""
         return self._read(tile, d, True)
-
-    def _count(self, tile, b, n_dac, n_adc, sat, kind):
-        c = self.counters[tile]
-        c[kind] += b
-        c["macs"] += b * n_dac * n_adc
-        c["dac_conversions"] += b * n_dac
-        c["adc_conversions"] += b * n_adc
-        c["adc_saturations"] += int(sat.sum())
 
     # ----- writes -----
     def _tile_map(self, tile: int) -> tuple[np.ndarray, ...]:
@@ -216,8 +222,8 @@ class Twin:
         """
         n_in, n_out = self._tile(tile)
         pm = self.cfg.p_max
-        x = _int_array("update x codes", x, 2, -pm, pm)
-        d = _int_array("update d codes", d, 2, -pm, pm)
+        x = _int_array("update x codes", x, 2, -pm, pm, check=False)
+        d = _int_array("update d codes", d, 2, -pm, pm, check=False)
         if x.shape[1] != n_in or d.shape[1] != n_out or x.shape[0] != d.shape[0] or not len(x):
             raise ValueError(f"update codes must have shapes (B, {n_in}) and (B, {n_out}) with the "
                              f"same B >= 1, got {x.shape} and {d.shape}")
@@ -225,10 +231,13 @@ class Twin:
         s = self.settings
         out = np.zeros((b, n_out, n_in) if counts else (0, 0, 0), dtype=np.int64)
         pulses = kernels.update(
-            self.weights[tile], x, d, s.bl, prng.domain_base(s.seed, prng.DOMAIN_ROW),
+            self.weights[tile], x, d, pm, s.bl, prng.domain_base(s.seed, prng.DOMAIN_ROW),
             prng.domain_base(s.seed, prng.DOMAIN_COL), prng.domain_base(s.seed, prng.DOMAIN_C2C),
-            self._take_nonces(b), self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile),
-            out, counts)
+            self.nonce, self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile), out, counts)
+        if pulses < 0:
+            bad = ("update x codes", x) if np.abs(x).max() > pm else ("update d codes", d)
+            raise _range_error(*bad, -pm, pm)
+        self._take_nonces(b)
         c = self.counters[tile]
         c["update_samples"] += b
         c["pulses"] += pulses
