@@ -32,3 +32,18 @@ def test_without_aihwkit_the_recorded_figure_is_the_reference():
 def test_bad_repeats_are_refused():
     with pytest.raises(ValueError, match="repeats must be at least 1"):
         bench_twin.measure(repeats=0)
+
+
+def test_ohmflow_bench_prints_the_ratios(monkeypatch, capsys):
+    from ohmflow.host import bench, cli
+
+    # the simulator and emulator figures are other tests' business: constants here
+    monkeypatch.setattr(bench, "amaranth_cycles_per_s", lambda cfg: 1.0)
+    monkeypatch.setattr(bench, "verilator_cycles_per_s", lambda cfg, s: 1.0)
+    monkeypatch.setattr(bench, "training_samples_per_s", lambda b, cfg, n: [1.0] * n)
+    real = bench_twin.measure
+    monkeypatch.setattr(bench_twin, "measure", lambda repeats, chip: real(
+        models=("SoftBounds",), repeats=repeats, with_aihwkit=False, chip=chip))
+    assert cli.main(["bench", "--repeats", "1", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "twin vs aihwkit, SoftBounds: training step" in out and "recorded 2026-12-06" in out
