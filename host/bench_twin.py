@@ -74,6 +74,33 @@ def replay(dev: TwinDevice, calls) -> float:
     return time.perf_counter() - t0
 
 
+class TimedTwin(TwinDevice):
+    """A twin that adds the CPU time of its calls to ``cpu_s`` while ``active`` is set."""
+
+    active = False
+    cpu_s = 0.0
+
+
+def _timed(name: str):
+    base = getattr(TwinDevice, name)
+
+    def method(self, *a, **kw):
+        if not self.active:
+            return base(self, *a, **kw)
+        t0 = time.process_time()
+        try:
+            return base(self, *a, **kw)
+        finally:
+            self.cpu_s += time.process_time() - t0
+
+    method.__name__ = name
+    return method
+
+
+for _name in ("forward", "backward", "update", "configure", "settings", "tile_counters"):
+    setattr(TimedTwin, _name, _timed(_name))
+
+
 def train_config(model: str, epochs: int) -> TrainConfig:
     """The benchmark's run: digits 64-32-10, batch 32, lr 0.1, BL <= 31, ``model`` devices."""
     dm = dataclasses.asdict(DeviceModel(model=model))
@@ -85,8 +112,9 @@ class TwinRun:
 
     def __init__(self, model: str, data: datasets.Dataset, epochs: int):
         self.data = data
-        self.cfg = train_config(model, epochs + 1)
-        self.trainer = Trainer(self.cfg, TwinDevice(), data)
+        self.cfg = train_config(model, epochs + 2)  # + warm-up + `split`
+        self.device = TimedTwin()
+        self.trainer = Trainer(self.cfg, self.device, data)
         self.trainer.run_epoch()
         self.state = self.trainer.state()
         self.cpu_s = 0.0
@@ -107,6 +135,18 @@ class TwinRun:
         self.cpu_s = 0.0
         wall = self.trainer.run_epoch()["analog_samples_per_s"]
         return wall, len(self.data.x_train) / self.cpu_s
+
+    def split(self) -> tuple[float, float]:
+        """CPU microseconds per sample of one epoch's training steps: in the twin's device calls
+        (including the settings and counter reads of the host's BL management and cost ledger)
+        and in the host's periphery (the rest)."""
+        self.device.active, self.device.cpu_s = True, 0.0
+        try:
+            self.step_epoch()
+        finally:
+            self.device.active = False
+        n = len(self.data.x_train)
+        return self.device.cpu_s / n * 1e6, (self.cpu_s - self.device.cpu_s) / n * 1e6
 
     def chip_rates(self, repeats: int) -> tuple[list[float], float]:
         """Samples/s of the twin's own work, replaying one epoch's device calls ``repeats``
@@ -188,6 +228,8 @@ class ModelFigures:
     pulses_per_sample: float
     aihwkit: list[float]  #: measured here; empty when aihwkit is not installed
     aihwkit_cpu: list[float]
+    #: CPU us per sample of a training step in the twin's device calls and in the host
+    split_us: tuple[float, float] = (0.0, 0.0)
 
     def reference(self) -> tuple[float, float, str]:
         """aihwkit's figure (low, high) and where it comes from."""
@@ -215,8 +257,9 @@ def measure(models=DEVICE_MODELS, repeats: int = 5, with_aihwkit: bool | None = 
             if ref is not None:
                 ai.append(ref.step_epoch())
         chip_rates, pulses = run.chip_rates(repeats) if chip else ([], 0.0)
+        split = run.split() if chip else (0.0, 0.0)
         out.append(ModelFigures(model, [w for w, _ in step], [c for _, c in step], chip_rates,
-                                pulses, [w for w, _ in ai], [c for _, c in ai]))
+                                pulses, [w for w, _ in ai], [c for _, c in ai], split))
     return out
 
 
@@ -260,7 +303,8 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
     for f in figs:
         print(f"{f.model}: training step {_fmt(f.step)} samples/s, median (min – max), "
               f"{_fmt(f.step_cpu)} per CPU second; chip operations {_fmt(f.chip)}; "
-              f"{f.pulses_per_sample:.0f} pulses per sample"
+              f"{f.pulses_per_sample:.0f} pulses per sample; CPU per sample: twin calls "
+              f"{f.split_us[0]:.1f} us, host periphery {f.split_us[1]:.1f} us"
               + (f"; aihwkit {_fmt(f.aihwkit)}, {_fmt(f.aihwkit_cpu)} per CPU second"
                  if f.aihwkit else ""))
     for line in ratio_lines(figs):
@@ -276,7 +320,8 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             if f.aihwkit:
                 ai += f"; per CPU second {_fmt(f.aihwkit_cpu)}"
             rows.append(f"| {f.model} | {_fmt(f.step)} | {_fmt(f.step_cpu)} | {_fmt(f.chip)} | "
-                        f"{ai} | {ratio} | {f.pulses_per_sample:.0f} |")
+                        f"{ai} | {ratio} | {f.split_us[0]:.1f} / {f.split_us[1]:.1f} | "
+                        f"{f.pulses_per_sample:.0f} |")
         body = (
             "The 64-32-10 digits MLP on two tiles, batch 32, lr 0.1, BL ≤ 31, aihwkit's default "
             f"devices of each model, {args.repeats} repeats of one epoch ({n} samples) after a "
@@ -285,11 +330,14 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             "calls replayed on a fresh twin; *per CPU second*: the same steps over the process's "
             "CPU time, which other work on the machine changes less than the wall clock. Ratio: "
             "the training step's wall-clock median over aihwkit's figure (its high and low "
-            "end).\n\nSamples/s as median (min – max).\n\n"
+            "end). *CPU µs per sample*: one more epoch's training steps split into the twin's "
+            "device calls (with the settings and counter reads of the host's BL management and "
+            "cost ledger) and the host's floating-point periphery (`host/layers.py`, "
+            "`host/mlp.py`, `host/ledger.py`).\n\nSamples/s as median (min – max).\n\n"
             "| device model | twin, training step | twin, training step per CPU second "
             "| twin, chip operations | aihwkit CPU simulator | twin step / aihwkit "
-            "| pulses per sample |\n"
-            "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+            "| CPU µs per sample: twin calls / host | pulses per sample |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
         )
         if not any(f.aihwkit for f in figs):
             body += f"\n{AIHWKIT_INSTALL}\n"

@@ -13,6 +13,8 @@ def test_replayed_epoch_is_the_training_epoch():
     # chip_rates raises if the replay does not end in the recorded run's device states
     rates, pulses = run.chip_rates(1)
     assert len(rates) == 1 and rates[0] > 0 and pulses > 0
+    twin_us, host_us = run.split()
+    assert twin_us > 0 and host_us > 0 and not run.device.active
 
 
 def test_without_aihwkit_the_recorded_figure_is_the_reference():
