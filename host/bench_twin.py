@@ -75,10 +75,11 @@ def replay(dev: TwinDevice, calls) -> float:
 
 
 class TimedTwin(TwinDevice):
-    """A twin that adds the CPU time of its calls to ``cpu_s`` while ``active`` is set."""
+    """A twin that adds the wall-clock time of its calls to ``wall_s`` while ``active`` is set
+    (perf_counter: reading the process's CPU clock is a system call, as slow as a small call)."""
 
     active = False
-    cpu_s = 0.0
+    wall_s = 0.0
 
 
 def _timed(name: str):
@@ -87,11 +88,11 @@ def _timed(name: str):
     def method(self, *a, **kw):
         if not self.active:
             return base(self, *a, **kw)
-        t0 = time.process_time()
+        t0 = time.perf_counter()
         try:
             return base(self, *a, **kw)
         finally:
-            self.cpu_s += time.process_time() - t0
+            self.wall_s += time.perf_counter() - t0
 
     method.__name__ = name
     return method
@@ -137,16 +138,16 @@ class TwinRun:
         return wall, len(self.data.x_train) / self.cpu_s
 
     def split(self) -> tuple[float, float]:
-        """CPU microseconds per sample of one epoch's training steps: in the twin's device calls
+        """Microseconds per sample of one epoch's training steps: in the twin's device calls
         (including the settings and counter reads of the host's BL management and cost ledger)
         and in the host's periphery (the rest)."""
-        self.device.active, self.device.cpu_s = True, 0.0
+        self.device.active, self.device.wall_s = True, 0.0
         try:
-            self.step_epoch()
+            rate, _ = self.step_epoch()
         finally:
             self.device.active = False
         n = len(self.data.x_train)
-        return self.device.cpu_s / n * 1e6, (self.cpu_s - self.device.cpu_s) / n * 1e6
+        return self.device.wall_s / n * 1e6, (1 / rate - self.device.wall_s / n) * 1e6
 
     def chip_rates(self, repeats: int) -> tuple[list[float], float]:
         """Samples/s of the twin's own work, replaying one epoch's device calls ``repeats``
@@ -228,7 +229,7 @@ class ModelFigures:
     pulses_per_sample: float
     aihwkit: list[float]  #: measured here; empty when aihwkit is not installed
     aihwkit_cpu: list[float]
-    #: CPU us per sample of a training step in the twin's device calls and in the host
+    #: us per sample of a training step in the twin's device calls and in the host
     split_us: tuple[float, float] = (0.0, 0.0)
 
     def reference(self) -> tuple[float, float, str]:
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
     for f in figs:
         print(f"{f.model}: training step {_fmt(f.step)} samples/s, median (min – max), "
               f"{_fmt(f.step_cpu)} per CPU second; chip operations {_fmt(f.chip)}; "
-              f"{f.pulses_per_sample:.0f} pulses per sample; CPU per sample: twin calls "
+              f"{f.pulses_per_sample:.0f} pulses per sample; per sample: twin calls "
               f"{f.split_us[0]:.1f} us, host periphery {f.split_us[1]:.1f} us"
               + (f"; aihwkit {_fmt(f.aihwkit)}, {_fmt(f.aihwkit_cpu)} per CPU second"
                  if f.aihwkit else ""))
@@ -330,13 +331,13 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             "calls replayed on a fresh twin; *per CPU second*: the same steps over the process's "
             "CPU time, which other work on the machine changes less than the wall clock. Ratio: "
             "the training step's wall-clock median over aihwkit's figure (its high and low "
-            "end). *CPU µs per sample*: one more epoch's training steps split into the twin's "
+            "end). *µs per sample*: one more epoch's training steps split into the twin's "
             "device calls (with the settings and counter reads of the host's BL management and "
             "cost ledger) and the host's floating-point periphery (`host/layers.py`, "
             "`host/mlp.py`, `host/ledger.py`).\n\nSamples/s as median (min – max).\n\n"
             "| device model | twin, training step | twin, training step per CPU second "
             "| twin, chip operations | aihwkit CPU simulator | twin step / aihwkit "
-            "| CPU µs per sample: twin calls / host | pulses per sample |\n"
+            "| µs per sample: twin calls / host | pulses per sample |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
         )
         if not any(f.aihwkit for f in figs):
