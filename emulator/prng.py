@@ -77,12 +77,13 @@ def gauss(words: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _domain_base(seed: int, domain: int) -> int:
+def domain_base(seed: int, domain: int) -> int:
+    """lowbias32(lowbias32(seed) ^ domain): the part of every key of a domain the nonce leaves."""
     return lowbias32(lowbias32(seed) ^ domain)
 
 
 def nonce_keys(seed: int, domain: int, nonce0: int, count: int) -> np.ndarray:
     """Keys for nonces ``nonce0 .. nonce0+count-1`` (one per vector or sample), as uint32."""
-    base = _domain_base(seed, domain)
+    base = domain_base(seed, domain)
     nonces = (np.arange(count, dtype=np.uint64) + np.uint64(nonce0)) & np.uint64(MASK32)
     return lowbias32_np(nonces.astype(_U32) ^ _U32(base))

@@ -4,7 +4,8 @@
   both executing full FORWARD frames;
 - training samples/s of the 64-32-10 digits MLP on the twin and on the Verilator emulator (the
   whole `ohmflow train` step: host periphery, link and device);
-- link efficiency (payload bytes over wire bytes) of batched FORWARD frames of 64-element vectors.
+- link efficiency (payload bytes over wire bytes) of batched FORWARD frames of 64-element vectors;
+- the twin's training samples/s over aihwkit's, per device model (`ohmflow.host.bench_twin`).
 
 Each figure is repeated (``--repeats``) and reported as min and median; the table goes to
 docs/benchmarks.md (section ``bench``) with the command.
@@ -113,6 +114,11 @@ def run(args) -> int:
     record("SoC, Verilator emulator server", "cycles/s",
            [verilator_cycles_per_s(cfg, args.seconds) for _ in range(args.repeats)])
     record("training, twin", "samples/s", training_samples_per_s("twin", cfg, args.repeats))
+    if cfg.name == "default":  # the twin beside aihwkit, every device model (bench_twin)
+        from ohmflow.host import bench_twin
+
+        for line in bench_twin.ratio_lines(bench_twin.measure(repeats=args.repeats, chip=False)):
+            print(line, flush=True)
     record("training, Verilator emulator", "samples/s",
            training_samples_per_s("verilator", cfg, args.repeats))
     for b in (1, 8, 31):

@@ -1,12 +1,16 @@
-"""Benchmark: training samples per second of the twin on the 64-32-10 digits MLP (two tiles).
+"""Benchmark: training samples per second of the twin beside aihwkit, for every device model.
 
-Two figures, both from real training (digits, batch 32, lr 0.1, aihwkit's ConstantStep devices):
+The work is the anchors' recipe: the 64-32-10 digits MLP (two tiles), batch 32, lr 0.1, BL <= 31,
+aihwkit's default ConstantStep, LinearStep and SoftBounds devices. Figures per device model:
 
-- *chip operations*: the device calls of one training epoch (forward, backward and stochastic
-  pulse update with BL <= 31 on both tiles), recorded once and replayed on a fresh twin, so only
-  the twin's own work is timed;
 - *training step*: the whole analog SGD step including the host's floating-point periphery
-  (scaling, bias, activations, loss, update management), as `ohmflow train` runs it.
+  (scaling, bias, activations, loss, update management), as ``ohmflow train`` runs it;
+- *chip operations*: the device calls of one training epoch (forward, backward and stochastic
+  pulse update on both tiles), recorded once and replayed on a fresh twin, so only the twin's own
+  work is timed;
+- *aihwkit*: the same network and devices in aihwkit's CPU simulator, one torch thread, its
+  epochs alternating with the twin's in the same process. When aihwkit is not importable the
+  benchmark says how to install it and prints the last recorded aihwkit figure with its date.
 
 Run: ``python -m ohmflow.host.bench_twin [--repeats 5] [--no-write]``
 """
@@ -14,16 +18,33 @@ Run: ``python -m ohmflow.host.bench_twin [--repeats 5] [--no-write]``
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import os
+import statistics
 import time
 
 import numpy as np
+from ohmflow.emulator.config import DEVICE_MODELS, DeviceModel
 from ohmflow.host import datasets
 from ohmflow.host.benchdoc import write_section
 from ohmflow.host.device import TwinDevice
 from ohmflow.host.trainer import TrainConfig, Trainer
 
 RECORDED = ("configure", "forward", "backward", "update")
+
+#: aihwkit's last recorded figures on this recipe (samples/s, low and high over alternating
+#: runs, date): aihwkit 1.2.0 built from source against torch 2.13.0 (CPU), one thread, on the
+#: 2-core machine of docs/benchmarks.md. Only ConstantStep and SoftBounds were recorded.
+AIHWKIT_RECORDED = {
+    "ConstantStep": (31_000.0, 44_000.0, "2026-12-06"),
+    "SoftBounds": (40_000.0, 40_000.0, "2026-12-06"),
+}
+AIHWKIT_INSTALL = (
+    "aihwkit is not installed: `pip install aihwkit torch` where PyPI has an aihwkit wheel for "
+    "your Python and torch (aihwkit's compiled simulator links against the torch it was built "
+    "with); otherwise build it from source (github.com/IBM/aihwkit, 'Advanced installation')."
+)
 
 
 class RecordingTwin(TwinDevice):
@@ -53,65 +74,277 @@ def replay(dev: TwinDevice, calls) -> float:
     return time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> dict:
+class TimedTwin(TwinDevice):
+    """A twin that adds the wall-clock time of its calls to ``wall_s`` while ``active`` is set
+    (perf_counter: reading the process's CPU clock is a system call, as slow as a small call)."""
+
+    active = False
+    wall_s = 0.0
+
+
+def _timed(name: str):
+    base = getattr(TwinDevice, name)
+
+    def method(self, *a, **kw):
+        if not self.active:
+            return base(self, *a, **kw)
+        t0 = time.perf_counter()
+        try:
+            return base(self, *a, **kw)
+        finally:
+            self.wall_s += time.perf_counter() - t0
+
+    method.__name__ = name
+    return method
+
+
+for _name in ("forward", "backward", "update", "configure", "settings", "tile_counters"):
+    setattr(TimedTwin, _name, _timed(_name))
+
+
+def train_config(model: str, epochs: int) -> TrainConfig:
+    """The benchmark's run: digits 64-32-10, batch 32, lr 0.1, BL <= 31, ``model`` devices."""
+    dm = dataclasses.asdict(DeviceModel(model=model))
+    return TrainConfig(epochs=epochs, seed=0, float_baseline=False, device_model=dm)
+
+
+class TwinRun:
+    """The twin training on one device model, an epoch at a time (the first one warms up)."""
+
+    def __init__(self, model: str, data: datasets.Dataset, epochs: int):
+        self.data = data
+        self.cfg = train_config(model, epochs + 2)  # + warm-up + `split`
+        self.device = TimedTwin()
+        self.trainer = Trainer(self.cfg, self.device, data)
+        self.trainer.run_epoch()
+        self.state = self.trainer.state()
+        self.cpu_s = 0.0
+        step = self.trainer.analog.train_batch
+
+        def timed(*a, **kw):  # the CPU time of the same steps the trainer times on the wall
+            t0 = time.process_time()
+            try:
+                return step(*a, **kw)
+            finally:
+                self.cpu_s += time.process_time() - t0
+
+        self.trainer.analog.train_batch = timed
+
+    def step_epoch(self) -> tuple[float, float]:
+        """Samples/s of one epoch's training steps (host periphery included): per wall-clock
+        second and per CPU second of this process."""
+        self.cpu_s = 0.0
+        wall = self.trainer.run_epoch()["analog_samples_per_s"]
+        return wall, len(self.data.x_train) / self.cpu_s
+
+    def split(self) -> tuple[float, float]:
+        """Microseconds per sample of one epoch's training steps: in the twin's device calls
+        (including the settings and counter reads of the host's BL management and cost ledger)
+        and in the host's periphery (the rest)."""
+        self.device.active, self.device.wall_s = True, 0.0
+        try:
+            rate, _ = self.step_epoch()
+        finally:
+            self.device.active = False
+        n = len(self.data.x_train)
+        return self.device.wall_s / n * 1e6, (1 / rate - self.device.wall_s / n) * 1e6
+
+    def chip_rates(self, repeats: int) -> tuple[list[float], float]:
+        """Samples/s of the twin's own work, replaying one epoch's device calls ``repeats``
+        times, and the pulses applied per training sample."""
+        dev = RecordingTwin()
+        recorder = Trainer(self.cfg, dev, self.data)
+        recorder.restore(*self.state)
+        dev.calls = []
+        recorder.run_epoch()
+        batch = self.cfg.batch
+        calls = [c for c in dev.calls if not (c[0] == "forward" and len(c[1][1]) > batch)]
+        dev.calls = None
+        n = len(self.data.x_train)
+        rates, pulses = [], 0
+        for _ in range(repeats):
+            fresh = TwinDevice()
+            Trainer(self.cfg, fresh, self.data).restore(*self.state)
+            fresh.configure(seed=dev.settings().seed)
+            rates.append(n / replay(fresh, calls))
+            pulses = sum(c["pulses"] for c in fresh.counters())
+            if not np.array_equal(fresh.twin.weights, dev.twin.weights):
+                raise RuntimeError("the replayed epoch did not reproduce the training's states")
+        return rates, pulses / n
+
+
+def aihwkit_available() -> bool:
+    return importlib.util.find_spec("aihwkit") is not None
+
+
+class AihwkitRun:
+    """The same network in aihwkit (imported only here): AnalogLinear layers with a
+    ``SingleRPUConfig`` of aihwkit's default device of the model, AnalogSGD, one torch thread."""
+
+    def __init__(self, model: str, data: datasets.Dataset, seed: int = 0):
+        import torch
+        from aihwkit.nn import AnalogLinear, AnalogSequential
+        from aihwkit.optim import AnalogSGD
+        from aihwkit.simulator import configs
+
+        torch.set_num_threads(1)
+        torch.manual_seed(seed)
+        device = getattr(configs, f"{model}Device")()
+        rpu = configs.SingleRPUConfig(device=device)
+        sizes = [data.features, 32, data.classes]
+        self.torch = torch
+        self.net = AnalogSequential(AnalogLinear(sizes[0], sizes[1], bias=True, rpu_config=rpu),
+                                    torch.nn.ReLU(),
+                                    AnalogLinear(sizes[1], sizes[2], bias=True, rpu_config=rpu))
+        self.opt = AnalogSGD(self.net.parameters(), lr=0.1)
+        self.opt.regroup_param_groups(self.net)
+        self.x = torch.tensor(data.x_train, dtype=torch.float32)
+        self.y = torch.tensor(data.y_train, dtype=torch.long)
+        self.rng = np.random.default_rng(seed)
+        self.step_epoch()  # warm-up
+
+    def step_epoch(self) -> tuple[float, float]:
+        """Samples/s of one epoch of aihwkit training steps (forward, backward, update), per
+        wall-clock and per CPU second."""
+        torch = self.torch
+        perm = torch.from_numpy(self.rng.permutation(len(self.x)))
+        t0, c0 = time.perf_counter(), time.process_time()
+        for s in range(0, len(perm), 32):
+            idx = perm[s : s + 32]
+            self.opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(self.net(self.x[idx]), self.y[idx])
+            loss.backward()
+            self.opt.step()
+        return (len(perm) / (time.perf_counter() - t0), len(perm) / (time.process_time() - c0))
+
+
+@dataclasses.dataclass
+class ModelFigures:
+    """Samples/s of one device model: lists of per-repeat figures."""
+
+    model: str
+    step: list[float]
+    step_cpu: list[float]  #: per CPU second of the process (less sensitive to other load)
+    chip: list[float]
+    pulses_per_sample: float
+    aihwkit: list[float]  #: measured here; empty when aihwkit is not installed
+    aihwkit_cpu: list[float]
+    #: us per sample of a training step in the twin's device calls and in the host
+    split_us: tuple[float, float] = (0.0, 0.0)
+
+    def reference(self) -> tuple[float, float, str]:
+        """aihwkit's figure (low, high) and where it comes from."""
+        if self.aihwkit:
+            return min(self.aihwkit), max(self.aihwkit), "measured in this run"
+        lo, hi, date = AIHWKIT_RECORDED.get(self.model, AIHWKIT_RECORDED["ConstantStep"])
+        src = "" if self.model in AIHWKIT_RECORDED else "ConstantStep's, "
+        return lo, hi, f"{src}recorded {date}"
+
+
+def measure(models=DEVICE_MODELS, repeats: int = 5, with_aihwkit: bool | None = None,
+            chip: bool = True) -> list[ModelFigures]:
+    """Figures of every model; twin and aihwkit epochs alternate within each model."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    data = datasets.digits()
+    use_aihwkit = aihwkit_available() if with_aihwkit is None else with_aihwkit
+    out = []
+    for model in models:
+        run = TwinRun(model, data, repeats)
+        ref = AihwkitRun(model, data) if use_aihwkit else None
+        step, ai = [], []
+        for _ in range(repeats):
+            step.append(run.step_epoch())
+            if ref is not None:
+                ai.append(ref.step_epoch())
+        chip_rates, pulses = run.chip_rates(repeats) if chip else ([], 0.0)
+        split = run.split() if chip else (0.0, 0.0)
+        out.append(ModelFigures(model, [w for w, _ in step], [c for _, c in step], chip_rates,
+                                pulses, [w for w, _ in ai], [c for _, c in ai], split))
+    return out
+
+
+def ratio_lines(figs: list[ModelFigures]) -> list[str]:
+    """One line per model: the twin's training step against aihwkit's figure."""
+    lines = [] if any(f.aihwkit for f in figs) else [AIHWKIT_INSTALL]
+    for f in figs:
+        lo, hi, src = f.reference()
+        med = statistics.median(f.step)
+        rng = f"{lo:,.0f}" if lo == hi else f"{lo:,.0f}-{hi:,.0f}"
+        ratio = f"{med / hi:.2f}x" if lo == hi else f"{med / hi:.2f}-{med / lo:.2f}x"
+        lines.append(f"twin vs aihwkit, {f.model}: training step {med:,.0f} samples/s against "
+                     f"aihwkit {rng} ({src}): {ratio}")
+    return lines
+
+
+def _fmt(values: list[float]) -> str:
+    """Median (min – max)."""
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f} – {max(values):,.0f})"
+
+
+def environment() -> str:
+    """Versions and thread settings the figures depend on."""
+    import numba
+
+    blas = ", ".join(f"{k}={os.environ.get(k, 'unset')}"
+                     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"numpy {np.__version__}, numba {numba.__version__}; {blas}; load average "
+            f"{load:.2f} when the run started (the machine is shared)")
+
+
+def main(argv: list[str] | None = None) -> list[ModelFigures]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args(argv)
-    data = datasets.digits()
-    n = len(data.x_train)
-    cfg = TrainConfig(epochs=args.repeats + 1, seed=0, float_baseline=False)
-
-    # training step, full host periphery: epochs 2.. (epoch 1 warms up); a plain twin, since
-    # the recording one's attribute hook would slow every call the trainer makes
-    trainer = Trainer(cfg, TwinDevice(), data)
-    trainer.run_epoch()
-    state = trainer.state()
-    step_rates = [trainer.run_epoch()["analog_samples_per_s"] for _ in range(args.repeats)]
-
-    # chip operations only: record the device calls of one epoch's training steps, replay them
-    dev = RecordingTwin()
-    recorder = Trainer(cfg, dev, data)
-    recorder.restore(*state)
-    dev.calls = []
-    recorder.run_epoch()
-    calls = [c for c in dev.calls if not (c[0] == "forward" and len(c[1][1]) > cfg.batch)]
-    dev.calls = None
-    chip_rates = []
-    for _ in range(args.repeats):
-        fresh = TwinDevice()
-        trainer2 = Trainer(cfg, fresh, data)
-        trainer2.restore(*state)
-        fresh.configure(seed=dev.settings().seed)
-        chip_rates.append(n / replay(fresh, calls))
-        total_pulses = sum(c["pulses"] for c in fresh.counters())
-    res = {"chip_median": float(np.median(chip_rates)), "chip_min": min(chip_rates),
-           "chip_max": max(chip_rates), "step_median": float(np.median(step_rates)),
-           "step_min": min(step_rates), "step_max": max(step_rates),
-           "pulses_per_sample": total_pulses / n}
-    print(f"twin chip operations: {res['chip_median']:,.0f} samples/s median "
-          f"(min {res['chip_min']:,.0f}, max {res['chip_max']:,.0f}); full training step: "
-          f"{res['step_median']:,.0f} samples/s (min {res['step_min']:,.0f}, max "
-          f"{res['step_max']:,.0f}); {res['pulses_per_sample']:.0f} pulses per sample")
+    env = environment()
+    figs = measure(repeats=args.repeats)
+    n = len(datasets.digits().x_train)
+    for f in figs:
+        print(f"{f.model}: training step {_fmt(f.step)} samples/s, median (min – max), "
+              f"{_fmt(f.step_cpu)} per CPU second; chip operations {_fmt(f.chip)}; "
+              f"{f.pulses_per_sample:.0f} pulses per sample; per sample: twin calls "
+              f"{f.split_us[0]:.1f} us, host periphery {f.split_us[1]:.1f} us"
+              + (f"; aihwkit {_fmt(f.aihwkit)}, {_fmt(f.aihwkit_cpu)} per CPU second"
+                 if f.aihwkit else ""))
+    for line in ratio_lines(figs):
+        print(line)
     if not args.no_write:
+        rows = []
+        for f in figs:
+            lo, hi, src = f.reference()
+            med = statistics.median(f.step)
+            ai = _fmt(f.aihwkit) if f.aihwkit else (f"{lo:,.0f} – {hi:,.0f} ({src})" if lo != hi
+                                                     else f"{lo:,.0f} ({src})")
+            ratio = f"{med / hi:.2f}×" if lo == hi else f"{med / hi:.2f}× – {med / lo:.2f}×"
+            if f.aihwkit:
+                ai += f"; per CPU second {_fmt(f.aihwkit_cpu)}"
+            rows.append(f"| {f.model} | {_fmt(f.step)} | {_fmt(f.step_cpu)} | {_fmt(f.chip)} | "
+                        f"{ai} | {ratio} | {f.split_us[0]:.1f} / {f.split_us[1]:.1f} | "
+                        f"{f.pulses_per_sample:.0f} |")
         body = (
-            "The 64-32-10 digits MLP on two tiles, batch 32, lr 0.1, ConstantStep devices "
-            f"(aihwkit defaults), {args.repeats} repeats of one epoch ({n} samples), one "
-            "process.\n\n"
-            "| figure | samples/s, median | min – max |\n|---|---|---|\n"
-            f"| twin, chip operations (forward, backward, pulse update BL ≤ 31, both tiles) "
-            f"| {res['chip_median']:,.0f} | {res['chip_min']:,.0f} – {res['chip_max']:,.0f} |\n"
-            f"| training step with host periphery (`ohmflow train --backend twin`) "
-            f"| {res['step_median']:,.0f} | {res['step_min']:,.0f} – {res['step_max']:,.0f} |\n"
-            "| aihwkit 1.2.0 C++ CPU simulator, same network (anchors) | ≈ 29,000 | |\n\n"
-            f"Coincidences (pulses applied) per training sample, both tiles: "
-            f"{res['pulses_per_sample']:.0f}.\n"
+            "The 64-32-10 digits MLP on two tiles, batch 32, lr 0.1, BL ≤ 31, aihwkit's default "
+            f"devices of each model, {args.repeats} repeats of one epoch ({n} samples) after a "
+            f"warm-up epoch, one process; {env}. *Training step*: `ohmflow train --backend "
+            "twin`'s analog step with the host periphery; *chip operations*: one epoch's device "
+            "calls replayed on a fresh twin; *per CPU second*: the same steps over the process's "
+            "CPU time, which other work on the machine changes less than the wall clock. Ratio: "
+            "the training step's wall-clock median over aihwkit's figure (its high and low "
+            "end). *µs per sample*: one more epoch's training steps split into the twin's "
+            "device calls (with the settings and counter reads of the host's BL management and "
+            "cost ledger) and the host's floating-point periphery (`host/layers.py`, "
+            "`host/mlp.py`, `host/ledger.py`).\n\nSamples/s as median (min – max).\n\n"
+            "| device model | twin, training step | twin, training step per CPU second "
+            "| twin, chip operations | aihwkit CPU simulator | twin step / aihwkit "
+            "| µs per sample: twin calls / host | pulses per sample |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
         )
-        env = "".join(f"{k}={os.environ[k]} " for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-                      if os.environ.get(k, "1") != "1")  # 1: ohmflow.host's default
-        write_section("twin", "Twin training speed", body,
-                      f"{env}python -m ohmflow.host.bench_twin --repeats {args.repeats}")
-    return res
+        if not any(f.aihwkit for f in figs):
+            body += f"\n{AIHWKIT_INSTALL}\n"
+        write_section("twin", "Twin training speed beside aihwkit", body,
+                      f"python -m ohmflow.host.bench_twin --repeats {args.repeats}")
+    return figs
 
 
 if __name__ == "__main__":
