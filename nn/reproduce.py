@@ -9,6 +9,8 @@ overhead benchmark (`ohmflow.nn.bench`).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from ohmflow.host import datasets
@@ -40,12 +42,14 @@ def mlp(sizes: list[int], cfg: TrainConfig) -> torch.nn.Sequential:
 
 
 def train_as_trainer(cfg: TrainConfig, chips: Device | Chips, data: datasets.Dataset,
-                     loss_fn=softmax_cross_entropy) -> torch.nn.Sequential:
+                     loss_fn=softmax_cross_entropy, seconds: list[float] | None = None
+                     ) -> torch.nn.Sequential:
     """Train ``cfg``'s MLP on ``chips`` through ohmflow.nn as `Trainer` would; returns the model.
 
     Same set-up (`prepare_chips` from the fabrication seed), standardized inputs, `init_params`
     from the run seed, and per epoch: chips re-seeded, the epoch generator's permutation as the
-    DataLoader's order, then its stochastic rounding in the optimizer.
+    DataLoader's order, then its stochastic rounding in the optimizer. ``seconds`` (a list)
+    receives each epoch's training time.
     """
     prepare_chips(chips, cfg.seed if cfg.fab_seed is None else cfg.fab_seed, cfg.model,
                   out_bound=cfg.out_bound, out_noise=cfg.out_noise, desired_bl=cfg.desired_bl)
@@ -60,6 +64,7 @@ def train_as_trainer(cfg: TrainConfig, chips: Device | Chips, data: datasets.Dat
     train = TensorDataset(torch.from_numpy(np.asarray(d.x_train, dtype=np.float64)),
                           torch.from_numpy(np.asarray(d.y_train, dtype=np.int64)))
     for e in range(cfg.epochs):
+        t0 = time.perf_counter()
         rng = start_epoch(chips, cfg.seed, e, opt)
         loader = DataLoader(train, batch_size=cfg.batch,
                             sampler=rng.permutation(len(train)).tolist())
@@ -67,4 +72,6 @@ def train_as_trainer(cfg: TrainConfig, chips: Device | Chips, data: datasets.Dat
             opt.zero_grad()
             loss_fn(model(x), y).backward()
             opt.step()
+        if seconds is not None:
+            seconds.append(time.perf_counter() - t0)
     return model

@@ -105,3 +105,31 @@ def test_torch_cross_entropy_gradient_agrees_with_the_trainers_to_a_few_ulp(digi
         assert np.array_equal(t.grad.numpy(), ref)  # the trainer's loss: bit for bit
     print(f"torch's cross_entropy gradient differs from the trainer's in {differ} of {z.size} "
           "elements")
+
+
+def test_a_conv_and_linear_model_runs_on_verilator_as_on_the_twin():
+    """AnalogConv2d (2 -> 3 channels, 3x3, stride 2) and AnalogLinear on the default emulator:
+    forward, input gradient, one AnalogSGD step and the next forward equal the twin's."""
+    pytest.importorskip("ohmflow.sim.emulator")
+
+    def run(chips):
+        torch.manual_seed(7)
+        model = torch.nn.Sequential(onn.AnalogConv2d(2, 3, 3, stride=2), torch.nn.ReLU(),
+                                    torch.nn.Flatten(), onn.AnalogLinear(12, 4)).double()
+        onn.prepare_chips(chips, seed=2)
+        onn.place(model, chips)
+        opt = onn.AnalogSGD(model.parameters(), lr=0.2)
+        onn.start_epoch(chips, 2, 0, opt)
+        x = torch.randn(3, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+        y = model(x)
+        onn.softmax_cross_entropy(y, torch.tensor([0, 1, 3])).backward()
+        opt.step()
+        with torch.no_grad():
+            after = model(x)
+        return [y.detach(), x.grad, after, *(m.states() for m in onn.analog_layers(model))]
+
+    twin = run(Chips([TwinDevice()]))
+    with open_chips("verilator", "default", 1) as chips:
+        rtl = run(chips)
+    for a, b in zip(twin, rtl, strict=True):
+        assert torch.equal(a, b)
