@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 from ohmflow.host import datasets
+from ohmflow.host.analog_tile import IOParams, UpdateParams
 from ohmflow.host.chips import Chips
 from ohmflow.host.device import Device
 from ohmflow.host.mlp import init_params
@@ -29,8 +30,6 @@ __all__ = ["mlp", "train_as_trainer"]
 
 def mlp(sizes: list[int], cfg: TrainConfig) -> torch.nn.Sequential:
     """`AnalogLinear` layers with ReLU between them, float64, with ``cfg``'s IO and update."""
-    from ohmflow.host.analog_tile import IOParams, UpdateParams
-
     io = IOParams(cfg.noise_management, cfg.bound_management, cfg.max_bm_rounds)
     up = UpdateParams(cfg.desired_bl, cfg.update_management, cfg.update_bl_management)
     mods: list[torch.nn.Module] = []
