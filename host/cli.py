@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ohmflow.host.cli:Info", "print a device's INFO: its synthesized config"),
     "build": ("ohmflow.boards.build", "build (and program) a bitstream for an FPGA board"),
     "bench": ("ohmflow.host.bench", "measure simulator, emulator, training and link speeds"),
+    "fit-device": ("ohmflow.host.device_fit",
+                   "fit a device model to a measured pulse response (CSV) and write its config"),
     "project": ("ohmflow.host.projection_sweep",
                 "projected training time and energy as networks grow"),
 }
