@@ -239,6 +239,19 @@ def _fraction_between(mean: float, sd: float, lo: float, hi: float) -> float:
     return max(0.0, _phi(b) - _phi(a))
 
 
+def zero_step_fraction(cfg: ChipConfig, model: DeviceModel, up: bool) -> float:
+    """Expected fraction of fabricated devices whose step is positive but rounds to 0 (§7.2)."""
+    s = model.dw_min * (1 + model.up_down if up else 1 - model.up_down)
+    sd = math.hypot(model.dw_min_dtod, model.up_down_dtod) * model.dw_min / s
+    return _fraction_between(s, sd, 0.0, 0.5 / 2.0**cfg.w_frac)
+
+
+def bound_clip_fraction(cfg: ChipConfig, model: DeviceModel, upper: bool) -> float:
+    """Expected fraction of fabricated devices whose bound lies beyond the state format."""
+    b, dtod = (model.w_max, model.w_max_dtod) if upper else (-model.w_min, model.w_min_dtod)
+    return _fraction_between(b, dtod, (cfg.w_max_code + 0.5) / 2.0**cfg.w_frac, math.inf)
+
+
 def representation_notes(cfg: ChipConfig, model: DeviceModel) -> list[str]:
     """What ``cfg``'s integer formats (numerics §2, §7.2) do to ``model``, one sentence each.
 
@@ -266,9 +279,7 @@ def representation_notes(cfg: ChipConfig, model: DeviceModel) -> list[str]:
         if abs(err) >= STEP_ROUNDING_NOTE:
             notes.append(f"the nominal {d} step {s:.4g} is {s * unit:.2f} state LSBs and becomes "
                          f"{code} ({err:+.1%}) on config {cfg.name!r}")
-        # devices whose step is positive but below half an LSB, so it rounds to 0
-        sd = math.hypot(model.dw_min_dtod, model.up_down_dtod) * model.dw_min / s
-        zero = _fraction_between(s, sd, 0.0, 0.5 * lsb)
+        zero = zero_step_fraction(cfg, model, d == "up")
         if zero >= FRACTION_NOTE:
             notes.append(f"{zero:.2%} of devices are expected to have a positive {d} step below "
                          f"half an LSB (dw_min_dtod {model.dw_min_dtod}), which rounds to 0: "
@@ -278,7 +289,7 @@ def representation_notes(cfg: ChipConfig, model: DeviceModel) -> list[str]:
         if b > w_top:
             raise ValueError(f"{name} {getattr(model, name)} is beyond the state format "
                              f"of config {cfg.name!r} (|w| <= {w_top:.6g})")
-        over = _fraction_between(b, dtod, w_top, math.inf)
+        over = bound_clip_fraction(cfg, model, name == "w_max")
         if over >= FRACTION_NOTE:
             notes.append(f"{over:.2%} of devices are expected to have {name} beyond the state "
                          f"format ({name}_dtod {dtod:.3g}; |w| <= {w_top:.6g} on config "
