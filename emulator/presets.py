@@ -101,7 +101,7 @@ def linear_step_fit(p: dict, points: int = 2001) -> LinearFit:
     for curve in (up, down):
         slope, c0 = np.polyfit(w, curve, 1, w=1.0 / curve)
         lines.append((c0, slope))
-    (cu, su), (cd, sd) = lines
+    (cu, su), (cd, sd) = ((float(a), float(b)) for a, b in lines)
     fit_up = np.maximum(0.0, cu + su * w)
     fit_down = np.maximum(0.0, cd + sd * w)
     rel = [(fit_up - up) / up, (fit_down - down) / down]

@@ -277,13 +277,17 @@ def run(args) -> int:
     print(f"{meas.path}: {len(meas.sweeps)} sweeps, {n} readings ({meas.unit}"
           + (f"; weight = (conductance - {meas.g_offset:.6g}) / {meas.g_scale:.6g}"
              if meas.unit == "conductance" else "") + ")")
-    print(f"{'model':<13} {'RMS error':>10} {'relative':>9}")
+    g = meas.unit == "conductance"
+    print(f"{'model':<13} {'RMS (weight)':>12}" + (f" {'RMS (cond.)':>12}" if g else "")
+          + f" {'relative':>9}")
     for f in fits:
         if f.device is None:
-            print(f"{f.model:<13} {'—':>10} {'—':>9}  not fitted: {f.reason}")
+            print(f"{f.model:<13} {'—':>12}" + (f" {'—':>12}" if g else "") + f" {'—':>9}  "
+                  f"not fitted: {f.reason}")
         else:
             mark = "  <- chosen" if f is chosen else ""
-            print(f"{f.model:<13} {f.rms:>10.4g} {f.error:>9.2%}{mark}")
+            print(f"{f.model:<13} {f.rms:>12.4g}" + (f" {f.rms * meas.g_scale:>12.4g}" if g
+                                                     else "") + f" {f.error:>9.2%}{mark}")
     d = chosen.device
     cfg = get_config(args.config)
     notes = representation_notes(cfg, d)

@@ -112,8 +112,12 @@ def write_doc(results: list[dict], args) -> None:
         "BL ≤ 31). Test accuracy after the last epoch; pulses per training sample count every "
         "device pulse of both layers (the chips' `pulses` counters) over the run's training "
         "samples.\n\n" + table(results, args.epochs, args.seeds) + "\n\n"
-        "aihwkit's figure is the anchors' (aihwkit 1.2.0 on the CPU, the same recipe with 30 "
-        "epochs and 3 unseeded runs); aihwkit was not run for the other presets here.")
+        "aihwkit's figure: aihwkit 1.2.0 built from source, on the CPU, `ReRamSBPreset` with "
+        "the same recipe, 30 epochs, 3 runs (its analog runs are not seeded); aihwkit was not run "
+        "for the other presets. The chip's ReRamSBPreset leaves out aihwkit's write noise "
+        "(`write_noise_std` 56: a Gaussian of σ 0.112 on every written weight's reads) and has "
+        "multiplicative instead of additive cycle-to-cycle noise (see the presets table); how "
+        "much of the gap to aihwkit's figure that explains has not been measured.")
     cmd = "python -m ohmflow.host.preset_bench" + (
         f" --epochs {args.epochs}" if args.epochs != 30 else "") + (
         f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != list(range(10)) else "")
