@@ -6,7 +6,8 @@
 aihwkit's recipe (anchors): inputs / 16 (no standardization), batch 32, lr 0.1, each preset with
 its periphery (out_bound 20, out_noise 0.1, BL <= 31). Every finished (preset, seed) run is
 appended to ``--results`` (JSON lines), so an interrupted benchmark continues where it stopped;
-the ``presets`` section of docs/devices.md is rewritten from all results after each preset.
+the ``presets`` section of docs/devices.md (``presets-<N>ep`` for N != 30 epochs) is rewritten
+from all results after each preset.
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ def write_doc(results: list[dict], args) -> None:
     cmd = "python -m ohmflow.host.preset_bench" + (
         f" --epochs {args.epochs}" if args.epochs != 30 else "") + (
         f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != list(range(10)) else "")
-    benchdoc.write_section("presets", "Training with each preset", body, cmd, doc=DOC)
+    key, title = "presets", "Training with each preset"
+    if args.epochs != 30:  # a shorter run gets its own section beside the 30-epoch one
+        key, title = f"presets-{args.epochs}ep", f"{title}, {args.epochs} epochs"
+    benchdoc.write_section(key, title, body, cmd, doc=DOC)
 
 
 if __name__ == "__main__":
