@@ -162,3 +162,16 @@ def test_expected_fractions_match_a_fabricated_chip(name):
 def test_the_table_holds_aihwkits_seven_single_device_presets():
     assert set(PRESETS) == set(AIHWKIT) | {"ReRamESPreset"}
     assert [n for n, p in PRESETS.items() if p.refused] == ["ReRamESPreset"]
+
+
+def test_device_config_files_round_trip(tmp_path):
+    from ohmflow.emulator.presets import device_config_toml, load_device_config
+
+    for p in PRESETS.values():
+        path = tmp_path / f"{p.name}.toml"
+        path.write_text(device_config_toml(p.device, {"source": 'a "quoted" name.csv',
+                                                      "rms_error": 0.25}))
+        assert load_device_config(path) == p.device
+    path.write_text("[device]\nmodel = 'LinearStep'\n[extra]\nx = 1\n")
+    with pytest.raises(ValueError, match=r"a device config has a \[device\] table"):
+        load_device_config(path)
