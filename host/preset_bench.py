@@ -3,9 +3,10 @@
     python -m ohmflow.host.preset_bench [--epochs 30] [--seeds 0 1 ... 9] [--presets NAME ...]
                                         [--results FILE] [--no-write]
 
-aihwkit's recipe (anchors): inputs / 16 (no standardization), batch 32, lr 0.1, each preset with
-its periphery (out_bound 20, out_noise 0.1, BL <= 31). Every finished (preset, seed) run is
-appended to ``--results`` (JSON lines), so an interrupted benchmark continues where it stopped;
+aihwkit's recipe (docs/benchmarks.md, accuracy): inputs / 16 (no standardization), batch 32,
+lr 0.1, each preset with its periphery (out_bound 20, out_noise 0.1, BL <= 31). Every finished
+(preset, seed) run is appended to ``--results`` (JSON lines), so an interrupted benchmark
+continues where it stopped;
 the ``presets`` section of docs/devices.md (``presets-<N>ep`` for N != 30 epochs) is rewritten
 from all results after each preset.
 """
