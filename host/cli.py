@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ohmflow.host.cli:Info", "print a device's INFO: its synthesized config"),
     "build": ("ohmflow.boards.build", "build (and program) a bitstream for an FPGA board"),
     "bench": ("ohmflow.host.bench", "measure simulator, emulator, training and link speeds"),
+    "fit-device": ("ohmflow.host.device_fit",
+                   "fit a device model to a measured pulse response (CSV) and write its config"),
     "project": ("ohmflow.host.projection_sweep",
                 "projected training time and energy as networks grow"),
 }
@@ -145,6 +147,70 @@ def _widths(text: str) -> list[int]:
     return w
 
 
+# ----- ohmflow train: --device-preset / --device-config -----
+def add_device_source_arguments(p: argparse.ArgumentParser) -> None:
+    """The device a run starts from: one of aihwkit's presets or a device config file."""
+    from ohmflow.emulator.presets import PRESETS
+
+    usable = ", ".join(n for n, pr in PRESETS.items() if not pr.refused)
+    g = p.add_argument_group(
+        "device preset or device config (docs/devices.md)",
+        "The device parameter flags below override single values of either (as aihwkit's "
+        "ReRamSBPresetDevice(dw_min=...) does); --device-model conflicts with both.")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--device-preset", metavar="NAME",
+                     help=f"one of aihwkit's device presets: {usable}; sets the device and "
+                     "aihwkit's preset periphery (out_bound 20, out_noise 0.1, desired_bl 31) "
+                     "unless --out-bound/--out-noise/--desired-bl are given (ReRamESPreset "
+                     "waits for an ExpStep device model and is refused)")
+    src.add_argument("--device-config", metavar="FILE",
+                     help="a device config TOML, as written by ohmflow fit-device")
+
+
+def device_source(args):
+    """(DeviceModel or None, TrainConfig periphery fields) of --device-preset/--device-config."""
+    from ohmflow.emulator.presets import get_preset, load_device_config
+
+    preset = getattr(args, "device_preset", None)
+    path = getattr(args, "device_config", None)
+    if (preset or path) and args.device_model is not None:
+        given = f"--device-preset {preset}" if preset else f"--device-config {path}"
+        raise ValueError(f"--device-model conflicts with {given}, which sets the device model; "
+                         "give one of them (parameter flags such as --dw-min may override "
+                         "single values)")
+    if preset:
+        p = get_preset(preset)
+        periphery = {"out_bound": p.out_bound, "out_noise": p.out_noise,
+                     "desired_bl": p.desired_bl}
+        return p.device, {k: v for k, v in periphery.items() if getattr(args, k) is None}
+    if path:
+        return load_device_config(Path(path).expanduser().resolve()), {}
+    return None, {}
+
+
+def device_source_fields(args) -> set[str]:
+    """The TrainConfig fields --device-preset/--device-config set (for --resume's checks)."""
+    if getattr(args, "device_preset", None):
+        return {"device_model", "out_bound", "out_noise", "desired_bl"}
+    if getattr(args, "device_config", None):
+        return {"device_model"}
+    return set()
+
+
+def device_notes(args, cfg) -> list[str]:
+    """What a preset approximates and what the run's chip config does to its device (raises
+    ValueError if the chip cannot hold the device at all)."""
+    from ohmflow.emulator.config import get_config
+    from ohmflow.emulator.presets import get_preset, representation_notes
+
+    notes = []
+    if getattr(args, "device_preset", None):
+        p = get_preset(args.device_preset)
+        notes += [f"{p.name} approximates aihwkit's {p.aihwkit_device}: {a}"
+                  for a in p.approximations]
+    return notes + representation_notes(get_config(cfg.config), cfg.model)
+
+
 class Train:
     """``ohmflow train``: analog SGD beside the float baseline, with checkpoints and a report."""
 
@@ -175,6 +241,7 @@ class Train:
         g.add_argument("--no-standardize", dest="no_standardize", action="store_true",
                        default=None, help="use the features as given (default: scale each to "
                        "zero mean and unit variance with the training split's statistics)")
+        add_device_source_arguments(p)
         g = p.add_argument_group("device model (aihwkit names; defaults: aihwkit's)")
         g.add_argument("--device-model", help="ConstantStep (default), LinearStep or SoftBounds")
         for name in MODEL_PARAMS:
@@ -214,10 +281,11 @@ class Train:
         from ohmflow.emulator.config import DeviceModel
         from ohmflow.host.trainer import TrainConfig
 
-        model = DeviceModel(model=args.device_model or "ConstantStep")
+        base, periphery = device_source(args)
+        model = base or DeviceModel(model=args.device_model or "ConstantStep")
         changes = {k: getattr(args, k) for k in MODEL_PARAMS if getattr(args, k) is not None}
         model = model.replace(**changes)
-        kw = {"device_model": dataclasses.asdict(model)}
+        kw = {"device_model": dataclasses.asdict(model), **periphery}
         for name in ("dataset", "config", "out_bound", "out_noise", "desired_bl", "epochs", "lr",
                      "batch", "seed", "fab_seed", "max_bm_rounds", "max_input_size",
                      "max_output_size"):
@@ -245,6 +313,7 @@ class Train:
         if args.device_model is not None or any(getattr(args, k) is not None
                                                 for k in MODEL_PARAMS):
             given.add("device_model")
+        given |= device_source_fields(args)
         if args.no_float:
             given.add("float_baseline")
         return given
@@ -281,6 +350,7 @@ class Train:
                 log(f"resuming {run_dir} after epoch {trainer.epoch} of {trainer.cfg.epochs}")
                 return Train._finish(trainer, run_dir, report, args)
         cfg = Train.config_from_args(args)
+        notes = device_notes(args, cfg)
         data = datasets.load(cfg.dataset)
         cfg = cfg.replace(chips=Train.chips_for(args, cfg, data))
         out = Path(args.out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -295,9 +365,21 @@ class Train:
             log(f"ohmflow train: {'-'.join(map(str, trainer.sizes))} MLP on {cfg.dataset} "
                 f"({len(data.x_train)} train / {len(data.x_test)} test, inputs {inputs}), "
                 f"backend {dev.backend()}, config {dev.config.name}: {trainer.map.describe()}; "
-                f"{m.model} (dw_min {m.dw_min}), lr {cfg.lr}, batch {cfg.batch}, seed "
+                f"{Train.device_label(args, m)}, lr {cfg.lr}, batch {cfg.batch}, seed "
                 f"{cfg.seed}; run directory {out}")
+            for note in notes:
+                log(f"device: {note}")
             return Train._finish(trainer, out, report, args)
+
+    @staticmethod
+    def device_label(args, m) -> str:
+        """The device as the start line names it."""
+        label = f"{m.model} (dw_min {m.dw_min})"
+        if getattr(args, "device_preset", None):
+            return f"{args.device_preset}: {label}"
+        if getattr(args, "device_config", None):
+            return f"device config {args.device_config}: {label}"
+        return label
 
     @staticmethod
     def chips_for(args, cfg, data) -> int:
