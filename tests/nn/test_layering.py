@@ -18,10 +18,15 @@ def imports(path: Path) -> set[str]:
     return names
 
 
+#: modules that may import torch (never ohmflow.nn), and why
+TORCH_PEERS = {"host/bench_twin.py": "runs aihwkit, a torch library, beside the twin"}
+
+
 @pytest.mark.parametrize("folder", ["emulator", "hdl", "sim", "boards", "host"])
 def test_no_other_package_imports_ohmflow_nn_or_torch(folder):
-    bad = {str(p.relative_to(ROOT)): sorted(n for n in imports(p)
-                                            if n.split(".")[0] == "torch"
-                                            or n.startswith("ohmflow.nn"))
-           for p in (ROOT / folder).rglob("*.py")}
+    bad = {}
+    for p in (ROOT / folder).rglob("*.py"):
+        rel = str(p.relative_to(ROOT))
+        bad[rel] = sorted(n for n in imports(p) if n.startswith("ohmflow.nn")
+                          or (n.split(".")[0] == "torch" and rel not in TORCH_PEERS))
     assert {k: v for k, v in bad.items() if v} == {}
