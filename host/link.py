@@ -50,8 +50,8 @@ def _open_port(url: str, baudrate: int, write_timeout: float) -> serial.SerialBa
         raise DeviceError(
             f"cannot open {url!r}: {e}. Serial ports on this machine: {ports}. A board is a "
             "serial port such as /dev/ttyUSB0; an emulator server is socket://127.0.0.1:PORT "
-            "(`python -m ohmflow.sim.twin_server` prints its port), or use open_device"
-            "('verilator') to start one.") from None
+            "(`python -m ohmflow.sim.twin_server` prints its port); the backend 'verilator' "
+            "(ohmflow --backend verilator) starts one itself, and 'twin' needs no link.") from None
 
 
 class LinkDevice(Device):
