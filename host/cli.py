@@ -374,8 +374,9 @@ class Train:
         sps = [h["analog_samples_per_s"] for h in trainer.history[first:]
                if h["analog_samples_per_s"]]
         if sps:
-            span = (f"epochs {first + 1}-{trainer.epoch} in this session" if first else
-                    "mean over epochs")
+            done = (f"epoch {first + 1}" if first + 1 == trainer.epoch else
+                    f"epochs {first + 1}-{trainer.epoch}")
+            span = f"{done}, this session" if first else "mean over epochs"
             print(f"\nanalog training speed on backend {trainer.device.info().backend}: "
                   f"{sum(sps) / len(sps):,.0f} samples/s ({span}); results in {out}")
         return 0
