@@ -334,6 +334,8 @@ def run(args) -> int:
         for r in spec.runs:
             print(f"{r.id}  {status(spec.out / 'runs' / r.id):<7}  {' '.join(r.args)}")
         return 0
+    args._resume_hint = (f"run `ohmflow sweep {args.spec}` again (same --out): finished runs "
+                         "are skipped, interrupted ones resume from their checkpoints")
     rows = run_sweep(spec, jobs=args.jobs, ray_address=args.ray,
                      progress=not args.no_progress)
     return 1 if any(r["status"] == "failed" for r in rows) else 0

@@ -157,3 +157,14 @@ def test_the_same_sweep_on_a_local_ray(tmp_path, blobs):
         [h[key] for h in json.loads((spec.out / "runs" / one["run"] / "history.json").read_text())]
     again = sweep.run_sweep(spec, jobs=1, progress=False)  # run again, locally: all skipped
     assert {r["status"] for r in again} == {"skipped (done)"}
+
+
+def test_an_interrupted_sweep_says_how_to_resume(tmp_path, blobs, capsys, monkeypatch):
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_sweep", stop)
+    spec = write_spec(tmp_path, blobs, "seed = [0, 1]")
+    assert cli.main(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; run `ohmflow sweep {spec}` again" in err and "resume" in err
