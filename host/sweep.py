@@ -242,7 +242,13 @@ def _ray(todo, spec: Spec, address: str, done_cb) -> None:
         raise ValueError("--ray needs Ray: pip install 'ohmflow[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        opts = {"include_dashboard": False, "log_to_driver": False}
+        try:
+            ray.init(address=address, **opts)
+        except ConnectionError:
+            if address != "auto":
+                raise ValueError(f"--ray {address}: no Ray cluster answers there") from None
+            ray.init(**opts)  # no cluster running on this machine: start a local one
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_one)
         refs = {task.remote(run.args, str((spec.out / "runs" / run.id).resolve())): run
