@@ -247,8 +247,9 @@ class Train:
             except ValueError as e:
                 raise ValueError(f"{opt}: {e}") from None
             if profile.kind != kind:
-                raise ValueError(f"{opt} must name a {kind} profile, got the {profile.kind} "
-                                 f"profile {name!r}")
+                article = "an" if kind == "analog" else "a"
+                raise ValueError(f"{opt} must name {article} {kind} profile, got the "
+                                 f"{profile.kind} profile {name!r}")
         if args.epochs is not None and args.epochs < 1:
             raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
         if args.resume:
@@ -258,13 +259,9 @@ class Train:
             return None
         cfg = Train.config_from_args(args)
         chip_range.check(cfg, get_config(cfg.config), _explicit_flags(args))
-        if cfg.dataset not in ("digits", "mnist1d"):
-            p = Path(cfg.dataset)
-            if p.suffix not in (".npz", ".csv"):
-                raise ValueError(f"unknown dataset {cfg.dataset!r}: use digits, mnist1d or the "
-                                 "path of a .npz/.csv file")
-            if not p.is_file():
-                raise ValueError(f"dataset file {p} does not exist")
+        p = Path(cfg.dataset)  # dataset names are checked where they are loaded (datasets)
+        if p.suffix in (".npz", ".csv") and not p.is_file():
+            raise ValueError(f"dataset file {p} does not exist")
         if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
             raise ValueError(f"--out {args.out} is a file; name a directory")
         return cfg

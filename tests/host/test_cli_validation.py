@@ -28,7 +28,7 @@ def toml(tmp_path):
     (["--backend", "verilatr"], ["did you mean --backend verilator?"]),
     (["--report", "cost.txt"], ["--report must name a .md or .json file"]),
     (["--analog-profile", "hermse"], ["--analog-profile", "unknown profile 'hermse'", "hermes"]),
-    (["--analog-profile", "h100-bf16"], ["--analog-profile must name a analog profile",
+    (["--analog-profile", "h100-bf16"], ["--analog-profile must name an analog profile",
                                          "digital profile 'h100-bf16'"]),
     (["--digital-profile", "rpu"], ["--digital-profile must name a digital profile"]),
     (["--desired-bl", "100"], ["--desired-bl 100 is above", "bl_max", "[1, 63]"]),
