@@ -180,13 +180,17 @@ def status(run_dir: Path) -> str:
     return "new"
 
 
-def run_one(args: tuple[str, ...], run_dir: str) -> dict:
+def run_one(args: tuple[str, ...], run_dir: str, cwd: str | None = None) -> dict:
     """Run (or resume) one training run through ``ohmflow train``; never raises.
 
-    Returns ``{"rc", "error", "resumed"}``; the run's output goes to ``train.log`` in its folder.
+    ``cwd``: the directory relative paths in ``args`` are taken from (a Ray worker starts in its
+    own). Returns ``{"rc", "error", "resumed"}``; the run's output goes to ``train.log`` in its
+    folder.
     """
     from ohmflow.host import cli
 
+    if cwd is not None:
+        os.chdir(cwd)
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     resumed = status(folder) == "partial"
@@ -251,7 +255,8 @@ def _ray(todo, spec: Spec, address: str, done_cb) -> None:
             ray.init(**opts)  # no cluster running on this machine: start a local one
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_one)
-        refs = {task.remote(run.args, str((spec.out / "runs" / run.id).resolve())): run
+        cwd = os.getcwd()
+        refs = {task.remote(run.args, str((spec.out / "runs" / run.id).resolve()), cwd): run
                 for run in todo}
         pending = list(refs)
         while pending:

@@ -139,9 +139,11 @@ def test_a_bad_spec_is_refused_before_anything_runs(tmp_path, capsys, body, word
 
 
 @pytest.mark.slow
-def test_the_same_sweep_on_a_local_ray(tmp_path, blobs):
+def test_the_same_sweep_on_a_local_ray(tmp_path, blobs, monkeypatch):
+    """The dataset is named relative to the sweep's directory: Ray workers find it too."""
     ray = pytest.importorskip("ray")
-    spec = sweep.load_spec(write_spec(tmp_path, blobs, GRID12), tmp_path / "sweep")
+    monkeypatch.chdir(tmp_path)
+    spec = sweep.load_spec(write_spec(tmp_path, blobs.name, GRID12), tmp_path / "sweep")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         table = sweep.run_sweep(spec, ray_address="auto", progress=False)
