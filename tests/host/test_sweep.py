@@ -170,3 +170,14 @@ def test_an_interrupted_sweep_says_how_to_resume(tmp_path, blobs, capsys, monkey
     assert cli.main(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err
     assert f"interrupted; run `ohmflow sweep {spec}` again" in err and "resume" in err
+
+
+def test_the_documented_example_spec_is_valid(capsys):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "sweep_example.toml"
+    spec = sweep.load_spec(path)
+    assert len(spec.runs) == 2 * 3 * 3 and set(spec.swept) == {"device-model", "lr", "seed"}
+    assert str(spec.out) == "sweeps/example"
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 18
