@@ -187,10 +187,18 @@ class ChipConfig:
     def from_toml(cls, path: str | Path) -> ChipConfig:
         """Load a config from a TOML file: a ``[chip]`` table, or top-level keys."""
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"chip config {path} is not valid TOML: {e}") from None
         data = data.get("chip", data)
+        if not isinstance(data, dict):
+            raise ValueError(f"chip config {path}: [chip] must be a table")
         data.setdefault("name", Path(path).stem)
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"chip config {path}: {e}") from None
 
     def fingerprint(self) -> int:
         """A 32-bit digest of the config, reported by INFO so a host can refuse a mismatch."""

@@ -7,8 +7,8 @@
 - link efficiency (payload bytes over wire bytes) of batched FORWARD frames of 64-element vectors;
 - the twin's training samples/s over aihwkit's, per device model (`ohmflow.host.bench_twin`).
 
-Each figure is repeated (``--repeats``) and reported as min and median; the table goes to
-docs/benchmarks.md (section ``bench``) with the command.
+Each figure is repeated (``--repeats``) and reported as min and median; with ``--write-docs``
+the table also goes to docs/benchmarks.md (section ``bench``) with the command.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="repeats of every figure (default 3)")
     p.add_argument("--seconds", type=float, default=2.0,
                    help="seconds per Verilator scenario (default 2)")
-    p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    p.add_argument("--write-docs", action="store_true",
+                   help="also write the table into docs/benchmarks.md (default: print only)")
 
 
 def run(args) -> int:
@@ -125,7 +126,7 @@ def run(args) -> int:
         e = link_efficiency(cfg, b)
         rows.append((f"link efficiency, FORWARD of {b} x 64", "payload/wire", e, e))
         print(f"link efficiency, FORWARD batch {b} of 64-element vectors: {e:.1%}")
-    if not args.no_write:
+    if args.write_docs:
         from ohmflow.host.benchdoc import write_section
 
         table = ["| figure | unit | median | min |", "|---|---|---|---|"]
@@ -139,5 +140,5 @@ def run(args) -> int:
                 + "\n".join(table))
         key = "bench" if cfg.name == "default" else f"bench-{cfg.name}"
         write_section(key, "ohmflow bench" + ("" if key == "bench" else f" ({cfg.name})"), body,
-                      f"ohmflow bench --config {cfg.name} --repeats {args.repeats}")
+                      f"ohmflow bench --config {cfg.name} --repeats {args.repeats} --write-docs")
     return 0

@@ -15,6 +15,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from ohmflow.host import chip_range
+
 #: Subcommands: name -> (target, one-line help). The target, ``"module"`` or
 #: ``"module:object"``, provides ``add_arguments(parser)`` and ``run(args) -> int``; it is
 #: imported only when its command is used. Registering a command is one line here.
@@ -27,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                    "fit a device model to a measured pulse response (CSV) and write its config"),
     "project": ("ohmflow.host.projection_sweep",
                 "projected training time and energy as networks grow"),
+    "sweep": ("ohmflow.host.sweep", "run a grid of train runs (local processes or Ray), resumable"),
+    "sim": ("ohmflow.sim.testbenches", "run the cocotb testbenches under Verilator"),
 }
 
 #: what the failures of user input raise; the CLI turns them into one line and exit code 2
@@ -39,11 +43,21 @@ def _load(target: str):
     return getattr(obj, attr) if attr else obj
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ohmflow")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The parser; only the subcommand named in ``argv`` is imported and given its arguments."""
     parser = argparse.ArgumentParser(
         prog="ohmflow", description="FPGA emulator of an analog in-memory-computing accelerator "
         "for training neural networks.")
+    parser.add_argument("--version", action="version", version=f"ohmflow {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (target, help_) in COMMANDS.items():
@@ -71,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ohmflow {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ohmflow {args.command}: interrupted", file=sys.stderr)
+        hint = getattr(args, "_resume_hint", None)
+        print(f"ohmflow {args.command}: interrupted" + (f"; {hint}" if hint else ""),
+              file=sys.stderr)
         return 130
 
 
@@ -83,12 +99,43 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                    help="chip config: a preset (default, icebreaker, tiny) or a .toml file")
 
 
+#: the backends named by a word; anything else is a serial port or a pyserial URL
+BACKENDS = ("twin", "verilator")
+
+
+def check_backend(backend: str) -> None:
+    """Refuse a ``--backend`` that is no backend name, serial port or URL (or a comma-separated
+    list of ports and URLs, one per chip), naming the nearest."""
+    import difflib
+
+    if "," in backend:
+        for part in backend.split(","):
+            check_backend(part.strip())
+        return
+    if backend in BACKENDS or "://" in backend or "/" in backend or "\\" in backend:
+        if backend.startswith("/dev/") and not Path(backend).exists():
+            from serial.tools import list_ports
+
+            ports = ", ".join(p.device for p in list_ports.comports()) or "none"
+            raise ValueError(f"serial port {backend} does not exist (serial ports on this "
+                             f"machine: {ports}); use --backend twin, --backend verilator or a "
+                             "pyserial URL such as socket://127.0.0.1:PORT")
+        return
+    if backend.upper().startswith("COM") and backend[3:].isdigit():
+        return
+    near = difflib.get_close_matches(backend.lower(), BACKENDS, n=1, cutoff=0.5)
+    hint = f"did you mean --backend {near[0]}? " if near else ""
+    raise ValueError(f"unknown backend {backend!r}: {hint}use twin, verilator, a serial port "
+                     "(e.g. /dev/ttyUSB0) or a pyserial URL (e.g. socket://127.0.0.1:PORT)")
+
+
 def open_backend(backend: str, config: str, chips: int = 1):
     """`open_chips`, with a failure to reach the backend reported as one ValueError line."""
     from ohmflow.emulator.config import get_config
     from ohmflow.host.chips import open_chips
     from ohmflow.host.device import ConfigMismatch
 
+    check_backend(backend)
     cfg = get_config(config)
     try:
         return open_chips(backend, cfg, chips)
@@ -131,6 +178,11 @@ class Info:
 
 
 # ----- ohmflow train -----
+def _explicit_flags(args) -> set[str]:
+    """The train options given on the command line, by TrainConfig/DeviceModel field name."""
+    return {k for k, v in vars(args).items() if v is not None and not k.startswith("_")}
+
+
 #: device-model options: CLI flag -> DeviceModel field (aihwkit names)
 MODEL_PARAMS = ("dw_min", "dw_min_dtod", "dw_min_std", "up_down", "up_down_dtod", "w_max",
                 "w_min", "w_max_dtod", "w_min_dtod", "gamma_up", "gamma_down", "gamma_up_dtod",
@@ -276,6 +328,46 @@ class Train:
                        "and 2 us a kernel, default; h100-bf16: peak; h100-int8[-measured])")
 
     @staticmethod
+    def validate(args):
+        """Check every option before a run folder is written; raises one ValueError naming the
+        option and what would work. Returns the new run's TrainConfig (None for --resume)."""
+        from ohmflow.emulator.config import get_config
+        from ohmflow.host import projection
+        from ohmflow.host.chips import backends_of
+
+        check_backend(args.backend)
+        if args.report and Path(args.report).suffix not in (".md", ".json"):
+            raise ValueError(f"--report must name a .md or .json file, got {args.report!r}")
+        for opt, name, kind in (("--analog-profile", args.analog_profile, "analog"),
+                                ("--digital-profile", args.digital_profile, "digital")):
+            try:
+                profile = projection.get_profile(name)
+            except ValueError as e:
+                raise ValueError(f"{opt}: {e}") from None
+            if profile.kind != kind:
+                article = "an" if kind == "analog" else "a"
+                raise ValueError(f"{opt} must name {article} {kind} profile, got the "
+                                 f"{profile.kind} profile {name!r}")
+        if args.epochs is not None and args.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+        if args.resume:
+            if not (Path(args.resume) / "checkpoint.ohmckpt").exists():
+                raise ValueError(f"--resume {args.resume}: no checkpoint.ohmckpt there; name the "
+                                 "run directory of an earlier ohmflow train")
+            return None
+        if args.chips is not None and args.chips < 1:
+            raise ValueError(f"--chips must be a positive integer, got {args.chips}")
+        backends_of(args.backend, args.chips)
+        cfg = Train.config_from_args(args)
+        chip_range.check(cfg, get_config(cfg.config), _explicit_flags(args))
+        p = Path(cfg.dataset)  # dataset names are checked where they are loaded (datasets)
+        if p.suffix in (".npz", ".csv") and not p.is_file():
+            raise ValueError(f"dataset file {p} does not exist")
+        if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out} is a file; name a directory")
+        return cfg
+
+    @staticmethod
     def config_from_args(args):
         """The TrainConfig the explicit options ask for (defaults elsewhere)."""
         from ohmflow.emulator.config import DeviceModel
@@ -326,6 +418,7 @@ class Train:
         from ohmflow.host.trainer import TrainConfig, Trainer
 
         log = print
+        Train.validate(args)
         if args.resume:
             if args.out:
                 raise ValueError("--resume DIR continues the run in DIR; drop --out")
@@ -343,6 +436,7 @@ class Train:
                         f"--{k.replace('_', '-')} differs from the checkpoint's run "
                         f"({getattr(asked, k)!r} vs {getattr(stored, k)!r}); --resume continues "
                         "the stored run (only --epochs and --backend may change)")
+            args._resume_hint = f"continue with: ohmflow train --resume {run_dir}"
             dev = open_backend(args.backend, stored.config, stored.chips)
             with dev:
                 trainer = Trainer.resume(run_dir, dev, epochs=args.epochs,
@@ -356,6 +450,7 @@ class Train:
         out = Path(args.out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
         if (out / "checkpoint.ohmckpt").exists():
             raise ValueError(f"{out} already holds a run; use --resume {out} or another --out")
+        args._resume_hint = f"continue with: ohmflow train --resume {out}"
         with open_backend(args.backend, cfg.config, cfg.chips) as dev:
             trainer = Trainer(cfg, dev, data, out_dir=out, progress=not args.no_progress, log=log)
             trainer.save()
@@ -392,8 +487,6 @@ class Train:
         sizes = [data.features, *cfg.hidden, data.classes]
         shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
         chips = args.chips
-        if chips is not None and chips < 1:
-            raise ValueError(f"--chips must be a positive integer, got {chips}")
         if chips is None:
             chips = None if args.backend == "twin" else len(backends_of(args.backend, None))
         return NetworkMap(get_config(cfg.config), shapes, chips, cfg.mapping).chips
@@ -402,14 +495,7 @@ class Train:
     def _finish(trainer, out: Path, report, args) -> int:
         from ohmflow.host import projection
 
-        if args.report and Path(args.report).suffix not in (".md", ".json"):
-            raise ValueError(f"--report must name a .md or .json file, got {args.report!r}")
-        analog = projection.project(trainer.ledger, args.analog_profile)
-        digital = projection.project(trainer.ledger, args.digital_profile)
-        if analog.kind != "analog" or digital.kind != "digital":
-            raise ValueError(f"--analog-profile must name an analog and --digital-profile a "
-                             f"digital profile; got {analog.kind} {analog.profile!r} and "
-                             f"{digital.kind} {digital.profile!r}")
+        first = trainer.epoch
         trainer.run()
         text = report.write_run_report(out, trainer)
         print("\n" + text)
@@ -425,10 +511,14 @@ class Train:
             path = projection.write_report(args.report, trainer.ledger, prs)
             png = projection.plot_projection(path.with_suffix(".png"), prs)
             print(f"projection report: {path}, plot: {png}")
-        sps = [h["analog_samples_per_s"] for h in trainer.history if h["analog_samples_per_s"]]
+        sps = [h["analog_samples_per_s"] for h in trainer.history[first:]
+               if h["analog_samples_per_s"]]
         if sps:
-            print(f"\nanalog training speed: {sum(sps) / len(sps):,.0f} samples/s "
-                  f"(mean over epochs); results in {out}")
+            done = (f"epoch {first + 1}" if first + 1 == trainer.epoch else
+                    f"epochs {first + 1}-{trainer.epoch}")
+            span = f"{done}, this session" if first else "mean over epochs"
+            print(f"\nanalog training speed on backend {trainer.device.info().backend}: "
+                  f"{sum(sps) / len(sps):,.0f} samples/s ({span}); results in {out}")
         return 0
 
 

@@ -50,8 +50,8 @@ def _open_port(url: str, baudrate: int, write_timeout: float) -> serial.SerialBa
         raise DeviceError(
             f"cannot open {url!r}: {e}. Serial ports on this machine: {ports}. A board is a "
             "serial port such as /dev/ttyUSB0; an emulator server is socket://127.0.0.1:PORT "
-            "(`python -m ohmflow.sim.twin_server` prints its port), or use open_device"
-            "('verilator') to start one.") from None
+            "(`python -m ohmflow.sim.twin_server` prints its port); the backend 'verilator' "
+            "(ohmflow --backend verilator) starts one itself, and 'twin' needs no link.") from None
 
 
 class LinkDevice(Device):
@@ -143,10 +143,19 @@ class LinkDevice(Device):
                           f"{self.retries + 1} attempts: {'; '.join(problems)}. Is the device "
                           f"running and speaking ohmflow protocol v{P.CONTRACT_VERSION}?")
 
+    def _device_busy(self) -> bool:
+        """Whether the device is visibly still working when a reply is late (a backend that can
+        watch the device's clock says so; a plain link cannot)."""
+        return False
+
     def _await(self, cmd: P.Command, seq: int, wait: float) -> tuple[int, bytes]:
         deadline = time.monotonic() + wait
         want = cmd.opcode | P.TABLE.reply_flag
-        while time.monotonic() < deadline:
+        while True:
+            if time.monotonic() >= deadline:
+                if not self._device_busy():
+                    break
+                deadline = time.monotonic() + wait
             data = self.port.read(self._parser.needed())
             if not data:
                 continue
@@ -163,9 +172,19 @@ class LinkDevice(Device):
         raise _Lost(f"no reply within {wait:.2f} s")
 
     def _drain(self) -> None:
-        """Forget a partial reply and swallow input until the line has been quiet for twice the
-        device's byte timeout (so the device has dropped any partial frame of ours too)."""
+        """Resync before a retry: forget a partial reply, and make sure the device has dropped
+        any partial frame of ours by its own byte timeout.
+
+        An emulator server (``socket://``) runs that timeout in simulated cycles, which a loaded
+        machine stretches to any length of wall time; but it serves a new connection only after
+        the device has dropped the last connection's partial frame, so the host reconnects. A
+        board runs it in real time: the host reads until the line has been quiet for twice the
+        byte timeout."""
         self._parser = P.FrameParser()
+        if self.url.startswith("socket://") and hasattr(self.port, "open"):
+            self.port.close()
+            self.port.open()
+            return
         quiet = 2 * P.TABLE.byte_timeout_ms / 1000
         now = time.monotonic()
         until, hard = now + quiet, now + quiet + max(1.0, self.timeout)
@@ -429,6 +448,26 @@ class EmulatorDevice(LinkDevice):
         except BaseException:
             self.close()
             raise
+
+    def _device_busy(self) -> bool:
+        """A Verilator server's simulated clock stands still while the device is idle, so a late
+        reply is waited for as long as the clock advances (the device executes, or runs its own
+        byte timeout), however slowly a loaded machine runs it; a stopped or idle server gives
+        the first look's baseline one more ``timeout``, then the usual retry."""
+        if self.backend != "verilator":
+            return False
+        from ohmflow.sim import emulator
+
+        try:
+            cycles = emulator.stats(self.process, timeout=0.5)["cycles"]
+        except (TimeoutError, RuntimeError, OSError, KeyError, ValueError):
+            return False
+        last, self._cycles_seen = getattr(self, "_cycles_seen", None), cycles
+        return last is None or cycles > last
+
+    def _call(self, name: str, **values) -> dict:
+        self._cycles_seen = None
+        return super()._call(name, **values)
 
     def close(self) -> None:
         if getattr(self, "port", None) is not None:

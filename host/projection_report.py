@@ -49,31 +49,42 @@ ASSUMPTIONS = (
 )
 
 
+def _work(counts: dict[str, dict[str, int]] | None, phases: list[str]) -> str:
+    """The counted work of some phases: MACs of the reads, pulses of the update."""
+    if counts is None:
+        return "-"
+    parts = []
+    if any(p != "update" for p in phases):
+        parts.append(f"{sum(counts[p]['macs'] for p in phases if p != 'update'):.3g} MACs")
+    if "update" in phases:
+        parts.append(f"{counts['update']['pulses']:.3g} pulses")
+    return ", ".join(parts)
+
+
 def _rows(analog: Projection, digital: Projection, ledger: CostLedger | None):
     out = []
+    counts = ledger.by_phase() if ledger is not None else None
     for phase in PHASES:
         a, d = analog.phases[phase], digital.phases[phase]
-        macs = ledger.by_phase()[phase]["macs"] if ledger is not None else None
-        out.append((phase, macs, a.time_s, d.time_s, a.energy_j, d.energy_j))
+        out.append((phase, _work(counts, [phase]), a.time_s, d.time_s, a.energy_j, d.energy_j))
     modelled = analog.modelled_phases
     d_t = sum(digital.phases[p].time_s for p in modelled)
     d_e = sum(digital.phases[p].energy_j for p in modelled)
-    macs = (sum(ledger.by_phase()[p]["macs"] for p in modelled) if ledger is not None else None)
     label = "total" if len(modelled) == len(PHASES) else "total (" + "+".join(modelled) + ")"
-    out.append((label, macs, analog.time_s, d_t, analog.energy_j, d_e))
+    out.append((label, _work(counts, list(modelled)), analog.time_s, d_t, analog.energy_j, d_e))
     return out
 
 
 def format_projection(analog: Projection, digital: Projection,
                       ledger: CostLedger | None = None) -> str:
     """A compact table: per phase, analog and digital time and energy and their ratios."""
-    head = ("phase", "MACs", "analog time", "digital time", "speed-up",
+    head = ("phase", "counted work", "analog time", "digital time", "speed-up",
             "analog energy", "digital energy", "energy gain")
     lines = [f"analog:  {analog.profile} ({analog.title})",
              f"digital: {digital.profile} ({digital.title})"]
     table = [head]
-    for label, macs, at, dt, ae, de in _rows(analog, digital, ledger):
-        table.append((label, "-" if macs is None else f"{macs:.3g}", _si(at, "s"), _si(dt, "s"),
+    for label, work, at, dt, ae, de in _rows(analog, digital, ledger):
+        table.append((label, work, _si(at, "s"), _si(dt, "s"),
                       _ratio(dt, at), _si(ae, "J"), _si(de, "J"), _ratio(de, ae)))
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:
@@ -115,10 +126,10 @@ def _markdown(ledger: CostLedger, projections: list[Projection]) -> str:
     for a, d in _pairs(projections):
         md += ["", f"## {a.profile} against {d.profile}", "",
                f"Analog: {a.title}. Digital: {d.title}.", "",
-               "| phase | MACs | analog time | digital time | speed-up | analog energy "
+               "| phase | counted work | analog time | digital time | speed-up | analog energy "
                "| digital energy | energy gain |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for label, macs, at, dt, ae, de in _rows(a, d, ledger):
-            md.append(f"| {label} | {macs} | {_si(at, 's')} | {_si(dt, 's')} | {_ratio(dt, at)} "
+        for label, work, at, dt, ae, de in _rows(a, d, ledger):
+            md.append(f"| {label} | {work} | {_si(at, 's')} | {_si(dt, 's')} | {_ratio(dt, at)} "
                       f"| {_si(ae, 'J')} | {_si(de, 'J')} | {_ratio(de, ae)} |")
         md.append("")
         md.append("Speed-up and energy gain are digital/analog (> 1 favours analog).")

@@ -68,23 +68,40 @@ def _plt():
     return plt
 
 
-def plot_curves(path: Path, history: list[dict]) -> None:
-    """Learning curves: loss and test accuracy per epoch, analog and float."""
+def curves_figure(history: list[dict]):
+    """The learning-curve figure: loss (log axis) and test accuracy per epoch, analog and float,
+    with a marker on every epoch so that a run of one epoch still shows its points."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     ep = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, style in (("analog", "-"), ("float", "--")):
+    for name, style in (("analog", "-o"), ("float", "--s")):
         if f"{name}_test_acc" not in history[0]:
             continue
         ax1.plot(ep, [h[f"{name}_train_loss"] for h in history], style, label=f"{name} train")
         ax1.plot(ep, [h[f"{name}_test_loss"] for h in history], style, alpha=0.6,
                  label=f"{name} test")
         ax2.plot(ep, [h[f"{name}_test_acc"] for h in history], style, label=name)
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax1.set_yscale("log")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy (log scale)", title="loss")
     ax2.set(xlabel="epoch", ylabel="test accuracy", title="accuracy")
-    ax1.legend()
-    ax2.legend()
+    for ax in (ax1, ax2):
+        if len(ep) <= 15:
+            ax.set_xticks(ep)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(ep) - 0.5, max(ep) + 0.5)
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_curves(path: Path, history: list[dict]) -> None:
+    """Write `curves_figure` as a PNG."""
+    plt = _plt()
+    fig = curves_figure(history)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

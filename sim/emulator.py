@@ -102,7 +102,12 @@ def soc_verilog(cfg: ChipConfig | str) -> str:
             from amaranth.back import verilog
             from ohmflow.hdl.emulator_top import EmulatorTop
 
+            t0 = time.monotonic()
+            print(f"ohmflow: elaborating the {cfg.name} chip's Verilog, once for these sources "
+                  "(up to a minute)", file=sys.stderr, flush=True)
             text = verilog.convert(EmulatorTop(cfg), name="top", emit_src=False)
+            print(f"ohmflow: Verilog elaborated in {time.monotonic() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_text(text)
@@ -143,7 +148,13 @@ def build_verilog(verilog: str, *, flags: tuple[str, ...] = VERILATOR_FLAGS,
         try:
             if exe.exists():
                 return exe
+            t0 = time.monotonic()
+            print(f"ohmflow: building the Verilator emulator{' (profile-guided)' if train else ''}"
+                  f", once for this RTL; this takes 1-5 minutes on two cores (cache: {out})",
+                  file=sys.stderr, flush=True)
             _compile(verilog, flags, root, out, quiet, train)
+            print(f"ohmflow: emulator built in {time.monotonic() - t0:.0f} s", file=sys.stderr,
+                  flush=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return exe

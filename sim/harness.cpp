@@ -5,7 +5,9 @@
 // output (nothing in flight: the model may sleep until the next byte arrives). It resets itself
 // at power-on (EmulatorTop: a few clocks, during which it is neither idle nor ready).
 // The harness listens on 127.0.0.1 only, prints "PORT <n>" on stdout, serves one client at a time
-// (a new client finds the device as the previous one left it, like a board's serial port) and
+// (a new client finds the device as the previous one left it, like a board's serial port, once
+// the device has executed everything the previous client sent and dropped a partial frame of it
+// by its own byte timeout; output with no client is discarded) and
 // clocks the model as fast as it can, touching the socket only every `--poll` cycles or as soon
 // as the model goes idle. While the model is idle and no input is pending, it blocks in poll()
 // instead of spinning.
@@ -212,8 +214,13 @@ private:
     // Move bytes between the socket and the buffers; never blocks.
     void service() {
         if (client_ < 0) {
+            tx_.clear();
+            // The last client's bytes are all fed in first, and a partial frame it left behind
+            // is dropped by the device's own byte timeout, in simulated cycles, before the next
+            // client is served: a new client's bytes never complete another client's frame.
+            if (rx_.size() != 0 || !top_->idle) return;
             accept_client();
-            if (client_ < 0) { tx_.clear(); return; }
+            if (client_ < 0) return;
         }
         if (rx_.head == rx_.tail) rx_.clear();
         else if (rx_.room() < 4096) rx_.compact();

@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -78,6 +79,10 @@ def build(verilog: str, *, waves: bool | None = None,
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         (out / "top.v").write_text(verilog)
+        t0 = time.monotonic()
+        print(f"ohmflow: building the cocotb model with Verilator, once for this RTL and "
+              f"waves={waves}; this takes 1-3 minutes on two cores (cache: {out})",
+              file=sys.stderr, flush=True)
         with _build_env():
             get_runner("verilator").build(
                 sources=[out / "top.v"], hdl_toplevel="top", build_args=list(build_args),
@@ -88,6 +93,8 @@ def build(verilog: str, *, waves: bool | None = None,
             if f.is_file() and f.name not in keep:
                 f.unlink()
         done.write_text("ok\n")
+        print(f"ohmflow: cocotb model built in {time.monotonic() - t0:.0f} s", file=sys.stderr,
+              flush=True)
     return out
 
 

@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,7 +257,12 @@ def build(cfg: ChipConfig | str, *, cache: Path | None = None) -> Firmware:
         with open(root / f"{out.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent builds of one key build once
             if not elf.exists():
+                t0 = time.monotonic()
+                print(f"ohmflow: compiling the rv32 firmware for {cfg.name}, once for these "
+                      f"sources (a few seconds; cache: {out})", file=sys.stderr, flush=True)
                 _compile(header, script, out)
+                print(f"ohmflow: firmware compiled in {time.monotonic() - t0:.1f} s",
+                      file=sys.stderr, flush=True)
     image, bram, spram = _load(elf)
     words = struct.unpack(f"<{len(image) // 4}I", image)
     return Firmware(words=words, bram_bytes=bram, spram_bytes=spram, elf=elf)

@@ -24,5 +24,21 @@ def test_link_efficiency_matches_the_wire(batch):
 
 
 def test_bench_is_an_ohmflow_command(capsys):
-    assert cli.main(["bench", "--repeats", "0", "--no-write"]) == 2
+    assert cli.main(["bench", "--repeats", "0"]) == 2
     assert "--repeats must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_writes_the_docs_only_when_asked(monkeypatch, capsys):
+    from ohmflow.host import benchdoc
+
+    monkeypatch.setattr(bench, "amaranth_cycles_per_s", lambda cfg: 1.0)
+    monkeypatch.setattr(bench, "verilator_cycles_per_s", lambda cfg, seconds: 2.0)
+    monkeypatch.setattr(bench, "training_samples_per_s", lambda backend, cfg, n: [3.0] * n)
+    written = []
+    monkeypatch.setattr(benchdoc, "write_section", lambda *a, **k: written.append(a))
+    assert cli.main(["bench", "--repeats", "1"]) == 0
+    assert written == [] and "training, twin: median 3.0" in capsys.readouterr().out
+    assert cli.main(["bench", "--repeats", "1", "--write-docs"]) == 0
+    assert len(written) == 1 and written[0][0] == "bench"
+    assert "--write-docs" in written[0][3] and "| training, twin | samples/s | 3 | 3 |" in \
+        written[0][2]

@@ -119,3 +119,12 @@ def test_the_address_map_in_the_docs_is_generated_from_the_table():
     a, b = text.index(core_map.DOC_BEGIN), text.index(core_map.DOC_END) + len(core_map.DOC_END)
     assert text[a:b] == core_map.render_markdown(), \
         "run python -m ohmflow.hdl.core_map --write"
+
+
+def test_a_first_build_says_what_it_does_and_how_long_it_took(tmp_path, capsys):
+    fw = firmware.build("icebreaker", cache=tmp_path)
+    err = capsys.readouterr().err
+    assert "compiling the rv32 firmware for icebreaker" in err and str(tmp_path) in err
+    assert re.search(r"firmware compiled in \d+\.\d s", err)
+    assert firmware.build("icebreaker", cache=tmp_path).words == fw.words
+    assert capsys.readouterr().err == ""  # a cached build is silent

@@ -71,3 +71,10 @@ class FaultyPort:
 
     def close(self) -> None:
         self.port.close()
+
+    def open(self) -> None:
+        """Reopen the port (a new connection: nothing in flight on the old one arrives)."""
+        self._parser = P.FrameParser()
+        self._held.clear()
+        self._out.clear()
+        self.port.open()

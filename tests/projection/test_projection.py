@@ -235,3 +235,18 @@ def test_bad_profiles(tmp_path, toy):
         P.project({"macs": 1}, "hermes")
     with pytest.raises(ValueError, match="an analog and a digital"):
         P.compare(_toy_ledger(), "h100-bf16", "hermes")
+
+
+def test_the_update_row_counts_pulses_not_macs():
+    led = _trained_ledger()
+    a, d = P.compare(led, "rpu", "h100-bf16")
+    counts = led.by_phase()
+    assert counts["update"]["pulses"] > 0 and counts["update"]["macs"] == 0
+    rows = {ln.split()[0]: ln for ln in P.format_projection(a, d, led).splitlines()}
+    assert f"{counts['update']['pulses']:.3g} pulses" in rows["update"]
+    assert "MACs" not in rows["update"] and "nan" not in rows["update"]
+    assert f"{counts['forward']['macs']:.3g} MACs" in rows["forward"]
+    total = rows["total"]
+    macs = counts["forward"]["macs"] + counts["backward"]["macs"]
+    assert f"{macs:.3g} MACs, {counts['update']['pulses']:.3g} pulses" in total
+    assert P._si(a.phases["update"].energy_j, "J") in rows["update"]  # and its energy

@@ -42,9 +42,9 @@ def workload(dev):
 @pytest.mark.parametrize("action", ["drop_reply", "corrupt_reply", "stall_reply",
                                     "drop_request", "corrupt_request", "truncate_request"])
 def test_a_fault_on_the_rtl_link_is_retried_and_applied_once(tiny_server, action):
-    """A truncated request stays in the gateware's receiver for the byte timeout in emulated
-    cycles (seconds of wall time): the resent frame completes it as BAD_CRC, the next retry
-    gets through."""
+    """A truncated request stays in the gateware's receiver until its byte timeout in emulated
+    cycles (seconds of wall time); the host resyncs by reconnecting, and the server serves the
+    new connection once the device has dropped the partial frame, so the resend gets through."""
     dev, fp = connect(tiny_server[1])
     fp.plan("UPDATE", action)
     got, want = workload(dev), workload(TwinDevice(CFG))

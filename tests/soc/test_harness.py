@@ -2,6 +2,7 @@
 
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -135,9 +136,10 @@ def test_soc_verilog_is_cached_on_disk(tmp_path, monkeypatch):
         get_config("default"))
 
 
-def test_bad_verilog_reports_the_error(tmp_path):
+def test_bad_verilog_reports_the_error(tmp_path, capsys):
     with pytest.raises(RuntimeError, match="Verilator build failed"):
         emulator.build_verilog("module top(input clk); wire x = ; endmodule\n", cache=tmp_path)
+    assert "building the Verilator emulator" in capsys.readouterr().err  # said before it failed
     assert not list(tmp_path.glob("build-*")), "a failed build leaves no folder behind"
 
 
@@ -161,7 +163,7 @@ def test_orphaned_server_exits(echo_exe):
     raise AssertionError("the orphaned emulator server kept running")
 
 
-def test_profile_guided_build(tmp_path):
+def test_profile_guided_build(tmp_path, capsys):
     """The workload drives the instrumented executable (the echo works there too); the final
     build uses its profile; a failing workload still yields a working executable, said so."""
     seen = []
@@ -179,6 +181,9 @@ def test_profile_guided_build(tmp_path):
 
     exe = emulator.build_verilog(echo_verilog(MASK), cache=tmp_path, train=train)
     assert seen == [True]
+    err = capsys.readouterr().err  # a first build says what it does and how long it took
+    assert "building the Verilator emulator (profile-guided)" in err and str(exe.parent) in err
+    assert re.search(r"emulator built in \d+ s", err)
     lines = (exe.parent / "command.txt").read_text().splitlines()
     assert "-fprofile-generate=" in lines[0] and "-fprofile-use=" in lines[1]
     assert exe != emulator.build_verilog(echo_verilog(MASK), cache=tmp_path), "keyed apart"
