@@ -19,7 +19,9 @@ def limits(chip) -> dict[str, tuple[float, float]]:
     return {
         "w_max": (1 / unit, chip.w_max_code / unit),
         "w_min": (chip.w_min_code / unit, -1 / unit),
-        "dw_min": (0.5 / unit, chip.step_max / unit),  # rounds to at least one state unit
+        # one state LSB at least, as the contract's representation check has it
+        # (ohmflow.emulator.presets.representation_notes)
+        "dw_min": (1 / unit, chip.step_max / unit),
         "desired_bl": (1, chip.bl_max),
     }
 

@@ -46,6 +46,6 @@ def test_ohmflow_bench_prints_the_ratios(monkeypatch, capsys):
     real = bench_twin.measure
     monkeypatch.setattr(bench_twin, "measure", lambda repeats, chip: real(
         models=("SoftBounds",), repeats=repeats, with_aihwkit=False, chip=chip))
-    assert cli.main(["bench", "--repeats", "1", "--no-write"]) == 0
+    assert cli.main(["bench", "--repeats", "1"]) == 0  # writes docs only with --write-docs
     out = capsys.readouterr().out
     assert "twin vs aihwkit, SoftBounds: training step" in out and "recorded 2026-12-06" in out

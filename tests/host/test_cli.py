@@ -88,7 +88,7 @@ def nan_dataset(tmp_path):
     ("wide", ["--hidden", "200", "--chips", "1"], ["needs 8 tiles", "--chips 2"]),
     ("layers", ["--hidden", "8", "8", "8", "8", "--chips", "1"],
      ["needs 5 tiles", "--chips 2", "tiles16"]),
-    ("board", ["--hidden", "200", "--backend", "/dev/ttyOHMFLOW-NOPE"], ["needs 8 tiles"]),
+    ("board", ["--hidden", "200", "--backend", "socket://127.0.0.1:9"], ["needs 8 tiles"]),
     ("chips", ["--chips", "0"], ["--chips must be a positive integer"]),
     ("block", ["--max-input-size", "65"], ["max_input_size 65 exceeds", "64 rows"]),
     ("model", ["--device-model", "Memristor"], ["unknown device model", "SoftBounds"]),

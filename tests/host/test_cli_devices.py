@@ -49,7 +49,7 @@ def test_conflicts_and_refusals(tmp_path, capsys):
                      "--out", str(tmp_path / "b"))
     assert rc == 2 and "issue #16" in err and err.count("\n") == 1
     rc, _, err = run(capsys, "train", "--dw-min", "1e-5", "--out", str(tmp_path / "c"))
-    assert rc == 2 and "below one state LSB" in err
+    assert rc == 2 and "--dw-min 1e-05 is below the smallest step" in err
     rc, _, err = run(capsys, "train", "--device-config", str(tmp_path / "none.toml"))
     assert rc == 2 and "cannot read device config" in err
     with pytest.raises(SystemExit) as e:
