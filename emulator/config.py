@@ -35,6 +35,12 @@ DEVICE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds")
 #: same contract as firmware on a small RV32 core (hdl/core_soc.py), for FPGAs too small for the
 #: tile. The index is the engine's code on the wire (INFO).
 ENGINES = ("tile", "rv32")
+#: the per-tile operation counters of the contract (docs/numerics.md), in the order the twin keeps
+#: them and the COUNTERS command returns them; the gateware adds ``cycles`` (protocol.TABLE)
+COUNTERS = (
+    "fwd_vectors", "bwd_vectors", "update_samples", "pulse_ops",
+    "macs", "dac_conversions", "adc_conversions", "adc_saturations", "pulses",
+)
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import ENGINES, ChipConfig, Settings
-from ohmflow.emulator.twin import COUNTERS
+from ohmflow.emulator.config import COUNTERS, ENGINES, ChipConfig, Settings
 
 #: version of the device contract (numerics + protocol); INFO reports it, hosts refuse others
 CONTRACT_VERSION = 2

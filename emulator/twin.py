@@ -15,6 +15,7 @@ from ohmflow.emulator import prng
 from ohmflow.emulator.config import (
     C2C_FRAC,
     C2C_SHIFT,
+    COUNTERS,
     NOISE_FRAC,
     SLOPE_FRAC,
     SQRT_FRAC,
@@ -22,11 +23,6 @@ from ohmflow.emulator.config import (
     Settings,
 )
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, nominal
-
-COUNTERS = (
-    "fwd_vectors", "bwd_vectors", "update_samples", "pulse_ops",
-    "macs", "dac_conversions", "adc_conversions", "adc_saturations", "pulses",
-)
 
 
 def rnd_shift(x: np.ndarray, s: int) -> np.ndarray:

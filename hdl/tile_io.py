@@ -6,13 +6,13 @@ from __future__ import annotations
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 from ohmflow.emulator.config import (
+    COUNTERS,
     DW_STD_BITS,
     GAIN_BITS,
     SIGMA_BITS,
     ChipConfig,
     Settings,
 )
-from ohmflow.emulator.twin import COUNTERS
 
 __all__ = ["COUNTER_NAMES", "COUNTER_BITS", "MAP_FIELDS", "Op", "cmd_layout", "settings_layout",
            "settings_value", "result_word", "decode_result", "op_cycles"]

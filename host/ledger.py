@@ -2,7 +2,7 @@
 
 A training loop wraps each device call in ``ledger.phase(layer, phase, device, tile)``; the
 ledger reads ``device.tile_counters(tile)`` before and after and adds the tile's deltas to that
-(layer, phase) entry. Besides the device counters (``ohmflow.emulator.twin.COUNTERS`` and
+(layer, phase) entry. Besides the device counters (``ohmflow.emulator.config.COUNTERS`` and
 ``cycles`` on the RTL) each entry carries five counts the ledger derives from the tile's
 settings at the time of the call, which the projection model (``ohmflow.host.projection``) needs:
 
@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ohmflow.emulator.twin import COUNTERS
+from ohmflow.emulator.config import COUNTERS
 
 PHASES = ("forward", "backward", "update")
 #: device counters the ledger tracks (``cycles`` only when the device reports it)
