@@ -12,14 +12,13 @@ and write it back merged, because the tile's PROGRAM and MAP_WRITE cover every d
 reports the ten counters of the protocol's list, ``cycles`` last (the twin has no cycles).
 """
 
-import ast
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
+from ohmflow.emulator.config import NOISE_FRAC, SETTING_NAMES, ChipConfig, Settings
+from ohmflow.emulator.fabrication import FIELDS
 from ohmflow.hdl.fixed import mul_const
 from ohmflow.hdl.framing import (
     ADDR_BITS,
@@ -32,7 +31,6 @@ from ohmflow.hdl.framing import (
 )
 from ohmflow.hdl.tile_io import (
     COUNTER_NAMES,
-    MAP_FIELDS,
     Op,
     cmd_layout,
     settings_layout,
@@ -44,8 +42,6 @@ __all__ = ["CommandProcessor"]
 K = P.constants()
 ST = P.ST
 MAXP = K["MAX_PAYLOAD"]
-SETTING_NAMES = ("in_bits", "out_bits", "fwd_gain", "fwd_shift", "bwd_gain", "bwd_shift",
-                 "fwd_sigma", "bwd_sigma", "bl", "dw_std")
 #: the TileController's order of counters, and the protocol's
 _TC_COUNTERS = COUNTER_NAMES
 _SLOT = [P.TABLE.counters.index(n) for n in _TC_COUNTERS]
@@ -108,7 +104,7 @@ class CommandProcessor(wiring.Component):
             m.submodules[f"pbuf{b}"] = mem
         m.submodules.rbuf = rbuf = Memory(shape=8, depth=MAXP, init=[])
         xw = max(cfg.w_bits, cfg.step_bits + 1, cfg.slope_bits)
-        m.submodules.xbuf = xbuf = Memory(shape=xw, depth=len(MAP_FIELDS) * devices, init=[])
+        m.submodules.xbuf = xbuf = Memory(shape=xw, depth=len(FIELDS) * devices, init=[])
         rwr, rrd = rbuf.write_port(), rbuf.read_port()
         xwr, xrd = xbuf.write_port(), xbuf.read_port()
         m.submodules.frx = frx = FrameRx(self.byte_timeout)
@@ -177,18 +173,12 @@ class CommandProcessor(wiring.Component):
         k_end = settled(k0 + k, "k_end")  # the span's end (the ULX3S's slowest path unregistered)
         m_out = Mux(is_op("BACKWARD"), n_in, n_out)
 
+        # a count expression of the table as logic: request scalars are registers, config
+        # fields constants
+        count_env = {**{k: getattr(cfg, k) for k in cfg.to_dict() if k != "name"}, **f}
+
         def expr(text: str):
-            def walk(n):
-                if isinstance(n, ast.Constant):
-                    return n.value
-                if isinstance(n, ast.Name):
-                    return f[n.id] if n.id in f else getattr(cfg, n.id)
-                if isinstance(n, ast.BinOp) and type(n.op) in (ast.Add, ast.Sub, ast.Mult):
-                    a, c = walk(n.left), walk(n.right)
-                    return a + c if isinstance(n.op, ast.Add) else a - c \
-                        if isinstance(n.op, ast.Sub) else a * c
-                raise ValueError(f"unsupported count expression {text!r}")
-            return walk(ast.parse(text, mode="eval").body)
+            return P.evaluate(text, count_env, operand=lambda v: v)
 
         memo = {}
 
@@ -206,15 +196,15 @@ class CommandProcessor(wiring.Component):
             return memo[name]
 
         map_w = [size for _f, size, _s in req["LOAD_MAP"][1]]  # su, sd, ku, kd, wmax, wmin
-        assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(MAP_FIELDS)
-        map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
+        assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(FIELDS)
+        map_cum = [sum(map_w[:q]) for q in range(len(FIELDS))]
         y_off = rep["FORWARD"][2]
         y_bytes = settled(b * m_out * W["adc"], "y_bytes")
         fwd_len = settled(y_off + y_bytes + b * W["sat"], "fwd_len")
         rd_len = settled(rep["READ"][2] + k * W["w"], "rd_len")
         rdm_len = settled(rep["READ_MAP"][2] + k * sum(map_w), "rdm_len")
         rdm_base = [settled(rep["READ_MAP"][2] + k * map_cum[x], f"rdm_base{x}")
-                    for x in range(len(MAP_FIELDS))]
+                    for x in range(len(FIELDS))]
         totals = {c.name: settled(arrays(c.name)[1], f"total_{c.name}")
                   for c in P.TABLE.commands}
         checks = {
@@ -244,8 +234,8 @@ class CommandProcessor(wiring.Component):
             return lo, hi
 
         # ----- sequencer registers -----
-        t = Signal(range(max(len(MAP_FIELDS) * devices, MAXP) + 2))  # byte, element, word
-        q = Signal(range(len(MAP_FIELDS)))  # map field of the current word
+        t = Signal(range(max(len(FIELDS) * devices, MAXP) + 2))  # byte, element, word
+        q = Signal(range(len(FIELDS)))  # map field of the current word
         dev = Signal(range(devices + 1))  # device of the current word
         ai = Signal(range(8))  # request array the arriving bytes belong to
         ce = Signal(range(MAXP + 1))  # element of that array
@@ -259,7 +249,7 @@ class CommandProcessor(wiring.Component):
         addr = Signal(range(2 * MAXP), reset_less=True)
         addr2 = Signal(range(2 * MAXP), reset_less=True)
         tc_done = armed & ~self.tc_busy
-        per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(MAP_FIELDS), 1)
+        per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(FIELDS), 1)
         in_span = (dev >= k0) & (dev < k_end)
         e = dev - k0
         # e times a constant as a shift-add tree on the address width: a multiplier here would
@@ -541,7 +531,7 @@ class CommandProcessor(wiring.Component):
                 vals = rep["COUNTERS"][0]["n"][0] + 1  # offset of values[0]
                 slot = Array(Const(vals + 8 * s, range(MAXP)) for s in _SLOT)[t[1:]] + t[0] * 4
                 rd_dst = rep["READ"][2] + e_times(W["w"])
-                rdm_dst = Array(rdm_base[x] + e_times(map_w[x]) for x in range(len(MAP_FIELDS)))[q]
+                rdm_dst = Array(rdm_base[x] + e_times(map_w[x]) for x in range(len(FIELDS)))[q]
                 dst = Mux(is_op("COUNTERS"), slot, Mux(is_op("READ"), rd_dst, rdm_dst))
                 width = Mux(is_op("COUNTERS"), 4, Mux(is_op("READ"), W["w"],
                                                       Array(Const(x) for x in map_w)[q]))

@@ -9,19 +9,19 @@ from ohmflow.emulator.config import (
     COUNTERS,
     DW_STD_BITS,
     GAIN_BITS,
+    SETTING_NAMES,
+    SHIFT_BITS,
     SIGMA_BITS,
     ChipConfig,
     Settings,
 )
 
-__all__ = ["COUNTER_NAMES", "COUNTER_BITS", "MAP_FIELDS", "Op", "cmd_layout", "settings_layout",
+__all__ = ["COUNTER_NAMES", "COUNTER_BITS", "Op", "cmd_layout", "settings_layout",
            "settings_value", "result_word", "decode_result", "op_cycles"]
 
 #: per-tile counters, in the order COUNTERS returns them: cycles first, then the twin's
 COUNTER_NAMES = ("cycles", *COUNTERS)
 COUNTER_BITS = 48  #: each counter is returned as two words: bits 31..0, then bits 47..32
-#: order of the six words of one device in MAP_WRITE / MAP_READ
-MAP_FIELDS = ("su", "sd", "ku", "kd", "wmax", "wmin")
 
 
 class Op(enum.Enum, shape=4):
@@ -58,8 +58,8 @@ def settings_layout(cfg: ChipConfig) -> data.StructLayout:
     return data.StructLayout({
         "in_bits": range(cfg.in_bits + 1),
         "out_bits": range(cfg.out_bits + 1),
-        "fwd_gain": GAIN_BITS, "fwd_shift": 6,
-        "bwd_gain": GAIN_BITS, "bwd_shift": 6,
+        "fwd_gain": GAIN_BITS, "fwd_shift": SHIFT_BITS,
+        "bwd_gain": GAIN_BITS, "bwd_shift": SHIFT_BITS,
         "fwd_sigma": SIGMA_BITS, "bwd_sigma": SIGMA_BITS,
         "bl": range(cfg.bl_max + 1),
         "dw_std": DW_STD_BITS,
@@ -70,8 +70,7 @@ def settings_layout(cfg: ChipConfig) -> data.StructLayout:
 def settings_value(cfg: ChipConfig, s: Settings) -> dict:
     """`Settings` as a value for the ``settings`` input (e.g. ``ctx.set(dut.settings, ...)``)."""
     s = s.validated(cfg)
-    v = {k: getattr(s, k) for k in ("in_bits", "out_bits", "fwd_gain", "fwd_shift", "bwd_gain",
-                                    "bwd_shift", "fwd_sigma", "bwd_sigma", "bl", "dw_std")}
+    v = {k: getattr(s, k) for k in SETTING_NAMES}
     v["shapes"] = [{"n_in": a, "n_out": b} for a, b in s.shapes]
     return v
 

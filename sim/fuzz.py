@@ -40,7 +40,7 @@ from ohmflow.emulator.config import (
     get_config,
 )
 from ohmflow.emulator.executor import CommandExecutor
-from ohmflow.emulator.fabrication import FIELDS
+from ohmflow.emulator.fabrication import FIELD_KINDS
 from ohmflow.emulator.twin import Twin
 from ohmflow.sim import emulator
 
@@ -49,7 +49,6 @@ __all__ = ["CaseGen", "Mismatch", "Report", "Session", "rss_kb", "run"]
 KINDS = ("noise", "valid", "out_of_range", "wrap", "bad_length", "unknown_opcode", "bad_crc",
          "too_long", "truncated", "retransmit", "burst")
 _WEIGHTS = (1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2)
-_MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
 _COUNTERS_REPLY = P.command("COUNTERS").opcode | P.TABLE.reply_flag
 
 
@@ -125,7 +124,7 @@ class CaseGen:
             k = self._int(0, min(total - k0, 12))
             v = {"tile": tile, "k0": k0, "k": k}
             if name == "LOAD_MAP":
-                v.update({f: self._codes(_MAP_KINDS[f], k) for f in ("su", "sd", "ku", "kd")})
+                v.update({f: self._codes(FIELD_KINDS[f], k) for f in ("su", "sd", "ku", "kd")})
                 lo, hi = P.kind_range("w", cfg)
                 v["wmax"] = r.integers(1, hi, size=k, endpoint=True)
                 v["wmin"] = r.integers(lo, 0, size=k, endpoint=True)
@@ -420,7 +419,7 @@ class Session:
         for t, (n_in, n_out) in enumerate(self.ex.twin.settings.shapes):
             out.append(self.frame("READ", tile=t, k0=0, k=n_in * n_out))
             step = P.TABLE.max_payload // (1 + sum(P.kind_dtype(k, cfg).itemsize
-                                                   for k in _MAP_KINDS.values()))
+                                                   for k in FIELD_KINDS.values()))
             for k0 in range(0, cfg.rows * cfg.cols, step):
                 out.append(self.frame("READ_MAP", tile=t, k0=k0,
                                       k=min(step, cfg.rows * cfg.cols - k0)))
