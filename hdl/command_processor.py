@@ -31,8 +31,9 @@ from ohmflow.hdl.framing import (
 )
 from ohmflow.hdl.tile_io import (
     COUNTER_NAMES,
+    RESULT,
     Op,
-    cmd_layout,
+    TileLink,
     settings_layout,
     settings_value,
 )
@@ -63,7 +64,7 @@ def _layout(fields, cfg: ChipConfig, start: int = 0):
 
 
 class CommandProcessor(wiring.Component):
-    """Frames in on ``rx``, replies out on ``tx``; drives a TileController on ``tc_*``.
+    """Frames in on ``rx``, replies out on ``tx``; drives a TileController over ``tile``.
 
     Parameters
     ----------
@@ -71,8 +72,8 @@ class CommandProcessor(wiring.Component):
     byte_timeout: cycles of silence inside a frame before it is dropped as TRUNCATED
         (default: the protocol's byte timeout at ``cfg.clock_hz``).
 
-    ``settings`` feeds the TileController; ``idle`` is high when no frame is being received,
-    executed or answered.
+    ``tile`` is a `TileLink` (its ``settings`` are the device's run-time settings); ``idle`` is high
+    when no frame is being received, executed or answered.
     """
 
     def __init__(self, cfg: ChipConfig, byte_timeout: int | None = None):
@@ -83,16 +84,12 @@ class CommandProcessor(wiring.Component):
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "idle": Out(1),
-            "tc_cmd": Out(stream.Signature(cmd_layout(cfg))),
-            "tc_in": Out(stream.Signature(32)),
-            "tc_out": In(stream.Signature(32)),
-            "tc_busy": In(1),
-            "settings": Out(settings_layout(cfg)),
+            "tile": Out(TileLink(cfg)),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one FSM over the command table
         m = Module()
-        cfg = self.cfg
+        cfg, link = self.cfg, self.tile
         W = {k.name: P.kind_dtype(k.name, cfg).itemsize for k in P.TABLE.kinds}
         req = {c.name: _layout(c.request, cfg) for c in P.TABLE.commands}
         rep = {c.name: _layout(c.reply, cfg, start=1) for c in P.TABLE.commands}
@@ -140,7 +137,7 @@ class CommandProcessor(wiring.Component):
         default = slay.const(settings_value(cfg, Settings.default(cfg)))
         cur = Signal(slay, init=settings_value(cfg, Settings.default(cfg)))
         seed, nonce = Signal(32), Signal(32)
-        m.d.comb += self.settings.eq(cur)
+        m.d.comb += link.settings.eq(cur)
         cached = Signal()
         key = Cat(ev.opcode, ev.seq, ev.crc)
         last = Signal(len(key))
@@ -248,7 +245,7 @@ class CommandProcessor(wiring.Component):
         sat_pending, upd_d = Signal(), Signal()
         addr = Signal(range(2 * MAXP), reset_less=True)
         addr2 = Signal(range(2 * MAXP), reset_less=True)
-        tc_done = armed & ~self.tc_busy
+        tc_done = armed & ~link.busy
         per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(FIELDS), 1)
         in_span = (dev >= k0) & (dev < k_end)
         e = dev - k0
@@ -260,10 +257,10 @@ class CommandProcessor(wiring.Component):
         def e_times(c: int):
             return mul_const(e_a, c, ADDR_BITS)
 
-        tcmd = self.tc_cmd.payload
+        tcmd = link.cmd.payload
         m.d.comb += [tcmd.tile.eq(f["tile"]), tcmd.axis.eq(f["axis"]), tcmd.index.eq(f["index"]),
                      tcmd.count.eq(b)]
-        with m.If(self.tc_cmd.valid & self.tc_cmd.ready):
+        with m.If(link.cmd.valid & link.cmd.ready):
             m.d.sync += armed.eq(1)
             with m.If(is_op("FORWARD", "BACKWARD", "UPDATE")):
                 m.d.sync += nonce.eq(nonce + b)
@@ -271,8 +268,8 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += nonce.eq(nonce + 1)
 
         def tc(opv, nxt):
-            m.d.comb += [self.tc_cmd.valid.eq(1), tcmd.op.eq(opv)]
-            with m.If(self.tc_cmd.ready):
+            m.d.comb += [link.cmd.valid.eq(1), tcmd.op.eq(opv)]
+            with m.If(link.cmd.ready):
                 m.next = nxt
 
         def reply(st, length=1):
@@ -292,8 +289,8 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += started.eq(1)
 
         def feed_from_reader():
-            m.d.comb += [self.tc_in.valid.eq(rd.o.valid), self.tc_in.payload.eq(rd.o.payload),
-                         rd.o.ready.eq(self.tc_in.ready)]
+            m.d.comb += [link.data_in.valid.eq(rd.o.valid), link.data_in.payload.eq(rd.o.payload),
+                         rd.o.ready.eq(link.data_in.ready)]
 
         def next_word():
             m.d.sync += t.eq(t + 1)
@@ -348,7 +345,7 @@ class CommandProcessor(wiring.Component):
                                         with m.If(ce + 1 == ends[c.name, n]):
                                             m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
-        m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
+        m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(link.data_out.payload)]
         m.d.comb += ftx.limit.eq(Mux(streaming, wm, NO_LIMIT))
         with m.If(wr.wr_en & (wr.wr_addr == wm)):
             m.d.sync += wm.eq(wm + 1)
@@ -449,8 +446,8 @@ class CommandProcessor(wiring.Component):
             with m.State("X_SEED"):
                 tc(Op.SEED, "X_SEED_WORD")
             with m.State("X_SEED_WORD"):
-                m.d.comb += [self.tc_in.valid.eq(1), self.tc_in.payload.eq(seed)]
-                with m.If(self.tc_in.ready):
+                m.d.comb += [link.data_in.valid.eq(1), link.data_in.payload.eq(seed)]
+                with m.If(link.data_in.ready):
                     m.next = "X_WAIT"
             with m.State("X_GET"):
                 off = rep["GET"][2]  # the shapes array follows the scalars
@@ -482,8 +479,8 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         tc(read_op, "R_FILL")
             with m.State("R_FILL"):
-                m.d.comb += [self.tc_out.ready.eq(1), xwr.en.eq(self.tc_out.valid)]
-                with m.If(self.tc_out.valid):
+                m.d.comb += [link.data_out.ready.eq(1), xwr.en.eq(link.data_out.valid)]
+                with m.If(link.data_out.valid):
                     m.d.sync += t.eq(t + 1)
                 with m.If(tc_done):
                     m.d.sync += [armed.eq(0), t.eq(0)]
@@ -505,16 +502,16 @@ class CommandProcessor(wiring.Component):
                         read_job(src, 1, width, sgn)
                     with m.Else():
                         feed_from_reader()
-                        with m.If(self.tc_in.valid & self.tc_in.ready):
+                        with m.If(link.data_in.valid & link.data_in.ready):
                             m.d.sync += [started.eq(0), xvalid.eq(0)]
                             next_word()
                 with m.Elif(~xvalid):
                     m.d.sync += xvalid.eq(1)  # xbuf answers the address of this cycle next
                 with m.Else():
-                    m.d.comb += [self.tc_in.valid.eq(1),
-                                 self.tc_in.payload.eq(xrd.data.as_signed()),
-                                 adv.eq(self.tc_in.ready)]
-                    with m.If(self.tc_in.ready):
+                    m.d.comb += [link.data_in.valid.eq(1),
+                                 link.data_in.payload.eq(xrd.data.as_signed()),
+                                 adv.eq(link.data_in.ready)]
+                    with m.If(link.data_in.ready):
                         next_word()
 
             # READ, READ_MAP, COUNTERS: result words into the reply
@@ -527,7 +524,7 @@ class CommandProcessor(wiring.Component):
             with m.State("X_COUNTERS"):
                 tc(Op.COUNTERS, "COLLECT")
             with m.State("COLLECT"):
-                word = self.tc_out.payload
+                word = link.data_out.payload
                 vals = rep["COUNTERS"][0]["n"][0] + 1  # offset of values[0]
                 slot = Array(Const(vals + 8 * s, range(MAXP)) for s in _SLOT)[t[1:]] + t[0] * 4
                 rd_dst = rep["READ"][2] + e_times(W["w"])
@@ -536,11 +533,11 @@ class CommandProcessor(wiring.Component):
                 width = Mux(is_op("COUNTERS"), 4, Mux(is_op("READ"), W["w"],
                                                       Array(Const(x) for x in map_w)[q]))
                 keep = is_op("COUNTERS") | in_span
-                m.d.comb += self.tc_out.ready.eq(~keep | wr.job.ready)
-                write(dst, word, width, when=self.tc_out.valid & keep)
-                with m.If(self.tc_out.valid & self.tc_out.ready):
+                m.d.comb += link.data_out.ready.eq(~keep | wr.job.ready)
+                write(dst, word, width, when=link.data_out.valid & keep)
+                with m.If(link.data_out.valid & link.data_out.ready):
                     next_word()
-                with m.If(tc_done & ~self.tc_out.valid):
+                with m.If(tc_done & ~link.data_out.valid):
                     m.next = "HDR"
             assert rep["READ"][0]["k"] == rep["READ_MAP"][0]["k"]
             with m.State("HDR"):
@@ -597,19 +594,19 @@ class CommandProcessor(wiring.Component):
                     read_job(x[1], b * f["n"], x[3], 1)
                 with m.Else():
                     feed_from_reader()
-                word = self.tc_out.payload
-                s_now = sat + word[16]
+                result = RESULT(link.data_out.payload[:RESULT.size])
+                s_now = sat + result.saturated
                 with m.If(sat_pending):
                     with m.If(write(addr2, sat, W["sat"])):
                         m.d.sync += [sat_pending.eq(0), sat.eq(0), addr2.eq(addr2 + W["sat"])]
                 with m.Else():
-                    m.d.comb += self.tc_out.ready.eq(wr.job.ready)
-                    with m.If(write(addr, word[:16].as_signed(), W["adc"],
-                                    when=self.tc_out.valid)):
+                    m.d.comb += link.data_out.ready.eq(wr.job.ready)
+                    with m.If(write(addr, result.code, W["adc"],
+                                    when=link.data_out.valid)):
                         m.d.sync += [addr.eq(addr + W["adc"]), sat.eq(s_now), t.eq(t + 1)]
                         with m.If(t == m_out - 1):
                             m.d.sync += [t.eq(0), sat_pending.eq(1)]
-                with m.If(tc_done & ~sat_pending & ~self.tc_out.valid):
+                with m.If(tc_done & ~sat_pending & ~link.data_out.valid):
                     m.d.sync += started.eq(0)
                     m.next = "F_DRAIN"
 

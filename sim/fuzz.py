@@ -43,13 +43,13 @@ from ohmflow.emulator.executor import CommandExecutor
 from ohmflow.emulator.fabrication import FIELD_KINDS
 from ohmflow.emulator.twin import Twin
 from ohmflow.sim import emulator
+from ohmflow.sim.replies import compare_replies, reply_frames
 
 __all__ = ["CaseGen", "Mismatch", "Report", "Session", "rss_kb", "run"]
 
 KINDS = ("noise", "valid", "out_of_range", "wrap", "bad_length", "unknown_opcode", "bad_crc",
          "too_long", "truncated", "retransmit", "burst")
 _WEIGHTS = (1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2)
-_COUNTERS_REPLY = P.command("COUNTERS").opcode | P.TABLE.reply_flag
 
 
 def pack(layout: tuple[P.Field, ...], values: dict, cfg: ChipConfig) -> bytes:
@@ -295,34 +295,6 @@ class Report:
                 + ("no mismatch" if self.mismatch is None else f"MISMATCH\n{self.mismatch}"))
 
 
-def _frames(data: bytes) -> list:
-    p = P.FrameParser()
-    return p.feed(data) + ([e] if (e := p.timeout()) else [])
-
-
-def compare_replies(expected: bytes, got: bytes, cfg: ChipConfig) -> str | None:
-    """None if the device's replies equal the reference's (COUNTERS: all but ``cycles``)."""
-    if expected == got:
-        return None
-    a, b = _frames(expected), _frames(got)
-    if len(a) != len(b):
-        return f"{len(b)} reply frames, expected {len(a)}"
-    lay = P.command("COUNTERS").reply
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if x == y:
-            continue
-        if (isinstance(x, P.Frame) and isinstance(y, P.Frame) and x.opcode == y.opcode ==
-                _COUNTERS_REPLY and x.seq == y.seq and x.payload[:1] == y.payload[:1] == b"\0"):
-            vx, vy = (P.decode_payload(lay, f.payload[1:], cfg) for f in (x, y))
-            n = vx["n"]
-            if vy["n"] == n + 1 and P.TABLE.counters[n] == "cycles" and \
-                    np.array_equal(vx["values"], vy["values"][:n]):
-                continue
-            return f"reply frame {i}: COUNTERS {list(vy['values'])}, expected {list(vx['values'])}"
-        return f"reply frame {i} differs"
-    return None
-
-
 class Session:
     """One emulator server and its reference executor, fed the same bytes."""
 
@@ -400,7 +372,7 @@ class Session:
                 data += fill
                 expected += self.ex.feed(fill)
         self.sock.sendall(data)
-        got = self._recv(len(_frames(expected)), self.timeout + (60.0 if silence else 0.0))
+        got = self._recv(len(reply_frames(expected)), self.timeout + (60.0 if silence else 0.0))
         if silence and partial:
             self.wait_idle()
             got += self._recv(0, 0.0)
@@ -454,7 +426,8 @@ def run(cfg: ChipConfig | str = "tiny", cases: int = 200, seed: int = 0, *,
             rep.cases = i + 1
             rep.kinds[kind] += 1
             rep.silences += quiet
-            rep.frames += len(_frames(want)) + (len(_frames(want_p)) if what is None else 0)
+            rep.frames += len(reply_frames(want))
+            rep.frames += len(reply_frames(want_p)) if what is None else 0
             if what is not None:
                 rep.mismatch = Mismatch(i, kind, sent, want, got, what)
                 break
