@@ -25,6 +25,7 @@ from ohmflow.hdl.framing import (
     BANKS,
     NO_LIMIT,
     ByteWriter,
+    Command,
     ElementReader,
     FrameRx,
     FrameTx,
@@ -122,12 +123,12 @@ class CommandProcessor(wiring.Component):
                 prd.addr.eq(rd.rd_addr[b]), prd.en.eq(rd.rd_en), rd.rd_data[b].eq(prd.data),
             ]
         ev = frx.event.payload
-        op = ev.opcode
+        op = Command(ev.opcode)
 
         # the opcode decoded into registers: it is set by the frame's header and used only once
         # the frame is in, so the sequencer's conditions start at a flip-flop
         op_is = {c.name: Signal(name=f"op_is_{c.name}") for c in P.TABLE.commands}
-        m.d.sync += [v.eq(op == K[f"OP_{n}"]) for n, v in op_is.items()]
+        m.d.sync += [v.eq(op == Command[n]) for n, v in op_is.items()]
 
         def is_op(*names):
             return Cat(*[op_is[n] for n in names]).any()
@@ -319,7 +320,7 @@ class CommandProcessor(wiring.Component):
         with m.If(frx.wr_en), m.Switch(op):
             for c in P.TABLE.commands:
                 scalars, _a, size = req[c.name]
-                with m.Case(c.opcode):
+                with m.Case(Command[c.name]):
                     for name, (o, sz) in scalars.items():
                         for i in range(sz):
                             with m.If(pidx == o + i):
@@ -364,7 +365,7 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += [cached.eq(1), last.eq(key)]
                         with m.Switch(op):
                             for c in P.TABLE.commands:
-                                with m.Case(c.opcode):
+                                with m.Case(Command[c.name]):
                                     with m.If(ev.length < req[c.name][2]):
                                         reply(ST["BAD_LENGTH"])
                                     with m.Else():
@@ -397,7 +398,7 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += [t.eq(0), started.eq(0)]
                 with m.Switch(op):
                     for c in P.TABLE.commands:
-                        with m.Case(c.opcode):
+                        with m.Case(Command[c.name]):
                             with m.If(totals[c.name] != ev.length):
                                 reply(ST["BAD_LENGTH"])
                             with m.Elif(~checks.get(c.name, Const(1)) | bad):

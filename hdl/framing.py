@@ -9,15 +9,17 @@ dropped silently). `FrameTx` sends a reply whose payload comes from a buffer or 
 a cycle) and `ByteWriter` into the reply buffer (one byte a cycle).
 """
 
+import types
+
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.crc import Algorithm, Processor
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.hdl.checked import Checked
 
-__all__ = ["LINK_CRC", "crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx", "ReadJob",
-           "WriteJob", "ElementReader", "ByteWriter", "BANKS", "NO_LIMIT"]
+__all__ = ["Command", "LINK_CRC", "crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx",
+           "ReadJob", "WriteJob", "ElementReader", "ByteWriter", "BANKS", "NO_LIMIT"]
 
 C = P.constants()
 _CRC = P.TABLE.crc
@@ -25,6 +27,9 @@ assert _CRC["refin"] and _CRC["refout"], "the gateware CRC is the reflected form
 #: the reflected polynomial (bit-reversed), shifted right each step
 CRC_POLY_REFLECTED = int(f"{_CRC['poly']:032b}"[::-1], 2)
 PAYLOAD_BITS = C["MAX_PAYLOAD"].bit_length()
+#: the protocol's opcodes as an `amaranth.lib.enum` (members and values from the command table)
+Command = types.new_class("Command", (enum.Enum,), {"shape": 8}, lambda ns: [
+    ns.__setitem__(c.name, c.opcode) for c in P.TABLE.commands])
 #: the link's CRC (the protocol table's) over bytes, for `amaranth.lib.crc.Processor`
 LINK_CRC = Algorithm(crc_width=32, polynomial=_CRC["poly"], initial_crc=_CRC["init"],
                      reflect_input=_CRC["refin"], reflect_output=_CRC["refout"],
