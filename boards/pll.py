@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Elaboratable, Instance, Module, Signal
+from ohmflow.hdl.checked import Checked
 
 __all__ = ["EcpPll", "IcePll", "ecp5_pll", "ice40_pll", "pll_params", "PllClock"]
 
@@ -116,7 +117,7 @@ def pll_params(family: str, osc_hz: int, clock_hz: int) -> EcpPll | IcePll:
     return params
 
 
-class PllClock(Elaboratable):
+class PllClock(Checked, Elaboratable):
     """A clock of ``clock_hz`` from the board oscillator, through the family's PLL.
 
     Parameters
@@ -137,12 +138,12 @@ class PllClock(Elaboratable):
         The PLL's lock output.
     """
 
+    @classmethod
+    def check(cls, family: str, clk_in, osc_hz: int, clock_hz: int) -> None:
+        pll_params(family, osc_hz, clock_hz)
+
     def __init__(self, family: str, clk_in, osc_hz: int, clock_hz: int):
-        try:
-            self.params = pll_params(family, osc_hz, clock_hz)
-        except ValueError:
-            self._MustUse__silence = True  # a rejected component is not an unused one
-            raise
+        self.params = pll_params(family, osc_hz, clock_hz)
         self.family = family
         self.clk_in = clk_in
         self.osc_hz = osc_hz

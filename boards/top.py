@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.boards import Board, board_config
 from ohmflow.boards.pll import PllClock, pll_params
 from ohmflow.emulator.config import ChipConfig
+from ohmflow.hdl.checked import Checked
 from ohmflow.hdl.uart import UART
 
 __all__ = ["DESIGNS", "Loopback", "ReplyMonitor", "BoardCore", "BoardTop", "make_design"]
@@ -217,7 +218,7 @@ class BoardCore(wiring.Component):
         return m
 
 
-class BoardTop(wiring.Component):
+class BoardTop(Checked, wiring.Component):
     """A `BoardCore` on a board: PLL clock, reset button, UART and LED pins.
 
     Parameters
@@ -233,12 +234,14 @@ class BoardTop(wiring.Component):
     def __init__(self, board: Board, cfg: ChipConfig | None = None, design: str = "soc"):
         self.board = board
         self.cfg = board_config(board) if cfg is None else cfg
-        problem = self._check(board, self.cfg, design)
-        if problem:
-            self._MustUse__silence = True  # a rejected component is not an unused one
-            raise ValueError(problem)
         self.design = design
         super().__init__({})
+
+    @classmethod
+    def check(cls, board: Board, cfg: ChipConfig | None = None, design: str = "soc") -> None:
+        problem = cls._check(board, board_config(board) if cfg is None else cfg, design)
+        if problem:
+            raise ValueError(problem)
 
     @staticmethod
     def _check(board: Board, cfg: ChipConfig, design: str) -> str | None:

@@ -24,6 +24,7 @@ C2C_FRAC = 12  #: fractional bits of the relative cycle-to-cycle perturbation e
 C2C_SHIFT = 8  #: e = rnd(g * dw_std, C2C_SHIFT)
 SQRT_FRAC = 8  #: fractional bits of the sqrt(n) table
 GAIN_BITS = 16  #: unsigned ADC gain code
+SHIFT_BITS = 6  #: unsigned ADC shift (NOISE_FRAC .. 2**SHIFT_BITS - 1)
 SIGMA_BITS = 16  #: unsigned read-noise sigma code
 DW_STD_BITS = 16  #: unsigned cycle-to-cycle sigma code
 SEED_BITS = 32
@@ -35,6 +36,12 @@ DEVICE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds")
 #: same contract as firmware on a small RV32 core (hdl/core_soc.py), for FPGAs too small for the
 #: tile. The index is the engine's code on the wire (INFO).
 ENGINES = ("tile", "rv32")
+#: the per-tile operation counters of the contract (docs/numerics.md), in the order the twin keeps
+#: them and the COUNTERS command returns them; the gateware adds ``cycles`` (protocol.TABLE)
+COUNTERS = (
+    "fwd_vectors", "bwd_vectors", "update_samples", "pulse_ops",
+    "macs", "dac_conversions", "adc_conversions", "adc_saturations", "pulses",
+)
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:
@@ -318,7 +325,7 @@ def adc_gain_shift(
     per_unit = (2 ** (in_bits - 1) - 1) * 2**cfg.w_frac
     ratio = (2 ** (out_bits - 1) - 1) / (out_bound * per_unit)
     shift = NOISE_FRAC
-    while ratio * 2**shift < 2 ** (GAIN_BITS - 1) and shift < 62:
+    while ratio * 2**shift < 2 ** (GAIN_BITS - 1) and shift < 2**SHIFT_BITS - 2:
         shift += 1
     gain = round(ratio * 2**shift)
     while gain >= 2**GAIN_BITS:
@@ -386,7 +393,7 @@ class Settings:
         _check_int("out_bits", self.out_bits, 2, cfg.out_bits)
         for d in ("fwd", "bwd"):
             _check_int(f"{d}_gain", getattr(self, f"{d}_gain"), 0, 2**GAIN_BITS - 1)
-            _check_int(f"{d}_shift", getattr(self, f"{d}_shift"), NOISE_FRAC, 63)
+            _check_int(f"{d}_shift", getattr(self, f"{d}_shift"), NOISE_FRAC, 2**SHIFT_BITS - 1)
             _check_int(f"{d}_sigma", getattr(self, f"{d}_sigma"), 0, 2**SIGMA_BITS - 1)
         _check_int("bl", self.bl, 1, cfg.bl_max)
         _check_int("dw_std", self.dw_std, 0, 2**DW_STD_BITS - 1)
@@ -414,3 +421,9 @@ class Settings:
                 raise ValueError(f"shapes must be one (n_in, n_out) pair per tile, got "
                                  f"{kw['shapes']!r}") from None
         return dataclasses.replace(self, **kw).validated(cfg)
+
+
+#: the scalar run-time settings, in `Settings`' order (SET/GET carry them, then the seed and the
+#: shapes; the gateware holds them in one register each)
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in ("seed",
+                                                                                      "shapes"))

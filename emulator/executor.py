@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.fabrication import FIELDS, DeviceMap
+from ohmflow.emulator.fabrication import FIELD_KINDS, FIELDS, DeviceMap
 from ohmflow.emulator.twin import Twin
 
 
@@ -150,7 +150,7 @@ class CommandExecutor:
     def _load_map(self, f: dict) -> dict:
         self._window(f)
         span = self._span(f, self.cfg.rows * self.cfg.cols)
-        for name, kind in zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True):
+        for name, kind in FIELD_KINDS.items():
             self._in_range(name, f[name], kind)
         if (f["wmax"] < 0).any() or (f["wmin"] > 0).any() or (f["wmin"] >= f["wmax"]).any():
             raise ValueError("device bounds must satisfy wmin <= 0 <= wmax and wmin < wmax")

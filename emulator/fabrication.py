@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from ohmflow.emulator.config import SLOPE_FRAC, ChipConfig, DeviceModel
 
-FIELDS = ("su", "sd", "ku", "kd", "wmax", "wmin")
+#: the device map's fields, in their wire order, with their element kind (emulator/protocol.py)
+FIELD_KINDS = {"su": "step", "sd": "step", "ku": "slope", "kd": "slope", "wmax": "w", "wmin": "w"}
+FIELDS = tuple(FIELD_KINDS)
 NPZ_FORMAT = "ohmflow-devicemap-1"
 CSV_COLUMNS = ("tile", "j", "i", "dw_up", "dw_down", "w_max", "w_min", "gamma_up", "gamma_down")
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import ENGINES, ChipConfig, Settings
-from ohmflow.emulator.twin import COUNTERS
+from ohmflow.emulator.config import COUNTERS, ENGINES, SETTING_NAMES, ChipConfig, Settings
+from ohmflow.emulator.fabrication import FIELD_KINDS
 
 #: version of the device contract (numerics + protocol); INFO reports it, hosts refuse others
 CONTRACT_VERSION = 2
@@ -87,10 +87,10 @@ F = Field
 _SETTINGS = (F("in_bits", "u8"), F("out_bits", "u8"), F("fwd_gain", "u16"), F("fwd_shift", "u8"),
              F("bwd_gain", "u16"), F("bwd_shift", "u8"), F("fwd_sigma", "u16"),
              F("bwd_sigma", "u16"), F("bl", "u8"), F("dw_std", "u16"), F("seed", "u32"))
+assert tuple(f.name for f in _SETTINGS) == (*SETTING_NAMES, "seed"), "SET's fields are Settings'"
 _SHAPES = (F("tiles", "u16", doc="must equal the config's tiles"),
            F("shapes", "u16", "2*tiles", "(n_in, n_out) per tile, interleaved"))
-_MAP = tuple(F(f, k, "k") for f, k in (("su", "step"), ("sd", "step"), ("ku", "slope"),
-                                       ("kd", "slope"), ("wmax", "w"), ("wmin", "w")))
+_MAP = tuple(F(f, k, "k") for f, k in FIELD_KINDS.items())
 _RANGE = (F("tile", "u8"), F("k0", "u32", doc="first device, flat index"),
           F("k", "u16", doc="number of devices"))
 _READ = (F("b", "u16", doc="vectors"), F("m", "u16", doc="outputs per vector"),
@@ -237,13 +237,17 @@ def is_link_status(code: int) -> bool:
 _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}
 
 
-def evaluate(expr: str, env: dict[str, int]) -> int:
-    """An integer expression of names, literals, + - * and max/min (table ranges and counts)."""
-    def ev(n: ast.AST) -> int:
+def evaluate(expr: str, env: dict, operand=int):
+    """An integer expression of names, literals, + - * and max/min (table ranges and counts).
+
+    The one reader of the table's count grammar (``"b*n"``, ``"2*tiles"``): ``operand`` turns a
+    name's entry of ``env`` into a value (``int``; the gateware passes its registers through and
+    gets the count as logic)."""
+    def ev(n: ast.AST):
         if isinstance(n, ast.Constant) and isinstance(n.value, int):
             return n.value
         if isinstance(n, ast.Name):
-            return int(env[n.id])
+            return operand(env[n.id])
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
             return -ev(n.operand)
         if isinstance(n, ast.BinOp) and type(n.op) in _OPS:

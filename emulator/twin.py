@@ -14,16 +14,12 @@ import math
 import numpy as np
 from ohmflow.emulator import kernels, prng
 from ohmflow.emulator.config import (
+    COUNTERS,
     SQRT_FRAC,
     ChipConfig,
     Settings,
 )
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, nominal
-
-COUNTERS = (
-    "fwd_vectors", "bwd_vectors", "update_samples", "pulse_ops",
-    "macs", "dac_conversions", "adc_conversions", "adc_saturations", "pulses",
-)
 
 
 def rnd_shift(x: np.ndarray, s: int) -> np.ndarray:

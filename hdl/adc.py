@@ -14,7 +14,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from ohmflow.emulator.config import GAIN_BITS, NOISE_FRAC, SIGMA_BITS, ChipConfig
+from ohmflow.emulator.config import GAIN_BITS, NOISE_FRAC, SHIFT_BITS, SIGMA_BITS, ChipConfig
 from ohmflow.hdl.fixed import clip
 from ohmflow.hdl.skid import Skid
 
@@ -43,7 +43,7 @@ class ADC(wiring.Component):
             "noise": In(stream.Signature(NOISE_SHAPE)),
             "o": Out(stream.Signature(self.out_layout)),
             "gain": In(GAIN_BITS),
-            "shift": In(6),
+            "shift": In(SHIFT_BITS),
             "sigma": In(SIGMA_BITS),
             "bits": In(range(cfg.out_bits + 1)),
         })

@@ -12,29 +12,29 @@ and write it back merged, because the tile's PROGRAM and MAP_WRITE cover every d
 reports the ten counters of the protocol's list, ``cycles`` last (the twin has no cycles).
 """
 
-import ast
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
+from ohmflow.emulator.config import NOISE_FRAC, SETTING_NAMES, ChipConfig, Settings
+from ohmflow.emulator.fabrication import FIELDS
 from ohmflow.hdl.fixed import mul_const
 from ohmflow.hdl.framing import (
     ADDR_BITS,
     BANKS,
     NO_LIMIT,
     ByteWriter,
+    Command,
     ElementReader,
     FrameRx,
     FrameTx,
 )
 from ohmflow.hdl.tile_io import (
     COUNTER_NAMES,
-    MAP_FIELDS,
+    RESULT,
     Op,
-    cmd_layout,
+    TileLink,
     settings_layout,
     settings_value,
 )
@@ -44,8 +44,6 @@ __all__ = ["CommandProcessor"]
 K = P.constants()
 ST = P.ST
 MAXP = K["MAX_PAYLOAD"]
-SETTING_NAMES = ("in_bits", "out_bits", "fwd_gain", "fwd_shift", "bwd_gain", "bwd_shift",
-                 "fwd_sigma", "bwd_sigma", "bl", "dw_std")
 #: the TileController's order of counters, and the protocol's
 _TC_COUNTERS = COUNTER_NAMES
 _SLOT = [P.TABLE.counters.index(n) for n in _TC_COUNTERS]
@@ -67,7 +65,7 @@ def _layout(fields, cfg: ChipConfig, start: int = 0):
 
 
 class CommandProcessor(wiring.Component):
-    """Frames in on ``rx``, replies out on ``tx``; drives a TileController on ``tc_*``.
+    """Frames in on ``rx``, replies out on ``tx``; drives a TileController over ``tile``.
 
     Parameters
     ----------
@@ -75,8 +73,8 @@ class CommandProcessor(wiring.Component):
     byte_timeout: cycles of silence inside a frame before it is dropped as TRUNCATED
         (default: the protocol's byte timeout at ``cfg.clock_hz``).
 
-    ``settings`` feeds the TileController; ``idle`` is high when no frame is being received,
-    executed or answered.
+    ``tile`` is a `TileLink` (its ``settings`` are the device's run-time settings); ``idle`` is high
+    when no frame is being received, executed or answered.
     """
 
     def __init__(self, cfg: ChipConfig, byte_timeout: int | None = None):
@@ -87,16 +85,12 @@ class CommandProcessor(wiring.Component):
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "idle": Out(1),
-            "tc_cmd": Out(stream.Signature(cmd_layout(cfg))),
-            "tc_in": Out(stream.Signature(32)),
-            "tc_out": In(stream.Signature(32)),
-            "tc_busy": In(1),
-            "settings": Out(settings_layout(cfg)),
+            "tile": Out(TileLink(cfg)),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one FSM over the command table
         m = Module()
-        cfg = self.cfg
+        cfg, link = self.cfg, self.tile
         W = {k.name: P.kind_dtype(k.name, cfg).itemsize for k in P.TABLE.kinds}
         req = {c.name: _layout(c.request, cfg) for c in P.TABLE.commands}
         rep = {c.name: _layout(c.reply, cfg, start=1) for c in P.TABLE.commands}
@@ -108,7 +102,7 @@ class CommandProcessor(wiring.Component):
             m.submodules[f"pbuf{b}"] = mem
         m.submodules.rbuf = rbuf = Memory(shape=8, depth=MAXP, init=[])
         xw = max(cfg.w_bits, cfg.step_bits + 1, cfg.slope_bits)
-        m.submodules.xbuf = xbuf = Memory(shape=xw, depth=len(MAP_FIELDS) * devices, init=[])
+        m.submodules.xbuf = xbuf = Memory(shape=xw, depth=len(FIELDS) * devices, init=[])
         rwr, rrd = rbuf.write_port(), rbuf.read_port()
         xwr, xrd = xbuf.write_port(), xbuf.read_port()
         m.submodules.frx = frx = FrameRx(self.byte_timeout)
@@ -129,12 +123,12 @@ class CommandProcessor(wiring.Component):
                 prd.addr.eq(rd.rd_addr[b]), prd.en.eq(rd.rd_en), rd.rd_data[b].eq(prd.data),
             ]
         ev = frx.event.payload
-        op = ev.opcode
+        op = Command(ev.opcode)
 
         # the opcode decoded into registers: it is set by the frame's header and used only once
         # the frame is in, so the sequencer's conditions start at a flip-flop
         op_is = {c.name: Signal(name=f"op_is_{c.name}") for c in P.TABLE.commands}
-        m.d.sync += [v.eq(op == K[f"OP_{n}"]) for n, v in op_is.items()]
+        m.d.sync += [v.eq(op == Command[n]) for n, v in op_is.items()]
 
         def is_op(*names):
             return Cat(*[op_is[n] for n in names]).any()
@@ -144,7 +138,7 @@ class CommandProcessor(wiring.Component):
         default = slay.const(settings_value(cfg, Settings.default(cfg)))
         cur = Signal(slay, init=settings_value(cfg, Settings.default(cfg)))
         seed, nonce = Signal(32), Signal(32)
-        m.d.comb += self.settings.eq(cur)
+        m.d.comb += link.settings.eq(cur)
         cached = Signal()
         key = Cat(ev.opcode, ev.seq, ev.crc)
         last = Signal(len(key))
@@ -177,18 +171,12 @@ class CommandProcessor(wiring.Component):
         k_end = settled(k0 + k, "k_end")  # the span's end (the ULX3S's slowest path unregistered)
         m_out = Mux(is_op("BACKWARD"), n_in, n_out)
 
+        # a count expression of the table as logic: request scalars are registers, config
+        # fields constants
+        count_env = {**{k: getattr(cfg, k) for k in cfg.to_dict() if k != "name"}, **f}
+
         def expr(text: str):
-            def walk(n):
-                if isinstance(n, ast.Constant):
-                    return n.value
-                if isinstance(n, ast.Name):
-                    return f[n.id] if n.id in f else getattr(cfg, n.id)
-                if isinstance(n, ast.BinOp) and type(n.op) in (ast.Add, ast.Sub, ast.Mult):
-                    a, c = walk(n.left), walk(n.right)
-                    return a + c if isinstance(n.op, ast.Add) else a - c \
-                        if isinstance(n.op, ast.Sub) else a * c
-                raise ValueError(f"unsupported count expression {text!r}")
-            return walk(ast.parse(text, mode="eval").body)
+            return P.evaluate(text, count_env, operand=lambda v: v)
 
         memo = {}
 
@@ -206,15 +194,15 @@ class CommandProcessor(wiring.Component):
             return memo[name]
 
         map_w = [size for _f, size, _s in req["LOAD_MAP"][1]]  # su, sd, ku, kd, wmax, wmin
-        assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(MAP_FIELDS)
-        map_cum = [sum(map_w[:q]) for q in range(len(MAP_FIELDS))]
+        assert [fld.name for fld, _z, _s in req["LOAD_MAP"][1]] == list(FIELDS)
+        map_cum = [sum(map_w[:q]) for q in range(len(FIELDS))]
         y_off = rep["FORWARD"][2]
         y_bytes = settled(b * m_out * W["adc"], "y_bytes")
         fwd_len = settled(y_off + y_bytes + b * W["sat"], "fwd_len")
         rd_len = settled(rep["READ"][2] + k * W["w"], "rd_len")
         rdm_len = settled(rep["READ_MAP"][2] + k * sum(map_w), "rdm_len")
         rdm_base = [settled(rep["READ_MAP"][2] + k * map_cum[x], f"rdm_base{x}")
-                    for x in range(len(MAP_FIELDS))]
+                    for x in range(len(FIELDS))]
         totals = {c.name: settled(arrays(c.name)[1], f"total_{c.name}")
                   for c in P.TABLE.commands}
         checks = {
@@ -244,8 +232,8 @@ class CommandProcessor(wiring.Component):
             return lo, hi
 
         # ----- sequencer registers -----
-        t = Signal(range(max(len(MAP_FIELDS) * devices, MAXP) + 2))  # byte, element, word
-        q = Signal(range(len(MAP_FIELDS)))  # map field of the current word
+        t = Signal(range(max(len(FIELDS) * devices, MAXP) + 2))  # byte, element, word
+        q = Signal(range(len(FIELDS)))  # map field of the current word
         dev = Signal(range(devices + 1))  # device of the current word
         ai = Signal(range(8))  # request array the arriving bytes belong to
         ce = Signal(range(MAXP + 1))  # element of that array
@@ -258,8 +246,8 @@ class CommandProcessor(wiring.Component):
         sat_pending, upd_d = Signal(), Signal()
         addr = Signal(range(2 * MAXP), reset_less=True)
         addr2 = Signal(range(2 * MAXP), reset_less=True)
-        tc_done = armed & ~self.tc_busy
-        per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(MAP_FIELDS), 1)
+        tc_done = armed & ~link.busy
+        per_dev = Mux(is_op("LOAD_MAP", "READ_MAP"), len(FIELDS), 1)
         in_span = (dev >= k0) & (dev < k_end)
         e = dev - k0
         # e times a constant as a shift-add tree on the address width: a multiplier here would
@@ -270,10 +258,10 @@ class CommandProcessor(wiring.Component):
         def e_times(c: int):
             return mul_const(e_a, c, ADDR_BITS)
 
-        tcmd = self.tc_cmd.payload
+        tcmd = link.cmd.payload
         m.d.comb += [tcmd.tile.eq(f["tile"]), tcmd.axis.eq(f["axis"]), tcmd.index.eq(f["index"]),
                      tcmd.count.eq(b)]
-        with m.If(self.tc_cmd.valid & self.tc_cmd.ready):
+        with m.If(link.cmd.valid & link.cmd.ready):
             m.d.sync += armed.eq(1)
             with m.If(is_op("FORWARD", "BACKWARD", "UPDATE")):
                 m.d.sync += nonce.eq(nonce + b)
@@ -281,8 +269,8 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += nonce.eq(nonce + 1)
 
         def tc(opv, nxt):
-            m.d.comb += [self.tc_cmd.valid.eq(1), tcmd.op.eq(opv)]
-            with m.If(self.tc_cmd.ready):
+            m.d.comb += [link.cmd.valid.eq(1), tcmd.op.eq(opv)]
+            with m.If(link.cmd.ready):
                 m.next = nxt
 
         def reply(st, length=1):
@@ -302,8 +290,8 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += started.eq(1)
 
         def feed_from_reader():
-            m.d.comb += [self.tc_in.valid.eq(rd.o.valid), self.tc_in.payload.eq(rd.o.payload),
-                         rd.o.ready.eq(self.tc_in.ready)]
+            m.d.comb += [link.data_in.valid.eq(rd.o.valid), link.data_in.payload.eq(rd.o.payload),
+                         rd.o.ready.eq(link.data_in.ready)]
 
         def next_word():
             m.d.sync += t.eq(t + 1)
@@ -332,7 +320,7 @@ class CommandProcessor(wiring.Component):
         with m.If(frx.wr_en), m.Switch(op):
             for c in P.TABLE.commands:
                 scalars, _a, size = req[c.name]
-                with m.Case(c.opcode):
+                with m.Case(Command[c.name]):
                     for name, (o, sz) in scalars.items():
                         for i in range(sz):
                             with m.If(pidx == o + i):
@@ -358,7 +346,7 @@ class CommandProcessor(wiring.Component):
                                         with m.If(ce + 1 == ends[c.name, n]):
                                             m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
-        m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(self.tc_out.payload)]
+        m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(link.data_out.payload)]
         m.d.comb += ftx.limit.eq(Mux(streaming, wm, NO_LIMIT))
         with m.If(wr.wr_en & (wr.wr_addr == wm)):
             m.d.sync += wm.eq(wm + 1)
@@ -377,7 +365,7 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += [cached.eq(1), last.eq(key)]
                         with m.Switch(op):
                             for c in P.TABLE.commands:
-                                with m.Case(c.opcode):
+                                with m.Case(Command[c.name]):
                                     with m.If(ev.length < req[c.name][2]):
                                         reply(ST["BAD_LENGTH"])
                                     with m.Else():
@@ -410,7 +398,7 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += [t.eq(0), started.eq(0)]
                 with m.Switch(op):
                     for c in P.TABLE.commands:
-                        with m.Case(c.opcode):
+                        with m.Case(Command[c.name]):
                             with m.If(totals[c.name] != ev.length):
                                 reply(ST["BAD_LENGTH"])
                             with m.Elif(~checks.get(c.name, Const(1)) | bad):
@@ -459,8 +447,8 @@ class CommandProcessor(wiring.Component):
             with m.State("X_SEED"):
                 tc(Op.SEED, "X_SEED_WORD")
             with m.State("X_SEED_WORD"):
-                m.d.comb += [self.tc_in.valid.eq(1), self.tc_in.payload.eq(seed)]
-                with m.If(self.tc_in.ready):
+                m.d.comb += [link.data_in.valid.eq(1), link.data_in.payload.eq(seed)]
+                with m.If(link.data_in.ready):
                     m.next = "X_WAIT"
             with m.State("X_GET"):
                 off = rep["GET"][2]  # the shapes array follows the scalars
@@ -492,8 +480,8 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         tc(read_op, "R_FILL")
             with m.State("R_FILL"):
-                m.d.comb += [self.tc_out.ready.eq(1), xwr.en.eq(self.tc_out.valid)]
-                with m.If(self.tc_out.valid):
+                m.d.comb += [link.data_out.ready.eq(1), xwr.en.eq(link.data_out.valid)]
+                with m.If(link.data_out.valid):
                     m.d.sync += t.eq(t + 1)
                 with m.If(tc_done):
                     m.d.sync += [armed.eq(0), t.eq(0)]
@@ -515,16 +503,16 @@ class CommandProcessor(wiring.Component):
                         read_job(src, 1, width, sgn)
                     with m.Else():
                         feed_from_reader()
-                        with m.If(self.tc_in.valid & self.tc_in.ready):
+                        with m.If(link.data_in.valid & link.data_in.ready):
                             m.d.sync += [started.eq(0), xvalid.eq(0)]
                             next_word()
                 with m.Elif(~xvalid):
                     m.d.sync += xvalid.eq(1)  # xbuf answers the address of this cycle next
                 with m.Else():
-                    m.d.comb += [self.tc_in.valid.eq(1),
-                                 self.tc_in.payload.eq(xrd.data.as_signed()),
-                                 adv.eq(self.tc_in.ready)]
-                    with m.If(self.tc_in.ready):
+                    m.d.comb += [link.data_in.valid.eq(1),
+                                 link.data_in.payload.eq(xrd.data.as_signed()),
+                                 adv.eq(link.data_in.ready)]
+                    with m.If(link.data_in.ready):
                         next_word()
 
             # READ, READ_MAP, COUNTERS: result words into the reply
@@ -537,20 +525,20 @@ class CommandProcessor(wiring.Component):
             with m.State("X_COUNTERS"):
                 tc(Op.COUNTERS, "COLLECT")
             with m.State("COLLECT"):
-                word = self.tc_out.payload
+                word = link.data_out.payload
                 vals = rep["COUNTERS"][0]["n"][0] + 1  # offset of values[0]
                 slot = Array(Const(vals + 8 * s, range(MAXP)) for s in _SLOT)[t[1:]] + t[0] * 4
                 rd_dst = rep["READ"][2] + e_times(W["w"])
-                rdm_dst = Array(rdm_base[x] + e_times(map_w[x]) for x in range(len(MAP_FIELDS)))[q]
+                rdm_dst = Array(rdm_base[x] + e_times(map_w[x]) for x in range(len(FIELDS)))[q]
                 dst = Mux(is_op("COUNTERS"), slot, Mux(is_op("READ"), rd_dst, rdm_dst))
                 width = Mux(is_op("COUNTERS"), 4, Mux(is_op("READ"), W["w"],
                                                       Array(Const(x) for x in map_w)[q]))
                 keep = is_op("COUNTERS") | in_span
-                m.d.comb += self.tc_out.ready.eq(~keep | wr.job.ready)
-                write(dst, word, width, when=self.tc_out.valid & keep)
-                with m.If(self.tc_out.valid & self.tc_out.ready):
+                m.d.comb += link.data_out.ready.eq(~keep | wr.job.ready)
+                write(dst, word, width, when=link.data_out.valid & keep)
+                with m.If(link.data_out.valid & link.data_out.ready):
                     next_word()
-                with m.If(tc_done & ~self.tc_out.valid):
+                with m.If(tc_done & ~link.data_out.valid):
                     m.next = "HDR"
             assert rep["READ"][0]["k"] == rep["READ_MAP"][0]["k"]
             with m.State("HDR"):
@@ -607,19 +595,19 @@ class CommandProcessor(wiring.Component):
                     read_job(x[1], b * f["n"], x[3], 1)
                 with m.Else():
                     feed_from_reader()
-                word = self.tc_out.payload
-                s_now = sat + word[16]
+                result = RESULT(link.data_out.payload[:RESULT.size])
+                s_now = sat + result.saturated
                 with m.If(sat_pending):
                     with m.If(write(addr2, sat, W["sat"])):
                         m.d.sync += [sat_pending.eq(0), sat.eq(0), addr2.eq(addr2 + W["sat"])]
                 with m.Else():
-                    m.d.comb += self.tc_out.ready.eq(wr.job.ready)
-                    with m.If(write(addr, word[:16].as_signed(), W["adc"],
-                                    when=self.tc_out.valid)):
+                    m.d.comb += link.data_out.ready.eq(wr.job.ready)
+                    with m.If(write(addr, result.code, W["adc"],
+                                    when=link.data_out.valid)):
                         m.d.sync += [addr.eq(addr + W["adc"]), sat.eq(s_now), t.eq(t + 1)]
                         with m.If(t == m_out - 1):
                             m.d.sync += [t.eq(0), sat_pending.eq(1)]
-                with m.If(tc_done & ~sat_pending & ~self.tc_out.valid):
+                with m.If(tc_done & ~sat_pending & ~link.data_out.valid):
                     m.d.sync += started.eq(0)
                     m.next = "F_DRAIN"
 

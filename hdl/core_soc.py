@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.hdl import core_map, crossbar_read
+from ohmflow.hdl.checked import Checked
 from ohmflow.hdl.crossbar_read import CrossbarRead
 from ohmflow.hdl.framing import crc32_update
 from ohmflow.hdl.rv32 import RV32Core
@@ -40,7 +41,7 @@ __all__ = ["CoreSoC", "RX_FIFO_DEPTH"]
 RX_FIFO_DEPTH = 512  #: received bytes the SoC holds while the firmware is busy (one block RAM)
 
 
-class CoreSoC(wiring.Component):
+class CoreSoC(Checked, wiring.Component):
     """The chip as RV32 firmware: `RV32Core`, block RAM, SPRAM, link I/O (+ `UART`).
 
     Parameters
@@ -62,22 +63,24 @@ class CoreSoC(wiring.Component):
         from ohmflow.hdl import firmware
 
         self.cfg = get_config(cfg)
-        if self.cfg.engine != "rv32":
-            self._MustUse__silence = True
-            raise ValueError(f"config {self.cfg.name!r} has engine {self.cfg.engine!r}; "
-                             "CoreSoC runs the 'rv32' engine (use ohmflow.hdl.soc.SoC)")
         self.firmware = firmware.build(self.cfg)
         self.uart_divisor = uart_divisor
         timeout = P.constants(self.cfg)["BYTE_TIMEOUT_CYCLES"]
         self.byte_timeout = timeout if byte_timeout is None else byte_timeout
-        if self.byte_timeout < 2:
-            self._MustUse__silence = True
-            raise ValueError(f"byte_timeout must be at least 2 cycles, got {self.byte_timeout}")
         if uart_divisor is None:
             ports = {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))}
         else:
             ports = {"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1)}
         super().__init__({**ports, "idle": Out(1), "trap": Out(1)})
+
+    @classmethod
+    def check(cls, cfg: ChipConfig | str, *, byte_timeout: int | None = None, **_kw) -> None:
+        cfg = get_config(cfg)
+        if cfg.engine != "rv32":
+            raise ValueError(f"config {cfg.name!r} has engine {cfg.engine!r}; "
+                             "CoreSoC runs the 'rv32' engine (use ohmflow.hdl.soc.SoC)")
+        if byte_timeout is not None and byte_timeout < 2:
+            raise ValueError(f"byte_timeout must be at least 2 cycles, got {byte_timeout}")
 
     def elaborate(self, platform):
         m = Module()

@@ -24,10 +24,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import ChipConfig
 from ohmflow.hdl.fixed import clip
+from ohmflow.hdl.tile_io import WORD
 
-__all__ = ["DAC", "WORD"]
+__all__ = ["DAC"]
 
-WORD = 32  #: width of an operand word
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -9,13 +9,17 @@ dropped silently). `FrameTx` sends a reply whose payload comes from a buffer or 
 a cycle) and `ByteWriter` into the reply buffer (one byte a cycle).
 """
 
+import types
+
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.crc import Algorithm, Processor
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
+from ohmflow.hdl.checked import Checked
 
-__all__ = ["crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx", "ReadJob", "WriteJob",
-           "ElementReader", "ByteWriter", "BANKS", "NO_LIMIT"]
+__all__ = ["Command", "LINK_CRC", "crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx",
+           "ReadJob", "WriteJob", "ElementReader", "ByteWriter", "BANKS", "NO_LIMIT"]
 
 C = P.constants()
 _CRC = P.TABLE.crc
@@ -23,6 +27,13 @@ assert _CRC["refin"] and _CRC["refout"], "the gateware CRC is the reflected form
 #: the reflected polynomial (bit-reversed), shifted right each step
 CRC_POLY_REFLECTED = int(f"{_CRC['poly']:032b}"[::-1], 2)
 PAYLOAD_BITS = C["MAX_PAYLOAD"].bit_length()
+#: the protocol's opcodes as an `amaranth.lib.enum` (members and values from the command table)
+Command = types.new_class("Command", (enum.Enum,), {"shape": 8}, lambda ns: [
+    ns.__setitem__(c.name, c.opcode) for c in P.TABLE.commands])
+#: the link's CRC (the protocol table's) over bytes, for `amaranth.lib.crc.Processor`
+LINK_CRC = Algorithm(crc_width=32, polynomial=_CRC["poly"], initial_crc=_CRC["init"],
+                     reflect_input=_CRC["refin"], reflect_output=_CRC["refout"],
+                     xor_output=_CRC["xorout"])(data_width=8)
 
 
 def _crc_step(crc: int, byte: int) -> int:
@@ -40,7 +51,8 @@ _TAPS = [[i for i in range(40)
 
 
 def crc32_update(crc, byte) -> Value:
-    """The CRC register after one more byte (reflected, LSB first), as an XOR network."""
+    """The CRC register after one more byte (reflected, LSB first), as an XOR network: for the
+    rv32 engine's CRC unit, whose register the firmware reads and sets (frames use `LINK_CRC`)."""
     bits = Cat(Value.cast(crc)[:32], Value.cast(byte)[:8])
     out = []
     for taps in _TAPS:
@@ -71,16 +83,19 @@ class TxRequest(data.Struct):
     from_buf: 1
 
 
-class FrameRx(wiring.Component):
+class FrameRx(Checked, wiring.Component):
     """Frame receiver: writes the payload to ``wr_*`` and reports each frame on ``event``.
 
     While an event waits on ``event`` the receiver takes no bytes (``rx.ready`` low), so the payload
     stays valid in the buffer until the event is consumed.
     """
 
-    def __init__(self, timeout: int):
+    @classmethod
+    def check(cls, timeout: int) -> None:
         if timeout < 2:
             raise ValueError(f"timeout must be at least 2 cycles, got {timeout}")
+
+    def __init__(self, timeout: int):
         self.timeout = timeout
         super().__init__({
             "rx": In(stream.Signature(8)),
@@ -96,7 +111,8 @@ class FrameRx(wiring.Component):
         byte = self.rx.payload
         fire = self.rx.valid & self.rx.ready
         ev = Signal(Event)
-        crc = Signal(32, reset_less=True)
+        m.submodules.crc = crc = Processor(LINK_CRC)  # over opcode .. payload
+        m.d.comb += crc.data.eq(byte)
         crc_rx = Signal(32, reset_less=True)
         idx = Signal(PAYLOAD_BITS + 1, reset_less=True)
         timer = Signal(range(self.timeout + 1))
@@ -104,7 +120,7 @@ class FrameRx(wiring.Component):
 
         m.d.comb += [self.event.payload.eq(ev), self.wr_addr.eq(idx), self.wr_data.eq(byte)]
         with m.If(fire):
-            m.d.sync += [crc.eq(crc32_update(crc, byte)), timer.eq(0)]
+            m.d.sync += timer.eq(0)
         with m.Else():
             m.d.sync += timer.eq(timer + 1)
         expired = timer == self.timeout - 1
@@ -120,7 +136,7 @@ class FrameRx(wiring.Component):
                     m.next = "SYNC1"
             with m.State("SYNC1"):
                 m.d.comb += self.rx.ready.eq(1)
-                m.d.sync += crc.eq(C["CRC_INIT"])  # the CRC starts after the sync
+                m.d.comb += crc.start.eq(1)  # the CRC starts after the sync
                 with m.If(fire):
                     with m.If(byte == C["SYNC1"]):
                         m.next = "OPCODE"
@@ -131,6 +147,7 @@ class FrameRx(wiring.Component):
             for state, field, nxt in (("OPCODE", ev.opcode, "SEQ"), ("SEQ", ev.seq, "LEN0")):
                 with m.State(state):
                     m.d.comb += self.rx.ready.eq(1)
+                    m.d.comb += crc.valid.eq(fire)
                     with m.If(fire):
                         m.d.sync += field.eq(byte)
                         m.next = nxt
@@ -138,6 +155,7 @@ class FrameRx(wiring.Component):
                         m.next = "HUNT"
             with m.State("LEN0"):
                 m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += crc.valid.eq(fire)
                 with m.If(fire):
                     m.d.sync += ev.length[:8].eq(byte)
                     m.next = "LEN1"
@@ -145,6 +163,7 @@ class FrameRx(wiring.Component):
                     m.next = "HUNT"
             with m.State("LEN1"):
                 m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += crc.valid.eq(fire)
                 with m.If(fire):
                     m.d.sync += [ev.length.eq(length), idx.eq(0)]
                     with m.If(length > C["MAX_PAYLOAD"]):
@@ -156,7 +175,7 @@ class FrameRx(wiring.Component):
                 with m.Elif(expired):
                     m.next = "HUNT"
             with m.State("PAYLOAD"):
-                m.d.comb += [self.rx.ready.eq(1), self.wr_en.eq(fire)]
+                m.d.comb += [self.rx.ready.eq(1), self.wr_en.eq(fire), crc.valid.eq(fire)]
                 with m.If(fire):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == ev.length - 1):
@@ -167,12 +186,12 @@ class FrameRx(wiring.Component):
             with m.State("CRC"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(fire):
-                    # the CRC bytes are not part of the CRC: keep the register
-                    m.d.sync += [crc.eq(crc), crc_rx.eq(Cat(crc_rx[8:], byte)), idx.eq(idx + 1)]
+                    # the CRC bytes are not part of the CRC
+                    m.d.sync += [crc_rx.eq(Cat(crc_rx[8:], byte)), idx.eq(idx + 1)]
                     with m.If(idx == 3):
                         got = Cat(crc_rx[8:], byte)
                         m.d.sync += ev.crc.eq(got)
-                        emit(Mux(got == (crc ^ C["CRC_XOROUT"]), C["ST_OK"], C["ST_BAD_CRC"]))
+                        emit(Mux(got == crc.crc, C["ST_OK"], C["ST_BAD_CRC"]))
                 with m.Elif(expired):
                     emit(C["ST_TRUNCATED"])
             with m.State("EVENT"):
@@ -207,7 +226,7 @@ class FrameTx(wiring.Component):
         m = Module()
         r = Signal(TxRequest)
         k = Signal(PAYLOAD_BITS + 4)  # index of the byte on tx, counting from the sync
-        crc = Signal(32, reset_less=True)
+        m.submodules.crc = crc = Processor(LINK_CRC)
         busy = Signal()
         hs = C["HEADER_SIZE"]
         end = r.length + hs  # index of the first CRC byte
@@ -220,7 +239,7 @@ class FrameTx(wiring.Component):
         nxt = Mux(fire, k + 1, k)
         m.d.comb += self.rd_addr.eq((nxt - hs)[:PAYLOAD_BITS])
         body = Mux(r.from_buf, self.rd_data, r.status)
-        final = crc ^ C["CRC_XOROUT"]
+        final = crc.crc
         with m.Switch(k):
             with m.Case(0):
                 m.d.comb += self.tx.payload.eq(C["SYNC0"])
@@ -241,12 +260,11 @@ class FrameTx(wiring.Component):
                     m.d.comb += self.tx.payload.eq((final >> ((k - end)[:2] * 8))[:8])
         with m.If(~busy):
             with m.If(self.req.valid):
-                m.d.sync += [r.eq(self.req.payload), k.eq(0), busy.eq(1),
-                             crc.eq(C["CRC_INIT"])]
+                m.d.sync += [r.eq(self.req.payload), k.eq(0), busy.eq(1)]
+                m.d.comb += crc.start.eq(1)
         with m.Elif(fire):
             m.d.sync += k.eq(k + 1)
-            with m.If((k >= 2) & (k < end)):
-                m.d.sync += crc.eq(crc32_update(crc, self.tx.payload))
+            m.d.comb += [crc.valid.eq((k >= 2) & (k < end)), crc.data.eq(self.tx.payload)]
             with m.If(k == end + 3):
                 m.d.sync += busy.eq(0)
         return m

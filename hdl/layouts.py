@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, enum
 from amaranth.utils import ceil_log2
 from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SLOPE_FRAC, SQRT_FRAC, ChipConfig
 
@@ -23,7 +23,7 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-class ProgCmd:
+class ProgCmd(enum.Enum, shape=2):
     """Commands of the array's program port."""
 
     READ = 0  #: return the device's state and parameters
@@ -178,7 +178,7 @@ class Geometry:
     def prog_layout(self) -> data.StructLayout:
         """A program-port beat on device (jq*L + jr, iq*L + ir)."""
         return data.StructLayout({
-            "cmd": 2,
+            "cmd": ProgCmd,
             "tile": self.index_shape(self.tile_bits),
             "jq": self.index_shape(self.jq_bits),
             "jr": self.index_shape(self.r_bits),

@@ -22,7 +22,7 @@ Misaligned accesses are not supported: the low address bits select the byte lane
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.hdl.regfile import RegisterFile
 
@@ -57,10 +57,19 @@ class BusSignature(wiring.Signature):
         })
 
 
-class _Opcode:
-    LOAD, MISC_MEM, OP_IMM, AUIPC = 0b00000, 0b00011, 0b00100, 0b00101
-    STORE, OP, LUI, BRANCH = 0b01000, 0b01100, 0b01101, 0b11000
-    JALR, JAL = 0b11001, 0b11011
+class Opcode(enum.Enum, shape=5):
+    """The major opcodes the core executes (instruction bits 6..2)."""
+
+    LOAD = 0b00000
+    MISC_MEM = 0b00011
+    OP_IMM = 0b00100
+    AUIPC = 0b00101
+    STORE = 0b01000
+    OP = 0b01100
+    LUI = 0b01101
+    BRANCH = 0b11000
+    JALR = 0b11001
+    JAL = 0b11011
 
 
 class RV32Core(wiring.Component):
@@ -80,7 +89,6 @@ class RV32Core(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
-        o = _Opcode
 
         m.submodules.regs = regs = RegisterFile()
 
@@ -91,16 +99,16 @@ class RV32Core(wiring.Component):
 
         # ----- decode, registered in DECODE from the fetched word -----
         word = bus.rdata
-        opc, wf3 = word[2:7], word[12:15]
+        opc, wf3 = Opcode(word[2:7]), word[12:15]
         names = ("load", "store", "op", "op_imm", "lui", "auipc", "jal", "jalr", "branch",
                  "fence", "muldiv", "shift", "use_imm", "subtract", "legal")
         is_ = {n: Signal(name=f"is_{n}", reset_less=True) for n in names}
         imm = Signal(32, reset_less=True)
         dec = {
-            "load": opc == o.LOAD, "store": opc == o.STORE, "op": opc == o.OP,
-            "op_imm": opc == o.OP_IMM, "lui": opc == o.LUI, "auipc": opc == o.AUIPC,
-            "jal": opc == o.JAL, "jalr": opc == o.JALR, "branch": opc == o.BRANCH,
-            "fence": opc == o.MISC_MEM,
+            "load": opc == Opcode.LOAD, "store": opc == Opcode.STORE, "op": opc == Opcode.OP,
+            "op_imm": opc == Opcode.OP_IMM, "lui": opc == Opcode.LUI, "auipc": opc == Opcode.AUIPC,
+            "jal": opc == Opcode.JAL, "jalr": opc == Opcode.JALR, "branch": opc == Opcode.BRANCH,
+            "fence": opc == Opcode.MISC_MEM,
         }
         dec["muldiv"] = dec["op"] & (word[25:32] == 1)
         dec["shift"] = (dec["op"] | dec["op_imm"]) & ~dec["muldiv"] & ((wf3 == 1) | (wf3 == 5))

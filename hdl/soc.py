@@ -10,13 +10,42 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.emulator.fabrication import DeviceMap
+from ohmflow.hdl.checked import Checked
 from ohmflow.hdl.clock_gate import gate_domain
 from ohmflow.hdl.command_processor import CommandProcessor
 from ohmflow.hdl.skid import Skid
 from ohmflow.hdl.tile_controller import TileController
+from ohmflow.hdl.tile_io import WORD, TileLink
 from ohmflow.hdl.uart import UART
 
-__all__ = ["SoC", "make_soc"]
+__all__ = ["LinkSlices", "SoC", "make_soc"]
+
+
+class LinkSlices(wiring.Component):
+    """Register slices (`Skid`) on a `TileLink`'s operand and result words, so that no
+    combinational path runs between the command processor's sequencer and the tile's pipelines
+    (valid, data or ready). ``cmd`` and ``settings`` pass through; ``busy`` toward the command
+    processor also covers a word still in a slice.
+
+    Ports: ``cp``, the command processor's end of the link; ``tile``, the tile's.
+    """
+
+    def __init__(self, cfg: ChipConfig):
+        super().__init__({"cp": In(TileLink(cfg)), "tile": Out(TileLink(cfg))})
+
+    def elaborate(self, platform):
+        m = Module()
+        cp, tile = self.cp, self.tile
+        m.submodules.data_in = data_in = Skid(WORD)
+        m.submodules.data_out = data_out = Skid(WORD)
+        wiring.connect(m, wiring.flipped(cp.cmd), wiring.flipped(tile.cmd))
+        wiring.connect(m, wiring.flipped(cp.data_in), data_in.i)
+        wiring.connect(m, data_in.o, wiring.flipped(tile.data_in))
+        wiring.connect(m, wiring.flipped(tile.data_out), data_out.i)
+        wiring.connect(m, data_out.o, wiring.flipped(cp.data_out))
+        m.d.comb += [tile.settings.eq(cp.settings),
+                     cp.busy.eq(tile.busy | data_in.busy | data_out.busy)]
+        return m
 
 
 def make_soc(cfg: ChipConfig | str, *, uart_divisor: int | None = None,
@@ -39,7 +68,7 @@ def make_soc(cfg: ChipConfig | str, *, uart_divisor: int | None = None,
                device_map=device_map, gate_tile_clock=gate_tile_clock)
 
 
-class SoC(wiring.Component):
+class SoC(Checked, wiring.Component):
     """The chip: `CommandProcessor` + `TileController` (+ `UART`).
 
     Parameters
@@ -63,10 +92,6 @@ class SoC(wiring.Component):
                  byte_timeout: int | None = None, device_map: DeviceMap | None = None,
                  gate_tile_clock: bool = False):
         self.cfg = get_config(cfg)
-        if self.cfg.engine != "tile":
-            self._MustUse__silence = True
-            raise ValueError(f"config {self.cfg.name!r} has engine {self.cfg.engine!r}; SoC "
-                             "is the 'tile' engine (make_soc picks the SoC of a config)")
         self.gate_tile_clock = gate_tile_clock
         #: with ``gate_tile_clock``: the gated tile clock runs in this cycle (for tests)
         self.tile_clock_on = Signal(init=1) if gate_tile_clock else None
@@ -79,6 +104,13 @@ class SoC(wiring.Component):
             ports = {"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1)}
         super().__init__({**ports, "idle": Out(1)})
 
+    @classmethod
+    def check(cls, cfg: ChipConfig | str, **_kw) -> None:
+        cfg = get_config(cfg)
+        if cfg.engine != "tile":
+            raise ValueError(f"config {cfg.name!r} has engine {cfg.engine!r}; SoC is the 'tile' "
+                             "engine (make_soc picks the SoC of a config)")
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.cp = cp = CommandProcessor(self.cfg, self.byte_timeout)
@@ -89,20 +121,12 @@ class SoC(wiring.Component):
             # pipelines have drained and its one free-running register, the operation's cycle
             # count, restarts with the next command); the emulator tests compare the gated
             # SoC with the reference device byte for byte.
-            gate_domain(m, "tile", tc.busy | cp.tc_cmd.valid, enable=self.tile_clock_on)
+            gate_domain(m, "tile", tc.busy | cp.tile.cmd.valid, enable=self.tile_clock_on)
         m.submodules.tile = tc
-        # operand and result words pass register slices: no combinational path runs between
-        # the command processor's sequencer and the tile's pipelines (valid, data or ready)
-        m.submodules.tc_in = tc_in = Skid(cp.tc_in.payload.shape())
-        m.submodules.tc_out = tc_out = Skid(tc.data_out.payload.shape())
-        wiring.connect(m, cp.tc_cmd, tc.cmd)
-        wiring.connect(m, cp.tc_in, tc_in.i)
-        wiring.connect(m, tc_in.o, tc.data_in)
-        wiring.connect(m, tc.data_out, tc_out.i)
-        wiring.connect(m, tc_out.o, cp.tc_out)
-        tc_busy = tc.busy | tc_in.busy | tc_out.busy
-        m.d.comb += [tc.settings.eq(cp.settings), cp.tc_busy.eq(tc_busy),
-                     self.idle.eq(cp.idle & ~tc_busy)]
+        m.submodules.link = link = LinkSlices(self.cfg)
+        wiring.connect(m, cp.tile, link.cp)
+        wiring.connect(m, link.tile, tc)
+        m.d.comb += self.idle.eq(cp.idle & ~cp.tile.busy)
         if self.uart_divisor is None:
             wiring.connect(m, wiring.flipped(self.rx), cp.rx)
             wiring.connect(m, cp.tx, wiring.flipped(self.tx))

@@ -10,23 +10,30 @@ idle. Settings are sampled when a command is accepted.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, DomainRenamer, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, Const, DomainRenamer, Module, Mux, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import prng
 from ohmflow.emulator.config import ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.hdl.adc import ADC
 from ohmflow.hdl.array import AnalogArray
 from ohmflow.hdl.clock_gate import gate_domain
-from ohmflow.hdl.dac import DAC, WORD
+from ohmflow.hdl.dac import DAC
 from ohmflow.hdl.fixed import clip, divmod_const
 from ohmflow.hdl.layouts import Geometry, ProgCmd
 from ohmflow.hdl.noise import ReadNoise
 from ohmflow.hdl.prng import Lowbias32
 from ohmflow.hdl.pulse_engine import PulseEngine, PulseMode
-from ohmflow.hdl.tile_io import COUNTER_BITS, COUNTER_NAMES, Op, cmd_layout, settings_layout
+from ohmflow.hdl.tile_io import (
+    COUNTER_BITS,
+    COUNTER_NAMES,
+    RESULT,
+    Op,
+    TileLink,
+    cmd_layout,
+    settings_layout,
+)
 from ohmflow.hdl.walk import Walk
 
 __all__ = ["TileController"]
@@ -44,13 +51,8 @@ def seed_bases(seed: int) -> list[int]:
 class TileController(wiring.Component):
     """Sequencer, counters and PRNG state around one analog datapath.
 
-    Ports
-    -----
-    cmd: In stream of `cmd_layout` beats ``{op, tile, axis, index, count}``.
-    data_in: In stream of 32-bit operand words.
-    data_out: Out stream of 32-bit result words.
-    settings: run-time settings (`settings_layout`), sampled when a command is accepted.
-    busy: high from the cycle after a command is accepted until it has completed.
+    Its ports are the far end of a `TileLink` (``cmd``, ``data_in``, ``data_out``, ``settings``,
+    ``busy``): a command processor connects to it with one ``wiring.connect``.
 
     ``gate_units`` (simulation only, `ohmflow.hdl.clock_gate`) clocks the pulse engine only in
     UPDATE and PULSE, the DAC, ADC and read noise only in FORWARD and BACKWARD, and the array
@@ -63,13 +65,7 @@ class TileController(wiring.Component):
         self.geom = Geometry(cfg)
         self.device_map = device_map
         self.gate_units = gate_units
-        super().__init__({
-            "cmd": In(stream.Signature(cmd_layout(cfg))),
-            "data_in": In(stream.Signature(WORD)),
-            "data_out": Out(stream.Signature(WORD)),
-            "settings": In(settings_layout(cfg)),
-            "busy": Out(1),
-        })
+        super().__init__(TileLink(cfg).flip())
 
     def elaborate(self, platform):
         m = Module()
@@ -429,16 +425,16 @@ class TileController(wiring.Component):
         vec_op = (c.op == Op.FORWARD) | (c.op == Op.BACKWARD)
         busy = Signal()
         m.d.comb += busy.eq(~self.cmd.ready)
-        code16 = Signal(signed(16))
+        result = Signal(RESULT)
         fire_out = Signal()
-        m.d.comb += [code16.eq(adc.o.payload.code),
+        m.d.comb += [result.code.eq(adc.o.payload.code), result.saturated.eq(adc.o.payload.sat),
                      fire_out.eq(vec_op & busy & adc.o.valid & adc.o.ready)]
         with m.If(vec_op & busy):
             m.d.comb += [
                 noise.i.valid.eq(kh.o.valid), noise.i.payload.key.eq(kh.o.payload.word[0]),
                 noise.i.payload.count.eq(n_adc), kh.o.ready.eq(noise.i.ready),
                 self.data_out.valid.eq(adc.o.valid), adc.o.ready.eq(self.data_out.ready),
-                self.data_out.payload.eq(Cat(code16, adc.o.payload.sat)),
+                self.data_out.payload.eq(result),
             ]
         m.d.comb += [
             inc[_C["adc_conversions"]].eq(fire_out),

@@ -1,27 +1,34 @@
-"""The TileController's command interface: operations, the command payload, run-time settings,
-and the word formats of its ``data_in`` / ``data_out`` streams (docs/gateware.md)."""
+"""The tile link: the TileController's command interface as one `TileLink` signature, with its
+operations, command payload, run-time settings and the word formats of its ``data_in`` /
+``data_out`` streams (docs/gateware.md)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import unsigned
-from amaranth.lib import data, enum
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import (
+    COUNTERS,
     DW_STD_BITS,
     GAIN_BITS,
+    SETTING_NAMES,
+    SHIFT_BITS,
     SIGMA_BITS,
     ChipConfig,
     Settings,
 )
-from ohmflow.emulator.twin import COUNTERS
 
-__all__ = ["COUNTER_NAMES", "COUNTER_BITS", "MAP_FIELDS", "Op", "cmd_layout", "settings_layout",
-           "settings_value", "result_word", "decode_result", "op_cycles"]
+__all__ = ["COUNTER_NAMES", "COUNTER_BITS", "WORD", "RESULT", "Op", "TileLink", "cmd_layout",
+           "settings_layout", "settings_value", "result_word", "decode_result", "op_cycles"]
+
+WORD = 32  #: width of an operand or result word on the link
+#: a FORWARD/BACKWARD result word: the ADC code (two's complement) in bits 15..0, its saturation
+#: flag in bit 16; the bits above are zero
+RESULT = data.StructLayout({"code": signed(16), "saturated": 1})
 
 #: per-tile counters, in the order COUNTERS returns them: cycles first, then the twin's
 COUNTER_NAMES = ("cycles", *COUNTERS)
 COUNTER_BITS = 48  #: each counter is returned as two words: bits 31..0, then bits 47..32
-#: order of the six words of one device in MAP_WRITE / MAP_READ
-MAP_FIELDS = ("su", "sd", "ku", "kd", "wmax", "wmin")
 
 
 class Op(enum.Enum, shape=4):
@@ -58,8 +65,8 @@ def settings_layout(cfg: ChipConfig) -> data.StructLayout:
     return data.StructLayout({
         "in_bits": range(cfg.in_bits + 1),
         "out_bits": range(cfg.out_bits + 1),
-        "fwd_gain": GAIN_BITS, "fwd_shift": 6,
-        "bwd_gain": GAIN_BITS, "bwd_shift": 6,
+        "fwd_gain": GAIN_BITS, "fwd_shift": SHIFT_BITS,
+        "bwd_gain": GAIN_BITS, "bwd_shift": SHIFT_BITS,
         "fwd_sigma": SIGMA_BITS, "bwd_sigma": SIGMA_BITS,
         "bl": range(cfg.bl_max + 1),
         "dw_std": DW_STD_BITS,
@@ -70,21 +77,44 @@ def settings_layout(cfg: ChipConfig) -> data.StructLayout:
 def settings_value(cfg: ChipConfig, s: Settings) -> dict:
     """`Settings` as a value for the ``settings`` input (e.g. ``ctx.set(dut.settings, ...)``)."""
     s = s.validated(cfg)
-    v = {k: getattr(s, k) for k in ("in_bits", "out_bits", "fwd_gain", "fwd_shift", "bwd_gain",
-                                    "bwd_shift", "fwd_sigma", "bwd_sigma", "bl", "dw_std")}
+    v = {k: getattr(s, k) for k in SETTING_NAMES}
     v["shapes"] = [{"n_in": a, "n_out": b} for a, b in s.shapes]
     return v
 
 
+class TileLink(wiring.Signature):
+    """The link from a command processor to a TileController, seen from the command processor.
+
+    Members
+    -------
+    cmd: Out stream of `cmd_layout` beats ``{op, tile, axis, index, count}``, one an operation.
+    data_in: Out stream of `WORD`-bit operand words.
+    data_out: In stream of `WORD`-bit result words (`RESULT` for FORWARD and BACKWARD).
+    settings: Out run-time settings (`settings_layout`), sampled when a command is accepted.
+    busy: In, high from the cycle after a command is accepted until it has completed.
+
+    The TileController's own signature is ``TileLink(cfg).flip()``.
+    """
+
+    def __init__(self, cfg: ChipConfig):
+        super().__init__({
+            "cmd": Out(stream.Signature(cmd_layout(cfg))),
+            "data_in": Out(stream.Signature(WORD)),
+            "data_out": In(stream.Signature(WORD)),
+            "settings": Out(settings_layout(cfg)),
+            "busy": In(1),
+        })
+
+
 def result_word(code: int, sat: bool) -> int:
-    """A FORWARD/BACKWARD result word: bits 15..0 the code (two's complement), bit 16 saturated."""
-    return (code & 0xFFFF) | (int(bool(sat)) << 16)
+    """The `RESULT` word of an ADC code and its saturation flag."""
+    return RESULT.const({"code": code, "saturated": int(bool(sat))}).as_value().value
 
 
 def decode_result(word: int) -> tuple[int, bool]:
-    """``(code, saturated)`` of a FORWARD/BACKWARD result word."""
-    code = word & 0xFFFF
-    return (code - 0x10000 if code & 0x8000 else code), bool(word >> 16 & 1)
+    """``(code, saturated)`` of a `RESULT` word."""
+    r = RESULT.from_bits(word & ((1 << RESULT.size) - 1))
+    return r.code, bool(r.saturated)
 
 
 def _ceil(a: int, b: int) -> int:

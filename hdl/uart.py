@@ -16,6 +16,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal
 from amaranth.lib import cdc, stream, wiring
 from amaranth.lib.wiring import In, Out
+from ohmflow.hdl.checked import Checked
 
 __all__ = ["UART", "uart_divisor", "MIN_DIVISOR"]
 
@@ -38,7 +39,7 @@ def uart_divisor(clk_hz: int, baud: int) -> int:
     return div
 
 
-class UART(wiring.Component):
+class UART(Checked, wiring.Component):
     """8N1 receiver and transmitter sharing one divisor.
 
     Parameters
@@ -60,10 +61,12 @@ class UART(wiring.Component):
         One-cycle pulses: a framing error, a byte lost because ``rx`` was not taken in time.
     """
 
-    def __init__(self, divisor: int):
+    @classmethod
+    def check(cls, divisor: int) -> None:
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-            self._MustUse__silence = True  # a rejected component is not an unused one
             raise TypeError(f"divisor must be an integer >= {MIN_DIVISOR}, got {divisor!r}")
+
+    def __init__(self, divisor: int):
         self.divisor = divisor
         super().__init__({
             "rx_pin": In(1, init=1),

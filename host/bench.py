@@ -58,7 +58,7 @@ def amaranth_cycles_per_s(cfg: ChipConfig, cycles: int = 3000) -> float:
 
 def verilator_cycles_per_s(cfg: ChipConfig, seconds: float) -> float:
     """Cycles/s of the Verilator emulator server running full FORWARD frames."""
-    from ohmflow.sim import emulator_bench
+    from ohmflow.host import emulator_bench
 
     rows = emulator_bench.bench(cfg, seconds)
     return max(r["cycles_per_s"] for r in rows if r["scenario"].startswith("FORWARD"))

@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from ohmflow.emulator.config import ChipConfig, Settings, get_config
+from ohmflow.emulator.config import COUNTERS, ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
-from ohmflow.emulator.twin import COUNTERS, Twin
+from ohmflow.emulator.twin import Twin
 
 __all__ = ["CONTRACT_VERSION", "ConfigMismatch", "Device", "DeviceError", "DeviceInfo",
            "TwinDevice", "open_device"]
@@ -97,7 +97,7 @@ class Device(ABC):
 
     @abstractmethod
     def counters(self) -> list[dict[str, int]]:
-        """Per-tile counters (names in `ohmflow.emulator.twin.COUNTERS`, plus ``cycles`` on RTL)."""
+        """Per-tile counters (names in `ohmflow.emulator.config.COUNTERS`; RTL adds ``cycles``)."""
 
     def tile_counters(self, tile: int) -> dict[str, int]:
         """The counters of one tile (a link device reads just that tile: one round trip)."""

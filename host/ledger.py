@@ -5,7 +5,7 @@ ledger reads ``device.tile_counters(tile)`` before and after and adds the tile's
 (layer, phase) entry. A mapped layer records one entry per block: ``layer`` is the block's name
 (``layer{k}``, or ``layer{k}.{r}.{c}`` for a layer of several blocks; see
 `ohmflow.host.mapping`), and blocks on different chips record from their chips' threads.
-Besides the device counters (``ohmflow.emulator.twin.COUNTERS`` and
+Besides the device counters (``ohmflow.emulator.config.COUNTERS`` and
 ``cycles`` on the RTL) each entry carries five counts the ledger derives from the tile's
 settings at the time of the call, which the projection model (``ohmflow.host.projection``) needs:
 
@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ohmflow.emulator.twin import COUNTERS
+from ohmflow.emulator.config import COUNTERS
 
 PHASES = ("forward", "backward", "update")
 #: device counters the ledger tracks (``cycles`` only when the device reports it)

@@ -14,6 +14,7 @@ from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
 from ohmflow.emulator.executor import CommandExecutor
 from ohmflow.emulator.twin import Twin
+from ohmflow.sim.replies import compare_replies, reply_frames
 
 __all__ = ["FrameGen", "Scoreboard"]
 
@@ -47,27 +48,11 @@ class Scoreboard:
         return self._count["received"][2], self._count["expected"][2]
 
     def compare(self) -> int:
-        """AssertionError naming the first differing reply; returns the number of replies."""
-        want = P.FrameParser().feed(bytes(self.expected))
-        got = P.FrameParser().feed(bytes(self.received))
-        for n, (g, w) in enumerate(zip(got, want, strict=False)):
-            assert isinstance(g, P.Frame), f"reply {n}: the device sent a corrupt frame {g}"
-            if (g.opcode, g.seq, g.payload) == (w.opcode, w.seq, w.payload):
-                continue
-            cnt = P.command("COUNTERS")
-            if g.opcode == w.opcode == cnt.opcode | P.TABLE.reply_flag and g.payload[:1] == \
-                    w.payload[:1] == bytes((P.ST["OK"],)):
-                gv = P.decode_payload(cnt.reply, g.payload[1:], self.cfg)
-                wv = P.decode_payload(cnt.reply, w.payload[1:], self.cfg)
-                if gv["n"] == len(P.TABLE.counters) and np.array_equal(
-                        gv["values"][: wv["n"]], wv["values"]):
-                    continue
-            raise AssertionError(
-                f"reply {n} differs: device opcode 0x{g.opcode:02x} seq {g.seq} "
-                f"{g.payload[:48].hex()}..., reference opcode 0x{w.opcode:02x} seq {w.seq} "
-                f"{w.payload[:48].hex()}...")
-        assert len(got) == len(want), f"{len(got)} replies from the device, {len(want)} expected"
-        return len(want)
+        """AssertionError naming the first differing reply (`compare_replies`); returns the
+        number of replies."""
+        what = compare_replies(bytes(self.expected), bytes(self.received), self.cfg)
+        assert what is None, what
+        return len(reply_frames(bytes(self.expected)))
 
 
 class FrameGen:

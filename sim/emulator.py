@@ -213,17 +213,17 @@ def _profile_workload(cfg: ChipConfig) -> Callable[[Path], None]:
     def train(exe: Path) -> None:
         import numpy as np
         import serial
-        from ohmflow.sim import emulator_bench
+        from ohmflow.sim.workload import call, scenarios
 
         proc, port_no = start(exe)
         try:
             port = serial.serial_for_url(f"socket://127.0.0.1:{port_no}", timeout=1)
-            frames = emulator_bench._frames(cfg, np.random.default_rng(0))
+            frames = scenarios(cfg, np.random.default_rng(0))
             seq = 0
             for (_label, _items, make), times in zip(frames, (5, 20, 4, 6), strict=True):
                 for _ in range(times):
                     seq = (seq + 1) & 0xFF
-                    emulator_bench._call(port, make(seq), timeout=60.0)
+                    call(port, make(seq), timeout=60.0)
             port.close()
         finally:
             stop(proc)

@@ -40,17 +40,16 @@ from ohmflow.emulator.config import (
     get_config,
 )
 from ohmflow.emulator.executor import CommandExecutor
-from ohmflow.emulator.fabrication import FIELDS
+from ohmflow.emulator.fabrication import FIELD_KINDS
 from ohmflow.emulator.twin import Twin
 from ohmflow.sim import emulator
+from ohmflow.sim.replies import compare_replies, reply_frames
 
 __all__ = ["CaseGen", "Mismatch", "Report", "Session", "rss_kb", "run"]
 
 KINDS = ("noise", "valid", "out_of_range", "wrap", "bad_length", "unknown_opcode", "bad_crc",
          "too_long", "truncated", "retransmit", "burst")
 _WEIGHTS = (1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2)
-_MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
-_COUNTERS_REPLY = P.command("COUNTERS").opcode | P.TABLE.reply_flag
 
 
 def pack(layout: tuple[P.Field, ...], values: dict, cfg: ChipConfig) -> bytes:
@@ -125,7 +124,7 @@ class CaseGen:
             k = self._int(0, min(total - k0, 12))
             v = {"tile": tile, "k0": k0, "k": k}
             if name == "LOAD_MAP":
-                v.update({f: self._codes(_MAP_KINDS[f], k) for f in ("su", "sd", "ku", "kd")})
+                v.update({f: self._codes(FIELD_KINDS[f], k) for f in ("su", "sd", "ku", "kd")})
                 lo, hi = P.kind_range("w", cfg)
                 v["wmax"] = r.integers(1, hi, size=k, endpoint=True)
                 v["wmin"] = r.integers(lo, 0, size=k, endpoint=True)
@@ -296,34 +295,6 @@ class Report:
                 + ("no mismatch" if self.mismatch is None else f"MISMATCH\n{self.mismatch}"))
 
 
-def _frames(data: bytes) -> list:
-    p = P.FrameParser()
-    return p.feed(data) + ([e] if (e := p.timeout()) else [])
-
-
-def compare_replies(expected: bytes, got: bytes, cfg: ChipConfig) -> str | None:
-    """None if the device's replies equal the reference's (COUNTERS: all but ``cycles``)."""
-    if expected == got:
-        return None
-    a, b = _frames(expected), _frames(got)
-    if len(a) != len(b):
-        return f"{len(b)} reply frames, expected {len(a)}"
-    lay = P.command("COUNTERS").reply
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if x == y:
-            continue
-        if (isinstance(x, P.Frame) and isinstance(y, P.Frame) and x.opcode == y.opcode ==
-                _COUNTERS_REPLY and x.seq == y.seq and x.payload[:1] == y.payload[:1] == b"\0"):
-            vx, vy = (P.decode_payload(lay, f.payload[1:], cfg) for f in (x, y))
-            n = vx["n"]
-            if vy["n"] == n + 1 and P.TABLE.counters[n] == "cycles" and \
-                    np.array_equal(vx["values"], vy["values"][:n]):
-                continue
-            return f"reply frame {i}: COUNTERS {list(vy['values'])}, expected {list(vx['values'])}"
-        return f"reply frame {i} differs"
-    return None
-
-
 class Session:
     """One emulator server and its reference executor, fed the same bytes."""
 
@@ -401,7 +372,7 @@ class Session:
                 data += fill
                 expected += self.ex.feed(fill)
         self.sock.sendall(data)
-        got = self._recv(len(_frames(expected)), self.timeout + (60.0 if silence else 0.0))
+        got = self._recv(len(reply_frames(expected)), self.timeout + (60.0 if silence else 0.0))
         if silence and partial:
             self.wait_idle()
             got += self._recv(0, 0.0)
@@ -420,7 +391,7 @@ class Session:
         for t, (n_in, n_out) in enumerate(self.ex.twin.settings.shapes):
             out.append(self.frame("READ", tile=t, k0=0, k=n_in * n_out))
             step = P.TABLE.max_payload // (1 + sum(P.kind_dtype(k, cfg).itemsize
-                                                   for k in _MAP_KINDS.values()))
+                                                   for k in FIELD_KINDS.values()))
             for k0 in range(0, cfg.rows * cfg.cols, step):
                 out.append(self.frame("READ_MAP", tile=t, k0=k0,
                                       k=min(step, cfg.rows * cfg.cols - k0)))
@@ -455,7 +426,8 @@ def run(cfg: ChipConfig | str = "tiny", cases: int = 200, seed: int = 0, *,
             rep.cases = i + 1
             rep.kinds[kind] += 1
             rep.silences += quiet
-            rep.frames += len(_frames(want)) + (len(_frames(want_p)) if what is None else 0)
+            rep.frames += len(reply_frames(want))
+            rep.frames += len(reply_frames(want_p)) if what is None else 0
             if what is not None:
                 rep.mismatch = Mismatch(i, kind, sent, want, got, what)
                 break

@@ -33,6 +33,7 @@ from ohmflow.emulator.config import (
     C2C_FRAC,
     C2C_SHIFT,
     NOISE_FRAC,
+    SETTING_NAMES,
     SLOPE_FRAC,
     SQRT_FRAC,
     ChipConfig,
@@ -150,8 +151,7 @@ def chip_header(cfg: ChipConfig | str) -> str:
     lines += [f"#define C_{n.upper()} {k}" for k, n in enumerate(P.TABLE.counters)]
     lines += [f"#define N_COUNTERS {len(P.TABLE.counters)}", "",
               "/* run-time defaults (Settings.default) and the nominal map (§7.2) */"]
-    for f in ("in_bits", "out_bits", "fwd_gain", "fwd_shift", "bwd_gain", "bwd_shift",
-              "fwd_sigma", "bwd_sigma", "bl", "dw_std", "seed"):
+    for f in (*SETTING_NAMES, "seed"):
         lines.append(f"#define DEF_{f.upper()} {getattr(s, f)}u")
     lines += [f"#define NOMINAL_{n.upper()} ({v})" for n, v in values.items()]
     info = P.encode_payload(P.command("INFO").reply, P.info_fields(cfg), cfg)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from ohmflow.emulator.config import ChipConfig, Settings
+from ohmflow.emulator.config import COUNTERS, ChipConfig, Settings
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
-from ohmflow.emulator.twin import COUNTERS, Twin
+from ohmflow.emulator.twin import Twin
 from ohmflow.hdl.tile_controller import TileController
 from ohmflow.hdl.tile_io import COUNTER_NAMES, Op, decode_result, settings_value
 

@@ -31,6 +31,8 @@ def same_run(cfg: TrainConfig, data: Dataset) -> None:
     assert twin.ledger.entries.keys() == rtl.ledger.entries.keys()
 
 
+@pytest.mark.slow  # minutes of training on the default chip's RTL; the quick tier keeps the
+# smaller sameness runs (icebreaker here, tiny in test_link_training.py)
 def test_two_epochs_on_twin_and_verilator_end_in_identical_weights_and_accuracy(digits):
     """64-32-10 digits MLP, default chip config, seed 3, 2 epochs."""
     same_run(TrainConfig(epochs=2, seed=3, float_baseline=False), digits)

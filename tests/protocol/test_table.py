@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import PRESETS, ChipConfig, Settings
-from ohmflow.emulator.twin import COUNTERS
+from ohmflow.emulator.config import COUNTERS, PRESETS, ChipConfig, Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from ohmflow.host import checkpoint
 from ohmflow.host.device import TwinDevice
+from ohmflow.host.soak import blobs, train_config
 from ohmflow.host.trainer import Trainer
-from ohmflow.sim.soak import blobs, train_config
 
 from .conftest import CFG
 

@@ -12,9 +12,9 @@ import serial
 from ohmflow.host import checkpoint
 from ohmflow.host.device import DeviceError, TwinDevice
 from ohmflow.host.link import EmulatorDevice, LinkDevice
+from ohmflow.host.soak import blobs, train_config
 from ohmflow.host.trainer import Trainer
 from ohmflow.sim import emulator
-from ohmflow.sim.soak import blobs, train_config
 
 from tests.link.faults import FaultyPort
 

@@ -1,10 +1,10 @@
 """A short soak: training through the emulator in lockstep with the twin (seed 0).
 
-The full run is ``python -m ohmflow.sim.soak --commands 100000`` (docs/reliability.md)."""
+The full run is ``python -m ohmflow.host.soak --commands 100000`` (docs/reliability.md)."""
 
 import os
 
-from ohmflow.sim import soak
+from ohmflow.host import soak
 
 COMMANDS = int(os.environ.get("OHMFLOW_SOAK_COMMANDS", "2000"))
 

@@ -43,6 +43,7 @@ def test_soc_stream(stream_top, tmp_path, testcase, frames):
                extra_env=env(OHMFLOW_FRAMES=frames))
 
 
+@pytest.mark.slow  # every bit of ten frames through the UART pins, in cocotb
 def test_soc_uart(uart_top, tmp_path):
     runner.run(uart_top, MODULE, tmp_path, testcase="uart_link", seed=SEED,
                extra_env=env(OHMFLOW_UART=DIVISOR, OHMFLOW_TIMEOUT=TIMEOUT * DIVISOR,

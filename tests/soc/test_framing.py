@@ -7,7 +7,14 @@ from amaranth.hdl import Module
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 from ohmflow.emulator import protocol as P
-from ohmflow.hdl.framing import BANKS, ElementReader, FrameRx, FrameTx, crc32_update
+from ohmflow.hdl.framing import (
+    BANKS,
+    LINK_CRC,
+    ElementReader,
+    FrameRx,
+    FrameTx,
+    crc32_update,
+)
 
 ST = P.ST
 
@@ -74,6 +81,13 @@ def test_crc32_matches_zlib():
     sim.run()
     assert result == [zlib.crc32(data)]
     assert zlib.crc32(b"123456789") == P.TABLE.crc["check"]
+
+
+def test_link_crc_is_the_tables_crc():
+    """The frames' `amaranth.lib.crc` parameters, built from the table, compute zlib's CRC-32."""
+    data = random.Random(2).randbytes(300)
+    assert LINK_CRC.compute(b"123456789") == P.TABLE.crc["check"]
+    assert all(LINK_CRC.compute(data[:n]) == zlib.crc32(data[:n]) for n in range(0, 300, 7))
 
 
 def test_rx_matches_parser():

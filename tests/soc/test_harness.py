@@ -163,6 +163,7 @@ def test_orphaned_server_exits(echo_exe):
     raise AssertionError("the orphaned emulator server kept running")
 
 
+@pytest.mark.slow  # four Verilator builds, never cached
 def test_profile_guided_build(tmp_path, capsys):
     """The workload drives the instrumented executable (the echo works there too); the final
     build uses its profile; a failing workload still yields a working executable, said so."""

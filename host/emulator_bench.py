@@ -1,6 +1,6 @@
 """Speed of the Verilator emulator server: simulated cycles/s and commands/s from Python.
 
-``python -m ohmflow.sim.emulator_bench [--config default ...] [--seconds 3]`` builds (or finds) the
+``python -m ohmflow.host.emulator_bench [--config default ...] [--seconds 3]`` builds (or finds) the
 emulator of each config, starts it, and times stop-and-wait command streams through pyserial's
 ``socket://``: INFO round trips (link latency), FORWARD of one vector, FORWARD and UPDATE frames
 as full as the protocol allows. Cycles per second come from the server's own counters (cycles
@@ -16,54 +16,11 @@ import time
 
 import numpy as np
 import serial
-from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.sim import emulator
+from ohmflow.sim.workload import call, scenarios
 
 __all__ = ["bench", "main"]
-
-
-def _call(port, frame: bytes, timeout: float = 60.0) -> P.Frame:
-    port.write(frame)
-    parser, deadline = P.FrameParser(), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = parser.feed(port.read(max(1, port.in_waiting)))
-        if got:
-            if not isinstance(got[0], P.Frame) or got[0].payload[:1] != bytes((P.ST["OK"],)):
-                raise RuntimeError(f"the emulator refused a benchmark frame: {got[0]}")
-            return got[0]
-    raise TimeoutError(f"no reply within {timeout} s")
-
-
-def _most(cfg: ChipConfig, name: str, **fixed) -> int:
-    """The largest batch of ``name`` whose request and reply fit one frame."""
-    cmd, b = P.command(name), 1
-    while all(1 + P.payload_size(lay, {**fixed, "b": b + 1, "m": cfg.cols}, cfg) <=
-              P.TABLE.max_payload for lay in (cmd.request, cmd.reply)):
-        b += 1
-    return b
-
-
-def _frames(cfg: ChipConfig, rng: np.random.Generator):
-    """(label, items per command, frame factory) of each scenario."""
-    r, c = cfg.rows, cfg.cols
-    bf = _most(cfg, "FORWARD", n=r)
-    bu = _most(cfg, "UPDATE", ni=r, nj=c)
-
-    def enc(name, seq, **f):
-        cmd = P.command(name)
-        return P.encode_frame(cmd.opcode, seq, P.encode_payload(cmd.request, f, cfg))
-
-    return [
-        ("INFO round trip", 0, lambda s: enc("INFO", s)),
-        ("FORWARD, 1 vector", 1,
-         lambda s: enc("FORWARD", s, tile=0, b=1, n=r, x=rng.integers(-63, 64, r))),
-        (f"FORWARD, {bf} vectors", bf,
-         lambda s: enc("FORWARD", s, tile=0, b=bf, n=r, x=rng.integers(-63, 64, bf * r))),
-        (f"UPDATE, {bu} samples", bu,
-         lambda s: enc("UPDATE", s, tile=0, b=bu, ni=r, nj=c, x=rng.integers(-64, 65, bu * r),
-                       d=rng.integers(-64, 65, bu * c))),
-    ]
 
 
 def bench(cfg: ChipConfig | str = "default", seconds: float = 3.0,
@@ -77,13 +34,13 @@ def bench(cfg: ChipConfig | str = "default", seconds: float = 3.0,
         port = serial.serial_for_url(f"socket://127.0.0.1:{port_no}", timeout=1)
         rng = np.random.default_rng(0)
         seq = 0
-        for label, items, make in _frames(cfg, rng):
+        for label, items, make in scenarios(cfg, rng):
             seq = (seq + 1) & 0xFF
-            _call(port, make(seq))  # warm up
+            call(port, make(seq))  # warm up
             s0, t0, n = emulator.stats(proc), time.perf_counter(), 0
             while n < 3 or time.perf_counter() - t0 < seconds:
                 seq = (seq + 1) & 0xFF
-                _call(port, make(seq))
+                call(port, make(seq))
                 n += 1
             wall = time.perf_counter() - t0
             s1 = emulator.stats(proc)
@@ -109,7 +66,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ohmflow.sim.emulator_bench",
+    ap = argparse.ArgumentParser(prog="python -m ohmflow.host.emulator_bench",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", action="append", help="preset or .toml (repeatable)")
     ap.add_argument("--seconds", type=float, default=3.0, help="per scenario")
@@ -125,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_doc:
         from ohmflow.host.benchdoc import write_section
 
-        cmd = "python -m ohmflow.sim.emulator_bench" + "".join(
+        cmd = "python -m ohmflow.host.emulator_bench" + "".join(
             f" --config {c}" for c in args.config or [])
         body = (
             "The Verilator emulator server (C++ harness, `sim/harness.cpp`) driven from Python "

@@ -8,7 +8,7 @@ device counters (all but ``cycles``, which only the gateware has). The link must
 and see no stale reply. Host and server resident memory are read from /proc after the first epoch
 (warm) and at the end.
 
-Command line: ``python -m ohmflow.sim.soak --commands 100000 [--seed S]``; exit status 1 on any
+Command line: ``python -m ohmflow.host.soak --commands 100000 [--seed S]``; exit status 1 on any
 disagreement or error.
 """
 
@@ -117,7 +117,7 @@ def run(commands: int = 2000, seed: int = 0, log=None) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ohmflow.sim.soak", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m ohmflow.host.soak", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--commands", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,6 @@
 """A board's training speed, projected from its RTL in the Verilator emulator.
 
-``python -m ohmflow.boards.speed --board icebreaker`` trains the 64-32-10 digits MLP for one
+``python -m ohmflow.host.board_speed --board icebreaker`` trains the 64-32-10 digits MLP for one
 epoch on the board's chip config in the Verilator emulator (the very RTL the bitstream holds),
 and reads two counts the emulator knows exactly: the clock cycles the chip spent executing
 commands (each tile's ``cycles`` counter) and the bytes that crossed the link (the server's
@@ -113,7 +113,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ohmflow.boards.speed",
+    ap = argparse.ArgumentParser(prog="python -m ohmflow.host.board_speed",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--board", action="append", choices=sorted(BOARDS),
                     help="board (repeatable; default: all)")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_doc:
         from ohmflow.host.benchdoc import write_section
 
-        cmd = "python -m ohmflow.boards.speed" + "".join(f" --board {b}" for b in boards) + (
+        cmd = "python -m ohmflow.host.board_speed" + "".join(f" --board {b}" for b in boards) + (
             f" --samples {args.samples}" if args.samples else "")
         body = ("One epoch of the 64-32-10 digits MLP (batch 32, lr 0.1, ConstantStep devices, "
                 "seed 0) on each board's chip config, in the Verilator emulator of the board's "
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 "executing commands), *link bytes* both directions on the wire. The projection "
                 "for the board is cycles / clock + bytes x 10 / baud per sample: the chip "
                 "takes its bytes while they arrive; the FTDI's USB latency and the host's "
-                "own time are not in it (module docstring of `ohmflow.boards.speed`).\n\n"
+                "own time are not in it (module docstring of `ohmflow.host.board_speed`).\n\n"
                 + text)
         write_section("board-speed", "Board training speed, projected from the RTL", body, cmd)
     return 0
