@@ -182,6 +182,7 @@ class Train:
         g.add_argument("--desired-bl", type=int, help="maximum pulse slots (default 31)")
         g.add_argument("--max-bm-rounds", type=int,
                        help="bound management: halvings of a saturated input (0: off; default 4)")
+        Train.add_algorithm_arguments(p)
         g = p.add_argument_group("training")
         g.add_argument("--epochs", type=int, help="epochs in all (default 30)")
         g.add_argument("--lr", type=float, help="learning rate (default 0.1)")
@@ -205,13 +206,53 @@ class Train:
         g.add_argument("--digital-profile", default="h100-bf16",
                        help="digital profile to compare with (h100-bf16, h100-int8)")
 
+    # ----- training algorithms and device presets (ohmflow.host.algorithms) -----
+    @staticmethod
+    def add_algorithm_arguments(p: argparse.ArgumentParser) -> None:
+        from ohmflow.host.algorithms import ALGORITHMS
+        from ohmflow.host.algorithms.devices import DEVICE_PRESETS
+
+        g = p.add_argument_group("training algorithm (docs/algorithms.md; aihwkit's names)")
+        g.add_argument("--algorithm", metavar="NAME", help="update rule: " + ", ".join(
+            f"{n} ({c.aihwkit.split(' ')[0]})" for n, c in ALGORITHMS.items()) + "; default sgd")
+        g.add_argument("--algorithm-option", dest="algorithm_option", action="append",
+                       metavar="KEY=VALUE", help="an option of the algorithm, e.g. "
+                       "transfer_every=2 (repeat for several; names and defaults as aihwkit's)")
+        g.add_argument("--device-preset", metavar="NAME", help="device parameter set: "
+                       + ", ".join(DEVICE_PRESETS) + " (approximations of aihwkit's presets; "
+                       "--dw-min etc. change single parameters of it)")
+
+    @staticmethod
+    def algorithm_from_args(args) -> dict:
+        """TrainConfig fields of --algorithm and --algorithm-option (validated here)."""
+        from ohmflow.host.algorithms import make_algorithm, parse_options
+
+        if args.algorithm_option and args.algorithm is None:
+            raise ValueError("--algorithm-option needs --algorithm NAME")
+        if args.algorithm is None:
+            return {}
+        opts = parse_options(args.algorithm, args.algorithm_option or [])
+        make_algorithm(args.algorithm, opts)
+        return {"algorithm": args.algorithm, "algorithm_options": opts}
+
+    @staticmethod
+    def base_model(args):
+        """The device model before single-parameter options: a preset or a model's defaults."""
+        from ohmflow.emulator.config import DeviceModel
+        from ohmflow.host.algorithms.devices import device_preset
+
+        if args.device_preset is not None:
+            if args.device_model is not None:
+                raise ValueError("give --device-preset or --device-model, not both")
+            return device_preset(args.device_preset)
+        return DeviceModel(model=args.device_model or "ConstantStep")
+
     @staticmethod
     def config_from_args(args):
         """The TrainConfig the explicit options ask for (defaults elsewhere)."""
-        from ohmflow.emulator.config import DeviceModel
         from ohmflow.host.trainer import TrainConfig
 
-        model = DeviceModel(model=args.device_model or "ConstantStep")
+        model = Train.base_model(args)
         changes = {k: getattr(args, k) for k in MODEL_PARAMS if getattr(args, k) is not None}
         model = model.replace(**changes)
         kw = {"device_model": dataclasses.asdict(model)}
@@ -229,6 +270,7 @@ class Train:
         if kw.get("max_bm_rounds") == 0:
             kw["bound_management"] = False
             kw["max_bm_rounds"] = 0
+        kw.update(Train.algorithm_from_args(args))
         return TrainConfig(**kw)
 
     @staticmethod
@@ -239,9 +281,11 @@ class Train:
                  if getattr(args, k) is not None}
         if args.no_standardize:
             given.add("standardize")
-        if args.device_model is not None or any(getattr(args, k) is not None
-                                                for k in MODEL_PARAMS):
+        if args.device_model is not None or args.device_preset is not None or any(
+                getattr(args, k) is not None for k in MODEL_PARAMS):
             given.add("device_model")
+        if args.algorithm is not None:
+            given.update(("algorithm", "algorithm_options"))
         if args.no_float:
             given.add("float_baseline")
         return given
@@ -292,7 +336,8 @@ class Train:
             log(f"ohmflow train: {'-'.join(map(str, trainer.sizes))} MLP on {cfg.dataset} "
                 f"({len(data.x_train)} train / {len(data.x_test)} test, inputs {inputs}), "
                 f"backend {dev.backend()}, config {dev.config.name}: {trainer.map.describe()}; "
-                f"{m.model} (dw_min {m.dw_min}), lr {cfg.lr}, batch {cfg.batch}, seed "
+                f"{m.model} (dw_min {m.dw_min}), algorithm {cfg.algorithm} "
+                f"{cfg.algorithm_options or ''}, lr {cfg.lr}, batch {cfg.batch}, seed "
                 f"{cfg.seed}; run directory {out}")
             return Train._finish(trainer, out, report, args)
 
@@ -303,15 +348,16 @@ class Train:
         from ohmflow.emulator.config import get_config
         from ohmflow.host.chips import backends_of
         from ohmflow.host.mapping import NetworkMap
+        from ohmflow.host.mlp import network_arrays
 
         sizes = [data.features, *cfg.hidden, data.classes]
-        shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+        shapes, names = network_arrays(sizes, cfg.algo)
         chips = args.chips
         if chips is not None and chips < 1:
             raise ValueError(f"--chips must be a positive integer, got {chips}")
         if chips is None:
             chips = None if args.backend == "twin" else len(backends_of(args.backend, None))
-        return NetworkMap(get_config(cfg.config), shapes, chips, cfg.mapping).chips
+        return NetworkMap(get_config(cfg.config), shapes, chips, cfg.mapping, names).chips
 
     @staticmethod
     def _finish(trainer, out: Path, report, args) -> int:
