@@ -36,8 +36,8 @@ HPARAMS: dict[str, tuple[float, dict]] = {
     "sgd": (0.1, {}),
     "ttv1": (0.3, {"n_reads_per_transfer": 8}),
     "ttv2": (0.3, {"n_reads_per_transfer": 8, "transfer_bl": 4}),
-    "c-ttv2": (0.1, {"transfer_every": 4, "fast_lr": 0.3}),
-    "agad": (0.1, {"transfer_every": 4, "transfer_bl": 8}),
+    "c-ttv2": (0.3, {"transfer_every": 4, "transfer_bl": 8}),
+    "agad": (0.3, {"transfer_every": 4, "transfer_bl": 16, "in_chop_prob": 0.5}),
     "mixed-precision": (0.3, {}),
 }
 

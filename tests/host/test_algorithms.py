@@ -160,3 +160,37 @@ def test_bad_algorithm_names_and_options_are_refused(capsys):
         assert main(["train", "--epochs", "1", *argv]) == 2
         err = capsys.readouterr().err
         assert want in err and err.count("\n") == 1, err
+
+
+def test_column_reads_and_pulses_span_the_blocks_of_a_mapped_layer():
+    """A 9 -> 11 layer and its fast array on tiny chips (5x7 tiles: 2x2 blocks each, 4 chips),
+    ideal devices without read noise: every column read equals the column of the layer's
+    states within half an ADC code, and pulses on input i move exactly the devices of input i by
+    count x step (ConstantStep without variation), across the blocks that hold them."""
+    from ohmflow.emulator.fabrication import fabricate
+    from ohmflow.host.algorithms.base import pulse_column, read_columns
+    from ohmflow.host.chips import Chips
+    from ohmflow.host.mlp import AnalogMLP
+
+    chips = Chips([TwinDevice("tiny") for _ in range(4)])
+    model = DeviceModel(**IDEAL)
+    for k, d in enumerate(chips):
+        d.load_device_map(fabricate(d.config, model, k))
+        d.configure(fwd_sigma=0, dw_std=0)
+    net = AnalogMLP(chips, [9, 11], algorithm=make_algorithm("ttv1"))
+    a = net.rules[0].extra["A"]
+    assert len(a.blocks) == 4 and {b.name for b in a.blocks} == {"layer0.A.0.0", "layer0.A.0.1",
+                                                                  "layer0.A.1.0", "layer0.A.1.1"}
+    rng = np.random.default_rng(1)
+    a.program(rng.integers(-3000, 3000, size=(11, 9)))
+    lsb = a.tiles[0].fwd_lsb
+    cols = [0, 4, 5, 8, 2]
+    got = read_columns(a, cols)
+    np.testing.assert_allclose(got, a.weights()[:, cols], atol=lsb / 2 + 1e-12)
+    before = a.states()
+    counts = rng.integers(-5, 6, size=11)
+    pulse_column(a, 6, counts)
+    step = a.tiles[0].dw_min * a.unit
+    want = before.copy()
+    want[:, 6] += counts * int(round(step))
+    np.testing.assert_array_equal(a.states(), want)
