@@ -217,7 +217,8 @@ class NetworkMap:
 
     def describe(self) -> str:
         """One line: blocks per layer, tiles and chips."""
-        per = ", ".join(f"{lm.n_in}x{lm.n_out} in {lm.grid[0]}x{lm.grid[1]}" for lm in self.layers)
+        per = ", ".join(("" if self.names is None else f"{lm.name} ") + f"{lm.n_in}x{lm.n_out} "
+                        f"in {lm.grid[0]}x{lm.grid[1]}" for lm in self.layers)
         return (f"{len(self.blocks)} tile(s) of {self.config.rows}x{self.config.cols} on "
                 f"{self.chips} chip(s) ({per} blocks)")
 
