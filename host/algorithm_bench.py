@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         cmd = "python -m ohmflow.host.algorithm_bench " + " ".join(argv if argv is not None
                                                                    else sys.argv[1:])
-        benchdoc.write_section("algorithms", "Algorithms × devices on the twin", body, cmd, DOC)
+        key = f"algorithms-{'-'.join(args.networks)}-{args.epochs}"
+        title = (f"Algorithms × devices on the twin: {', '.join(args.networks)}, "
+                 f"{args.epochs} epochs")
+        benchdoc.write_section(key, title, body, cmd, DOC)
     return 0
 
 
