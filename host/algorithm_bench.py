@@ -51,11 +51,13 @@ AIHWKIT = {
 NETWORKS = {"64-32-10": (32,), "64-256-128-10": (256, 128)}
 
 
-def run_one(net: str, device: str, algo: str, seed: int, epochs: int, data) -> dict:
+def run_one(net: str, device: str, algo: str, seed: int, epochs: int, data,
+            inputs: str = "raw") -> dict:
     lr, opts = HPARAMS[algo]
     cfg = TrainConfig(hidden=NETWORKS[net], epochs=epochs, lr=lr, seed=seed, algorithm=algo,
                       algorithm_options=opts, float_baseline=False,
-                      device_model=dataclasses.asdict(DEVICE_PRESETS[device]))
+                      device_model=dataclasses.asdict(DEVICE_PRESETS[device]),
+                      standardize=inputs == "standardized")
     sizes = [data.features, *cfg.hidden, data.classes]
     shapes, names = network_arrays(sizes, cfg.algo)
     chips = NetworkMap(TwinDevice().config, shapes, None, cfg.mapping, names).chips
@@ -66,6 +68,7 @@ def run_one(net: str, device: str, algo: str, seed: int, epochs: int, data) -> d
     samples = epochs * len(data.x_train)
     pulses = sum(c["pulses"] for c in t.counters())
     rec = {"net": net, "device": device, "algorithm": algo, "seed": seed, "epochs": epochs,
+           "inputs": inputs,
            "lr": lr, "options": opts, "test_acc": hist[-1]["analog_test_acc"],
            "pulses_per_sample": pulses / samples,
            "transfer_reads_per_sample": t.analog.algorithm_counters()["transfer_reads"] / samples,
@@ -81,13 +84,14 @@ def load(path: Path) -> list[dict]:
 
 def _key(r: dict) -> tuple:
     return (r["net"], r["device"], r["algorithm"], r["seed"], r["epochs"], r["lr"],
-            json.dumps(r["options"], sort_keys=True))
+            json.dumps(r["options"], sort_keys=True), r.get("inputs", "standardized"))
 
 
-def table(runs: list[dict], nets, devices, algos, epochs: int) -> str:
+def table(runs: list[dict], nets, devices, algos, epochs: int, inputs: str = "raw") -> str:
     lines = []
+    runs = [r for r in runs if r.get("inputs", "standardized") == inputs]
     for net in nets:
-        lines += [f"### digits {net}, {epochs} epochs", "",
+        lines += [f"### digits {net}, {epochs} epochs, {inputs} inputs", "",
                   "| device | algorithm | seeds | test accuracy, mean (min–max) | pulses / sample "
                   "| transfer reads / sample | aihwkit 1.2.0, same recipe |",
                   "|---|---|---|---|---|---|---|"]
@@ -122,33 +126,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algorithms", nargs="+", default=list(HPARAMS), choices=list(ALGORITHMS))
     p.add_argument("--results", default="algorithm_bench.jsonl",
                    help="JSON lines of finished runs (appended; runs found there are skipped)")
+    p.add_argument("--inputs", choices=("raw", "standardized"), default="raw",
+                   help="raw: the anchors' recipe (features / 16, as aihwkit's runs); "
+                   "standardized: ohmflow train's default")
     p.add_argument("--no-write", action="store_true", help="print the table only")
+    p.add_argument("--table-only", action="store_true",
+                   help="run nothing: tabulate the runs recorded in --results")
     args = p.parse_args(argv)
     if args.seeds < 1 or args.epochs < 1:
         p.error("--seeds and --epochs must be >= 1")
     path = Path(args.results)
     done = {_key(r) for r in load(path)}
     data = datasets.digits()
-    for net in args.networks:
+    for net in [] if args.table_only else args.networks:
         for seed in range(args.seeds):
             for dev in args.devices:
                 for algo in args.algorithms:
                     lr, opts = HPARAMS[algo]
-                    key = (net, dev, algo, seed, args.epochs, lr, json.dumps(opts, sort_keys=True))
+                    key = (net, dev, algo, seed, args.epochs, lr,
+                           json.dumps(opts, sort_keys=True), args.inputs)
                     if key in done:
                         continue
-                    rec = run_one(net, dev, algo, seed, args.epochs, data)
+                    rec = run_one(net, dev, algo, seed, args.epochs, data, args.inputs)
                     with path.open("a") as f:
                         f.write(json.dumps(rec) + "\n")
                     print(json.dumps(rec), flush=True)
-    body = table(load(path), args.networks, args.devices, args.algorithms, args.epochs)
+    body = table(load(path), args.networks, args.devices, args.algorithms, args.epochs,
+                 args.inputs)
     print(body)
     if not args.no_write:
         cmd = "python -m ohmflow.host.algorithm_bench " + " ".join(argv if argv is not None
                                                                    else sys.argv[1:])
-        key = f"algorithms-{'-'.join(args.networks)}-{args.epochs}"
+        key = f"algorithms-{'-'.join(args.networks)}-{args.epochs}-{args.inputs}"
         title = (f"Algorithms × devices on the twin: {', '.join(args.networks)}, "
-                 f"{args.epochs} epochs")
+                 f"{args.epochs} epochs, {args.inputs} inputs")
         benchdoc.write_section(key, title, body, cmd, DOC)
     return 0
 
