@@ -106,7 +106,7 @@ def table(runs: list[dict], nets, devices, algos, epochs: int, inputs: str = "ra
                 acc = [r["test_acc"] for r in rs]
                 p = sum(r["pulses_per_sample"] for r in rs) / len(rs)
                 tr = sum(r["transfer_reads_per_sample"] for r in rs) / len(rs)
-                ref = AIHWKIT.get((dev, algo), "") if net == "64-32-10" else ""
+                ref = AIHWKIT.get((dev, algo), "") if (net, inputs) == ("64-32-10", "raw") else ""
                 lines.append(f"| {dev} | {algo} | {len(rs)} | {sum(acc) / len(acc):.3f} "
                              f"({min(acc):.3f}–{max(acc):.3f}) | {p:,.0f} | {tr:.2f} | {ref} |")
         lines.append("")
