@@ -303,6 +303,7 @@ class Train:
         g.add_argument("--desired-bl", type=int, help="maximum pulse slots (default 31)")
         g.add_argument("--max-bm-rounds", type=int,
                        help="bound management: halvings of a saturated input (0: off; default 4)")
+        Train.add_algorithm_arguments(p)
         g = p.add_argument_group("training")
         g.add_argument("--epochs", type=int, help="epochs in all (default 30)")
         g.add_argument("--lr", type=float, help="learning rate (default 0.1)")
@@ -367,6 +368,31 @@ class Train:
             raise ValueError(f"--out {args.out} is a file; name a directory")
         return cfg
 
+    # ----- training algorithms and device presets (ohmflow.host.algorithms) -----
+    @staticmethod
+    def add_algorithm_arguments(p: argparse.ArgumentParser) -> None:
+        from ohmflow.host.algorithms import ALGORITHMS
+
+        g = p.add_argument_group("training algorithm (docs/algorithms.md; aihwkit's names)")
+        g.add_argument("--algorithm", metavar="NAME", help="update rule: " + ", ".join(
+            f"{n} ({c.aihwkit.split(' ')[0]})" for n, c in ALGORITHMS.items()) + "; default sgd")
+        g.add_argument("--algorithm-option", dest="algorithm_option", action="append",
+                       metavar="KEY=VALUE", help="an option of the algorithm, e.g. "
+                       "transfer_every=2 (repeat for several; names and defaults as aihwkit's)")
+
+    @staticmethod
+    def algorithm_from_args(args) -> dict:
+        """TrainConfig fields of --algorithm and --algorithm-option (validated here)."""
+        from ohmflow.host.algorithms import make_algorithm, parse_options
+
+        if args.algorithm_option and args.algorithm is None:
+            raise ValueError("--algorithm-option needs --algorithm NAME")
+        if args.algorithm is None:
+            return {}
+        opts = parse_options(args.algorithm, args.algorithm_option or [])
+        make_algorithm(args.algorithm, opts)
+        return {"algorithm": args.algorithm, "algorithm_options": opts}
+
     @staticmethod
     def config_from_args(args):
         """The TrainConfig the explicit options ask for (defaults elsewhere)."""
@@ -392,6 +418,7 @@ class Train:
         if kw.get("max_bm_rounds") == 0:
             kw["bound_management"] = False
             kw["max_bm_rounds"] = 0
+        kw.update(Train.algorithm_from_args(args))
         return TrainConfig(**kw)
 
     @staticmethod
@@ -402,10 +429,12 @@ class Train:
                  if getattr(args, k) is not None}
         if args.no_standardize:
             given.add("standardize")
-        if args.device_model is not None or any(getattr(args, k) is not None
-                                                for k in MODEL_PARAMS):
+        if args.device_model is not None or args.device_preset is not None or any(
+                getattr(args, k) is not None for k in MODEL_PARAMS):
             given.add("device_model")
         given |= device_source_fields(args)
+        if args.algorithm is not None:
+            given.update(("algorithm", "algorithm_options"))
         if args.no_float:
             given.add("float_baseline")
         return given
@@ -460,7 +489,8 @@ class Train:
             log(f"ohmflow train: {'-'.join(map(str, trainer.sizes))} MLP on {cfg.dataset} "
                 f"({len(data.x_train)} train / {len(data.x_test)} test, inputs {inputs}), "
                 f"backend {dev.backend()}, config {dev.config.name}: {trainer.map.describe()}; "
-                f"{Train.device_label(args, m)}, lr {cfg.lr}, batch {cfg.batch}, seed "
+                f"{Train.device_label(args, m)}, algorithm {cfg.algorithm} "
+                f"{cfg.algorithm_options or ''}, lr {cfg.lr}, batch {cfg.batch}, seed "
                 f"{cfg.seed}; run directory {out}")
             for note in notes:
                 log(f"device: {note}")
@@ -483,13 +513,14 @@ class Train:
         from ohmflow.emulator.config import get_config
         from ohmflow.host.chips import backends_of
         from ohmflow.host.mapping import NetworkMap
+        from ohmflow.host.mlp import network_arrays
 
         sizes = [data.features, *cfg.hidden, data.classes]
-        shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+        shapes, names = network_arrays(sizes, cfg.algo)
         chips = args.chips
         if chips is None:
             chips = None if args.backend == "twin" else len(backends_of(args.backend, None))
-        return NetworkMap(get_config(cfg.config), shapes, chips, cfg.mapping).chips
+        return NetworkMap(get_config(cfg.config), shapes, chips, cfg.mapping, names).chips
 
     @staticmethod
     def _finish(trainer, out: Path, report, args) -> int:

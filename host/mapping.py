@@ -113,6 +113,7 @@ class LayerMap:
     in_sizes: tuple[int, ...]
     out_sizes: tuple[int, ...]
     blocks: tuple[Block, ...]
+    label: str | None = None  #: the array's name (None: ``layer{index}``)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -121,7 +122,7 @@ class LayerMap:
 
     @property
     def name(self) -> str:
-        return f"layer{self.index}"
+        return self.label or f"layer{self.index}"
 
 
 def layer_of(block_name: str) -> str:
@@ -142,11 +143,13 @@ class NetworkMap:
 
     ``shapes`` is one ``(n_in, n_out)`` per layer. ``chips=None`` takes as few chips as hold the
     network; a number of chips that cannot hold it raises one ValueError naming the tiles needed
-    and the ``--chips`` / config that would do.
+    and the ``--chips`` / config that would do. ``names`` (optional, one per array) name the
+    arrays in block names and ledger entries (default ``layer{k}``), e.g. ``layer0.A`` for an
+    algorithm's extra array.
     """
 
     def __init__(self, config: ChipConfig, shapes, chips: int | None = 1,
-                 mapping: MappingParameter | None = None):
+                 mapping: MappingParameter | None = None, names: list[str] | None = None):
         self.config = config
         self.mapping = mapping or MappingParameter()
         max_in, max_out = self.mapping.limits(config)
@@ -157,6 +160,12 @@ class NetworkMap:
             if a < 1 or b < 1:
                 raise ValueError(f"layer {k} must have at least one input and output, got "
                                  f"{a} -> {b}")
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != len(shapes) or len(set(names)) != len(names) or not all(names):
+                raise ValueError(f"names must be {len(shapes)} distinct non-empty strings, one "
+                                 f"per array, got {names!r}")
+        self.names = names
         grids = [(split_sizes(a, max_in), split_sizes(b, max_out)) for a, b in shapes]
         need = sum(len(i) * len(o) for i, o in grids)
         self.tiles_needed = need
@@ -173,10 +182,12 @@ class NetworkMap:
             one = len(ins) * len(outs) == 1
             for r, (i0, i1) in enumerate(_bounds(ins)):
                 for c, (j0, j1) in enumerate(_bounds(outs)):
-                    name = f"layer{k}" if one else f"layer{k}.{r}.{c}"
+                    base = f"layer{k}" if names is None else names[k]
+                    name = base if one else f"{base}.{r}.{c}"
                     blocks.append(Block(k, r, c, g % chips, g // chips, i0, i1, j0, j1, name))
                     g += 1
-            layers.append(LayerMap(k, a, b, ins, outs, tuple(blocks)))
+            layers.append(LayerMap(k, a, b, ins, outs, tuple(blocks),
+                                   None if names is None else names[k]))
         self.layers: tuple[LayerMap, ...] = tuple(layers)
 
     def _too_big(self, shapes, grids, need: int, chips: int) -> str:
@@ -215,11 +226,15 @@ class NetworkMap:
 
     def describe(self) -> str:
         """One line: blocks per layer, tiles and chips."""
-        per = ", ".join(f"{lm.n_in}x{lm.n_out} in {lm.grid[0]}x{lm.grid[1]}" for lm in self.layers)
+        per = ", ".join(("" if self.names is None else f"{lm.name} ") + f"{lm.n_in}x{lm.n_out} "
+                        f"in {lm.grid[0]}x{lm.grid[1]}" for lm in self.layers)
         return (f"{len(self.blocks)} tile(s) of {self.config.rows}x{self.config.cols} on "
                 f"{self.chips} chip(s) ({per} blocks)")
 
     def to_dict(self) -> dict:
-        return {"chips": self.chips, "max_input_size": self.mapping.max_input_size,
-                "max_output_size": self.mapping.max_output_size,
-                "shapes": [[lm.n_in, lm.n_out] for lm in self.layers]}
+        d = {"chips": self.chips, "max_input_size": self.mapping.max_input_size,
+             "max_output_size": self.mapping.max_output_size,
+             "shapes": [[lm.n_in, lm.n_out] for lm in self.layers]}
+        if self.names is not None:
+            d["names"] = list(self.names)
+        return d

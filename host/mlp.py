@@ -9,10 +9,27 @@ grid of tile blocks, `ohmflow.host.mapping`; one device call per batch, block an
 from __future__ import annotations
 
 import numpy as np
+from ohmflow.host.algorithms import Algorithm
 from ohmflow.host.chips import Chips, as_chips
 from ohmflow.host.device import Device
 from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams, configure_windows
 from ohmflow.host.mapping import MappingParameter, NetworkMap
+
+
+def network_arrays(sizes: list[int], algorithm: Algorithm | None = None
+                   ) -> tuple[list[tuple[int, int]], list[str] | None]:
+    """The arrays a network needs: shapes ``(n_in, n_out)`` and names (None: weights only).
+
+    The weights of all layers come first (``layer{k}``, placed as without an algorithm), then
+    each layer's extra arrays of the algorithm (``layer{k}.A``, ...).
+    """
+    shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+    extra = algorithm.extra_arrays if algorithm is not None else ()
+    if not extra:
+        return shapes, None
+    names = [f"layer{k}" for k in range(len(shapes))]
+    names += [f"layer{k}.{a}" for k in range(len(shapes)) for a in extra]
+    return shapes + [s for s in shapes for _ in extra], names
 
 
 def init_params(sizes: list[int], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -88,21 +105,32 @@ class AnalogMLP:
     """An MLP whose layers are mapped onto the tiles of ``chips`` (a `Device` or `Chips`).
 
     ``mapping`` bounds the block size (`MappingParameter`); the `NetworkMap` is ``self.map``.
-    Biases are digital.
+    Biases are digital. ``algorithm`` (`ohmflow.host.algorithms`; default analog SGD) gives each
+    layer its update rule (``self.rules``) and the extra arrays the rule owns, mapped after the
+    weights.
     """
 
     def __init__(self, chips: Device | Chips, sizes: list[int], io: IOParams | None = None,
-                 update: UpdateParams | None = None, mapping: MappingParameter | None = None):
+                 update: UpdateParams | None = None, mapping: MappingParameter | None = None,
+                 algorithm: Algorithm | None = None):
         self.chips = as_chips(chips)
         self.sizes = list(sizes)
         if len(self.sizes) < 2:
             raise ValueError("a network needs at least an input and an output size")
-        shapes = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
-        self.map = NetworkMap(self.chips.config, shapes, chips=len(self.chips), mapping=mapping)
+        self.algorithm = algorithm or Algorithm()
+        shapes, names = network_arrays(self.sizes, self.algorithm)
+        self.map = NetworkMap(self.chips.config, shapes, chips=len(self.chips), mapping=mapping,
+                              names=names)
         configure_windows(self.chips, self.map)
         states = [{} for _ in self.chips]
-        self.layers = [AnalogLinear(self.chips, lm.n_in, lm.n_out, layer_map=lm, io=io,
-                                    update=update, link_states=states) for lm in self.map.layers]
+        arrays = [AnalogLinear(self.chips, lm.n_in, lm.n_out, layer_map=lm, io=io,
+                               update=update, link_states=states) for lm in self.map.layers]
+        n = len(self.sizes) - 1
+        self.layers = arrays[:n]
+        extra = self.algorithm.extra_arrays
+        self.rules = [self.algorithm.rule(layer, {a: arrays[n + k * len(extra) + m]
+                                                  for m, a in enumerate(extra)})
+                      for k, layer in enumerate(self.layers)]
 
     @property
     def device(self) -> Device:
@@ -113,10 +141,16 @@ class AnalogMLP:
         """Re-read settings and device maps (after they were changed behind the layers)."""
         for layer in self.layers:
             layer.refresh()
+        for rule in self.rules:
+            for a in rule.extra.values():
+                a.refresh()
 
     def set_params(self, params: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Program the weights and biases; the algorithms' extra arrays start at zero."""
         for layer, (w, b) in zip(self.layers, params, strict=True):
             layer.set_weights(w, b)
+        for rule in self.rules:
+            rule.init_extra()
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         h = x
@@ -128,7 +162,8 @@ class AnalogMLP:
 
     def train_batch(self, x: np.ndarray, y: np.ndarray, lr: float,
                     rng: np.random.Generator, ledger=None) -> tuple[float, int]:
-        """Analog SGD on one batch: forward and backward reads, then every layer's pulse update.
+        """One batch: forward and backward reads, then every layer's update rule (analog SGD:
+        its pulse update) and its digital bias update.
 
         The first layer's input gradient is not needed and not read. Returns the mean loss and
         correct count of the forward pass. With a `CostLedger`, each block's device counters
@@ -143,8 +178,9 @@ class AnalogMLP:
         for k in range(len(self.layers) - 1, 0, -1):
             g = self.layers[k].backward(g, ledger) * (acts[k] > 0)
             deltas.append(g)
-        for layer, a, d in zip(self.layers, acts[:-1], reversed(deltas), strict=True):
-            layer.update(a, d, lr, rng, ledger)
+        for layer, rule, a, d in zip(self.layers, self.rules, acts[:-1], reversed(deltas),
+                                     strict=True):
+            rule.update(a, d, lr, rng, ledger)
             layer.update_bias(d, lr)
         return loss, correct
 
@@ -153,6 +189,17 @@ class AnalogMLP:
         out = {}
         for k, layer in enumerate(self.layers):
             out[f"analog_w{k}"], out[f"analog_b{k}"] = layer.states(), layer.bias.copy()
+        if self.algorithm.name != "sgd":
+            for k, rule in enumerate(self.rules):
+                out.update({f"algo{k}_{n}": v for n, v in rule.state().items()})
+        return out
+
+    def algorithm_counters(self) -> dict[str, int]:
+        """The rules' transfer counters summed over the layers."""
+        out: dict[str, int] = {}
+        for rule in self.rules:
+            for k, v in rule.count.items():
+                out[k] = out.get(k, 0) + v
         return out
 
     def load_state(self, st: dict[str, np.ndarray]) -> None:
@@ -164,6 +211,10 @@ class AnalogMLP:
                                  f"{(layer.n_out, layer.n_in)}")
             layer.program(w)
             layer.bias = np.array(st[f"analog_b{k}"], dtype=np.float64)
+        if self.algorithm.name != "sgd":
+            for k, rule in enumerate(self.rules):
+                p = f"algo{k}_"
+                rule.load_state({n[len(p):]: v for n, v in st.items() if n.startswith(p)})
         for k, layer in enumerate(self.layers):
             if not np.array_equal(layer.states(), st[f"analog_w{k}"]):
                 raise ValueError(f"layer {k}: the device did not take the saved states exactly "

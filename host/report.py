@@ -175,6 +175,10 @@ def write_run_report(out: Path, trainer) -> str:
     text = (final_table(hist) + "\n\ndevice counters" + (" (chip.tile)" if len(trainer.chips) > 1
                                                           else "") + "\n"
             + counters_table([(label(c, t), counters[c * tiles + t]) for c, t in used]))
+    if trainer.cfg.algorithm != "sgd":
+        ac = trainer.analog.algorithm_counters()
+        text += (f"\n\nalgorithm {trainer.cfg.algorithm} {trainer.cfg.algorithm_options}: "
+                 + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in ac.items()))
     (out / "table.txt").write_text(text + "\n")
     (out / "summary.json").write_text(json.dumps({
         "train": trainer.cfg.to_dict(), "final": hist[-1], "counters": counters,
@@ -185,5 +189,6 @@ def write_run_report(out: Path, trainer) -> str:
     floats = [w for w, _ in trainer.float.params] if trainer.float is not None else None
     plot_weights(out / "weights.png", states, unit, floats)
     maps = trainer.chips.each(lambda d: d.read_device_map())
-    plot_device_map(out / "devicemap.png", layer_device_maps(trainer.map, maps), unit, states)
+    plot_device_map(out / "devicemap.png", layer_device_maps(trainer.map, maps)[:len(layers)],
+                    unit, states)
     return text

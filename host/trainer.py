@@ -24,13 +24,14 @@ import numpy as np
 from ohmflow.emulator.config import DeviceModel, Settings, get_config
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, fabricate
 from ohmflow.host import checkpoint, datasets
+from ohmflow.host.algorithms import Algorithm, make_algorithm
 from ohmflow.host.checkpoint import CheckpointError
 from ohmflow.host.chips import Chips, as_chips
 from ohmflow.host.device import Device
 from ohmflow.host.layers import IOParams, UpdateParams
 from ohmflow.host.ledger import CostLedger
 from ohmflow.host.mapping import MappingParameter, NetworkMap
-from ohmflow.host.mlp import AnalogMLP, FloatMLP, evaluate, init_params
+from ohmflow.host.mlp import AnalogMLP, FloatMLP, evaluate, init_params, network_arrays
 
 #: derived-seed streams
 DEVICE, HOST, INIT, FAB = 0, 1, 2, 3
@@ -82,11 +83,15 @@ class TrainConfig:
     max_input_size: int = 0  #: largest block's inputs (0: the chip's tile rows)
     max_output_size: int = 0  #: largest block's outputs (0: the chip's tile cols)
     standardize: bool = True  #: inputs scaled by the training split's mean and std
+    algorithm: str = "sgd"  #: update rule (`ohmflow.host.algorithms.ALGORITHMS`)
+    algorithm_options: dict = field(default_factory=dict)  #: its options (aihwkit's names)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         DeviceModel(**self.device_model)  # raises on an unknown model or a bad parameter
         MappingParameter(self.max_input_size, self.max_output_size)  # raises on bad sizes
+        object.__setattr__(self, "algorithm_options", dict(self.algorithm_options))
+        make_algorithm(self.algorithm, self.algorithm_options)  # raises on a bad name or option
         for name, lo in (("epochs", 1), ("batch", 1), ("desired_bl", 1), ("max_bm_rounds", 0),
                          ("chips", 1)):
             v = getattr(self, name)
@@ -104,6 +109,10 @@ class TrainConfig:
     @property
     def model(self) -> DeviceModel:
         return DeviceModel(**self.device_model)
+
+    @property
+    def algo(self) -> Algorithm:
+        return make_algorithm(self.algorithm, self.algorithm_options)
 
     @property
     def mapping(self) -> MappingParameter:
@@ -159,8 +168,8 @@ class Trainer:
         self.norm = datasets.Standardizer.fit(self.raw.x_train) if cfg.standardize else None
         self.data = self.norm.apply_to(self.raw) if self.norm is not None else self.raw
         self.sizes = [self.data.features, *cfg.hidden, self.data.classes]
-        shapes = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
-        self.map = NetworkMap(chip, shapes, chips=cfg.chips, mapping=cfg.mapping)
+        shapes, names = network_arrays(self.sizes, cfg.algo)
+        self.map = NetworkMap(chip, shapes, chips=cfg.chips, mapping=cfg.mapping, names=names)
         self.history: list[dict] = []
         self.epoch = 0
         self.counter_base: list[dict[str, int]] = []
@@ -190,7 +199,7 @@ class Trainer:
         chips.run([(k, (lambda k=k: setup(k))) for k in range(len(chips))])
         io = IOParams(cfg.noise_management, cfg.bound_management, cfg.max_bm_rounds)
         up = UpdateParams(cfg.desired_bl, cfg.update_management, cfg.update_bl_management)
-        self.analog = AnalogMLP(chips, self.sizes, io, up, cfg.mapping)
+        self.analog = AnalogMLP(chips, self.sizes, io, up, cfg.mapping, cfg.algo)
         params = init_params(self.sizes, np.random.default_rng(derive_seed(cfg.seed, 0, INIT)))
         self.analog.set_params(params)
         self.float = FloatMLP(params) if cfg.float_baseline else None
@@ -340,6 +349,8 @@ class Trainer:
                 stats["float"][1] += c
         rec = {"epoch": e + 1, "seconds": time.perf_counter() - t0,
                "analog_samples_per_s": len(perm) / t_analog if t_analog else 0.0}
+        if cfg.algorithm != "sgd":
+            rec.update(self.analog.algorithm_counters())
         models = [("analog", self.analog)] + ([("float", self.float)] if self.float else [])
         n = len(perm)
         for name, m in models:

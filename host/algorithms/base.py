@@ -1,0 +1,230 @@
+"""The common interface of the training algorithms, analog SGD, and the chip primitives they share.
+
+An algorithm is a per-layer update rule. `Algorithm` holds the options (a frozen dataclass whose
+fields carry aihwkit's names and defaults) and names the extra arrays each layer needs
+(``extra_arrays``, e.g. ``("A",)`` for Tiki-Taka); `Algorithm.rule` builds one `UpdateRule` per
+layer, owning the layer's extra arrays (mapped onto tiles like the weights) and its digital
+buffers. The weight array (``layer{k}``) is always the one the forward and backward reads use.
+
+The rules run on the chip's primitives only (docs/numerics.md): the stochastic pulse update, the
+forward read, and the deterministic PULSE:
+
+- `read_columns`: column i of an array is the forward read of the one-hot input e_i (all blocks
+  that hold input i, one device call per block for all the columns asked);
+- `pulse_column`: signed pulse counts on the devices of input i (PULSE along a row of the
+  numerics, one call per block that holds input i).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from contextlib import nullcontext
+from functools import partial
+from typing import ClassVar
+
+import numpy as np
+
+#: algorithm counters every rule reports (digital bookkeeping; the device counts are the ledger's)
+COUNTER_NAMES = ("transfers", "transfer_reads", "transfer_pulse_ops", "transfer_pulses")
+
+
+def _phase(layer, ledger, block, phase: str = "update"):
+    if ledger is None:
+        return nullcontext()
+    return ledger.phase(block.name, phase, layer.chips[block.chip], block.tile)
+
+
+def read_columns(layer, cols: list[int], ledger=None) -> np.ndarray:
+    """Columns ``cols`` of ``layer``'s weights, (n_out, len(cols)), by one-hot forward reads.
+
+    Each block that holds some of the inputs reads its one-hot vectors in one device call (noise
+    management scales a one-hot vector by 1; the read carries the ADC's resolution and noise).
+    The reads are recorded in the ledger as the block's ``update`` phase (they serve the update).
+    """
+    cols = [int(i) for i in cols]
+    out = np.zeros((layer.n_out, len(cols)))
+    jobs, places = [], []
+    for b, t in zip(layer.blocks, layer.tiles, strict=True):
+        which = [k for k, i in enumerate(cols) if b.i0 <= i < b.i1]
+        if not which:
+            continue
+        x = np.zeros((len(which), b.n_in))
+        x[np.arange(len(which)), [cols[k] - b.i0 for k in which]] = 1.0
+
+        def job(t=t, x=x, b=b):
+            with _phase(layer, ledger, b):
+                return t.forward(x)
+        jobs.append((b.chip, job))
+        places.append((b, which))
+    for (b, which), y in zip(places, layer.chips.run(jobs), strict=True):
+        out[b.outputs, which] = y.T
+    return out
+
+
+def pulse_column(layer, i: int, counts: np.ndarray, ledger=None) -> int:
+    """Signed pulse counts (n_out,) on the devices of input ``i`` (> 0 up); returns PULSE ops.
+
+    Blocks whose counts are all zero get no command.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    jobs = []
+    for b, t in zip(layer.blocks, layer.tiles, strict=True):
+        if not b.i0 <= i < b.i1:
+            continue
+        c = counts[b.outputs]
+        if not c.any():
+            continue
+
+        def job(t=t, b=b, c=c):
+            with _phase(layer, ledger, b):
+                t.device.pulse(t.tile, "row", i - b.i0, c)
+        jobs.append((b.chip, job))
+    layer.chips.run(jobs)
+    return len(jobs)
+
+
+def pulse_output(layer, j: int, counts: np.ndarray, ledger=None) -> int:
+    """Signed pulse counts (n_in,) on the devices of output ``j``; returns PULSE ops."""
+    counts = np.asarray(counts, dtype=np.int64)
+    jobs = []
+    for b, t in zip(layer.blocks, layer.tiles, strict=True):
+        if not b.j0 <= j < b.j1:
+            continue
+        c = counts[b.inputs]
+        if not c.any():
+            continue
+        jobs.append((b.chip, partial(_pulse_job, layer, ledger, b, t, "col", j - b.j0, c)))
+    layer.chips.run(jobs)
+    return len(jobs)
+
+
+def _pulse_job(layer, ledger, b, t, axis, index, c):
+    with _phase(layer, ledger, b):
+        t.device.pulse(t.tile, axis, index, c)
+
+
+def dw_min_of(layer) -> float:
+    """The layer's mean step per pulse in weight units (mean over its blocks' device maps)."""
+    n = [t.n_in * t.n_out for t in layer.tiles]
+    return float(sum(t.dw_min * k for t, k in zip(layer.tiles, n, strict=True)) / sum(n))
+
+
+class UpdateRule:
+    """The update of one layer: ``weight`` (the array read forward and backward) and ``extra``
+    (name -> `AnalogLinear` of the algorithm's extra arrays)."""
+
+    def __init__(self, algo: Algorithm, weight, extra: dict):
+        self.algo, self.weight, self.extra = algo, weight, extra
+        self.count = dict.fromkeys(COUNTER_NAMES, 0)
+
+    def update(self, x: np.ndarray, d: np.ndarray, lr: float, rng: np.random.Generator,
+               ledger=None) -> None:
+        """One batch's update from the layer's inputs x (B, n_in) and errors d (B, n_out)."""
+        raise NotImplementedError
+
+    def init_extra(self) -> None:
+        """Program the extra arrays' starting states (all zero: A starts empty)."""
+        for layer in self.extra.values():
+            layer.program(np.zeros((layer.n_out, layer.n_in), dtype=np.int64))
+
+    # ----- checkpoints -----
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Digital state to checkpoint (besides the arrays' device states)."""
+        return {}
+
+    def load_buffers(self, st: dict[str, np.ndarray]) -> None:
+        """Restore what `buffers` returned."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {f"array_{n}": a.states() for n, a in self.extra.items()}
+        out.update(self.buffers())
+        out["counters"] = np.array([self.count[k] for k in COUNTER_NAMES], dtype=np.int64)
+        return out
+
+    def load_state(self, st: dict[str, np.ndarray]) -> None:
+        for n, a in self.extra.items():
+            s = np.asarray(st[f"array_{n}"], dtype=np.int64)
+            if s.shape != (a.n_out, a.n_in):
+                raise ValueError(f"array {n}: saved states are {s.shape}, the array is "
+                                 f"{(a.n_out, a.n_in)}")
+            a.program(s)
+            if not np.array_equal(a.states(), s):
+                raise ValueError(f"array {n}: the device did not take the saved states exactly")
+        self.load_buffers(st)
+        self.count = {k: int(v) for k, v in zip(COUNTER_NAMES, st["counters"], strict=True)}
+
+
+class SGDRule(UpdateRule):
+    """Analog SGD: the layer's stochastic pulse update, exactly as `AnalogLinear.update`."""
+
+    def update(self, x, d, lr, rng, ledger=None) -> None:
+        self.weight.update(x, d, lr, rng, ledger)
+
+
+def _check_option(name: str, v, kind, lo=None, hi=None, lo_open=False):
+    if kind is bool:
+        if not isinstance(v, bool):
+            raise ValueError(f"option {name} must be true or false, got {v!r}")
+        return
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"option {name} must be a number, got {v!r}")
+    if kind is int and v != int(v):
+        raise ValueError(f"option {name} must be an integer, got {v!r}")
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise ValueError(f"option {name} must be {'>' if lo_open else '>='} {lo}, got {v!r}")
+    if hi is not None and v > hi:
+        raise ValueError(f"option {name} must be <= {hi}, got {v!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """Options of an algorithm (subclasses add fields); `rule` makes the per-layer rule."""
+
+    name: ClassVar[str] = "sgd"
+    aihwkit: ClassVar[str] = "SingleRPUConfig (plain analog SGD)"
+    extra_arrays: ClassVar[tuple[str, ...]] = ()
+    #: option -> (type, lower bound, upper bound, lower bound excluded)
+    limits: ClassVar[dict] = {}
+    rule_class: ClassVar[type] = SGDRule
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            kind, lo, hi, lo_open = self.limits.get(f.name, (type(f.default), None, None, False))
+            _check_option(f.name, getattr(self, f.name), kind, lo, hi, lo_open)
+
+    def rule(self, weight, extra: dict) -> UpdateRule:
+        """The update rule of one layer (``extra``: name -> `AnalogLinear`)."""
+        return self.rule_class(self, weight, extra)
+
+    def options(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_options(cls, options: dict) -> Algorithm:
+        """The algorithm with ``options`` (names as aihwkit's); unknown names are refused."""
+        names = cls.option_names()
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            have = ", ".join(names) if names else "none"
+            raise ValueError(f"algorithm {cls.name!r} has no option(s) {', '.join(unknown)}; "
+                             f"its options: {have}")
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        kw = {}
+        for k, v in options.items():
+            kind = cls.limits.get(k, (type(defaults[k]),))[0]
+            if kind is float and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            kw[k] = v
+        return cls(**kw)
+
+
+def chunk_reads(credit: float, per_unit: float) -> tuple[int, float]:
+    """Whole transfers due after adding ``per_unit`` to ``credit``: (count, remaining credit)."""
+    credit += per_unit
+    n = int(math.floor(credit + 1e-12))
+    return n, credit - n
