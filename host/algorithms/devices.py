@@ -1,4 +1,7 @@
-"""Device parameter sets for the algorithm benchmarks: approximations of aihwkit's presets.
+"""Device parameter sets for the algorithm benchmarks: aihwkit's presets' device parameters.
+
+The parameters come from `ohmflow.emulator.presets` (the presets without their periphery: the
+benchmark keeps out_bound 12 and out_noise 0.06).
 
 The device-physics presets of aihwkit use response models this chip does not have; these are the
 closest `DeviceModel` parameter sets (ConstantStep, LinearStep, SoftBounds), with aihwkit's values
@@ -19,16 +22,13 @@ closest `DeviceModel` parameter sets (ConstantStep, LinearStep, SoftBounds), wit
 from __future__ import annotations
 
 from ohmflow.emulator.config import DeviceModel
+from ohmflow.emulator.presets import get_preset
 
+#: the device parameters of aihwkit's presets, from the one preset table (emulator/presets.py)
 DEVICE_PRESETS: dict[str, DeviceModel] = {
     "softbounds": DeviceModel.soft_bounds(),
-    "reram-sb-like": DeviceModel(model="SoftBounds", dw_min=0.002, up_down=0.0, w_max=1.25,
-                                 w_min=-0.75, dw_min_dtod=0.3, up_down_dtod=0.01,
-                                 w_max_dtod=0.3 / 1.25, w_min_dtod=0.3 / 0.75, dw_min_std=3.75),
-    "ecram-like": DeviceModel(model="LinearStep", dw_min=0.002, up_down=0.0, w_max=1.1724,
-                              w_min=-0.8276, gamma_up=0.1153, gamma_down=0.5085, dw_min_dtod=0.1,
-                              up_down_dtod=0.01, w_max_dtod=0.05, w_min_dtod=0.05,
-                              gamma_up_dtod=0.05, gamma_down_dtod=0.05, dw_min_std=0.3),
+    "reram-sb-like": get_preset("ReRamSBPreset").device,
+    "ecram-like": get_preset("EcRamPreset").device,
 }
 
 
