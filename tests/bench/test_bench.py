@@ -12,11 +12,14 @@ from ohmflow.sim.twin_server import TwinServer
 def test_link_efficiency_matches_the_wire(batch):
     cfg = PRESETS["default"]
     with TwinServer(cfg) as srv:
-        dev = LinkDevice.open(f"socket://127.0.0.1:{srv.port}", cfg)
+        # A loaded machine may stall the server past a short timeout, and a retry sends the
+        # request again; the generous timeout keeps this to one exchange, which is checked.
+        dev = LinkDevice.open(f"socket://127.0.0.1:{srv.port}", cfg, timeout=120.0)
         try:
             before = dict(dev.stats)
             dev.forward(0, np.ones((batch, 64), dtype=np.int64))
             wire = sum(dev.stats[k] - before[k] for k in ("bytes_out", "bytes_in"))
+            assert dev.stats["retries"] == before["retries"]
         finally:
             dev.close()
     codes = batch * 64 * (1 + 2)  # int8 DAC codes out, int16 ADC codes back
