@@ -1,91 +1,27 @@
-"""Training algorithms and the cost ledger through ohmflow.nn, against ``ohmflow train``.
+"""Training algorithms and the cost ledger in ohmflow.nn: placement, state_dict, errors.
 
-A model whose layers train with an algorithm of `ohmflow.host.algorithms` ends, through torch,
-with the trainer's device states of every array (weights C and the algorithm's A), biases and
-digital buffers; its state_dict carries the algorithm's state so that a saved run continues
-identically; and `ohmflow.nn.record_costs` records the trainer's cost ledger.
+The arrays of a model's algorithms are placed as ``ohmflow train`` places them; its state_dict
+carries the algorithm's state (as the trainer's checkpoint) so that a saved run continues
+identically; `ohmflow.nn.record_costs` records only inside its block. That a run through torch
+ends as ``ohmflow train --algorithm`` is tested in test_same_arithmetic.py.
 """
 
 import numpy as np
 import pytest
 import torch
 from ohmflow import nn as onn
-from ohmflow.host.algorithms import ALGORITHMS
-from ohmflow.host.chips import Chips, open_chips
 from ohmflow.host.datasets import Dataset
 from ohmflow.host.device import TwinDevice
-from ohmflow.host.ledger import CostLedger
 from ohmflow.host.mlp import network_arrays
 from ohmflow.host.trainer import TrainConfig, Trainer
 from ohmflow.nn.reproduce import train_as_trainer
 
-
-def twins(cfg: TrainConfig) -> Chips:
-    return Chips([TwinDevice(cfg.config) for _ in range(cfg.chips)])
-
-
-def small(digits, n_train: int, n_test: int = 20) -> Dataset:
-    return Dataset("digits", digits.x_train[:n_train], digits.y_train[:n_train],
-                   digits.x_test[:n_test], digits.y_test[:n_test], digits.classes)
-
-
-def nn_state(model) -> dict[str, np.ndarray]:
-    """The model's arrays under the names of `AnalogMLP.state` (a trainer checkpoint's)."""
-    out = {}
-    for k, layer in enumerate(onn.analog_layers(model)):
-        out[f"analog_w{k}"] = layer.states().numpy()
-        out[f"analog_b{k}"] = layer.bias.detach().numpy()
-        if layer.algorithm.name != "sgd":
-            out.update({f"algo{k}_{n}": v for n, v in layer.rule.state().items()})
-    return out
-
-
-def assert_same(ref: dict, got: dict) -> None:
-    assert sorted(ref) == sorted(got)
-    for k in ref:
-        assert np.array_equal(np.asarray(ref[k]), np.asarray(got[k])), k
-
-
-def assert_same_ledger(a: CostLedger, b: CostLedger) -> None:
-    assert a.entries == b.entries  # counts per (block, phase), in first-seen order
-    assert list(a.entries) == list(b.entries)
-    assert (a.shapes, a.in_bits, a.out_bits, a.clock_hz) == (b.shapes, b.in_bits, b.out_bits,
-                                                              b.clock_hz)
-
-
-# c-ttv2's chopper draws from the host generator between updates: the order of draws is tested
-@pytest.mark.parametrize("algorithm,options", [
-    ("ttv2", {}),
-    ("mixed-precision", {"transfer_every": 2}),
-    ("c-ttv2", {"in_chop_prob": 0.3}),
-    ("ttv1", {"transfer_every": 2.0}),
-    ("agad", {}),
-])
-def test_an_algorithm_through_torch_ends_as_ohmflow_train_on_the_twin(digits, algorithm,
-                                                                      options):
-    """64-16-10, seed 6, 2 epochs of 256 samples (batch 32): every array (C and A), bias,
-    buffer and counter, and the cost ledger of the training steps, equal the trainer's."""
-    cfg = TrainConfig(hidden=(16,), epochs=2, seed=6, float_baseline=False, algorithm=algorithm,
-                      algorithm_options=options)
-    data = small(digits, 256)
-    trainer = Trainer(cfg, twins(cfg), data)
-    trainer.run()
-    ledger = CostLedger()
-    model = train_as_trainer(cfg, twins(cfg), data, ledger=ledger)
-    ref = trainer.analog.state()
-    assert_same(ref, nn_state(model))
-    assert_same_ledger(trainer.ledger, ledger)
-    # the algorithm did its work: transfers reached the weights, and A (if any) moved
-    assert trainer.analog.algorithm_counters()["transfer_pulses"] > 0
-    if ALGORITHMS[algorithm].extra_arrays:
-        assert np.abs(ref["algo0_array_A"]).sum() > 0
-        assert {b.name for b in trainer.map.layers[2].blocks} == {"layer0.A"}
-    assert {"update"} < {p for _, p in ledger.entries}
+from .compare import assert_same, nn_state, small, twins
 
 
 def test_the_arrays_are_placed_as_ohmflow_train_places_them():
-    """Seven tiny chips, 9-11-4 with ttv2: weights first, then each layer's A, on the same tiles and
-    chips, under the same block names; a model mixing SGD and ttv2 layers places only the
+    """Seven tiny chips, 9-11-4 with ttv2: weights first, then each layer's A, on the same tiles
+    and chips, under the same block names; a model mixing SGD and ttv2 layers places only the
     ttv2 layers' A."""
     cfg = TrainConfig(config="tiny", hidden=(11,), chips=7, algorithm="ttv2")
     trainer = Trainer(cfg, twins(cfg), Dataset("x", np.zeros((4, 9)), np.zeros(4, np.int64),
@@ -187,25 +123,3 @@ def test_record_costs_counts_only_inside_the_block_and_restores_the_layers():
         ("layer0", "update"), ("layer1", "update")]
     assert led.get("layer0", "forward")["calls"] == 1
     assert led.get("layer1", "update")["update_samples"] == 5
-
-
-@pytest.mark.slow
-def test_ttv2_through_torch_on_verilator_ends_as_ohmflow_train(digits):
-    """64-8-10 with ttv2 on the default emulator, one epoch of 64 samples (batch 16), seed 5:
-    the torch run on the RTL ends with the trainer's arrays, buffers and ledger counts on the
-    RTL (cycles included) and the twin's arrays and buffers."""
-    pytest.importorskip("ohmflow.sim.emulator")
-    data = small(digits, 64)
-    cfg = TrainConfig(hidden=(8,), epochs=1, seed=5, batch=16, float_baseline=False,
-                      algorithm="ttv2")
-    twin = Trainer(cfg, twins(cfg), data)
-    twin.run()
-    with open_chips("verilator", cfg.config, 1) as chips:
-        rtl = Trainer(cfg, chips, data)
-        rtl.run()
-        ledger = CostLedger()
-        got = nn_state(train_as_trainer(cfg, chips, data, ledger=ledger))
-        assert_same(rtl.analog.state(), got)
-        assert_same_ledger(rtl.ledger, ledger)
-        assert ledger.has_cycles
-    assert_same(twin.analog.state(), got)
