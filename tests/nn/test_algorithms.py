@@ -123,3 +123,18 @@ def test_record_costs_counts_only_inside_the_block_and_restores_the_layers():
         ("layer0", "update"), ("layer1", "update")]
     assert led.get("layer0", "forward")["calls"] == 1
     assert led.get("layer1", "update")["update_samples"] == 5
+
+
+def test_a_network_that_does_not_fit_is_refused_naming_its_arrays():
+    """With an algorithm the arrays are not a chain of layers: the error names each array."""
+    model = torch.nn.Sequential(onn.AnalogLinear(9, 4, algorithm="ttv2"),
+                                onn.AnalogLinear(144, 10, algorithm="ttv2"))
+    with pytest.raises(ValueError, match=r"the network's arrays \(layer0 9x4, layer1 144x10, "
+                                         r"layer0.A 9x4, layer1.A 144x10\) need 8 tiles of "
+                                         r"64x64 \(layer0: 1x1, layer1: 3x1, layer0.A: 1x1, "
+                                         r"layer1.A: 3x1 blocks\) but 1 chip\(s\)"):
+        onn.place(model, TwinDevice())
+    conv = torch.nn.Sequential(onn.AnalogConv2d(1, 4, 3), torch.nn.Flatten(),
+                               onn.AnalogLinear(144, 10))  # 9x4 then 144x10: no chain either
+    with pytest.raises(ValueError, match=r"arrays \(layer0 9x4, layer1 144x10\) need 60 tiles"):
+        onn.place(conv, TwinDevice("tiny"))
