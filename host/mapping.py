@@ -193,10 +193,18 @@ class NetworkMap:
     def _too_big(self, shapes, grids, need: int, chips: int) -> str:
         cfg = self.config
         sizes = "-".join(str(s) for s in [shapes[0][0], *(b for _, b in shapes)])
+        what = f"the {sizes} network needs"
         per = ", ".join(f"layer {k}: {len(i)}x{len(o)}" for k, (i, o) in enumerate(grids))
+        chain = all(b == a for (_, b), (a, _) in zip(shapes, shapes[1:], strict=False))
+        if self.names is not None or not chain:  # not a chain of layers: name each array
+            names = self.names or [f"layer{k}" for k in range(len(shapes))]
+            what = "the network's arrays (" + ", ".join(
+                f"{n} {a}x{b}" for n, (a, b) in zip(names, shapes, strict=True)) + ") need"
+            per = ", ".join(f"{n}: {len(i)}x{len(o)}" for n, (i, o) in
+                            zip(names, grids, strict=True))
         fits = [n for n, p in PRESETS.items() if p.tiles >= self._need_on(p, shapes)]
         alt = f", or a config that holds it on one chip ({', '.join(fits)})" if fits else ""
-        return (f"the {sizes} network needs {need} tiles of {cfg.rows}x{cfg.cols} ({per} blocks) "
+        return (f"{what} {need} tiles of {cfg.rows}x{cfg.cols} ({per} blocks) "
                 f"but {chips} chip(s) of config {cfg.name!r} have {chips * cfg.tiles}: use "
                 f"--chips {math.ceil(need / cfg.tiles)} or more{alt}")
 

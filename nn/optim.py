@@ -1,8 +1,11 @@
 """`AnalogSGD`: torch's optimizer interface over the chip's pulse update.
 
 `step()` goes through the parameter groups in order. An analog layer's marker parameter
-(``analog_ctx``) means: send the layer's recorded inputs and output gradients to its chips as one
-stochastic pulse update (`AnalogSGD.analog_update`, the one place where analog weights change).
+(``analog_ctx``) means: hand the layer's recorded inputs and output gradients to its update rule
+(`AnalogSGD.analog_update`, the one place where analog weights change): with the default
+algorithm one stochastic pulse update, with a training algorithm of `ohmflow.host.algorithms`
+chosen on the layer (``algorithm="ttv2"``, as aihwkit's rpu_config) that algorithm's update
+and transfers.
 Every other parameter (biases, digital layers) takes a plain SGD step, p -= lr * grad. The
 learning rate is each group's ``lr``.
 """
@@ -29,7 +32,9 @@ def _check_lr(lr) -> float:
 class AnalogSGD(torch.optim.Optimizer):
     """SGD whose analog layers update in the array by stochastic pulses (aihwkit's AnalogSGD).
 
-    ``rng`` (a numpy Generator or a seed) draws the stochastic rounding of the update codes;
+    The update of an analog layer is its algorithm's (``AnalogLinear(..., algorithm=...)``), as
+    aihwkit's AnalogSGD runs the layer's rpu_config. ``rng`` (a numpy Generator or a seed) draws
+    the stochastic rounding of the update codes (and an algorithm's random draws);
     `ohmflow.nn.start_epoch` sets it per epoch as ``ohmflow train`` does.
     """
 
@@ -46,11 +51,12 @@ class AnalogSGD(torch.optim.Optimizer):
                       lr: float) -> None:
         """The analog weight change of one layer for inputs x (N, in) and gradients d (N, out).
 
-        Analog SGD: one stochastic pulse update, E[dW] = -lr d^T x, codes drawn from ``rng`` in
-        block order. A training algorithm with its own update (transfer between arrays, a
-        digital accumulator) replaces this method.
+        The layer's update rule (`AnalogLayer.rule`) runs, as ``ohmflow train`` runs it: for
+        analog SGD one stochastic pulse update, E[dW] = -lr d^T x, codes drawn from ``rng`` in
+        block order; for an algorithm its update (of A, or a digital accumulator) and the
+        transfers due. Recorded in the layer's ``ledger`` if it has one.
         """
-        layer.host.update(x, d, lr, self.rng)
+        layer.rule.update(x, d, lr, self.rng, layer.ledger)
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -38,3 +38,23 @@ def test_cnn_example_learns(analog):
     """One epoch of the CNN, analog (conv and linear on the twin) and float, seed 0."""
     acc = example("cnn_digits").train(epochs=1, analog=analog, log=lambda line: None)
     assert acc > 0.75
+
+
+def test_mlp_example_with_an_algorithm_learns_and_saves_a_ledger_ohmflow_project_reads(
+        tmp_path, capsys):
+    """One epoch of TTv2 (the algorithm benchmark's options, lr 0.3), seed 0: above chance
+    (0.1), and the saved ledger holds the 45 training steps, A's updates and C's transfers."""
+    from ohmflow.host.projection_sweep import load_ledger, steps_of
+
+    path = tmp_path / "cost.json"
+    example("mlp_digits").main(["--epochs", "1", "--algorithm", "ttv2", "--lr", "0.3",
+                                "--algorithm-option", "n_reads_per_transfer=8",
+                                "--algorithm-option", "transfer_bl=4", "--ledger", str(path)])
+    assert float(capsys.readouterr().out.split()[-1]) > 0.4
+    led = load_ledger(path)
+    assert steps_of(led) == 45
+    assert led.get("layer0.A", "update")["update_samples"] == 1437  # the training split
+    assert led.get("layer0", "update")["pulse_ops"] > 0  # transfers: PULSE on C
+    with pytest.raises(SystemExit):
+        example("mlp_digits").main(["--algorithm", "ttv2", "--algorithm-option", "momentm=1"])
+    assert "has no option 'momentm'" in capsys.readouterr().err

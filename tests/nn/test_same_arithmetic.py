@@ -2,23 +2,25 @@
 
 The torch loop (`ohmflow.nn.reproduce.train_as_trainer`) reproduces the trainer's set-up, seeds
 and order of device calls; the loss is the trainer's (`ohmflow.nn.softmax_cross_entropy`). What
-torch's own `cross_entropy` changes is pinned down separately below.
+torch's own `cross_entropy` changes is pinned down separately below. With a training algorithm
+(``ohmflow train --algorithm``) every array (weights C and the algorithm's A), buffer and
+counter, and the cost ledger recorded by `ohmflow.nn.record_costs`, equal the trainer's.
 """
 
 import numpy as np
 import pytest
 import torch
 from ohmflow import nn as onn
+from ohmflow.host.algorithms import ALGORITHMS
 from ohmflow.host.chips import Chips, open_chips
 from ohmflow.host.datasets import Dataset
 from ohmflow.host.device import TwinDevice
+from ohmflow.host.ledger import CostLedger
 from ohmflow.host.mlp import softmax_xent
 from ohmflow.host.trainer import TrainConfig, Trainer
 from ohmflow.nn.reproduce import train_as_trainer
 
-
-def twins(cfg: TrainConfig) -> Chips:
-    return Chips([TwinDevice(cfg.config) for _ in range(cfg.chips)])
+from .compare import assert_same, assert_same_ledger, nn_state, small, twins
 
 
 def assert_same_states(trainer: Trainer, model) -> None:
@@ -30,18 +32,16 @@ def assert_same_states(trainer: Trainer, model) -> None:
         assert np.array_equal(layer.bias.detach().numpy(), ref[f"analog_b{k}"]), f"layer {k} bias"
 
 
-def small(digits, n_train: int, n_test: int) -> Dataset:
-    return Dataset("digits", digits.x_train[:n_train], digits.y_train[:n_train],
-                   digits.x_test[:n_test], digits.y_test[:n_test], digits.classes)
-
-
 def test_digits_mlp_through_torch_ends_as_ohmflow_train_on_the_twin(digits):
-    """64-32-10, default config, seed 3, 2 epochs of the whole training split."""
+    """64-32-10, default config, seed 3, 2 epochs of the whole training split; the cost ledger
+    recorded through torch is the trainer's."""
     cfg = TrainConfig(epochs=2, seed=3, float_baseline=False)
     trainer = Trainer(cfg, twins(cfg), digits)
     trainer.run()
-    model = train_as_trainer(cfg, twins(cfg), digits)
+    ledger = CostLedger()
+    model = train_as_trainer(cfg, twins(cfg), digits, ledger=ledger)
     assert_same_states(trainer, model)
+    assert_same_ledger(trainer.ledger, ledger)
     # the states moved: the comparison is of trained networks, not of the initial weights
     assert not np.array_equal(trainer.analog.state()["analog_w0"],
                               Trainer(cfg, twins(cfg), digits).analog.state()["analog_w0"])
@@ -49,7 +49,7 @@ def test_digits_mlp_through_torch_ends_as_ohmflow_train_on_the_twin(digits):
 
 def test_a_mapped_network_on_four_chips_through_torch_ends_as_ohmflow_train():
     """9-11-4 on four tiny chips (tiles of 5x7: layer 0 a 2x2 grid of blocks, layer 1 3x1),
-    SoftBounds devices, seed 4, 2 epochs of a seeded 3-class set."""
+    SoftBounds devices, seed 4, 2 epochs of a seeded 3-class set; the same ledger per block."""
     rng = np.random.default_rng(8)
     x = rng.normal(size=(90, 9))
     y = (x[:, :3].argmax(axis=1)).astype(np.int64)
@@ -59,8 +59,11 @@ def test_a_mapped_network_on_four_chips_through_torch_ends_as_ohmflow_train():
                       device_model={**TrainConfig().device_model, "model": "SoftBounds"})
     trainer = Trainer(cfg, twins(cfg), data)
     trainer.run()
-    model = train_as_trainer(cfg, twins(cfg), data)
+    ledger = CostLedger()
+    model = train_as_trainer(cfg, twins(cfg), data, ledger=ledger)
     assert_same_states(trainer, model)
+    assert_same_ledger(trainer.ledger, ledger)
+    assert len(ledger.layers) == 7  # a ledger entry per block
     assert {b.chip for layer in onn.analog_layers(model) for b in layer.host.blocks} == {0, 1, 2, 3}
 
 
@@ -150,3 +153,55 @@ def test_with_torch_cross_entropy_the_seed_3_run_keeps_the_states_but_not_the_bi
         assert np.abs(b - ref[f"analog_b{k}"]).max() < 1e-15
         biases_equal &= np.array_equal(b, ref[f"analog_b{k}"])
     assert not biases_equal
+
+
+# c-ttv2's chopper draws from the host generator between updates: the order of draws is tested
+@pytest.mark.parametrize("algorithm,options", [
+    ("ttv2", {}),
+    ("mixed-precision", {"transfer_every": 2}),
+    ("c-ttv2", {"in_chop_prob": 0.3}),
+    ("ttv1", {"transfer_every": 2.0}),
+    ("agad", {}),
+])
+def test_an_algorithm_through_torch_ends_as_ohmflow_train_on_the_twin(digits, algorithm,
+                                                                      options):
+    """64-16-10, seed 6, 2 epochs of 256 samples (batch 32): every array (C and A), bias,
+    buffer and counter, and the cost ledger of the training steps, equal the trainer's."""
+    cfg = TrainConfig(hidden=(16,), epochs=2, seed=6, float_baseline=False, algorithm=algorithm,
+                      algorithm_options=options)
+    data = small(digits, 256)
+    trainer = Trainer(cfg, twins(cfg), data)
+    trainer.run()
+    ledger = CostLedger()
+    model = train_as_trainer(cfg, twins(cfg), data, ledger=ledger)
+    ref = trainer.analog.state()
+    assert_same(ref, nn_state(model))
+    assert_same_ledger(trainer.ledger, ledger)
+    # the algorithm did its work: transfers reached the weights, and A (if any) moved
+    assert trainer.analog.algorithm_counters()["transfer_pulses"] > 0
+    if ALGORITHMS[algorithm].extra_arrays:
+        assert np.abs(ref["algo0_array_A"]).sum() > 0
+        assert {b.name for b in trainer.map.layers[2].blocks} == {"layer0.A"}
+    assert {"update"} < {p for _, p in ledger.entries}
+
+
+@pytest.mark.slow
+def test_ttv2_through_torch_on_verilator_ends_as_ohmflow_train(digits):
+    """64-8-10 with ttv2 on the default emulator, one epoch of 64 samples (batch 16), seed 5:
+    the torch run on the RTL ends with the trainer's arrays, buffers and ledger counts on the
+    RTL (cycles included) and the twin's arrays and buffers."""
+    pytest.importorskip("ohmflow.sim.emulator")
+    data = small(digits, 64)
+    cfg = TrainConfig(hidden=(8,), epochs=1, seed=5, batch=16, float_baseline=False,
+                      algorithm="ttv2")
+    twin = Trainer(cfg, twins(cfg), data)
+    twin.run()
+    with open_chips("verilator", cfg.config, 1) as chips:
+        rtl = Trainer(cfg, chips, data)
+        rtl.run()
+        ledger = CostLedger()
+        got = nn_state(train_as_trainer(cfg, chips, data, ledger=ledger))
+        assert_same(rtl.analog.state(), got)
+        assert_same_ledger(rtl.ledger, ledger)
+        assert ledger.has_cycles
+    assert_same(twin.analog.state(), got)
