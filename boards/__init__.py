@@ -47,7 +47,7 @@ class Board:
     @property
     def divisor(self) -> int:
         """UART clocks per bit at `clock_hz` (ValueError if the rate would be off by over 2 %)."""
-        from ohmflow.hdl.uart import uart_divisor
+        from ohmflow.hdl.link.uart import uart_divisor
 
         return uart_divisor(self.clock_hz, self.baud)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Elaboratable, Instance, Module, Signal
-from ohmflow.hdl.checked import Checked
+from ohmflow.hdl.lib.checked import Checked
 
 __all__ = ["EcpPll", "IcePll", "ecp5_pll", "ice40_pll", "pll_params", "PllClock"]
 

@@ -25,8 +25,8 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.boards import Board, board_config
 from ohmflow.boards.pll import PllClock, pll_params
 from ohmflow.emulator.config import ChipConfig
-from ohmflow.hdl.checked import Checked
-from ohmflow.hdl.uart import UART
+from ohmflow.hdl.lib.checked import Checked
+from ohmflow.hdl.link.uart import UART
 
 __all__ = ["DESIGNS", "Loopback", "ReplyMonitor", "BoardCore", "BoardTop", "make_design"]
 

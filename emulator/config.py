@@ -33,8 +33,8 @@ GAUSS_STD = math.sqrt(4 * (256**2 - 1) / 12)
 
 DEVICE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds")
 #: how the chip computes: "tile", the lane-parallel gateware datapath (hdl/soc.py); "rv32", the
-#: same contract as firmware on a small RV32 core (hdl/core_soc.py), for FPGAs too small for the
-#: tile. The index is the engine's code on the wire (INFO).
+#: same contract as firmware on a small RV32 core (hdl/rv32/core_soc.py), for FPGAs too small
+#: for the tile. The index is the engine's code on the wire (INFO).
 ENGINES = ("tile", "rv32")
 #: the per-tile operation counters of the contract (docs/numerics.md), in the order the twin keeps
 #: them and the COUNTERS command returns them; the gateware adds ``cycles`` (protocol.TABLE)

@@ -18,7 +18,7 @@ from pathlib import Path
 from amaranth.back import rtlil, verilog
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.emulator.fabrication import DeviceMap
-from ohmflow.hdl.tile_controller import TileController
+from ohmflow.hdl.tile.tile_controller import TileController
 
 __all__ = ["SYNTH", "synthesize", "tile_rtlil", "tile_verilog"]
 

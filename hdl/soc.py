@@ -10,13 +10,13 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.emulator.fabrication import DeviceMap
-from ohmflow.hdl.checked import Checked
-from ohmflow.hdl.clock_gate import gate_domain
-from ohmflow.hdl.command_processor import CommandProcessor
-from ohmflow.hdl.skid import Skid
-from ohmflow.hdl.tile_controller import TileController
-from ohmflow.hdl.tile_io import WORD, TileLink
-from ohmflow.hdl.uart import UART
+from ohmflow.hdl.lib.checked import Checked
+from ohmflow.hdl.lib.clock_gate import gate_domain
+from ohmflow.hdl.lib.skid import Skid
+from ohmflow.hdl.link.command_processor import CommandProcessor
+from ohmflow.hdl.link.uart import UART
+from ohmflow.hdl.tile.tile_controller import TileController
+from ohmflow.hdl.tile.tile_io import WORD, TileLink
 
 __all__ = ["LinkSlices", "SoC", "make_soc"]
 
@@ -51,14 +51,14 @@ class LinkSlices(wiring.Component):
 def make_soc(cfg: ChipConfig | str, *, uart_divisor: int | None = None,
              byte_timeout: int | None = None, device_map: DeviceMap | None = None,
              gate_tile_clock: bool = False) -> wiring.Component:
-    """The SoC of ``cfg``'s engine: `SoC` (the tile) or `ohmflow.hdl.core_soc.CoreSoC` (rv32).
+    """The SoC of ``cfg``'s engine: `SoC` (the tile) or `ohmflow.hdl.rv32.core_soc.CoreSoC` (rv32).
 
     Both have the same link ports and ``idle``. The rv32 engine powers up with the nominal map
     (load another with LOAD_MAP) and has no clock gates (``gate_tile_clock`` is ignored).
     """
     cfg = get_config(cfg)
     if cfg.engine == "rv32":
-        from ohmflow.hdl.core_soc import CoreSoC
+        from ohmflow.hdl.rv32.core_soc import CoreSoC
 
         if device_map is not None:
             raise ValueError("the rv32 engine powers up with the nominal device map; "
@@ -78,7 +78,7 @@ class SoC(Checked, wiring.Component):
     byte_timeout: cycles of line silence that drop a partial frame (default: the protocol's).
     device_map: the device parameters at power-up (default: the nominal map).
     gate_tile_clock: clock the `TileController` only while it works, and its units only in the
-        operations that use them (simulation only, `ohmflow.hdl.clock_gate`): a cycle-based
+        operations that use them (simulation only, `ohmflow.hdl.lib.clock_gate`): a cycle-based
         simulator then skips their logic while the chip receives, answers or waits.
 
     Attributes

@@ -68,7 +68,7 @@ def project(board: str, samples: int | None = None) -> dict:
     from ohmflow.host import datasets
     from ohmflow.host.device import open_device
     from ohmflow.host.trainer import TrainConfig, Trainer
-    from ohmflow.sim import emulator
+    from ohmflow.sim import verilator_server
 
     b = get_board(board)
     cfg = board_config(b)
@@ -80,13 +80,13 @@ def project(board: str, samples: int | None = None) -> dict:
     tc = TrainConfig(epochs=1, seed=0, float_baseline=False, config=cfg.name)
     with open_device("verilator", cfg) as dev:
         trainer = Trainer(tc, dev, data)
-        before = emulator.stats(dev.process)
+        before = verilator_server.stats(dev.process)
         c0 = sum(c["cycles"] for c in trainer.counters())
         t0 = time.perf_counter()
         rec = trainer.run_epoch()
         wall = time.perf_counter() - t0
         c1 = sum(c["cycles"] for c in trainer.counters())
-        after = emulator.stats(dev.process)
+        after = verilator_server.stats(dev.process)
     cycles = c1 - c0
     wire = (after["rx"] - before["rx"]) + (after["tx"] - before["tx"])
     compute_s = cycles / cfg.clock_hz

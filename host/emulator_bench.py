@@ -17,18 +17,18 @@ import time
 import numpy as np
 import serial
 from ohmflow.emulator.config import ChipConfig, get_config
-from ohmflow.sim import emulator
+from ohmflow.sim import verilator_server
 from ohmflow.sim.workload import call, scenarios
 
 __all__ = ["bench", "main"]
 
 
 def bench(cfg: ChipConfig | str = "default", seconds: float = 3.0,
-          poll: int = emulator.DEFAULT_POLL) -> list[dict]:
+          poll: int = verilator_server.DEFAULT_POLL) -> list[dict]:
     """Run every scenario for about ``seconds``; one dict of figures per scenario."""
     cfg = get_config(cfg)
-    exe = emulator.build(cfg)
-    proc, port_no = emulator.start(exe, poll=poll)
+    exe = verilator_server.build(cfg)
+    proc, port_no = verilator_server.start(exe, poll=poll)
     rows = []
     try:
         port = serial.serial_for_url(f"socket://127.0.0.1:{port_no}", timeout=1)
@@ -37,13 +37,13 @@ def bench(cfg: ChipConfig | str = "default", seconds: float = 3.0,
         for label, items, make in scenarios(cfg, rng):
             seq = (seq + 1) & 0xFF
             call(port, make(seq))  # warm up
-            s0, t0, n = emulator.stats(proc), time.perf_counter(), 0
+            s0, t0, n = verilator_server.stats(proc), time.perf_counter(), 0
             while n < 3 or time.perf_counter() - t0 < seconds:
                 seq = (seq + 1) & 0xFF
                 call(port, make(seq))
                 n += 1
             wall = time.perf_counter() - t0
-            s1 = emulator.stats(proc)
+            s1 = verilator_server.stats(proc)
             cycles, busy = s1["cycles"] - s0["cycles"], s1["busy_s"] - s0["busy_s"]
             rows.append({"config": cfg.name, "scenario": label, "commands": n,
                          "commands_per_s": n / wall, "items_per_s": n * items / wall,
@@ -51,7 +51,7 @@ def bench(cfg: ChipConfig | str = "default", seconds: float = 3.0,
                          "cycles_per_s": cycles / busy if busy > 0 else 0.0})
         port.close()
     finally:
-        emulator.stop(proc)
+        verilator_server.stop(proc)
     return rows
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", action="append", help="preset or .toml (repeatable)")
     ap.add_argument("--seconds", type=float, default=3.0, help="per scenario")
-    ap.add_argument("--poll", type=int, default=emulator.DEFAULT_POLL)
+    ap.add_argument("--poll", type=int, default=verilator_server.DEFAULT_POLL)
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     args = ap.parse_args(argv)
     rows = []

@@ -409,8 +409,8 @@ def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
 class EmulatorDevice(LinkDevice):
     """An emulator server process (Verilator, or the Python twin server) behind a socket.
 
-    ``server="verilator"`` builds and starts ``ohmflow.sim.emulator``; ``server="twin"`` starts
-    ``ohmflow.sim.twin_server``. Closing the device stops the process.
+    ``server="verilator"`` builds and starts ``ohmflow.sim.verilator_server``; ``server="twin"``
+    starts ``ohmflow.sim.twin_server``. Closing the device stops the process.
     """
 
     def __init__(self, config: ChipConfig | str = "default", *, server: str = "verilator",
@@ -421,18 +421,19 @@ class EmulatorDevice(LinkDevice):
             proc, port = start_twin_server(cfg, startup_timeout)
         elif server == "verilator":
             try:
-                from ohmflow.sim import emulator
+                from ohmflow.sim import verilator_server
             except ImportError as e:
                 raise DeviceError(
-                    f"the Verilator emulator server (ohmflow.sim.emulator) is not available: {e}. "
+                    "the Verilator emulator server (ohmflow.sim.verilator_server) is not "
+                    f"available: {e}. "
                     "Use EmulatorDevice(cfg, server='twin') for the Python twin server, or "
                     "open_device('twin') in process.") from None
             try:
-                proc, port = emulator.start(cfg)
+                proc, port = verilator_server.start(cfg)
             except (ImportError, RuntimeError, OSError, subprocess.SubprocessError) as e:
                 raise DeviceError(f"the Verilator emulator server did not start: "
                                   f"{type(e).__name__}: {e}") from e
-            self._stop = emulator.stop
+            self._stop = verilator_server.stop
         else:
             raise ValueError(f"server must be 'verilator' or 'twin', got {server!r}")
         self.process = proc
@@ -456,10 +457,10 @@ class EmulatorDevice(LinkDevice):
         the first look's baseline one more ``timeout``, then the usual retry."""
         if self.backend != "verilator":
             return False
-        from ohmflow.sim import emulator
+        from ohmflow.sim import verilator_server
 
         try:
-            cycles = emulator.stats(self.process, timeout=0.5)["cycles"]
+            cycles = verilator_server.stats(self.process, timeout=0.5)["cycles"]
         except (TimeoutError, RuntimeError, OSError, KeyError, ValueError):
             return False
         last, self._cycles_seen = getattr(self, "_cycles_seen", None), cycles

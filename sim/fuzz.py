@@ -42,7 +42,7 @@ from ohmflow.emulator.config import (
 from ohmflow.emulator.executor import CommandExecutor
 from ohmflow.emulator.fabrication import FIELD_KINDS
 from ohmflow.emulator.twin import Twin
-from ohmflow.sim import emulator
+from ohmflow.sim import verilator_server
 from ohmflow.sim.replies import compare_replies, reply_frames
 
 __all__ = ["CaseGen", "Mismatch", "Report", "Session", "rss_kb", "run"]
@@ -302,19 +302,19 @@ class Session:
         self.cfg = get_config(cfg)
         self.timeout = timeout
         self.ex = CommandExecutor(Twin(self.cfg))
-        self.proc, port = emulator.start(exe if exe is not None else self.cfg)
+        self.proc, port = verilator_server.start(exe if exe is not None else self.cfg)
         try:
             self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except BaseException:
-            emulator.stop(self.proc)
+            verilator_server.stop(self.proc)
             raise
         self._seq = 0
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
-        emulator.stop(self.proc)
+        verilator_server.stop(self.proc)
 
     def __enter__(self) -> Session:
         return self
@@ -348,10 +348,10 @@ class Session:
     def wait_idle(self, limit: float = 60.0) -> None:
         """Until the model stops clocking (it sleeps only when idle, hunting for a frame)."""
         deadline = time.monotonic() + limit
-        last = emulator.stats(self.proc)["cycles"]
+        last = verilator_server.stats(self.proc)["cycles"]
         while time.monotonic() < deadline:
             time.sleep(0.02)
-            now = emulator.stats(self.proc)["cycles"]
+            now = verilator_server.stats(self.proc)["cycles"]
             if now == last:
                 return
             last = now
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = get_config(args.config)
     print(f"building/finding the {cfg.name} emulator ...", file=sys.stderr)
-    emulator.build(cfg)
+    verilator_server.build(cfg)
     rep = run(cfg, args.cases, args.seed, silence=args.silence, array_limit=args.array_limit,
               log=lambda m: print(m, file=sys.stderr))
     print(f"fuzz {cfg.name} seed {args.seed}: {rep.summary()}")

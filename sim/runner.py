@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cocotb
 from cocotb_tools.runner import get_results, get_runner
-from ohmflow.sim.emulator import cache_root, verilator_env
+from ohmflow.sim.verilator_server import cache_root, verilator_env
 
 __all__ = ["BUILD_ARGS", "waves_requested", "build", "run"]
 

@@ -1,7 +1,7 @@
 """The emulator's standard workload: INFO, FORWARD and UPDATE frames, and a stop-and-wait call.
 
-The profile-guided build of the emulator server (`ohmflow.sim.emulator`) trains on it, and the
-speed benchmark (`ohmflow.host.emulator_bench`) times it.
+The profile-guided build of the emulator server (`ohmflow.sim.verilator_server`) trains on it,
+and the speed benchmark (`ohmflow.host.emulator_bench`) times it.
 """
 
 from __future__ import annotations

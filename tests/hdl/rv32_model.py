@@ -1,6 +1,6 @@
 """A reference model of RV32I + Zmmul for the core's tests: an instruction-set simulator and
 instruction encoders, written from the RISC-V unprivileged specification (version 20191213),
-independently of ``hdl/rv32.py``.
+independently of ``hdl/rv32/core.py``.
 
 `Machine` executes one instruction per `step` on a byte-addressed memory dict; traps (ECALL,
 EBREAK, illegal and DIV instructions) restart at address 0, as the core does.

@@ -7,8 +7,8 @@ import pytest
 from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel
 from ohmflow.emulator.fabrication import FIELDS, fabricate
 from ohmflow.emulator.twin import rnd_shift
-from ohmflow.hdl.array import AnalogArray
-from ohmflow.hdl.layouts import Geometry, ProgCmd
+from ohmflow.hdl.tile.array import AnalogArray
+from ohmflow.hdl.tile.layouts import Geometry, ProgCmd
 
 from .hdlbench import recv, run, send
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ohmflow.emulator import prng
 from ohmflow.emulator.config import NOISE_FRAC, PRESETS, ChipConfig
-from ohmflow.hdl.adc import ADC
-from ohmflow.hdl.dac import DAC
-from ohmflow.hdl.noise import ReadNoise
+from ohmflow.hdl.tile.adc import ADC
+from ohmflow.hdl.tile.dac import DAC
+from ohmflow.hdl.tile.noise import ReadNoise
 
 from .hdlbench import recv, run, send
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from ohmflow.hdl.crossbar_read import CrossbarRead
+from ohmflow.hdl.rv32.crossbar_read import CrossbarRead
 
 from tests.hdl.hdlbench import signed32
 

@@ -8,7 +8,7 @@ import pytest
 from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate, nominal
 from ohmflow.emulator.twin import Twin
-from ohmflow.hdl.tile_io import Op, op_cycles
+from ohmflow.hdl.tile.tile_io import Op, op_cycles
 
 from .tilebench import Script, Step, check, execute
 

@@ -15,8 +15,8 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import PRESETS, ChipConfig, get_config
-from ohmflow.hdl import core_map, firmware
-from ohmflow.hdl.core_soc import CoreSoC
+from ohmflow.hdl.rv32 import core_map, firmware
+from ohmflow.hdl.rv32.core_soc import CoreSoC
 from ohmflow.hdl.soc import SoC, make_soc
 
 ODD = dataclasses.replace(PRESETS["tiny"], lanes=1, engine="rv32", name="tiny-rv32")
@@ -122,7 +122,7 @@ def test_the_address_map_in_the_docs_is_generated_from_the_table():
     text = (Path(__file__).resolve().parents[2] / "docs" / "rv32.md").read_text()
     a, b = text.index(core_map.DOC_BEGIN), text.index(core_map.DOC_END) + len(core_map.DOC_END)
     assert text[a:b] == core_map.render_markdown(), \
-        "run python -m ohmflow.hdl.core_map --write"
+        "run python -m ohmflow.hdl.rv32.core_map --write"
 
 
 def test_a_first_build_says_what_it_does_and_how_long_it_took(tmp_path, capsys):

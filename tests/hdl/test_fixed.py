@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Module, Signal, signed
 from ohmflow.emulator.prng import M1, M2
 from ohmflow.emulator.twin import rnd_shift as twin_rnd_shift
-from ohmflow.hdl.fixed import (
+from ohmflow.hdl.lib.fixed import (
     clip,
     csd_digits,
     divmod_const,

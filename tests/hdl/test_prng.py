@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
 from ohmflow.emulator import prng
-from ohmflow.hdl.prng import Lowbias32, gauss
+from ohmflow.hdl.tile.prng import Lowbias32, gauss
 
 from .hdlbench import recv, run, send
 

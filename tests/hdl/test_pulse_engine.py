@@ -10,9 +10,9 @@ from ohmflow.emulator import prng
 from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate
 from ohmflow.emulator.twin import Twin
-from ohmflow.hdl.array import AnalogArray
-from ohmflow.hdl.layouts import ProgCmd
-from ohmflow.hdl.pulse_engine import PulseEngine, PulseMode
+from ohmflow.hdl.tile.array import AnalogArray
+from ohmflow.hdl.tile.layouts import ProgCmd
+from ohmflow.hdl.tile.pulse_engine import PulseEngine, PulseMode
 
 from .hdlbench import recv, run, send
 

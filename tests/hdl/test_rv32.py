@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ohmflow.hdl.rv32 import RV32Core
+from ohmflow.hdl.rv32.core import RV32Core
 
 from tests.hdl import rv32_model as rv
 from tests.hdl.hdlbench import run

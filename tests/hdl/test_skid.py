@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ohmflow.hdl.skid import Skid
+from ohmflow.hdl.lib.skid import Skid
 
 from .hdlbench import recv, run, send
 

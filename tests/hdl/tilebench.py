@@ -8,8 +8,8 @@ import numpy as np
 from ohmflow.emulator.config import COUNTERS, ChipConfig, Settings
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
 from ohmflow.emulator.twin import Twin
-from ohmflow.hdl.tile_controller import TileController
-from ohmflow.hdl.tile_io import COUNTER_NAMES, Op, decode_result, settings_value
+from ohmflow.hdl.tile.tile_controller import TileController
+from ohmflow.hdl.tile.tile_io import COUNTER_NAMES, Op, decode_result, settings_value
 
 from .hdlbench import recv, run, send, signed32
 

@@ -7,7 +7,7 @@ from ohmflow.host.trainer import TrainConfig
 from .test_algorithms import SETTINGS
 from .test_twin_verilator_sameness import same_run
 
-pytest.importorskip("ohmflow.sim.emulator")
+pytest.importorskip("ohmflow.sim.verilator_server")
 
 
 @pytest.mark.slow

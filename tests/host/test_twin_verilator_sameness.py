@@ -7,7 +7,7 @@ from ohmflow.host.datasets import Dataset
 from ohmflow.host.device import TwinDevice
 from ohmflow.host.trainer import TrainConfig, Trainer
 
-emulator = pytest.importorskip("ohmflow.sim.emulator")
+verilator_server = pytest.importorskip("ohmflow.sim.verilator_server")
 
 
 def same_run(cfg: TrainConfig, data: Dataset) -> None:

@@ -116,3 +116,44 @@ def test_the_check_catches_upward_and_torch_imports(tmp_path, monkeypatch):
     found = violations(host / "cli.py")  # the module, and the name from it
     assert sum("upward" in v for v in found) == 2
     assert sum("only ohmflow.nn itself" in v for v in found) == 2
+
+
+#: inside ohmflow.hdl, groups in order: a group may import its own and the groups before it;
+#: the SoC tops (hdl/*.py) may import every group
+HDL_GROUPS = ("lib", "tile", "link", "rv32")
+
+
+def hdl_violations(path: Path) -> list[str]:
+    """Why each import of an hdl module breaks the order of hdl's groups."""
+    me = _module_name(path).split(".")
+    if me[:2] != ["ohmflow", "hdl"] or len(me) < 4 or me[2] not in HDL_GROUPS:
+        return []
+    mine = HDL_GROUPS.index(me[2])
+    bad = []
+    for line, mod in _imports(path):
+        parts = mod.split(".")
+        if parts[:2] != ["ohmflow", "hdl"] or len(parts) < 3:
+            continue
+        theirs = HDL_GROUPS.index(parts[2]) if parts[2] in HDL_GROUPS else len(HDL_GROUPS)
+        if theirs > mine:
+            bad.append(f"{path.relative_to(ROOT)}:{line} imports {mod}: hdl/{me[2]} may import "
+                       f"only {', '.join(HDL_GROUPS[: mine + 1])}")
+    return bad
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "hdl").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_hdl_groups_import_in_order(path):
+    assert hdl_violations(path) == []
+
+
+def test_the_hdl_check_catches_a_tile_importing_the_link(tmp_path, monkeypatch):
+    tile = tmp_path / "hdl" / "tile"
+    tile.mkdir(parents=True)
+    (tile / "x.py").write_text("from ohmflow.hdl.link.framing import FrameRx\n"
+                               "from ohmflow.hdl.lib.fixed import clip\n")
+    (tile / "y.py").write_text("from ohmflow.hdl.soc import SoC\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = hdl_violations(tile / "x.py")  # the module, and the name from it
+    assert len(found) == 2 and all("ohmflow.hdl.link.framing" in v for v in found)
+    assert "hdl/tile may import only lib, tile" in hdl_violations(tile / "y.py")[0]

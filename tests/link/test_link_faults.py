@@ -115,7 +115,7 @@ def test_missing_port_names_it_and_suggests_alternatives():
 def test_verilator_server_unavailable_is_a_clear_error(monkeypatch):
     import ohmflow.sim
 
-    monkeypatch.setitem(sys.modules, "ohmflow.sim.emulator", None)
+    monkeypatch.setitem(sys.modules, "ohmflow.sim.verilator_server", None)
     monkeypatch.delattr(ohmflow.sim, "emulator", raising=False)  # imported by another test
     with pytest.raises(DeviceError, match="server='twin'"):
         EmulatorDevice(CFG)

@@ -25,7 +25,7 @@ def test_mlp_example_learns_on_the_twin(capsys):
 
 def test_mlp_example_on_verilator_is_the_twin_run():
     """One epoch with --backend verilator ends with the twin run's accuracy and loss lines."""
-    pytest.importorskip("ohmflow.sim.emulator")
+    pytest.importorskip("ohmflow.sim.verilator_server")
     mod = example("mlp_digits")
     logs = {b: [] for b in ("twin", "verilator")}
     for b, out in logs.items():

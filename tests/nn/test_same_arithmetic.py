@@ -70,7 +70,7 @@ def test_a_mapped_network_on_four_chips_through_torch_ends_as_ohmflow_train():
 def test_digits_mlp_through_torch_ends_as_ohmflow_train_on_verilator(digits):
     """64-8-10 on the default emulator, one epoch of 96 samples (batch 16), seed 5: the torch
     run on the RTL ends with the trainer's states on the RTL and on the twin."""
-    pytest.importorskip("ohmflow.sim.emulator")
+    pytest.importorskip("ohmflow.sim.verilator_server")
     data = small(digits, 96, 20)
     cfg = TrainConfig(hidden=(8,), epochs=1, seed=5, batch=16, float_baseline=False)
     twin = Trainer(cfg, twins(cfg), data)
@@ -113,7 +113,7 @@ def test_torch_cross_entropy_gradient_agrees_with_the_trainers_to_a_few_ulp(digi
 def test_a_conv_and_linear_model_runs_on_verilator_as_on_the_twin():
     """AnalogConv2d (2 -> 3 channels, 3x3, stride 2) and AnalogLinear on the default emulator:
     forward, input gradient, one AnalogSGD step and the next forward equal the twin's."""
-    pytest.importorskip("ohmflow.sim.emulator")
+    pytest.importorskip("ohmflow.sim.verilator_server")
 
     def run(chips):
         torch.manual_seed(7)

@@ -2,7 +2,7 @@
 
 import pytest
 from ohmflow.emulator.config import PRESETS
-from ohmflow.sim import emulator
+from ohmflow.sim import verilator_server
 
 CFG = PRESETS["tiny"]
 
@@ -10,12 +10,12 @@ CFG = PRESETS["tiny"]
 @pytest.fixture(scope="session")
 def tiny_exe():
     """The cached emulator executable of the tiny chip."""
-    return emulator.build(CFG)
+    return verilator_server.build(CFG)
 
 
 @pytest.fixture
 def tiny_server(tiny_exe):
     """A running tiny emulator server: (process, port); stopped afterwards."""
-    proc, port = emulator.start(tiny_exe)
+    proc, port = verilator_server.start(tiny_exe)
     yield proc, port
-    emulator.stop(proc)
+    verilator_server.stop(proc)

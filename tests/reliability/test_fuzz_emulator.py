@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 from ohmflow.emulator import protocol as P
-from ohmflow.sim import emulator, fuzz
+from ohmflow.sim import fuzz, verilator_server
 from ohmflow.sim.replies import compare_replies
 
 from .conftest import CFG
@@ -23,7 +23,7 @@ def chip(request, tiny_exe):
     """(config, emulator executable) of the tiny chip on each engine."""
     if request.param == "tile":
         return CFG, tiny_exe
-    return RV32, emulator.build(RV32)
+    return RV32, verilator_server.build(RV32)
 
 CASES = int(os.environ.get("OHMFLOW_FUZZ_CASES", "200"))
 SEED = int(os.environ.get("OHMFLOW_FUZZ_SEED", "20261128"))

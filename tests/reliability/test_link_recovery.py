@@ -14,7 +14,7 @@ from ohmflow.host.device import DeviceError, TwinDevice
 from ohmflow.host.link import EmulatorDevice, LinkDevice
 from ohmflow.host.soak import blobs, train_config
 from ohmflow.host.trainer import Trainer
-from ohmflow.sim import emulator
+from ohmflow.sim import verilator_server
 
 from tests.link.faults import FaultyPort
 
@@ -84,7 +84,7 @@ def test_a_short_stall_is_ridden_out_by_retries(tiny_server):
 
 
 def test_a_killed_server_is_a_clear_error_in_bounded_time(tiny_exe):
-    proc, port = emulator.start(tiny_exe)
+    proc, port = verilator_server.start(tiny_exe)
     try:
         dev, fp = connect(port)
         fp.plan("FORWARD", "on_send", proc.kill)
@@ -94,14 +94,14 @@ def test_a_killed_server_is_a_clear_error_in_bounded_time(tiny_exe):
         assert time.monotonic() - t0 < 10
         dev.close()
     finally:
-        emulator.stop(proc)
+        verilator_server.stop(proc)
 
 
 def test_training_killed_mid_epoch_resumes_bit_identically(tiny_exe, tmp_path):
     cfg, data = train_config(seed=4, epochs=3), blobs(4)
     whole = Trainer(cfg, TwinDevice(CFG), data)
     whole.run()
-    proc, port = emulator.start(tiny_exe)
+    proc, port = verilator_server.start(tiny_exe)
     try:
         dev, fp = connect(port, timeout=1.0)
         first = Trainer(cfg, dev, data, out_dir=tmp_path)
@@ -114,7 +114,7 @@ def test_training_killed_mid_epoch_resumes_bit_identically(tiny_exe, tmp_path):
         assert first.epoch == 1
         dev.close()
     finally:
-        emulator.stop(proc)
+        verilator_server.stop(proc)
     assert (tmp_path / checkpoint.FILENAME).read_bytes() == saved
     checkpoint.load(tmp_path / checkpoint.FILENAME)
     with EmulatorDevice(CFG, server="verilator", timeout=5.0) as fresh:

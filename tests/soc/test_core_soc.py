@@ -17,7 +17,7 @@ import pytest
 import serial
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import PRESETS, get_config
-from ohmflow.sim import emulator
+from ohmflow.sim import verilator_server
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 
 from .test_emulator_e2e import call
@@ -30,12 +30,12 @@ CONFIGS = {"icebreaker": get_config("icebreaker"), "tiny-rv32": ODD}
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def server(request):
     cfg = CONFIGS[request.param]
-    exe = emulator.build(cfg)
-    proc, port = emulator.start(exe)
+    exe = verilator_server.build(cfg)
+    proc, port = verilator_server.start(exe)
     link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=10)
     yield cfg, proc, link
     link.close()
-    emulator.stop(proc)
+    verilator_server.stop(proc)
 
 
 def session(cfg, link, rng_seed: int, frames: int) -> int:
@@ -94,7 +94,7 @@ def test_the_model_rests_while_no_byte_arrives(server):
     clocking it (the emulator's cycle count stands still while the line is quiet)."""
     _cfg, proc, link = server
     call(link, P.encode_frame(P.command("GET").opcode, 9, b""))
-    before = emulator.stats(proc)["cycles"]
+    before = verilator_server.stats(proc)["cycles"]
     time.sleep(0.3)
-    after = emulator.stats(proc)["cycles"]
+    after = verilator_server.stats(proc)["cycles"]
     assert after - before < 5000, (before, after)

@@ -7,7 +7,7 @@ import pytest
 import serial
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import get_config
-from ohmflow.sim import emulator
+from ohmflow.sim import verilator_server
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 
 CONFIG = "tiny"
@@ -15,16 +15,16 @@ CONFIG = "tiny"
 
 @pytest.fixture(scope="module")
 def exe():
-    return emulator.build(CONFIG)
+    return verilator_server.build(CONFIG)
 
 
 @pytest.fixture
 def link(exe):
-    proc, port = emulator.start(exe)
+    proc, port = verilator_server.start(exe)
     port_ = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=10)
     yield proc, port_
     port_.close()
-    emulator.stop(proc)
+    verilator_server.stop(proc)
 
 
 def call(port, frame: bytes, timeout: float = 20.0) -> P.Frame:
@@ -76,7 +76,7 @@ def test_random_session(link):
         reply = call(port, f)
         sb.received += P.encode_frame(reply.opcode, reply.seq, reply.payload)
     assert sb.compare() == 300
-    st = emulator.stats(proc)
+    st = verilator_server.stats(proc)
     assert st["rx"] > 0 and st["tx"] > 0 and st["cycles"] > 0
 
 

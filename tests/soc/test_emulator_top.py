@@ -6,18 +6,18 @@ import re
 import numpy as np
 from amaranth.sim import Simulator
 from ohmflow.emulator.config import get_config
-from ohmflow.hdl.clock_gate import GATE_TAIL
 from ohmflow.hdl.emulator_top import POWER_ON_CYCLES, EmulatorTop
+from ohmflow.hdl.lib.clock_gate import GATE_TAIL
 from ohmflow.hdl.soc import SoC
-from ohmflow.hdl.tile_io import Op, op_cycles
-from ohmflow.sim import emulator
+from ohmflow.hdl.tile.tile_io import Op, op_cycles
+from ohmflow.sim import verilator_server
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 
 CFG = get_config("tiny")
 
 
 def test_ports_have_no_reset():
-    v = emulator.soc_verilog(CFG)
+    v = verilator_server.soc_verilog(CFG)
     ports = re.search(r"^module top\(([^)]*)\)", v, re.M).group(1)
     assert sorted(p.strip() for p in ports.split(",")) == sorted(
         ["clk", "rx__valid", "rx__ready", "rx__payload", "tx__valid", "tx__ready", "tx__payload",

@@ -7,7 +7,7 @@ from amaranth.hdl import Module
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 from ohmflow.emulator import protocol as P
-from ohmflow.hdl.framing import (
+from ohmflow.hdl.link.framing import (
     BANKS,
     LINK_CRC,
     ElementReader,

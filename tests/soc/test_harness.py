@@ -13,7 +13,7 @@ import pytest
 import serial
 from amaranth.back import verilog
 from ohmflow.emulator.config import get_config
-from ohmflow.sim import emulator
+from ohmflow.sim import verilator_server
 
 from .echo import Echo
 
@@ -26,14 +26,14 @@ def echo_verilog(mask: int) -> str:
 
 @pytest.fixture(scope="session")
 def echo_exe():
-    return emulator.build_verilog(echo_verilog(MASK))
+    return verilator_server.build_verilog(echo_verilog(MASK))
 
 
 @pytest.fixture
 def server(echo_exe):
-    proc, port = emulator.start(echo_exe)
+    proc, port = verilator_server.start(echo_exe)
     yield proc, port
-    emulator.stop(proc)
+    verilator_server.stop(proc)
 
 
 def expected(data: bytes) -> bytes:
@@ -55,7 +55,7 @@ def test_echo_random_chunks(server):
             assert link.read(len(data)) == expected(data)
     finally:
         link.close()
-    st = emulator.stats(proc)
+    st = verilator_server.stats(proc)
     assert st["rx"] == st["tx"] > 0
     assert st["cycles"] >= st["rx"]
 
@@ -87,9 +87,9 @@ def test_reconnect_and_idle(server):
             assert link.read(n) == expected(data)
         finally:
             link.close()
-    a = emulator.stats(proc)
+    a = verilator_server.stats(proc)
     time.sleep(0.3)
-    b = emulator.stats(proc)
+    b = verilator_server.stats(proc)
     assert b["cycles"] == a["cycles"], "an idle model must not be clocked"
     assert b["wall_s"] - b["busy_s"] > a["wall_s"] - a["busy_s"]
 
@@ -98,7 +98,7 @@ def test_given_port_and_stop(echo_exe):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    proc, port = emulator.start(echo_exe, port=free)
+    proc, port = verilator_server.start(echo_exe, port=free)
     try:
         assert port == free
         link = connect(port)
@@ -106,39 +106,41 @@ def test_given_port_and_stop(echo_exe):
         assert link.read(3) == expected(b"ohm")
         link.close()
     finally:
-        final = emulator.stop(proc)
+        final = verilator_server.stop(proc)
     assert proc.returncode == 0
     assert final is not None and final["rx"] == 3
 
 
 def test_build_cache(echo_exe):
     t = time.monotonic()
-    assert emulator.build_verilog(echo_verilog(MASK)) == echo_exe
+    assert verilator_server.build_verilog(echo_verilog(MASK)) == echo_exe
     assert time.monotonic() - t < 5.0, "a cached build must not recompile"
     assert not list(echo_exe.parent.rglob("*.gch")), "precompiled headers must be deleted"
-    other = emulator.build_verilog(echo_verilog(0x00))
+    other = verilator_server.build_verilog(echo_verilog(0x00))
     assert other != echo_exe and other.exists()
     v = echo_verilog(MASK)
-    assert emulator._key(v, emulator.VERILATOR_FLAGS) != emulator._key(v, ("-O2",))
+    flags = verilator_server.VERILATOR_FLAGS
+    assert verilator_server._key(v, flags) != verilator_server._key(v, ("-O2",))
 
 
 def test_soc_verilog_is_cached_on_disk(tmp_path, monkeypatch):
     """The emulator's Verilog is elaborated once per config and sources, then read back."""
     monkeypatch.setenv("OHMFLOW_CACHE", str(tmp_path))
-    monkeypatch.setattr(emulator, "_VERILOG_MEMO", {})
-    v = emulator.soc_verilog("tiny")
+    monkeypatch.setattr(verilator_server, "_VERILOG_MEMO", {})
+    v = verilator_server.soc_verilog("tiny")
     files = list((tmp_path / "emulator" / "verilog").glob("*.v"))
     assert [f.read_text() for f in files] == [v]
-    emulator._VERILOG_MEMO.clear()
+    verilator_server._VERILOG_MEMO.clear()
     monkeypatch.setattr(verilog, "convert", lambda *a, **k: pytest.fail("elaborated again"))
-    assert emulator.soc_verilog("tiny") == v
-    assert emulator._verilog_key(get_config("tiny")) != emulator._verilog_key(
+    assert verilator_server.soc_verilog("tiny") == v
+    assert verilator_server._verilog_key(get_config("tiny")) != verilator_server._verilog_key(
         get_config("default"))
 
 
 def test_bad_verilog_reports_the_error(tmp_path, capsys):
     with pytest.raises(RuntimeError, match="Verilator build failed"):
-        emulator.build_verilog("module top(input clk); wire x = ; endmodule\n", cache=tmp_path)
+        verilator_server.build_verilog("module top(input clk); wire x = ; endmodule\n",
+                                       cache=tmp_path)
     assert "building the Verilator emulator" in capsys.readouterr().err  # said before it failed
     assert not list(tmp_path.glob("build-*")), "a failed build leaves no folder behind"
 
@@ -170,7 +172,7 @@ def test_profile_guided_build(tmp_path, capsys):
     seen = []
 
     def train(exe):
-        proc, port = emulator.start(exe)
+        proc, port = verilator_server.start(exe)
         try:
             link = connect(port)
             data = bytes(range(256)) * 20
@@ -178,29 +180,29 @@ def test_profile_guided_build(tmp_path, capsys):
             seen.append(link.read(len(data)) == expected(data))
             link.close()
         finally:
-            emulator.stop(proc)
+            verilator_server.stop(proc)
 
-    exe = emulator.build_verilog(echo_verilog(MASK), cache=tmp_path, train=train)
+    exe = verilator_server.build_verilog(echo_verilog(MASK), cache=tmp_path, train=train)
     assert seen == [True]
     err = capsys.readouterr().err  # a first build says what it does and how long it took
     assert "building the Verilator emulator (profile-guided)" in err and str(exe.parent) in err
     assert re.search(r"emulator built in \d+ s", err)
     lines = (exe.parent / "command.txt").read_text().splitlines()
     assert "-fprofile-generate=" in lines[0] and "-fprofile-use=" in lines[1]
-    assert exe != emulator.build_verilog(echo_verilog(MASK), cache=tmp_path), "keyed apart"
+    assert exe != verilator_server.build_verilog(echo_verilog(MASK), cache=tmp_path), "keyed apart"
 
     def broken(exe):
         raise RuntimeError("workload broke")
 
-    other = emulator.build_verilog(echo_verilog(0x11), cache=tmp_path / "b", train=broken)
+    other = verilator_server.build_verilog(echo_verilog(0x11), cache=tmp_path / "b", train=broken)
     note = (other.parent / "command.txt").read_text()
     assert "workload failed (workload broke)" in note and "-fprofile-use=" not in note
-    proc, port = emulator.start(other)
+    proc, port = verilator_server.start(other)
     try:
         link = connect(port)
         link.write(b"\x00\x11")
         assert link.read(2) == b"\x11\x00"
         link.close()
     finally:
-        emulator.stop(proc)
+        verilator_server.stop(proc)
     assert not list(tmp_path.rglob("*.gcda")), "profiles are deleted with the object folder"

@@ -7,7 +7,7 @@ import random
 import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
-from ohmflow.hdl.uart import UART, uart_divisor
+from ohmflow.hdl.link.uart import UART, uart_divisor
 
 from .uart_model import decode, encode
 

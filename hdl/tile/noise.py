@@ -10,8 +10,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import ChipConfig
-from ohmflow.hdl.adc import NOISE_SHAPE
-from ohmflow.hdl.prng import Lowbias32, gauss
+from ohmflow.hdl.tile.adc import NOISE_SHAPE
+from ohmflow.hdl.tile.prng import Lowbias32, gauss
 
 __all__ = ["ReadNoise"]
 

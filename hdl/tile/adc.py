@@ -15,8 +15,8 @@ from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import GAIN_BITS, NOISE_FRAC, SHIFT_BITS, SIGMA_BITS, ChipConfig
-from ohmflow.hdl.fixed import clip
-from ohmflow.hdl.skid import Skid
+from ohmflow.hdl.lib.fixed import clip
+from ohmflow.hdl.lib.skid import Skid
 
 __all__ = ["ADC", "NOISE_SHAPE"]
 

@@ -2,12 +2,12 @@
 
 The lane-parallel tile (`ohmflow.hdl.soc.SoC`) needs about 3.4 times the UP5K's logic cells
 with any config; this SoC serves the same bytes (docs/protocol.md) and computes the same
-integers (docs/numerics.md) with an `RV32Core` and the firmware of `ohmflow.hdl.firmware`:
+integers (docs/numerics.md) with an `RV32Core` and the firmware of `ohmflow.hdl.rv32.firmware`:
 
 - block RAM at 0: the firmware image, sized to it, read only (code and constants);
 - SPRAM: four 16 K x 16 iCE40 SPRAMs as two 32-bit banks (`SpramBank`): frame buffers, device
   states and maps, the stack;
-- I/O (`ohmflow.hdl.core_map.IO`): a 512-byte receive FIFO, the transmit register, the byte
+- I/O (`ohmflow.hdl.rv32.core_map.IO`): a 512-byte receive FIFO, the transmit register, the byte
   timeout's silence timer, the link's CRC-32 over the bytes taken and sent, a cycle counter;
 - the crossbar read (`CrossbarRead`): the exact sums of the forward and transposed reads from
   the states in SPRAM, one product a cycle, when the config's sums fit its 32 bits.
@@ -28,13 +28,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig, get_config
-from ohmflow.hdl import core_map, crossbar_read
-from ohmflow.hdl.checked import Checked
-from ohmflow.hdl.crossbar_read import CrossbarRead
-from ohmflow.hdl.framing import crc32_update
-from ohmflow.hdl.rv32 import RV32Core
-from ohmflow.hdl.spram import WORDS, SpramBank
-from ohmflow.hdl.uart import UART
+from ohmflow.hdl.lib.checked import Checked
+from ohmflow.hdl.link.framing import crc32_update
+from ohmflow.hdl.link.uart import UART
+from ohmflow.hdl.rv32 import core_map, crossbar_read
+from ohmflow.hdl.rv32.core import RV32Core
+from ohmflow.hdl.rv32.crossbar_read import CrossbarRead
+from ohmflow.hdl.rv32.spram import WORDS, SpramBank
 
 __all__ = ["CoreSoC", "RX_FIFO_DEPTH"]
 
@@ -60,7 +60,7 @@ class CoreSoC(Checked, wiring.Component):
 
     def __init__(self, cfg: ChipConfig | str, *, uart_divisor: int | None = None,
                  byte_timeout: int | None = None):
-        from ohmflow.hdl import firmware
+        from ohmflow.hdl.rv32 import firmware
 
         self.cfg = get_config(cfg)
         self.firmware = firmware.build(self.cfg)

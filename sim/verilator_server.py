@@ -8,8 +8,8 @@ Verilog, the harness source, the build flags and the Verilator version: a change
 the chip config rebuilds, anything else reuses. `build` compiles profile-guided (a GCC profile
 from a short FORWARD/UPDATE workload on an instrumented build). See docs/emulator.md.
 
-Command line: ``python -m ohmflow.sim.emulator [--config NAME|FILE.toml] [--port N]`` builds and
-serves in the foreground.
+Command line: ``python -m ohmflow.sim.verilator_server [--config NAME|FILE.toml] [--port N]``
+builds and serves in the foreground.
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> dict[str, float] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ohmflow.sim.emulator", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m ohmflow.sim.verilator_server", description=__doc__)
     ap.add_argument("--config", default="default", help="preset name or .toml file")
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
     ap.add_argument("--poll", type=int, default=DEFAULT_POLL, help="cycles between socket polls")

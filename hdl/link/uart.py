@@ -16,7 +16,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal
 from amaranth.lib import cdc, stream, wiring
 from amaranth.lib.wiring import In, Out
-from ohmflow.hdl.checked import Checked
+from ohmflow.hdl.lib.checked import Checked
 
 __all__ = ["UART", "uart_divisor", "MIN_DIVISOR"]
 

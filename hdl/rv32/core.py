@@ -24,7 +24,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
-from ohmflow.hdl.regfile import RegisterFile
+from ohmflow.hdl.rv32.regfile import RegisterFile
 
 __all__ = ["BusSignature", "RV32Core"]
 

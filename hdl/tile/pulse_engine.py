@@ -24,7 +24,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SQRT_FRAC, ChipConfig
-from ohmflow.hdl.fixed import (
+from ohmflow.hdl.lib.fixed import (
     divmod_const,
     popcount,
     rnd_shift,
@@ -32,9 +32,9 @@ from ohmflow.hdl.fixed import (
     thermometer,
     times,
 )
-from ohmflow.hdl.layouts import Geometry
-from ohmflow.hdl.prng import Lowbias32, gauss
-from ohmflow.hdl.tile_io import WORD
+from ohmflow.hdl.tile.layouts import Geometry
+from ohmflow.hdl.tile.prng import Lowbias32, gauss
+from ohmflow.hdl.tile.tile_io import WORD
 
 __all__ = ["PulseEngine", "PulseMode"]
 

@@ -1,6 +1,6 @@
 /* The rv32 engine's firmware: shared types, I/O access and the units' interfaces.
  *
- * chip.h is generated for each chip config by ohmflow.hdl.firmware: sizes, formats, protocol
+ * chip.h is generated for each chip config by ohmflow.hdl.rv32.firmware: sizes, formats, protocol
  * constants, defaults, the address map and tables. Everything the firmware computes follows
  * docs/numerics.md; everything it sends and accepts follows docs/protocol.md. */
 #ifndef OHMFLOW_FIRMWARE_H

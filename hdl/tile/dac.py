@@ -23,8 +23,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import ChipConfig
-from ohmflow.hdl.fixed import clip
-from ohmflow.hdl.tile_io import WORD
+from ohmflow.hdl.lib.fixed import clip
+from ohmflow.hdl.tile.tile_io import WORD
 
 __all__ = ["DAC"]
 

@@ -16,7 +16,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.crc import Algorithm, Processor
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.hdl.checked import Checked
+from ohmflow.hdl.lib.checked import Checked
 
 __all__ = ["Command", "LINK_CRC", "crc32_update", "Event", "TxRequest", "FrameRx", "FrameTx",
            "ReadJob", "WriteJob", "ElementReader", "ByteWriter", "BANKS", "NO_LIMIT"]

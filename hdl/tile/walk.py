@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Mux, Signal
 from ohmflow.emulator.config import ChipConfig
-from ohmflow.hdl.layouts import Geometry
+from ohmflow.hdl.tile.layouts import Geometry
 
 __all__ = ["Walk"]
 

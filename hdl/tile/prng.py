@@ -11,7 +11,7 @@ from amaranth.hdl import Module, Shape, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.prng import M1, M2
-from ohmflow.hdl.fixed import add_levels, csd_terms, mod_difference
+from ohmflow.hdl.lib.fixed import add_levels, csd_terms, mod_difference
 
 __all__ = ["Lowbias32", "gauss", "hash_layout"]
 

@@ -24,8 +24,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import C2C_FRAC, SLOPE_FRAC, ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap, nominal
-from ohmflow.hdl.fixed import clip, mul_lut, rnd_shift, rotate, sum_tree
-from ohmflow.hdl.layouts import Geometry, ProgCmd
+from ohmflow.hdl.lib.fixed import clip, mul_lut, rnd_shift, rotate, sum_tree
+from ohmflow.hdl.tile.layouts import Geometry, ProgCmd
 
 __all__ = ["AnalogArray"]
 

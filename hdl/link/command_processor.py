@@ -19,8 +19,8 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import NOISE_FRAC, SETTING_NAMES, ChipConfig, Settings
 from ohmflow.emulator.fabrication import FIELDS
-from ohmflow.hdl.fixed import mul_const
-from ohmflow.hdl.framing import (
+from ohmflow.hdl.lib.fixed import mul_const
+from ohmflow.hdl.link.framing import (
     ADDR_BITS,
     BANKS,
     NO_LIMIT,
@@ -30,7 +30,7 @@ from ohmflow.hdl.framing import (
     FrameRx,
     FrameTx,
 )
-from ohmflow.hdl.tile_io import (
+from ohmflow.hdl.tile.tile_io import (
     COUNTER_NAMES,
     RESULT,
     Op,

@@ -16,16 +16,16 @@ from amaranth.lib.memory import Memory
 from ohmflow.emulator import prng
 from ohmflow.emulator.config import ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap
-from ohmflow.hdl.adc import ADC
-from ohmflow.hdl.array import AnalogArray
-from ohmflow.hdl.clock_gate import gate_domain
-from ohmflow.hdl.dac import DAC
-from ohmflow.hdl.fixed import clip, divmod_const
-from ohmflow.hdl.layouts import Geometry, ProgCmd
-from ohmflow.hdl.noise import ReadNoise
-from ohmflow.hdl.prng import Lowbias32
-from ohmflow.hdl.pulse_engine import PulseEngine, PulseMode
-from ohmflow.hdl.tile_io import (
+from ohmflow.hdl.lib.clock_gate import gate_domain
+from ohmflow.hdl.lib.fixed import clip, divmod_const
+from ohmflow.hdl.tile.adc import ADC
+from ohmflow.hdl.tile.array import AnalogArray
+from ohmflow.hdl.tile.dac import DAC
+from ohmflow.hdl.tile.layouts import Geometry, ProgCmd
+from ohmflow.hdl.tile.noise import ReadNoise
+from ohmflow.hdl.tile.prng import Lowbias32
+from ohmflow.hdl.tile.pulse_engine import PulseEngine, PulseMode
+from ohmflow.hdl.tile.tile_io import (
     COUNTER_BITS,
     COUNTER_NAMES,
     RESULT,
@@ -34,7 +34,7 @@ from ohmflow.hdl.tile_io import (
     cmd_layout,
     settings_layout,
 )
-from ohmflow.hdl.walk import Walk
+from ohmflow.hdl.tile.walk import Walk
 
 __all__ = ["TileController"]
 
@@ -54,7 +54,7 @@ class TileController(wiring.Component):
     Its ports are the far end of a `TileLink` (``cmd``, ``data_in``, ``data_out``, ``settings``,
     ``busy``): a command processor connects to it with one ``wiring.connect``.
 
-    ``gate_units`` (simulation only, `ohmflow.hdl.clock_gate`) clocks the pulse engine only in
+    ``gate_units`` (simulation only, `ohmflow.hdl.lib.clock_gate`) clocks the pulse engine only in
     UPDATE and PULSE, the DAC, ADC and read noise only in FORWARD and BACKWARD, and the array
     only while a beat is offered or in flight.
     """

@@ -1,0 +1,2 @@
+"""Gateware helpers: fixed-point arithmetic, stream register slices, clock gating, checked
+constructors."""

@@ -1,0 +1,1 @@
+"""The ``rv32`` engine: a small RV32 core, its SoC, memory map and firmware."""
