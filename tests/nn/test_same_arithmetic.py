@@ -190,7 +190,7 @@ def test_ttv2_through_torch_on_verilator_ends_as_ohmflow_train(digits):
     """64-8-10 with ttv2 on the default emulator, one epoch of 64 samples (batch 16), seed 5:
     the torch run on the RTL ends with the trainer's arrays, buffers and ledger counts on the
     RTL (cycles included) and the twin's arrays and buffers."""
-    pytest.importorskip("ohmflow.sim.emulator")
+    pytest.importorskip("ohmflow.sim.verilator_server")
     data = small(digits, 64)
     cfg = TrainConfig(hidden=(8,), epochs=1, seed=5, batch=16, float_baseline=False,
                       algorithm="ttv2")
