@@ -212,12 +212,27 @@ def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_st
 
 
 @njit(cache=True)
-def pulse(w, n, up, c2c_base, nonce, rows, dw_std, sqrt, su, sd, ku, kd, wmax, wmin):
-    """Deterministic pulses (§5.5): n[j, i] pulses, up[j, i] their direction, one nonce."""
+def pulse_line(w, along_row, index, counts, bound, c2c_base, nonce, rows, dw_std, sqrt, su, sd,
+               ku, kd, wmax, wmin):
+    """Deterministic pulses (§5.5) on one line, one nonce: |counts[k]| pulses, up if > 0.
+
+    ``along_row``: devices (k, index) (a row of inputs: one device per output k); otherwise
+    devices (index, k). Returns the pulses sent, or -1 (nothing changed) if a count lies outside
+    ±``bound``.
+    """
+    for k in range(counts.shape[0]):
+        if counts[k] > bound or counts[k] < -bound:
+            return -1
     c2c = _nonce_key(c2c_base, nonce, 0)
-    for j in range(n.shape[0]):
-        for i in range(n.shape[1]):
-            if n[j, i] > 0:
-                word = _hash(c2c ^ np.uint64(j * rows + i))
-                w[j, i] = _respond(w[j, i], n[j, i], up[j, i], su[j, i], sd[j, i], ku[j, i],
-                                   kd[j, i], wmin[j, i], wmax[j, i], word, dw_std, sqrt)
+    total = 0
+    for k in range(counts.shape[0]):
+        c = counts[k]
+        if c != 0:
+            n = c if c > 0 else -c
+            j = k if along_row else index
+            i = index if along_row else k
+            word = _hash(c2c ^ np.uint64(j * rows + i))
+            w[j, i] = _respond(w[j, i], n, c > 0, su[j, i], sd[j, i], ku[j, i], kd[j, i],
+                               wmin[j, i], wmax[j, i], word, dw_std, sqrt)
+            total += n
+    return total

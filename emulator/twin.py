@@ -256,22 +256,19 @@ class Twin:
         length = n_out if axis == "row" else n_in
         bl = self.cfg.bl_max
         c = _int_array("pulse counts", np.asarray(counts)[None, :] if np.ndim(counts) == 1
-                       else counts, 2, -bl, bl)
+                       else counts, 2, -bl, bl, check=False)
         if c.shape != (1, length):
+            if c.size and (c.min() < -bl or c.max() > bl):
+                raise _range_error("pulse counts", c, -bl, bl)
             raise ValueError(f"pulse counts on a {axis} must have length {length}, got "
                              f"{np.shape(counts)}")
-        n = np.zeros((n_out, n_in), dtype=np.int64)
-        up = np.zeros((n_out, n_in), dtype=np.bool_)
-        if axis == "row":
-            n[:, index] = np.abs(c[0])
-            up[:, index] = c[0] > 0
-        else:
-            n[index, :] = np.abs(c[0])
-            up[index, :] = c[0] > 0
         s = self.settings
-        kernels.pulse(self.weights[tile], n, up, prng.domain_base(s.seed, prng.DOMAIN_C2C),
-                      self._take_nonces(1), self.cfg.rows, s.dw_std, self._sqrt,
-                      *self._tile_map(tile))
+        pulses = kernels.pulse_line(self.weights[tile], axis == "row", index, c[0], bl,
+                                    prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce,
+                                    self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile))
+        if pulses < 0:
+            raise _range_error("pulse counts", c, -bl, bl)
+        self._take_nonces(1)
         cnt = self.counters[tile]
         cnt["pulse_ops"] += 1
-        cnt["pulses"] += int(n.sum())
+        cnt["pulses"] += pulses

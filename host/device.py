@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from ohmflow.emulator.config import COUNTERS, ChipConfig, Settings, get_config
+from ohmflow.emulator.config import ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
 from ohmflow.emulator.twin import Twin
@@ -46,6 +46,8 @@ class Device(ABC):
     """
 
     config: ChipConfig
+    #: calls wait with the GIL released (a link), so chips gain from a worker thread each
+    concurrent: bool = True
 
     @abstractmethod
     def info(self) -> DeviceInfo:
@@ -140,6 +142,8 @@ class Device(ABC):
 class TwinDevice(Device):
     """The bit-exact twin, in process: the fastest backend and the reference for the others."""
 
+    concurrent = False  # computes in the caller's thread holding the GIL
+
     def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None):
         self.config = get_config(config)
         self.twin = Twin(self.config, device_map=device_map)
@@ -185,7 +189,7 @@ class TwinDevice(Device):
 
     def tile_counters(self, tile: int) -> dict[str, int]:
         c = self.twin.counters[self._check_tile(tile)]
-        return {k: c[k] for k in COUNTERS}
+        return dict(c)  # the twin's counters are exactly COUNTERS, in order
 
 
 def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:

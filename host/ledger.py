@@ -32,8 +32,6 @@ import json
 import numbers
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ohmflow.emulator.config import COUNTERS
@@ -53,6 +51,63 @@ def _check_count(name: str, value: object) -> int:
     if value < 0:
         raise ValueError(f"counter {name!r} must be non-negative, got {value}")
     return int(value)
+
+
+class _Phase:
+    """The context manager of `CostLedger.phase` (a class: it runs once per device call)."""
+
+    __slots__ = ("ledger", "layer", "phase", "device", "tile", "settings", "shape", "before",
+                 "key", "t0")
+
+    def __init__(self, ledger: CostLedger, layer: str, phase: str, device, tile: int):
+        self.ledger, self.layer, self.phase, self.device, self.tile = (ledger, layer, phase,
+                                                                        device, tile)
+
+    def __enter__(self) -> None:
+        led, device, tile = self.ledger, self.device, self.tile
+        key = self.key = id(device)
+        if key in led._active:
+            raise ValueError("ledger.phase blocks on the same device must not nest")
+        if led.clock_hz is None:
+            led.clock_hz = float(device.config.clock_hz)
+        settings = self.settings = device.settings()
+        n_in, n_out = self.shape = tuple(int(v) for v in settings.shapes[tile])
+        if settings.in_bits > led.in_bits:
+            led.in_bits = settings.in_bits
+        if settings.out_bits > led.out_bits:
+            led.out_bits = settings.out_bits
+        led.shapes[self.layer] = (n_in, n_out)
+        self.before = dict(device.tile_counters(tile))
+        led._active.add(key)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        wall = time.perf_counter() - self.t0
+        led = self.ledger
+        led._active.discard(self.key)
+        if exc_type is not None:
+            return False
+        after = self.device.tile_counters(self.tile)
+        before = self.before
+        deltas = {}
+        for name in DEVICE_COUNTERS:
+            if name in after and name in before:
+                d = int(after[name]) - int(before[name])
+                if d < 0:
+                    raise ValueError(f"counter {name!r} of tile {self.tile} went down by {-d} "
+                                     f"during {self.layer}/{self.phase}: was the device reset "
+                                     "inside the block?")
+                deltas[name] = d
+        n_in, n_out = self.shape
+        samples = deltas.get("update_samples", 0)
+        deltas["calls"] = 1
+        deltas["weight_elems"] = n_in * n_out
+        deltas["device_updates"] = samples * n_in * n_out
+        deltas["update_values"] = samples * (n_in + n_out)
+        deltas["pulse_slots"] = (samples * self.settings.bl
+                                 + deltas.get("pulse_ops", 0) * self.device.config.bl_max)
+        led._accumulate(self.layer, self.phase, deltas, wall)
+        return False
 
 
 def _check_phase(phase: str) -> str:
@@ -84,48 +139,13 @@ class CostLedger:
         self._lock = threading.Lock()
 
     # ----- recording -----
-    @contextmanager
-    def phase(self, layer: str, phase: str, device, tile: int) -> Iterator[None]:
+    def phase(self, layer: str, phase: str, device, tile: int) -> _Phase:
         """Attribute the deltas of ``tile``'s counters during the block to (layer, phase).
 
         Blocks on one device must not nest: the outer block would count the inner one again.
+        A block left by an exception records nothing.
         """
-        _check_phase(phase)
-        key = id(device)
-        if key in self._active:
-            raise ValueError("ledger.phase blocks on the same device must not nest")
-        if self.clock_hz is None:
-            self.clock_hz = float(device.config.clock_hz)
-        settings = device.settings()
-        n_in, n_out = (int(v) for v in settings.shapes[tile])
-        self.in_bits = max(self.in_bits, settings.in_bits)
-        self.out_bits = max(self.out_bits, settings.out_bits)
-        self.shapes[layer] = (n_in, n_out)
-        before = dict(device.tile_counters(tile))
-        self._active.add(key)
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            wall = time.perf_counter() - t0
-            self._active.discard(key)
-        after = device.tile_counters(tile)
-        deltas = {}
-        for name in DEVICE_COUNTERS:
-            if name in after and name in before:
-                d = int(after[name]) - int(before[name])
-                if d < 0:
-                    raise ValueError(f"counter {name!r} of tile {tile} went down by {-d} during "
-                                     f"{layer}/{phase}: was the device reset inside the block?")
-                deltas[name] = d
-        samples = deltas.get("update_samples", 0)
-        deltas["calls"] = 1
-        deltas["weight_elems"] = n_in * n_out
-        deltas["device_updates"] = samples * n_in * n_out
-        deltas["update_values"] = samples * (n_in + n_out)
-        deltas["pulse_slots"] = (samples * settings.bl
-                                 + deltas.get("pulse_ops", 0) * device.config.bl_max)
-        self._accumulate(layer, phase, deltas, wall)
+        return _Phase(self, layer, _check_phase(phase), device, tile)
 
     def add(self, layer: str, phase: str, counts: dict[str, int], wall_s: float = 0.0) -> None:
         """Add counts (names in `FIELDS`) to (layer, phase); unknown names or negatives raise."""
