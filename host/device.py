@@ -97,6 +97,12 @@ class Device(ABC):
     def pulse(self, tile: int, axis: str, index: int, counts: np.ndarray) -> None:
         """Deterministic signed pulse counts on one row (axis "row") or column ("col")."""
 
+    def pulse_lines(self, axis: str, tiles, indices, counts) -> None:
+        """`pulse` for each (tile, index, counts) in turn, all along ``axis``: the op order (and
+        so each op's nonce) is the list's."""
+        for tile, index, c in zip(tiles, indices, counts, strict=True):
+            self.pulse(tile, axis, index, c)
+
     @abstractmethod
     def counters(self) -> list[dict[str, int]]:
         """Per-tile counters (names in `ohmflow.emulator.config.COUNTERS`; RTL adds ``cycles``)."""
@@ -183,6 +189,9 @@ class TwinDevice(Device):
 
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)
+
+    def pulse_lines(self, axis, tiles, indices, counts) -> None:
+        self.twin.pulse_lines(axis, tiles, indices, counts)
 
     def counters(self) -> list[dict[str, int]]:
         return [self.tile_counters(t) for t in range(self.config.tiles)]

@@ -18,7 +18,13 @@ import dataclasses
 from typing import ClassVar
 
 import numpy as np
-from ohmflow.host.algorithms.base import Algorithm, UpdateRule, chunk_reads, dw_min_of, pulse_output
+from ohmflow.host.algorithms.base import (
+    Algorithm,
+    UpdateRule,
+    chunk_reads,
+    dw_min_of,
+    pulse_outputs,
+)
 from ohmflow.host.analog_tile import stochastic_round
 
 
@@ -61,8 +67,9 @@ class MixedPrecisionRule(UpdateRule):
         live = n.any(axis=1)
         if not live.any():
             return
-        for k in np.flatnonzero(live):
-            self.count["transfer_pulse_ops"] += pulse_output(self.weight, js[k], n[k], ledger)
+        live_rows = np.flatnonzero(live)
+        self.count["transfer_pulse_ops"] += pulse_outputs(
+            self.weight, [js[k] for k in live_rows], n[live_rows], ledger)
         self.count["transfer_pulses"] += int(np.abs(n).sum())
         self.chi[js] -= n * self.eps / a.transfer_lr
 

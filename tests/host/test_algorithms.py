@@ -194,3 +194,42 @@ def test_column_reads_and_pulses_span_the_blocks_of_a_mapped_layer():
     want = before.copy()
     want[:, 6] += counts * int(round(step))
     np.testing.assert_array_equal(a.states(), want)
+
+
+def test_pulse_outputs_send_what_pulse_output_sends_row_after_row():
+    """A 9 -> 11 layer on two tiny chips (2x2 blocks: each chip holds two blocks of the same
+    outputs, so its ops alternate between tiles), varied devices with cycle-to-cycle noise:
+    `pulse_outputs` over some rows leaves the states, nonces, counters and ledger exactly as
+    `pulse_output` called row after row, and counts the same PULSE ops."""
+    from ohmflow.emulator.fabrication import fabricate
+    from ohmflow.host.algorithms.base import pulse_output, pulse_outputs
+    from ohmflow.host.chips import Chips
+    from ohmflow.host.layers import AnalogLinear
+    from ohmflow.host.ledger import CostLedger
+
+    rng = np.random.default_rng(5)
+    rows = [3, 10, 0, 7, 4, 9]
+    counts = rng.integers(-9, 10, size=(len(rows), 9))
+    counts[2, :5] = 0  # a row with work on one input block only
+    counts[4] = 0  # a row without work
+    w = rng.integers(-400, 400, size=(11, 9))
+    results = []
+    for batched in (False, True):
+        chips = Chips([TwinDevice("tiny") for _ in range(2)])
+        for k, d in enumerate(chips):
+            d.load_device_map(fabricate(d.config, DeviceModel.soft_bounds(), 10 + k))
+            d.configure(seed=77 + k)
+        layer = AnalogLinear(chips, 9, 11)
+        assert [b.chip for b in layer.blocks] == [0, 1, 0, 1]
+        layer.program(w)
+        led = CostLedger()
+        if batched:
+            ops = pulse_outputs(layer, rows, counts, led)
+        else:
+            ops = sum(pulse_output(layer, j, c, led) for j, c in zip(rows, counts, strict=True))
+        results.append((ops, layer.states(), [d.twin.nonce for d in chips],
+                        [d.counters() for d in chips], led.entries))
+    (ops0, s0, n0, c0, e0), (ops1, s1, n1, c1, e1) = results
+    assert ops0 == ops1 == 9  # rows with work x blocks with work (row 0: one block, row 4: none)
+    np.testing.assert_array_equal(s0, s1)
+    assert n0 == n1 and c0 == c1 and e0 == e1
