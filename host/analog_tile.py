@@ -115,25 +115,31 @@ class AnalogTile:
         else:
             scale = np.ones(len(x))
         inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
-        out = None
-        todo = np.arange(len(x))
-        factor = np.ones(len(x))
+        # every vector at its scale (the BM factor of round 0 is 1: x * (inv / 1) is x * inv)
+        y, sat = op(self.tile, self._codes(x * inv[:, None]))
+        out = y * (lsb * scale)[:, None]
         rounds = self.io.max_bm_rounds if self.io.bound_management else 0
-        for r in range(rounds + 1):
+        redo = np.asarray(sat) > 0
+        if rounds == 0 or not redo.any():
+            return out
+        todo = np.flatnonzero(redo)
+        factor = np.ones(len(x))
+        for r in range(1, rounds + 1):  # saturated vectors again with their input halved
+            factor[todo] *= 2.0
             xs = x[todo] * (inv[todo] / factor[todo])[:, None]
-            codes = np.rint(np.clip(xs, -1.0, 1.0) * self.in_max).astype(np.int64)
-            y, sat = op(self.tile, codes)
-            y = y * (lsb * scale[todo] * factor[todo])[:, None]
-            if out is None:
-                out = y
-            else:
-                out[todo] = y
+            y, sat = op(self.tile, self._codes(xs))
+            out[todo] = y * (lsb * scale[todo] * factor[todo])[:, None]
             redo = np.asarray(sat) > 0
             if r == rounds or not redo.any():
                 break
             todo = todo[redo]
-            factor[todo] *= 2.0
         return out
+
+    def _codes(self, xs: np.ndarray) -> np.ndarray:
+        """DAC codes of vectors scaled to [-1, 1] (clipped there; ``xs`` is overwritten)."""
+        np.clip(xs, -1.0, 1.0, out=xs)
+        xs *= self.in_max
+        return np.rint(xs, out=xs).astype(np.int64)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = W x for a batch x (B, n_in): one device forward call (more if BM re-reads)."""
@@ -156,8 +162,9 @@ class AnalogTile:
         """
         g = self.dw_min
         reg = g * g
-        xm = np.maximum(np.abs(x).max(axis=1), reg)
-        dm = np.maximum(np.abs(d).max(axis=1), reg)
+        ax, ad = np.abs(x), np.abs(d)
+        xm = np.maximum(ax.max(axis=1), reg)
+        dm = np.maximum(ad.max(axis=1), reg)
         if self.up.update_bl_management:
             need = np.ceil(lr * xm * dm / g)
             bl = int(min(max(need.max(), 1.0), self.bl_max))
@@ -169,8 +176,8 @@ class AnalogTile:
         else:
             cx = cd = np.full(len(x), a)
         pm = self.device.config.p_max
-        px = np.minimum(cx[:, None] * np.abs(x), 1.0) * pm
-        pd = np.minimum(cd[:, None] * np.abs(d), 1.0) * pm
+        px = np.minimum(cx[:, None] * ax, 1.0) * pm
+        pd = np.minimum(cd[:, None] * ad, 1.0) * pm
         xc = np.sign(x).astype(np.int64) * stochastic_round(px, rng)
         dc = np.sign(d).astype(np.int64) * stochastic_round(pd, rng)
         return xc, dc, bl
@@ -182,4 +189,7 @@ class AnalogTile:
             return
         if self.link_state.get("bl") != bl:  # BL is one setting for all tiles of a chip
             self.link_state["bl"] = self.device.configure(bl=bl).bl
-        self.device.update(self.tile, xc[live], dc[live])
+        if live.all():
+            self.device.update(self.tile, xc, dc)
+        else:
+            self.device.update(self.tile, xc[live], dc[live])
