@@ -196,22 +196,31 @@ def test_column_reads_and_pulses_span_the_blocks_of_a_mapped_layer():
     np.testing.assert_array_equal(a.states(), want)
 
 
-def test_pulse_outputs_send_what_pulse_output_sends_row_after_row():
+@pytest.mark.parametrize("axis", ["col", "row"])
+def test_pulse_lines_send_what_pulse_output_and_column_send_one_after_another(axis):
     """A 9 -> 11 layer on two tiny chips (2x2 blocks: each chip holds two blocks of the same
     outputs, so its ops alternate between tiles), varied devices with cycle-to-cycle noise:
-    `pulse_outputs` over some rows leaves the states, nonces, counters and ledger exactly as
-    `pulse_output` called row after row, and counts the same PULSE ops."""
+    `pulse_outputs` over some outputs (`pulse_inputs` over some inputs, one repeated) leaves the
+    states, nonces, counters and ledger exactly as `pulse_output` (`pulse_column`) called line
+    after line, and counts the same PULSE ops."""
     from ohmflow.emulator.fabrication import fabricate
-    from ohmflow.host.algorithms.base import pulse_output, pulse_outputs
+    from ohmflow.host.algorithms.base import (
+        pulse_column,
+        pulse_inputs,
+        pulse_output,
+        pulse_outputs,
+    )
     from ohmflow.host.chips import Chips
     from ohmflow.host.layers import AnalogLinear
     from ohmflow.host.ledger import CostLedger
 
     rng = np.random.default_rng(5)
-    rows = [3, 10, 0, 7, 4, 9]
-    counts = rng.integers(-9, 10, size=(len(rows), 9))
-    counts[2, :5] = 0  # a row with work on one input block only
-    counts[4] = 0  # a row without work
+    rows = [3, 10, 0, 7, 4, 9] if axis == "col" else [3, 8, 0, 6, 4, 3]
+    counts = rng.integers(-9, 10, size=(len(rows), 9 if axis == "col" else 11))
+    counts[2, :5 if axis == "col" else 6] = 0  # a line with work on one block only
+    counts[4] = 0  # a line without work
+    one, many = ((pulse_output, pulse_outputs) if axis == "col" else
+                 (pulse_column, pulse_inputs))
     w = rng.integers(-400, 400, size=(11, 9))
     results = []
     for batched in (False, True):
@@ -224,12 +233,12 @@ def test_pulse_outputs_send_what_pulse_output_sends_row_after_row():
         layer.program(w)
         led = CostLedger()
         if batched:
-            ops = pulse_outputs(layer, rows, counts, led)
+            ops = many(layer, rows, counts, led)
         else:
-            ops = sum(pulse_output(layer, j, c, led) for j, c in zip(rows, counts, strict=True))
+            ops = sum(one(layer, j, c, led) for j, c in zip(rows, counts, strict=True))
         results.append((ops, layer.states(), [d.twin.nonce for d in chips],
                         [d.counters() for d in chips], led.entries))
     (ops0, s0, n0, c0, e0), (ops1, s1, n1, c1, e1) = results
-    assert ops0 == ops1 == 9  # rows with work x blocks with work (row 0: one block, row 4: none)
+    assert ops0 == ops1 == 9  # lines with work x blocks with work (one line: one block)
     np.testing.assert_array_equal(s0, s1)
     assert n0 == n1 and c0 == c1 and e0 == e1
