@@ -242,3 +242,32 @@ def test_pulse_lines_send_what_pulse_output_and_column_send_one_after_another(ax
     assert ops0 == ops1 == 9  # lines with work x blocks with work (one line: one block)
     np.testing.assert_array_equal(s0, s1)
     assert n0 == n1 and c0 == c1 and e0 == e1
+
+
+@pytest.mark.parametrize("name", ["ttv1", "c-ttv2", "agad"])
+def test_queued_transfer_pulses_equal_pulses_sent_inside_the_loop(digits, name, monkeypatch):
+    """The transfers queue C's PULSE ops and send them after the loop; a run whose `send`
+    pulses at once inside the loop (the reference, written here) ends in the same device states,
+    nonces, counters, ledger counts and algorithm state (64-16-10, 1 epoch of 480 samples,
+    SoftBounds devices with variation and read noise)."""
+    from ohmflow.host.algorithms import transfer
+    from ohmflow.host.algorithms.base import pulse_column
+
+    def at_once(self, i, counts, ledger):
+        if counts.any():
+            self.count["transfer_pulse_ops"] += pulse_column(self.weight, i, counts, ledger)
+            self.count["transfer_pulses"] += int(np.abs(counts).sum())
+
+    cfg = config(name, epochs=1, device_model=dataclasses.asdict(DeviceModel.soft_bounds()))
+    runs = []
+    for reference in (False, True):
+        if reference:
+            monkeypatch.setattr(transfer.TransferRule, "send", at_once)
+        t = Trainer(cfg, TwinDevice(), subset(digits))
+        t.run()
+        runs.append((t.analog.state(), t.device.twin.nonce, t.counters(), t.ledger.entries,
+                     t.analog.algorithm_counters()))
+    (s0, n0, c0, e0, a0), (s1, n1, c1, e1, a1) = runs
+    assert s0.keys() == s1.keys() and all(np.array_equal(s0[k], s1[k]) for k in s0)
+    assert (n0, c0, e0, a0) == (n1, c1, e1, a1)
+    assert a0["transfer_pulse_ops"] > 0
