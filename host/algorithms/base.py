@@ -138,21 +138,21 @@ def pulse_lines(layer, axis: str, lines: list[int], counts: np.ndarray, ledger=N
         order = np.argsort(np.concatenate([p[0] for p in parts]), kind="stable")
         block_of = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])[order]
         index = np.concatenate([p[3] for p in parts])[order]
-        rows = [line for p in parts for line in p[2]]
-        rows = [rows[k] for k in order]
+        line_counts = [c for p in parts for c in p[2]]
+        line_counts = [line_counts[k] for k in order]
         tiles = [layer.blocks[bi].tile for bi in block_of]
         ledger_parts = [(layer.blocks[p[1]].name, layer.blocks[p[1]].tile, len(p[0]))
                         for p in parts]
         ops += len(order)
         jobs.append((chip, partial(_pulse_lines_job, layer.chips[chip], ledger, ledger_parts,
-                                   axis, tiles, index.tolist(), rows)))
+                                   axis, tiles, index.tolist(), line_counts)))
     layer.chips.run(jobs)
     return ops
 
 
-def _pulse_lines_job(device, ledger, parts, axis, tiles, index, lines):
+def _pulse_lines_job(device, ledger, parts, axis, tiles, index, line_counts):
     with nullcontext() if ledger is None else ledger.phases("update", device, parts):
-        device.pulse_lines(axis, tiles, index, lines)
+        device.pulse_lines(axis, tiles, index, line_counts)
 
 
 def _pulse_job(layer, ledger, b, t, axis, index, c):
