@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from ohmflow.host import periphery
 from ohmflow.host.device import Device
 
 
@@ -162,9 +163,8 @@ class AnalogTile:
         """
         g = self.dw_min
         reg = g * g
-        ax, ad = np.abs(x), np.abs(d)
-        xm = np.maximum(ax.max(axis=1), reg)
-        dm = np.maximum(ad.max(axis=1), reg)
+        xm = periphery.row_abs_max(x, reg)
+        dm = periphery.row_abs_max(d, reg)
         if self.up.update_bl_management:
             need = np.ceil(lr * xm * dm / g)
             bl = int(min(max(need.max(), 1.0), self.bl_max))
@@ -176,10 +176,9 @@ class AnalogTile:
         else:
             cx = cd = np.full(len(x), a)
         pm = self.device.config.p_max
-        px = np.minimum(cx[:, None] * ax, 1.0) * pm
-        pd = np.minimum(cd[:, None] * ad, 1.0) * pm
-        xc = np.sign(x).astype(np.int64) * stochastic_round(px, rng)
-        dc = np.sign(d).astype(np.int64) * stochastic_round(pd, rng)
+        # codes sign(v) floor(min(c |v|, 1) p_max + u): x's uniforms drawn first, then d's
+        xc = periphery.signed_codes(x, cx, pm, rng.random(x.shape))
+        dc = periphery.signed_codes(d, cd, pm, rng.random(d.shape))
         return xc, dc, bl
 
     def apply_update(self, xc: np.ndarray, dc: np.ndarray, bl: int) -> None:
