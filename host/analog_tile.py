@@ -112,12 +112,12 @@ class AnalogTile:
         """One managed read: NM scaling, DAC codes, device op, BM re-reads, output scaling."""
         x = np.asarray(x, dtype=np.float64)
         if self.io.noise_management:
-            scale = np.abs(x).max(axis=1)
+            scale = periphery.row_abs_max(x, 0.0)
         else:
             scale = np.ones(len(x))
         inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
         # every vector at its scale (the BM factor of round 0 is 1: x * (inv / 1) is x * inv)
-        y, sat = op(self.tile, self._codes(x * inv[:, None]))
+        y, sat = op(self.tile, periphery.dac_codes(x, inv, self.in_max))
         out = y * (lsb * scale)[:, None]
         rounds = self.io.max_bm_rounds if self.io.bound_management else 0
         redo = np.asarray(sat) > 0
@@ -127,20 +127,14 @@ class AnalogTile:
         factor = np.ones(len(x))
         for r in range(1, rounds + 1):  # saturated vectors again with their input halved
             factor[todo] *= 2.0
-            xs = x[todo] * (inv[todo] / factor[todo])[:, None]
-            y, sat = op(self.tile, self._codes(xs))
+            y, sat = op(self.tile, periphery.dac_codes(x[todo], inv[todo] / factor[todo],
+                                                       self.in_max))
             out[todo] = y * (lsb * scale[todo] * factor[todo])[:, None]
             redo = np.asarray(sat) > 0
             if r == rounds or not redo.any():
                 break
             todo = todo[redo]
         return out
-
-    def _codes(self, xs: np.ndarray) -> np.ndarray:
-        """DAC codes of vectors scaled to [-1, 1] (clipped there; ``xs`` is overwritten)."""
-        np.clip(xs, -1.0, 1.0, out=xs)
-        xs *= self.in_max
-        return np.rint(xs, out=xs).astype(np.int64)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = W x for a batch x (B, n_in): one device forward call (more if BM re-reads)."""

@@ -41,3 +41,16 @@ def signed_codes(v, c, p_max, u):
             r = np.int64(math.floor(p + u[b, i]))
             out[b, i] = r if x > 0 else (-r if x < 0 else 0)
     return out
+
+
+@njit(cache=True)
+def dac_codes(x, scale, in_max):
+    """``np.rint(np.clip(x * scale[:, None], -1.0, 1.0) * in_max).astype(int64)``: each row of
+    ``x`` at its scale, clipped to [-1, 1], as DAC codes (halves round to even)."""
+    out = np.empty(x.shape, dtype=np.int64)
+    for b in range(x.shape[0]):
+        s = scale[b]
+        for i in range(x.shape[1]):
+            v = min(max(x[b, i] * s, -1.0), 1.0)
+            out[b, i] = np.int64(np.rint(v * in_max))
+    return out

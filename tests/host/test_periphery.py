@@ -61,3 +61,23 @@ def test_update_codes_equal_the_numpy_reference(bl_management, management):
         assert rng.random() == ref_rng.random()
         reached = max(reached, int(np.abs(got[0]).max()), int(np.abs(got[1]).max()))
     assert reached == dev.config.p_max  # some probability clipped at 1
+
+
+def test_dac_codes_and_row_abs_max_equal_their_numpy_expressions():
+    """Scaled, clipped and rounded DAC codes (halves to even, signed zeros, values beyond the
+    range) and row abs-maxima of random rows, of a sliced view and of an all-zero row."""
+    from ohmflow.host import periphery
+
+    rng = np.random.default_rng(9)
+    wide = rng.normal(size=(7, 40)) * 3.0
+    x = wide[:, 5:37]
+    x[0] = 0.0
+    x[1, :8] = [0.25, 0.75, -0.25, -0.75, 1.25, -0.0, 0.5, -1.5]  # x 2: halves and a clip
+    scale = np.array([0.0, 1.0, *rng.uniform(0.01, 2.0, size=5)])
+    for in_max in (2, 63, 127):
+        want = np.rint(np.clip(x * scale[:, None], -1.0, 1.0) * in_max).astype(np.int64)
+        np.testing.assert_array_equal(periphery.dac_codes(x, scale, in_max), want)
+    assert periphery.dac_codes(x, scale, 2)[1, :8].tolist() == [0, 2, 0, -2, 2, 0, 1, -2]
+    for floor in (0.0, 0.5):
+        want = np.maximum(np.abs(x).max(axis=1), floor)
+        np.testing.assert_array_equal(periphery.row_abs_max(x, floor), want)
