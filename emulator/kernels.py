@@ -212,12 +212,62 @@ def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_st
 
 
 @njit(cache=True)
-def pulse(w, n, up, c2c_base, nonce, rows, dw_std, sqrt, su, sd, ku, kd, wmax, wmin):
-    """Deterministic pulses (§5.5): n[j, i] pulses, up[j, i] their direction, one nonce."""
+def pulse_line(w, along_row, index, counts, bound, c2c_base, nonce, rows, dw_std, sqrt, su, sd,
+               ku, kd, wmax, wmin):
+    """Deterministic pulses (§5.5) on one line, one nonce: |counts[k]| pulses, up if > 0.
+
+    ``along_row``: devices (k, index) (a row of inputs: one device per output k); otherwise
+    devices (index, k). Returns the pulses sent, or -1 (nothing changed) if a count lies outside
+    ±``bound``.
+    """
+    for k in range(counts.shape[0]):
+        if counts[k] > bound or counts[k] < -bound:
+            return -1
     c2c = _nonce_key(c2c_base, nonce, 0)
-    for j in range(n.shape[0]):
-        for i in range(n.shape[1]):
-            if n[j, i] > 0:
+    total = 0
+    for k in range(counts.shape[0]):
+        c = counts[k]
+        if c != 0:
+            n = c if c > 0 else -c
+            j = k if along_row else index
+            i = index if along_row else k
+            word = _hash(c2c ^ np.uint64(j * rows + i))
+            w[j, i] = _respond(w[j, i], n, c > 0, su[j, i], sd[j, i], ku[j, i], kd[j, i],
+                               wmin[j, i], wmax[j, i], word, dw_std, sqrt)
+            total += n
+    return total
+
+
+@njit(cache=True)
+def pulse_lines(w, tiles, along_row, indices, counts, starts, bound, c2c_base, nonce0, rows,
+                dw_std, sqrt, su, sd, ku, kd, wmax, wmin, sent):
+    """K deterministic line pulses (§5.5) in order, op k with nonce ``nonce0 + k``: as K calls of
+    `pulse_line` on ``w[tiles[k]]`` (all tiles' states and maps: (tiles, cols, rows)).
+
+    Op k's counts are ``counts[starts[k]:starts[k + 1]]``; ``sent[k]`` receives its pulses.
+    Returns the pulses sent, or -1 (nothing changed) if a count lies outside ±``bound``.
+    """
+    for m in range(counts.shape[0]):
+        if counts[m] > bound or counts[m] < -bound:
+            return -1
+    total = 0
+    for k in range(tiles.shape[0]):
+        t = tiles[k]
+        index = indices[k]
+        c2c = _nonce_key(c2c_base, nonce0, k)
+        op = 0
+        for m in range(starts[k], starts[k + 1]):
+            c = counts[m]
+            if c != 0:
+                n = c if c > 0 else -c
+                pos = m - starts[k]
+                j = pos if along_row else index
+                i = index if along_row else pos
                 word = _hash(c2c ^ np.uint64(j * rows + i))
-                w[j, i] = _respond(w[j, i], n[j, i], up[j, i], su[j, i], sd[j, i], ku[j, i],
-                                   kd[j, i], wmin[j, i], wmax[j, i], word, dw_std, sqrt)
+                w[t, j, i] = _respond(w[t, j, i], n, c > 0, su[t, j, i], sd[t, j, i],
+                                      ku[t, j, i], kd[t, j, i], wmin[t, j, i], wmax[t, j, i],
+                                      word, dw_std, sqrt)
+                op += n
+        sent[k] = op
+        total += op
+    return total

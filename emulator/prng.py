@@ -77,8 +77,10 @@ def gauss(words: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def domain_base(seed: int, domain: int) -> int:
-    """lowbias32(lowbias32(seed) ^ domain): the part of every key of a domain the nonce leaves."""
+    """lowbias32(lowbias32(seed) ^ domain): the part of every key of a domain the nonce leaves
+    (remembered: every device call asks for the bases of its seed)."""
     return lowbias32(lowbias32(seed) ^ domain)
 
 

@@ -209,6 +209,15 @@ class Twin:
             self._map_cache[tile] = hit
         return hit
 
+    def _chip_map(self) -> tuple[np.ndarray, ...]:
+        """The whole chip's device map as C-contiguous int64 arrays, in FIELDS order."""
+        hit = self._map_cache.get("chip")
+        if hit is None:
+            dm = self.device_map
+            hit = tuple(np.ascontiguousarray(getattr(dm, f), dtype=np.int64) for f in FIELDS)
+            self._map_cache["chip"] = hit
+        return hit
+
     def update(self, tile: int, x, d, *, counts: bool = True) -> np.ndarray | None:
         """Stochastic pulse update with signed probability codes x (B, n_in), d (B, n_out).
 
@@ -256,22 +265,65 @@ class Twin:
         length = n_out if axis == "row" else n_in
         bl = self.cfg.bl_max
         c = _int_array("pulse counts", np.asarray(counts)[None, :] if np.ndim(counts) == 1
-                       else counts, 2, -bl, bl)
+                       else counts, 2, -bl, bl, check=False)
         if c.shape != (1, length):
+            if c.size and (c.min() < -bl or c.max() > bl):
+                raise _range_error("pulse counts", c, -bl, bl)
             raise ValueError(f"pulse counts on a {axis} must have length {length}, got "
                              f"{np.shape(counts)}")
-        n = np.zeros((n_out, n_in), dtype=np.int64)
-        up = np.zeros((n_out, n_in), dtype=np.bool_)
-        if axis == "row":
-            n[:, index] = np.abs(c[0])
-            up[:, index] = c[0] > 0
-        else:
-            n[index, :] = np.abs(c[0])
-            up[index, :] = c[0] > 0
         s = self.settings
-        kernels.pulse(self.weights[tile], n, up, prng.domain_base(s.seed, prng.DOMAIN_C2C),
-                      self._take_nonces(1), self.cfg.rows, s.dw_std, self._sqrt,
-                      *self._tile_map(tile))
+        pulses = kernels.pulse_line(self.weights[tile], axis == "row", index, c[0], bl,
+                                    prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce,
+                                    self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile))
+        if pulses < 0:
+            raise _range_error("pulse counts", c, -bl, bl)
+        self._take_nonces(1)
         cnt = self.counters[tile]
         cnt["pulse_ops"] += 1
-        cnt["pulses"] += int(n.sum())
+        cnt["pulses"] += pulses
+
+    def pulse_lines(self, axis: str, tiles, indices, counts) -> None:
+        """Several `pulse` operations in order, one nonce each: op k puts ``counts[k]`` on line
+        ``indices[k]`` of tile ``tiles[k]`` (every line along ``axis``).
+
+        The same as calling `pulse` for each op in turn, except that bad input is refused before
+        any op runs.
+        """
+        if axis not in ("row", "col"):
+            raise ValueError(f"axis must be 'row' or 'col', got {axis!r}")
+        if not len(tiles) == len(indices) == len(counts):
+            raise ValueError(f"pulse_lines needs as many tiles, indices and counts, got "
+                             f"{len(tiles)}, {len(indices)} and {len(counts)}")
+        if not len(tiles):
+            return
+        row = axis == "row"
+        starts = np.zeros(len(tiles) + 1, dtype=np.int64)
+        for k, (tile, index, c) in enumerate(zip(tiles, indices, counts, strict=True)):
+            n_in, n_out = self._tile(tile)
+            limit, length = (n_in, n_out) if row else (n_out, n_in)
+            if isinstance(index, bool) or not isinstance(index, int | np.integer) or not (
+                0 <= index < limit
+            ):
+                raise ValueError(f"{axis} index must be in [0, {limit - 1}], got {index!r}")
+            if np.ndim(c) != 1 or len(c) != length:
+                raise ValueError(f"pulse counts on a {axis} of tile {tile} must have length "
+                                 f"{length}, got {np.shape(c)}")
+            starts[k + 1] = starts[k] + length
+        bl = self.cfg.bl_max
+        flat = _int_array("pulse counts", np.concatenate(counts)[None, :], 2, -bl, bl,
+                          check=False)[0]
+        tiles_a = np.asarray(tiles, dtype=np.int64)
+        sent = np.empty(len(tiles), dtype=np.int64)
+        s = self.settings
+        total = kernels.pulse_lines(self.weights, tiles_a, row,
+                                    np.asarray(indices, dtype=np.int64), flat, starts, bl,
+                                    prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce,
+                                    self.cfg.rows, s.dw_std, self._sqrt, *self._chip_map(), sent)
+        if total < 0:
+            raise _range_error("pulse counts", flat, -bl, bl)
+        self._take_nonces(len(tiles))
+        for t in np.unique(tiles_a):
+            cnt = self.counters[int(t)]
+            on = tiles_a == t
+            cnt["pulse_ops"] += int(on.sum())
+            cnt["pulses"] += int(sent[on].sum())

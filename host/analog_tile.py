@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from ohmflow.host import periphery
 from ohmflow.host.device import Device
 
 
@@ -111,28 +112,28 @@ class AnalogTile:
         """One managed read: NM scaling, DAC codes, device op, BM re-reads, output scaling."""
         x = np.asarray(x, dtype=np.float64)
         if self.io.noise_management:
-            scale = np.abs(x).max(axis=1)
+            scale = periphery.row_abs_max(x, 0.0)
         else:
             scale = np.ones(len(x))
         inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
-        out = None
-        todo = np.arange(len(x))
-        factor = np.ones(len(x))
+        # every vector at its scale (the BM factor of round 0 is 1: x * (inv / 1) is x * inv)
+        y, sat = op(self.tile, periphery.dac_codes(x, inv, self.in_max))
+        out = y * (lsb * scale)[:, None]
         rounds = self.io.max_bm_rounds if self.io.bound_management else 0
-        for r in range(rounds + 1):
-            xs = x[todo] * (inv[todo] / factor[todo])[:, None]
-            codes = np.rint(np.clip(xs, -1.0, 1.0) * self.in_max).astype(np.int64)
-            y, sat = op(self.tile, codes)
-            y = y * (lsb * scale[todo] * factor[todo])[:, None]
-            if out is None:
-                out = y
-            else:
-                out[todo] = y
+        redo = np.asarray(sat) > 0
+        if rounds == 0 or not redo.any():
+            return out
+        todo = np.flatnonzero(redo)
+        factor = np.ones(len(x))
+        for r in range(1, rounds + 1):  # saturated vectors again with their input halved
+            factor[todo] *= 2.0
+            y, sat = op(self.tile, periphery.dac_codes(x[todo], inv[todo] / factor[todo],
+                                                       self.in_max))
+            out[todo] = y * (lsb * scale[todo] * factor[todo])[:, None]
             redo = np.asarray(sat) > 0
             if r == rounds or not redo.any():
                 break
             todo = todo[redo]
-            factor[todo] *= 2.0
         return out
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -156,8 +157,8 @@ class AnalogTile:
         """
         g = self.dw_min
         reg = g * g
-        xm = np.maximum(np.abs(x).max(axis=1), reg)
-        dm = np.maximum(np.abs(d).max(axis=1), reg)
+        xm = periphery.row_abs_max(x, reg)
+        dm = periphery.row_abs_max(d, reg)
         if self.up.update_bl_management:
             need = np.ceil(lr * xm * dm / g)
             bl = int(min(max(need.max(), 1.0), self.bl_max))
@@ -169,10 +170,9 @@ class AnalogTile:
         else:
             cx = cd = np.full(len(x), a)
         pm = self.device.config.p_max
-        px = np.minimum(cx[:, None] * np.abs(x), 1.0) * pm
-        pd = np.minimum(cd[:, None] * np.abs(d), 1.0) * pm
-        xc = np.sign(x).astype(np.int64) * stochastic_round(px, rng)
-        dc = np.sign(d).astype(np.int64) * stochastic_round(pd, rng)
+        # codes sign(v) floor(min(c |v|, 1) p_max + u): x's uniforms drawn first, then d's
+        xc = periphery.signed_codes(x, cx, pm, rng.random(x.shape))
+        dc = periphery.signed_codes(d, cd, pm, rng.random(d.shape))
         return xc, dc, bl
 
     def apply_update(self, xc: np.ndarray, dc: np.ndarray, bl: int) -> None:
@@ -182,4 +182,7 @@ class AnalogTile:
             return
         if self.link_state.get("bl") != bl:  # BL is one setting for all tiles of a chip
             self.link_state["bl"] = self.device.configure(bl=bl).bl
-        self.device.update(self.tile, xc[live], dc[live])
+        if live.all():
+            self.device.update(self.tile, xc, dc)
+        else:
+            self.device.update(self.tile, xc[live], dc[live])

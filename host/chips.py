@@ -3,7 +3,9 @@
 `Chips` holds one `Device` per chip and one worker thread per chip: the jobs of one chip run in
 order on its worker, jobs of different chips at the same time. A link device waits on its socket
 or serial port with the GIL released, so N emulator servers (one process each) compute on N cores
-while the host waits for all of them.
+while the host waits for all of them. Devices that compute in the host's own thread holding the
+GIL (`Device.concurrent` false: the twin) gain nothing from a thread, so their jobs run in the
+calling thread, in job order, without a hand-off per job.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ __all__ = ["Chips", "as_chips", "open_chips"]
 
 
 class Chips:
-    """Devices of one config (chip 0, 1, ...) with a worker thread each when there are several.
+    """Devices of one config (chip 0, 1, ...) with a worker thread each when there are several
+    and they compute concurrently (`Device.concurrent`).
 
     ``owned``: closing the set closes the devices (those opened by `open_chips`).
     """
@@ -37,8 +40,9 @@ class Chips:
                                  "one config")
         self.devices = list(devices)
         self.owned = owned
+        threads = len(devices) > 1 and any(d.concurrent for d in devices)
         self._workers = ([ThreadPoolExecutor(1, thread_name_prefix=f"chip{k}")
-                          for k in range(len(devices))] if len(devices) > 1 else None)
+                          for k in range(len(devices))] if threads else None)
 
     @property
     def config(self) -> ChipConfig:
@@ -59,7 +63,9 @@ class Chips:
         Every job is waited for; the first failure (in job order) is then raised.
         """
         if self._workers is None:
-            return [fn() for _, fn in jobs]
+            if len(self.devices) == 1:
+                return [fn() for _, fn in jobs]
+            return _run_inline(jobs)
         futures = [self._workers[chip].submit(fn) for chip, fn in jobs]
         errors = [f.exception() for f in futures]
         for e in errors:
@@ -95,6 +101,20 @@ class Chips:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _run_inline(jobs: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:
+    """`Chips.run` in the calling thread: every job runs, then the first failure is raised."""
+    results, error = [], None
+    for _, fn in jobs:
+        try:
+            results.append(fn())
+        except Exception as e:  # the other chips' jobs still run, as on worker threads
+            results.append(None)
+            error = error or e
+    if error is not None:
+        raise error
+    return results
 
 
 def as_chips(device: Device | Chips) -> Chips:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from ohmflow.emulator.config import COUNTERS, ChipConfig, Settings, get_config
+from ohmflow.emulator.config import ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
 from ohmflow.emulator.twin import Twin
@@ -46,6 +46,8 @@ class Device(ABC):
     """
 
     config: ChipConfig
+    #: calls wait with the GIL released (a link), so chips gain from a worker thread each
+    concurrent: bool = True
 
     @abstractmethod
     def info(self) -> DeviceInfo:
@@ -95,6 +97,12 @@ class Device(ABC):
     def pulse(self, tile: int, axis: str, index: int, counts: np.ndarray) -> None:
         """Deterministic signed pulse counts on one row (axis "row") or column ("col")."""
 
+    def pulse_lines(self, axis: str, tiles, indices, counts) -> None:
+        """`pulse` for each (tile, index, counts) in turn, all along ``axis``: the op order (and
+        so each op's nonce) is the list's."""
+        for tile, index, c in zip(tiles, indices, counts, strict=True):
+            self.pulse(tile, axis, index, c)
+
     @abstractmethod
     def counters(self) -> list[dict[str, int]]:
         """Per-tile counters (names in `ohmflow.emulator.config.COUNTERS`; RTL adds ``cycles``)."""
@@ -140,6 +148,8 @@ class Device(ABC):
 class TwinDevice(Device):
     """The bit-exact twin, in process: the fastest backend and the reference for the others."""
 
+    concurrent = False  # computes in the caller's thread holding the GIL
+
     def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None):
         self.config = get_config(config)
         self.twin = Twin(self.config, device_map=device_map)
@@ -180,12 +190,15 @@ class TwinDevice(Device):
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)
 
+    def pulse_lines(self, axis, tiles, indices, counts) -> None:
+        self.twin.pulse_lines(axis, tiles, indices, counts)
+
     def counters(self) -> list[dict[str, int]]:
         return [self.tile_counters(t) for t in range(self.config.tiles)]
 
     def tile_counters(self, tile: int) -> dict[str, int]:
         c = self.twin.counters[self._check_tile(tile)]
-        return {k: c[k] for k in COUNTERS}
+        return dict(c)  # the twin's counters are exactly COUNTERS, in order
 
 
 def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:

@@ -2,9 +2,11 @@
 
 A training loop wraps each device call in ``ledger.phase(layer, phase, device, tile)``; the
 ledger reads ``device.tile_counters(tile)`` before and after and adds the tile's deltas to that
-(layer, phase) entry. A mapped layer records one entry per block: ``layer`` is the block's name
-(``layer{k}``, or ``layer{k}.{r}.{c}`` for a layer of several blocks; see
-`ohmflow.host.mapping`), and blocks on different chips record from their chips' threads.
+(layer, phase) entry (``ledger.phases`` wraps a batch of calls on several tiles of one device,
+each tile's deltas to its own layer, counted as one call each). A mapped layer records one
+entry per block: ``layer`` is the block's name (``layer{k}``, or ``layer{k}.{r}.{c}`` for a
+layer of several blocks; see `ohmflow.host.mapping`), and blocks on different chips record from
+their chips' threads.
 Besides the device counters (``ohmflow.emulator.config.COUNTERS`` and
 ``cycles`` on the RTL) each entry carries five counts the ledger derives from the tile's
 settings at the time of the call, which the projection model (``ohmflow.host.projection``) needs:
@@ -32,8 +34,6 @@ import json
 import numbers
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ohmflow.emulator.config import COUNTERS
@@ -53,6 +53,67 @@ def _check_count(name: str, value: object) -> int:
     if value < 0:
         raise ValueError(f"counter {name!r} must be non-negative, got {value}")
     return int(value)
+
+
+class _Phase:
+    """The context manager of `CostLedger.phase` and `CostLedger.phases` (a class: it runs once
+    per device call)."""
+
+    __slots__ = ("ledger", "phase", "device", "parts", "settings", "shapes", "before", "key",
+                 "t0")
+
+    def __init__(self, ledger: CostLedger, phase: str, device, parts: list[tuple[str, int, int]]):
+        self.ledger, self.phase, self.device, self.parts = ledger, phase, device, parts
+
+    def __enter__(self) -> None:
+        led, device = self.ledger, self.device
+        key = self.key = id(device)
+        if key in led._active:
+            raise ValueError("ledger.phase blocks on the same device must not nest")
+        if led.clock_hz is None:
+            led.clock_hz = float(device.config.clock_hz)
+        settings = self.settings = device.settings()
+        if settings.in_bits > led.in_bits:
+            led.in_bits = settings.in_bits
+        if settings.out_bits > led.out_bits:
+            led.out_bits = settings.out_bits
+        self.shapes, self.before = [], []
+        for layer, tile, _ in self.parts:
+            n_in, n_out = shape = tuple(int(v) for v in settings.shapes[tile])
+            led.shapes[layer] = shape
+            self.shapes.append(shape)
+            self.before.append(dict(device.tile_counters(tile)))
+        led._active.add(key)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        wall = time.perf_counter() - self.t0
+        led = self.ledger
+        led._active.discard(self.key)
+        if exc_type is not None:
+            return False
+        all_calls = sum(calls for _, _, calls in self.parts)
+        for (layer, tile, calls), (n_in, n_out), before in zip(self.parts, self.shapes,
+                                                                self.before, strict=True):
+            after = self.device.tile_counters(tile)
+            deltas = {}
+            for name in DEVICE_COUNTERS:
+                if name in after and name in before:
+                    d = int(after[name]) - int(before[name])
+                    if d < 0:
+                        raise ValueError(f"counter {name!r} of tile {tile} went down by {-d} "
+                                         f"during {layer}/{self.phase}: was the device reset "
+                                         "inside the block?")
+                    deltas[name] = d
+            samples = deltas.get("update_samples", 0)
+            deltas["calls"] = calls
+            deltas["weight_elems"] = calls * n_in * n_out
+            deltas["device_updates"] = samples * n_in * n_out
+            deltas["update_values"] = samples * (n_in + n_out)
+            deltas["pulse_slots"] = (samples * self.settings.bl
+                                     + deltas.get("pulse_ops", 0) * self.device.config.bl_max)
+            led._accumulate(layer, self.phase, deltas, wall * calls / all_calls)
+        return False
 
 
 def _check_phase(phase: str) -> str:
@@ -84,48 +145,28 @@ class CostLedger:
         self._lock = threading.Lock()
 
     # ----- recording -----
-    @contextmanager
-    def phase(self, layer: str, phase: str, device, tile: int) -> Iterator[None]:
+    def phase(self, layer: str, phase: str, device, tile: int) -> _Phase:
         """Attribute the deltas of ``tile``'s counters during the block to (layer, phase).
 
         Blocks on one device must not nest: the outer block would count the inner one again.
+        A block left by an exception records nothing.
         """
+        return _Phase(self, _check_phase(phase), device, [(layer, tile, 1)])
+
+    def phases(self, phase: str, device, parts: list[tuple[str, int, int]]) -> _Phase:
+        """`phase` for a block of ``calls`` device calls on each (layer, tile, calls) of
+        ``parts`` (one layer per tile): each tile's deltas go to its layer, as if each call had
+        its own `phase` block; the wall-clock time is shared in proportion to the calls."""
         _check_phase(phase)
-        key = id(device)
-        if key in self._active:
-            raise ValueError("ledger.phase blocks on the same device must not nest")
-        if self.clock_hz is None:
-            self.clock_hz = float(device.config.clock_hz)
-        settings = device.settings()
-        n_in, n_out = (int(v) for v in settings.shapes[tile])
-        self.in_bits = max(self.in_bits, settings.in_bits)
-        self.out_bits = max(self.out_bits, settings.out_bits)
-        self.shapes[layer] = (n_in, n_out)
-        before = dict(device.tile_counters(tile))
-        self._active.add(key)
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            wall = time.perf_counter() - t0
-            self._active.discard(key)
-        after = device.tile_counters(tile)
-        deltas = {}
-        for name in DEVICE_COUNTERS:
-            if name in after and name in before:
-                d = int(after[name]) - int(before[name])
-                if d < 0:
-                    raise ValueError(f"counter {name!r} of tile {tile} went down by {-d} during "
-                                     f"{layer}/{phase}: was the device reset inside the block?")
-                deltas[name] = d
-        samples = deltas.get("update_samples", 0)
-        deltas["calls"] = 1
-        deltas["weight_elems"] = n_in * n_out
-        deltas["device_updates"] = samples * n_in * n_out
-        deltas["update_values"] = samples * (n_in + n_out)
-        deltas["pulse_slots"] = (samples * settings.bl
-                                 + deltas.get("pulse_ops", 0) * device.config.bl_max)
-        self._accumulate(layer, phase, deltas, wall)
+        for layer, _, calls in parts:
+            if not isinstance(layer, str) or not layer:
+                raise ValueError(f"layer must be a non-empty string, got {layer!r}")
+            if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
+                raise ValueError(f"calls must be an integer >= 1, got {calls!r}")
+        tiles = [tile for _, tile, _ in parts]
+        if len(set(tiles)) != len(tiles):
+            raise ValueError(f"each tile may appear once in ledger.phases, got tiles {tiles}")
+        return _Phase(self, phase, device, list(parts))
 
     def add(self, layer: str, phase: str, counts: dict[str, int], wall_s: float = 0.0) -> None:
         """Add counts (names in `FIELDS`) to (layer, phase); unknown names or negatives raise."""

@@ -99,6 +99,62 @@ def pulse_output(layer, j: int, counts: np.ndarray, ledger=None) -> int:
     return len(jobs)
 
 
+def pulse_outputs(layer, rows: list[int], counts: np.ndarray, ledger=None) -> int:
+    """`pulse_output` for each output ``rows[k]`` with counts ``counts[k]`` (n_in,), in turn;
+    returns the PULSE ops (see `pulse_lines`)."""
+    return pulse_lines(layer, "col", rows, counts, ledger)
+
+
+def pulse_inputs(layer, cols: list[int], counts: np.ndarray, ledger=None) -> int:
+    """`pulse_column` for each input ``cols[k]`` with counts ``counts[k]`` (n_out,), in turn;
+    returns the PULSE ops (see `pulse_lines`)."""
+    return pulse_lines(layer, "row", cols, counts, ledger)
+
+
+def pulse_lines(layer, axis: str, lines: list[int], counts: np.ndarray, ledger=None) -> int:
+    """PULSE on lines of ``layer`` in turn: inputs (``axis`` "row", counts[k] of length n_out)
+    or outputs ("col", length n_in); returns the PULSE ops.
+
+    Each chip gets its ops in the order one `pulse_column` / `pulse_output` after another would
+    send them (so each op has the same nonce), in one `Device.pulse_lines` call and one ledger
+    block; blocks whose counts are all zero get no op.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    lines = np.asarray(lines, dtype=np.int64)
+    n_blocks = len(layer.blocks)
+    per_chip: dict[int, list] = {}
+    for bi, b in enumerate(layer.blocks):
+        lo, hi, other = (b.i0, b.i1, b.outputs) if axis == "row" else (b.j0, b.j1, b.inputs)
+        ks = np.flatnonzero((lines >= lo) & (lines < hi))
+        if not len(ks):
+            continue
+        part = counts[ks, other]
+        live = part.any(axis=1)
+        if live.any():
+            per_chip.setdefault(b.chip, []).append((ks[live] * n_blocks + bi, bi, part[live],
+                                                    lines[ks[live]] - lo))
+    jobs, ops = [], 0
+    for chip, parts in per_chip.items():
+        order = np.argsort(np.concatenate([p[0] for p in parts]), kind="stable")
+        block_of = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])[order]
+        index = np.concatenate([p[3] for p in parts])[order]
+        line_counts = [c for p in parts for c in p[2]]
+        line_counts = [line_counts[k] for k in order]
+        tiles = [layer.blocks[bi].tile for bi in block_of]
+        ledger_parts = [(layer.blocks[p[1]].name, layer.blocks[p[1]].tile, len(p[0]))
+                        for p in parts]
+        ops += len(order)
+        jobs.append((chip, partial(_pulse_lines_job, layer.chips[chip], ledger, ledger_parts,
+                                   axis, tiles, index.tolist(), line_counts)))
+    layer.chips.run(jobs)
+    return ops
+
+
+def _pulse_lines_job(device, ledger, parts, axis, tiles, index, line_counts):
+    with nullcontext() if ledger is None else ledger.phases("update", device, parts):
+        device.pulse_lines(axis, tiles, index, line_counts)
+
+
 def _pulse_job(layer, ledger, b, t, axis, index, c):
     with _phase(layer, ledger, b):
         t.device.pulse(t.tile, axis, index, c)

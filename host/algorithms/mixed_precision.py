@@ -18,7 +18,13 @@ import dataclasses
 from typing import ClassVar
 
 import numpy as np
-from ohmflow.host.algorithms.base import Algorithm, UpdateRule, chunk_reads, dw_min_of, pulse_output
+from ohmflow.host.algorithms.base import (
+    Algorithm,
+    UpdateRule,
+    chunk_reads,
+    dw_min_of,
+    pulse_outputs,
+)
 from ohmflow.host.analog_tile import stochastic_round
 
 
@@ -55,14 +61,17 @@ class MixedPrecisionRule(UpdateRule):
         js = [(self.ptr + k) % n_out for k in range(rows)]
         self.ptr = (self.ptr + rows) % n_out
         self.count["transfers"] += 1
-        for j in js:
-            n = np.clip(np.trunc(a.transfer_lr * self.chi[j] / self.eps), -self.bl,
-                        self.bl).astype(np.int64)
-            if not n.any():
-                continue
-            self.count["transfer_pulse_ops"] += pulse_output(self.weight, j, n, ledger)
-            self.count["transfer_pulses"] += int(np.abs(n).sum())
-            self.chi[j] -= n * self.eps / a.transfer_lr
+        # every row's counts at once (elementwise, as row by row); rows without work get no PULSE
+        n = np.clip(np.trunc(a.transfer_lr * self.chi[js] / self.eps), -self.bl,
+                    self.bl).astype(np.int64)
+        live = n.any(axis=1)
+        if not live.any():
+            return
+        live_rows = np.flatnonzero(live)
+        self.count["transfer_pulse_ops"] += pulse_outputs(
+            self.weight, [js[k] for k in live_rows], n[live_rows], ledger)
+        self.count["transfer_pulses"] += int(np.abs(n).sum())
+        self.chi[js] -= n * self.eps / a.transfer_lr
 
     def buffers(self):
         return {"chi": self.chi.copy(), "credit": np.array(self.credit), "ptr": np.array(self.ptr)}

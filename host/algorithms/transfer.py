@@ -36,6 +36,7 @@ from ohmflow.host.algorithms.base import (
     chunk_reads,
     dw_min_of,
     pulse_column,
+    pulse_inputs,
     read_columns,
 )
 from ohmflow.host.analog_tile import stochastic_round
@@ -60,6 +61,7 @@ class TransferRule(UpdateRule):
         self.H = np.zeros((n_out, n_in))
         self.dw_a = dw_min_of(self.A)
         self.dw_c = dw_min_of(weight)
+        self._sends: tuple[list, list] | None = None  #: C's PULSE ops queued by a transfer
 
     def lrs(self, lr: float) -> tuple[float, float]:
         a = self.algo
@@ -85,12 +87,24 @@ class TransferRule(UpdateRule):
         v = read_columns(self.A, cols, ledger)
         self.count["transfers"] += events
         self.count["transfer_reads"] += reads
+        self._sends = ([], [])
         for k, i in enumerate(cols):
             self.transfer_column(i, v[:, k], tr, rng, ledger)
+        # C's pulses change nothing the loop reads (A was read before it): they go out after it,
+        # in the loop's order, each chip's in one device call
+        sent, self._sends = self._sends, None
+        if sent[0]:
+            self.count["transfer_pulse_ops"] += pulse_inputs(self.weight, sent[0],
+                                                             np.array(sent[1]), ledger)
 
     def send(self, i: int, counts: np.ndarray, ledger) -> None:
+        """PULSE ``counts`` on C's input ``i`` (queued during `update`'s transfer loop)."""
         if counts.any():
-            self.count["transfer_pulse_ops"] += pulse_column(self.weight, i, counts, ledger)
+            if self._sends is None:
+                self.count["transfer_pulse_ops"] += pulse_column(self.weight, i, counts, ledger)
+            else:
+                self._sends[0].append(i)
+                self._sends[1].append(counts)
             self.count["transfer_pulses"] += int(np.abs(counts).sum())
 
     def buffer_to_pulses(self, i: int, ledger) -> None:

@@ -98,6 +98,11 @@ def test_bad_operands_leave_state_unchanged():
         (tw.pulse, (0, "row", 4, [1, 1, 1]), r"row index must be in \[0, 3\]"),
         (tw.pulse, (0, "row", 0, [64, 0, 0]), r"\[-63, 63\]"),
         (tw.pulse, (0, "col", 0, [1, 1, 1]), "length 4"),
+        (tw.pulse_lines, ("row", [0, 0], [0, 1], [[1, 1, 1], [64, 0, 0]]), r"\[-63, 63\]"),
+        (tw.pulse_lines, ("row", [0, 0], [0, 4], [[1, 1, 1], [1, 1, 1]]),
+         r"row index must be in \[0, 3\]"),
+        (tw.pulse_lines, ("col", [0, 1], [0, 0], [[1, 1, 1, 1], [1, 1, 1]]), "tile 1"),
+        (tw.pulse_lines, ("col", [0], [0, 1], [[1, 1, 1, 1]]), "as many"),
         (tw.program, (0, np.full((3, 4), 40000)), r"\[-32767, 32767\]"),
         (tw.program, (0, np.zeros((4, 3), int)), r"\(n_out, n_in\)"),
     ]

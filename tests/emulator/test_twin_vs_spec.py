@@ -77,6 +77,46 @@ def test_twin_equals_spec(case):
         assert tw.nonce == ref.nonce
 
 
+@pytest.mark.parametrize("case", range(6))
+def test_pulse_lines_equal_the_spec_pulses_one_after_another(case):
+    """Twin.pulse_lines (one compiled call) against the spec's PULSE ops in the same order: ops
+    alternate between tiles of different windows, on rows or on columns, with repeated lines."""
+    rng = np.random.default_rng(2000 + case)
+    cfg = ChipConfig(tiles=3, rows=int(rng.integers(2, 9)), cols=int(rng.integers(2, 9)),
+                     lanes=1, bl_max=int(rng.choice([7, 31, 63])), name="rand")
+    shapes = [(int(rng.integers(1, cfg.rows + 1)), int(rng.integers(1, cfg.cols + 1)))
+              for _ in range(cfg.tiles)]
+    settings = random_settings(cfg, rng, shapes)
+    dmap = fabricate(cfg, MODELS[case % len(MODELS)], seed=case)
+    tw = Twin(cfg, settings, dmap)
+    ref = spec.SpecChip(cfg, settings, dmap)
+    tw.nonce = ref.nonce = 2**32 - 3  # the nonces wrap inside the batch
+    for t, (n_in, n_out) in enumerate(shapes):
+        w = rng.integers(-12000, 12000, size=(n_out, n_in))
+        tw.program(t, w)
+        ref.program(t, w)
+    axis = ("row", "col")[case % 2]
+    tiles, indices, counts = [], [], []
+    for _ in range(int(rng.integers(1, 12))):
+        t = int(rng.integers(0, cfg.tiles))
+        n_in, n_out = shapes[t]
+        tiles.append(t)
+        indices.append(int(rng.integers(0, n_in if axis == "row" else n_out)))
+        counts.append(rng.integers(-cfg.bl_max, cfg.bl_max + 1,
+                                   size=n_out if axis == "row" else n_in))
+    before = [dict(c) for c in tw.counters]
+    tw.pulse_lines(axis, tiles, indices, counts)
+    for t, i, c in zip(tiles, indices, counts, strict=True):
+        ref.pulse(t, axis, i, c.tolist())
+    for t, (ni, no) in enumerate(shapes):
+        assert tw.read(t).tolist() == [row[:ni] for row in ref.w[t][:no]]
+        ops = [k for k, tt in enumerate(tiles) if tt == t]
+        assert tw.counters[t]["pulse_ops"] - before[t]["pulse_ops"] == len(ops)
+        assert tw.counters[t]["pulses"] - before[t]["pulses"] == sum(
+            int(np.abs(counts[k]).sum()) for k in ops)
+    assert tw.nonce == ref.nonce
+
+
 def test_same_seed_same_run_and_other_seed_differs():
     cfg = ChipConfig(tiles=1, rows=16, cols=8, lanes=1, name="s")
     rng = np.random.default_rng(5)

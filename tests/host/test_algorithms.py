@@ -194,3 +194,80 @@ def test_column_reads_and_pulses_span_the_blocks_of_a_mapped_layer():
     want = before.copy()
     want[:, 6] += counts * int(round(step))
     np.testing.assert_array_equal(a.states(), want)
+
+
+@pytest.mark.parametrize("axis", ["col", "row"])
+def test_pulse_lines_send_what_pulse_output_and_column_send_one_after_another(axis):
+    """A 9 -> 11 layer on two tiny chips (2x2 blocks: each chip holds two blocks of the same
+    outputs, so its ops alternate between tiles), varied devices with cycle-to-cycle noise:
+    `pulse_outputs` over some outputs (`pulse_inputs` over some inputs, one repeated) leaves the
+    states, nonces, counters and ledger exactly as `pulse_output` (`pulse_column`) called line
+    after line, and counts the same PULSE ops."""
+    from ohmflow.emulator.fabrication import fabricate
+    from ohmflow.host.algorithms.base import (
+        pulse_column,
+        pulse_inputs,
+        pulse_output,
+        pulse_outputs,
+    )
+    from ohmflow.host.chips import Chips
+    from ohmflow.host.layers import AnalogLinear
+    from ohmflow.host.ledger import CostLedger
+
+    rng = np.random.default_rng(5)
+    rows = [3, 10, 0, 7, 4, 9] if axis == "col" else [3, 8, 0, 6, 4, 3]
+    counts = rng.integers(-9, 10, size=(len(rows), 9 if axis == "col" else 11))
+    counts[2, :5 if axis == "col" else 6] = 0  # a line with work on one block only
+    counts[4] = 0  # a line without work
+    one, many = ((pulse_output, pulse_outputs) if axis == "col" else
+                 (pulse_column, pulse_inputs))
+    w = rng.integers(-400, 400, size=(11, 9))
+    results = []
+    for batched in (False, True):
+        chips = Chips([TwinDevice("tiny") for _ in range(2)])
+        for k, d in enumerate(chips):
+            d.load_device_map(fabricate(d.config, DeviceModel.soft_bounds(), 10 + k))
+            d.configure(seed=77 + k)
+        layer = AnalogLinear(chips, 9, 11)
+        assert [b.chip for b in layer.blocks] == [0, 1, 0, 1]
+        layer.program(w)
+        led = CostLedger()
+        if batched:
+            ops = many(layer, rows, counts, led)
+        else:
+            ops = sum(one(layer, j, c, led) for j, c in zip(rows, counts, strict=True))
+        results.append((ops, layer.states(), [d.twin.nonce for d in chips],
+                        [d.counters() for d in chips], led.entries))
+    (ops0, s0, n0, c0, e0), (ops1, s1, n1, c1, e1) = results
+    assert ops0 == ops1 == 9  # lines with work x blocks with work (one line: one block)
+    np.testing.assert_array_equal(s0, s1)
+    assert n0 == n1 and c0 == c1 and e0 == e1
+
+
+@pytest.mark.parametrize("name", ["ttv1", "c-ttv2", "agad"])
+def test_queued_transfer_pulses_equal_pulses_sent_inside_the_loop(digits, name, monkeypatch):
+    """The transfers queue C's PULSE ops and send them after the loop; a run whose `send`
+    pulses at once inside the loop (the reference, written here) ends in the same device states,
+    nonces, counters, ledger counts and algorithm state (64-16-10, 1 epoch of 480 samples,
+    SoftBounds devices with variation and read noise)."""
+    from ohmflow.host.algorithms import transfer
+    from ohmflow.host.algorithms.base import pulse_column
+
+    def at_once(self, i, counts, ledger):
+        if counts.any():
+            self.count["transfer_pulse_ops"] += pulse_column(self.weight, i, counts, ledger)
+            self.count["transfer_pulses"] += int(np.abs(counts).sum())
+
+    cfg = config(name, epochs=1, device_model=dataclasses.asdict(DeviceModel.soft_bounds()))
+    runs = []
+    for reference in (False, True):
+        if reference:
+            monkeypatch.setattr(transfer.TransferRule, "send", at_once)
+        t = Trainer(cfg, TwinDevice(), subset(digits))
+        t.run()
+        runs.append((t.analog.state(), t.device.twin.nonce, t.counters(), t.ledger.entries,
+                     t.analog.algorithm_counters()))
+    (s0, n0, c0, e0, a0), (s1, n1, c1, e1, a1) = runs
+    assert s0.keys() == s1.keys() and all(np.array_equal(s0[k], s1[k]) for k in s0)
+    assert (n0, c0, e0, a0) == (n1, c1, e1, a1)
+    assert a0["transfer_pulse_ops"] > 0

@@ -129,3 +129,27 @@ def test_bad_inputs(dev):
     with pytest.raises(ValueError, match="clock_hz"):
         CostLedger(clock_hz=0)
     assert PHASES == ("forward", "backward", "update")
+
+
+def test_phases_attribute_each_tile_as_one_phase_per_call(dev):
+    """Pulse ops on two tiles in one `phases` block: each layer gets what one `phase` block per
+    op gives (calls, weight_elems, pulse ops and slots); bad parts are refused."""
+    rng = np.random.default_rng(3)
+    ops = [(0, int(rng.integers(0, 7)), rng.integers(-5, 6, size=5)) for _ in range(3)]
+    ops += [(1, int(rng.integers(0, 3)), rng.integers(-5, 6, size=4)) for _ in range(2)]
+    one, many = CostLedger(), CostLedger()
+    twin2 = TwinDevice("tiny")
+    twin2.configure(shapes=((5, 7), (4, 3)), bl=9)
+    for tile, j, c in ops:
+        with one.phase(f"fc{tile}", "update", dev, tile):
+            dev.pulse(tile, "col", j, c)
+    with many.phases("update", twin2, [("fc0", 0, 3), ("fc1", 1, 2)]):
+        twin2.pulse_lines("col", *zip(*ops, strict=True))
+    assert many.entries == one.entries
+    assert one.get("fc0", "update")["calls"] == 3
+    assert one.get("fc1", "update")["weight_elems"] == 2 * 4 * 3
+    assert np.array_equal(dev.read(0), twin2.read(0))
+    with pytest.raises(ValueError, match="calls must be an integer >= 1"):
+        many.phases("update", twin2, [("fc0", 0, 0)])
+    with pytest.raises(ValueError, match="each tile may appear once"):
+        many.phases("update", twin2, [("fc0", 0, 1), ("fc1", 0, 1)])

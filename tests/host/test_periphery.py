@@ -1,0 +1,83 @@
+"""The compiled update management (host/periphery.py) against its numpy expressions, bit for bit."""
+
+import math
+
+import numpy as np
+import pytest
+from ohmflow.host.device import TwinDevice
+from ohmflow.host.layers import AnalogLinear, UpdateParams
+
+
+def update_codes_reference(x, d, lr, rng, g, bl_max, pm, bl_management, management):
+    """AnalogTile.update_codes in numpy, one array expression per step."""
+    reg = g * g
+    xm = np.maximum(np.abs(x).max(axis=1), reg)
+    dm = np.maximum(np.abs(d).max(axis=1), reg)
+    if bl_management:
+        bl = int(min(max(np.ceil(lr * xm * dm / g).max(), 1.0), bl_max))
+    else:
+        bl = bl_max
+    a = math.sqrt(lr / (g * bl))
+    if management:
+        cx, cd = a * np.sqrt(dm / xm), a * np.sqrt(xm / dm)
+    else:
+        cx = cd = np.full(len(x), a)
+    px = np.minimum(cx[:, None] * np.abs(x), 1.0) * pm
+    pd = np.minimum(cd[:, None] * np.abs(d), 1.0) * pm
+    xc = np.sign(x).astype(np.int64) * np.floor(px + rng.random(px.shape)).astype(np.int64)
+    dc = np.sign(d).astype(np.int64) * np.floor(pd + rng.random(pd.shape)).astype(np.int64)
+    return xc, dc, bl
+
+
+@pytest.mark.parametrize("bl_management, management", [(True, True), (False, True),
+                                                        (True, False), (False, False)])
+def test_update_codes_equal_the_numpy_reference(bl_management, management):
+    """Random batches with zero rows, signed zeros, tiny and large values (probabilities that
+    clip at 1), on a sliced (non-contiguous) input as the mapped layers pass: the codes, BL and
+    the generator's state after the call are the reference's exactly."""
+    dev = TwinDevice()
+    layer = AnalogLinear(dev, 64, 32, update=UpdateParams(
+        update_bl_management=bl_management, update_management=management))
+    tile = layer.tiles[0]
+    data = np.random.default_rng(4)
+    reached = 0
+    for case in range(20):
+        wide = data.normal(size=(9, 80)) * 10.0 ** data.uniform(-4, 1, size=(9, 1))
+        x = wide[:, 3:67]  # a view, as x[:, block.inputs]
+        d = data.normal(size=(9, 32)) * 10.0 ** data.uniform(-5, 0, size=(9, 1))
+        x[2] = 0.0
+        d[4] = -0.0
+        x[5, ::2] = -0.0
+        lr = float(10.0 ** data.uniform(-3, 0.5))
+        if case % 4 == 0:
+            d[1] *= 1e4  # far beyond the others: its probabilities clip at 1
+        rng, ref_rng = np.random.default_rng(case), np.random.default_rng(case)
+        got = tile.update_codes(x, d, lr, rng)
+        want = update_codes_reference(x, d, lr, ref_rng, tile.dw_min, tile.bl_max,
+                                      dev.config.p_max, bl_management, management)
+        assert got[2] == want[2]
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert rng.random() == ref_rng.random()
+        reached = max(reached, int(np.abs(got[0]).max()), int(np.abs(got[1]).max()))
+    assert reached == dev.config.p_max  # some probability clipped at 1
+
+
+def test_dac_codes_and_row_abs_max_equal_their_numpy_expressions():
+    """Scaled, clipped and rounded DAC codes (halves to even, signed zeros, values beyond the
+    range) and row abs-maxima of random rows, of a sliced view and of an all-zero row."""
+    from ohmflow.host import periphery
+
+    rng = np.random.default_rng(9)
+    wide = rng.normal(size=(7, 40)) * 3.0
+    x = wide[:, 5:37]
+    x[0] = 0.0
+    x[1, :8] = [0.25, 0.75, -0.25, -0.75, 1.25, -0.0, 0.5, -1.5]  # x 2: halves and a clip
+    scale = np.array([0.0, 1.0, *rng.uniform(0.01, 2.0, size=5)])
+    for in_max in (2, 63, 127):
+        want = np.rint(np.clip(x * scale[:, None], -1.0, 1.0) * in_max).astype(np.int64)
+        np.testing.assert_array_equal(periphery.dac_codes(x, scale, in_max), want)
+    assert periphery.dac_codes(x, scale, 2)[1, :8].tolist() == [0, 2, 0, -2, 2, 0, 1, -2]
+    for floor in (0.0, 0.5):
+        want = np.maximum(np.abs(x).max(axis=1), floor)
+        np.testing.assert_array_equal(periphery.row_abs_max(x, floor), want)
