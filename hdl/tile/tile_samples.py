@@ -64,7 +64,7 @@ class SampleWalker(wiring.Component):
         m = Module()
         cfg = self.cfg
         n_in, n_out = self.n_in, self.n_out
-        samples = Signal(16)  # samples finished
+        finished = Signal(16)  # samples finished
         asked = Signal(range(4))  # keys requested for this sample
         got = Signal(range(4))  # keys received
         keys = [Signal(32, reset_less=True, name=f"key_{d.name.lower()}") for d in KEYS]
@@ -72,7 +72,7 @@ class SampleWalker(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += [samples.eq(0), asked.eq(0), got.eq(0)]
+                    m.d.sync += [finished.eq(0), asked.eq(0), got.eq(0)]
                     m.next = "KEYS"
             with m.State("KEYS"):
                 m.d.comb += [self.key_req.valid.eq(asked < 3),
@@ -109,9 +109,9 @@ class SampleWalker(wiring.Component):
                 with m.If(self.engine_idle):
                     m.d.comb += [self.update_samples.eq(self.update),
                                  self.pulse_ops.eq(~self.update)]
-                    m.d.sync += [samples.eq(samples + 1), asked.eq(0), got.eq(0)]
+                    m.d.sync += [finished.eq(finished + 1), asked.eq(0), got.eq(0)]
                     m.next = "KEYS"
-                    with m.If(~self.update | (samples + 1 == self.count)):
+                    with m.If(~self.update | (finished + 1 == self.count)):
                         m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
         return m
