@@ -116,7 +116,7 @@ def test_verilator_server_unavailable_is_a_clear_error(monkeypatch):
     import ohmflow.sim
 
     monkeypatch.setitem(sys.modules, "ohmflow.sim.verilator_server", None)
-    monkeypatch.delattr(ohmflow.sim, "emulator", raising=False)  # imported by another test
+    monkeypatch.delattr(ohmflow.sim, "verilator_server", raising=False)  # imported by another test
     with pytest.raises(DeviceError, match="server='twin'"):
         EmulatorDevice(CFG)
 
