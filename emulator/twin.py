@@ -40,6 +40,12 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int, check: bool = True) ->
     With ``check=False`` the range [lo, hi] is left to the caller (a kernel that checks it in
     the pass it makes anyway, then `_range_error`).
     """
+    arr = a
+    if (type(arr) is np.ndarray and arr.dtype == np.int64 and arr.ndim == ndim
+            and arr.flags.c_contiguous):  # the common case: already what the kernels take
+        if check and arr.size and (arr.min() < lo or arr.max() > hi):
+            raise _range_error(name, arr, lo, hi)
+        return arr
     arr = np.asarray(a)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
@@ -54,6 +60,10 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int, check: bool = True) ->
     if check and arr.size and (arr.min() < lo or arr.max() > hi):
         raise _range_error(name, arr, lo, hi)
     return arr
+
+
+#: the kernel's ``counts`` argument when the counts are not wanted (never written)
+_NO_COUNTS = np.zeros((0, 0, 0), dtype=np.int64)
 
 
 def _range_error(name: str, arr: np.ndarray, lo: int, hi: int) -> ValueError:
@@ -94,7 +104,9 @@ class Twin:
             key, new = None, None
         if new is None:
             new = self.settings.replace(self.cfg, **kw)
-            if key is not None and len(self._settings_cache) < 256:
+            if key is not None:
+                if len(self._settings_cache) >= 256:  # a new seed each epoch: drop the old ones
+                    self._settings_cache.clear()
                 self._settings_cache[key] = new
         self.settings = new
         if "seed" in kw:
@@ -234,7 +246,7 @@ class Twin:
                              f"same B >= 1, got {x.shape} and {d.shape}")
         b = x.shape[0]
         s = self.settings
-        out = np.zeros((b, n_out, n_in) if counts else (0, 0, 0), dtype=np.int64)
+        out = np.zeros((b, n_out, n_in), dtype=np.int64) if counts else _NO_COUNTS
         pulses = kernels.update(
             self.weights[tile], x, d, pm, s.bl, prng.domain_base(s.seed, prng.DOMAIN_ROW),
             prng.domain_base(s.seed, prng.DOMAIN_COL), prng.domain_base(s.seed, prng.DOMAIN_C2C),

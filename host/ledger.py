@@ -78,11 +78,13 @@ class _Phase:
         if settings.out_bits > led.out_bits:
             led.out_bits = settings.out_bits
         self.shapes, self.before = [], []
+        shapes, counters = settings.shapes, device.tile_counters
         for layer, tile, _ in self.parts:
-            n_in, n_out = shape = tuple(int(v) for v in settings.shapes[tile])
+            n_in, n_out = shapes[tile]
+            shape = (int(n_in), int(n_out))
             led.shapes[layer] = shape
             self.shapes.append(shape)
-            self.before.append(dict(device.tile_counters(tile)))
+            self.before.append(dict(counters(tile)))
         led._active.add(key)
         self.t0 = time.perf_counter()
 
@@ -96,15 +98,13 @@ class _Phase:
         for (layer, tile, calls), (n_in, n_out), before in zip(self.parts, self.shapes,
                                                                 self.before, strict=True):
             after = self.device.tile_counters(tile)
-            deltas = {}
-            for name in DEVICE_COUNTERS:
-                if name in after and name in before:
-                    d = int(after[name]) - int(before[name])
-                    if d < 0:
-                        raise ValueError(f"counter {name!r} of tile {tile} went down by {-d} "
-                                         f"during {layer}/{self.phase}: was the device reset "
-                                         "inside the block?")
-                    deltas[name] = d
+            deltas = {name: int(after[name]) - int(before[name]) for name in DEVICE_COUNTERS
+                      if name in after and name in before}
+            if min(deltas.values(), default=0) < 0:
+                name = next(k for k, v in deltas.items() if v < 0)
+                raise ValueError(f"counter {name!r} of tile {tile} went down by "
+                                 f"{-deltas[name]} during {layer}/{self.phase}: was the device "
+                                 "reset inside the block?")
             samples = deltas.get("update_samples", 0)
             deltas["calls"] = calls
             deltas["weight_elems"] = calls * n_in * n_out

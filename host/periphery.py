@@ -54,3 +54,82 @@ def dac_codes(x, scale, in_max):
             v = min(max(x[b, i] * s, -1.0), 1.0)
             out[b, i] = np.int64(np.rint(v * in_max))
     return out
+
+
+@njit(cache=True)
+def managed_dac_codes(x, noise_management, in_max):
+    """Noise-managed DAC codes of the rows of ``x``: ``scale`` is ``row_abs_max(x, 0.0)`` (ones
+    without noise management), ``inv`` is 1 / scale (0 for an all-zero row) and the codes are
+    ``dac_codes(x, inv, in_max)``. Returns (codes, scale, inv)."""
+    scale = row_abs_max(x, 0.0) if noise_management else np.ones(x.shape[0])
+    inv = np.empty(x.shape[0])
+    for b in range(x.shape[0]):
+        inv[b] = 1.0 / scale[b] if scale[b] > 0 else 0.0
+    return dac_codes(x, inv, in_max), scale, inv
+
+
+@njit(cache=True)
+def scale_rows(y, lsb, scale):
+    """``y * (lsb * scale)[:, None]``: integer ADC codes (B, n) as floats, row b times
+    ``lsb * scale[b]``."""
+    out = np.empty(y.shape)
+    for b in range(y.shape[0]):
+        s = lsb * scale[b]
+        for k in range(y.shape[1]):
+            out[b, k] = np.float64(y[b, k]) * s
+    return out
+
+
+@njit(cache=True)
+def update_need(x, d, reg, lr, dw_min):
+    """The per-sample scales of an update: ``xm = row_abs_max(x, reg)``, ``dm =
+    row_abs_max(d, reg)`` and ``np.ceil(lr * xm * dm / dw_min).max()``, the pulse slots the
+    largest sample needs."""
+    xm = row_abs_max(x, reg)
+    dm = row_abs_max(d, reg)
+    need = -np.inf
+    for b in range(x.shape[0]):
+        v = np.ceil(lr * xm[b] * dm[b] / dw_min)
+        if v > need:
+            need = v
+    return xm, dm, need
+
+
+@njit(cache=True)
+def update_codes(x, d, xm, dm, a, update_management, p_max, ux, ud):
+    """The signed probability codes of x and d: ``signed_codes(x, cx, p_max, ux)`` and
+    ``signed_codes(d, cd, p_max, ud)`` with ``cx = a * sqrt(dm / xm)``, ``cd = a * sqrt(xm /
+    dm)`` (both ``a`` without update management)."""
+    cx = np.empty(x.shape[0])
+    cd = np.empty(x.shape[0])
+    for b in range(x.shape[0]):
+        if update_management:
+            cx[b] = a * math.sqrt(dm[b] / xm[b])
+            cd[b] = a * math.sqrt(xm[b] / dm[b])
+        else:
+            cx[b] = a
+            cd[b] = a
+    return signed_codes(x, cx, p_max, ux), signed_codes(d, cd, p_max, ud)
+
+
+@njit(cache=True)
+def live_samples(xc, dc):
+    """``(xc != 0).any(axis=1) & (dc != 0).any(axis=1)`` and its count: the samples with a
+    nonzero code on both sides."""
+    live = np.zeros(xc.shape[0], dtype=np.bool_)
+    n = 0
+    for b in range(xc.shape[0]):
+        on = False
+        for i in range(xc.shape[1]):
+            if xc[b, i] != 0:
+                on = True
+                break
+        if on:
+            on = False
+            for j in range(dc.shape[1]):
+                if dc[b, j] != 0:
+                    on = True
+                    break
+        live[b] = on
+        n += on
+    return live, n

@@ -81,3 +81,50 @@ def test_dac_codes_and_row_abs_max_equal_their_numpy_expressions():
     for floor in (0.0, 0.5):
         want = np.maximum(np.abs(x).max(axis=1), floor)
         np.testing.assert_array_equal(periphery.row_abs_max(x, floor), want)
+
+
+@pytest.mark.parametrize("noise_management", [True, False])
+def test_managed_read_codes_and_output_scaling_equal_their_numpy_expressions(noise_management):
+    """The read periphery of AnalogTile._read (abs-max scale, its inverse with 0 for an all-zero
+    row, DAC codes; ADC codes times lsb and scale) against the numpy expressions it replaced,
+    on a sliced view with signed zeros and an all-zero row."""
+    from ohmflow.host import periphery
+
+    rng = np.random.default_rng(11)
+    wide = rng.normal(size=(6, 50)) * 10.0 ** rng.uniform(-3, 1, size=(6, 1))
+    x = wide[:, 4:36]
+    x[2] = 0.0
+    x[3, ::3] = -0.0
+    codes, scale, inv = periphery.managed_dac_codes(x, noise_management, 63)
+    want_scale = np.abs(x).max(axis=1) if noise_management else np.ones(len(x))
+    want_inv = np.divide(1.0, want_scale, out=np.zeros_like(want_scale),
+                         where=want_scale > 0)
+    np.testing.assert_array_equal(scale, want_scale)
+    np.testing.assert_array_equal(inv, want_inv)
+    np.testing.assert_array_equal(codes, np.rint(np.clip(x * want_inv[:, None], -1.0, 1.0)
+                                                 * 63).astype(np.int64))
+    y = rng.integers(-255, 256, size=(6, 10))
+    lsb = float(rng.uniform(0.001, 0.1))
+    np.testing.assert_array_equal(periphery.scale_rows(y, lsb, scale),
+                                  y * (lsb * want_scale)[:, None])
+
+
+def test_live_samples_equal_their_numpy_expression():
+    """Samples with a nonzero code on both sides, and their count, for random sparse codes."""
+    from ohmflow.host import periphery
+
+    rng = np.random.default_rng(12)
+    for _ in range(20):
+        xc = rng.integers(-2, 3, size=(16, 8)) * (rng.random((16, 8)) < 0.1)
+        dc = rng.integers(-2, 3, size=(16, 5)) * (rng.random((16, 5)) < 0.2)
+        live, n = periphery.live_samples(xc, dc)
+        want = (xc != 0).any(axis=1) & (dc != 0).any(axis=1)
+        np.testing.assert_array_equal(live, want)
+        assert n == int(want.sum())
+
+
+def test_an_update_of_an_empty_batch_is_refused():
+    dev = TwinDevice()
+    tile = AnalogLinear(dev, 64, 32).tiles[0]
+    with pytest.raises(ValueError, match="at least one sample"):
+        tile.update_codes(np.zeros((0, 64)), np.zeros((0, 32)), 0.1, np.random.default_rng(0))
