@@ -83,6 +83,7 @@ class Twin:
         self._sqrt = sqrt_table(cfg.bl_max)
         self._map_cache: dict = {}
         self._settings_cache: dict = {}
+        self._interned: dict = {}
         self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
         self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
         self.reset(settings)
@@ -97,17 +98,25 @@ class Twin:
 
     def set(self, **kw) -> Settings:
         """Change run-time settings (validated); a new seed restarts the nonce at 0."""
-        try:  # training toggles between a few settings (BL per layer): reuse validated ones
-            key = (self.settings, tuple(sorted(kw.items())))
-            new = self._settings_cache.get(key)
+        # training toggles between a few settings (BL per layer): reuse validated ones, found by
+        # the identity of the current settings and the changes with their types (True is not a
+        # valid 1); new settings are interned by value, so the same settings are the same object
+        old = self.settings
+        try:
+            key = (id(old), tuple(sorted((k, type(v), v) for k, v in kw.items())))
+            hit = self._settings_cache.get(key)
         except TypeError:  # unhashable values (lists): validate afresh
-            key, new = None, None
-        if new is None:
-            new = self.settings.replace(self.cfg, **kw)
+            key, hit = None, None
+        if hit is not None and hit[0] is old:
+            new = hit[1]
+        else:
+            new = old.replace(self.cfg, **kw)
             if key is not None:
-                if len(self._settings_cache) >= 256:  # a new seed each epoch: drop the old ones
+                if len(self._settings_cache) >= 4096:  # bounded: drop them all, then refill
                     self._settings_cache.clear()
-                self._settings_cache[key] = new
+                    self._interned.clear()
+                new = self._interned.setdefault(new, new)
+                self._settings_cache[key] = (old, new)
         self.settings = new
         if "seed" in kw:
             self.nonce = 0

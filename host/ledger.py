@@ -189,12 +189,13 @@ class CostLedger:
     def _accumulate_locked(self, layer, phase, counts, wall_s) -> None:
         if "cycles" in counts:
             self.has_cycles = True
-        entry = self.entries.get((layer, phase))
+        key = (layer, phase)
+        entry = self.entries.get(key)
         if entry is None:
-            entry = self.entries[(layer, phase)] = dict.fromkeys(FIELDS, 0)
+            entry = self.entries[key] = dict.fromkeys(FIELDS, 0)
         for k, v in counts.items():
             entry[k] += v
-        self.wall_s[(layer, phase)] = self.wall_s.get((layer, phase), 0.0) + wall_s
+        self.wall_s[key] = self.wall_s.get(key, 0.0) + wall_s
 
     # ----- queries -----
     @property

@@ -133,3 +133,14 @@ def live_samples(xc, dc):
         live[b] = on
         n += on
     return live, n
+
+
+@njit(cache=True)
+def plus_bias(y, bias):
+    """``(0.0 + y) + bias``: a layer's output of one block (added to zeros as the blocks' sum
+    is), plus the bias broadcast over the rows."""
+    out = np.empty(y.shape)
+    for b in range(y.shape[0]):
+        for k in range(y.shape[1]):
+            out[b, k] = (0.0 + y[b, k]) + bias[k]
+    return out

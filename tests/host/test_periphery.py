@@ -128,3 +128,21 @@ def test_an_update_of_an_empty_batch_is_refused():
     tile = AnalogLinear(dev, 64, 32).tiles[0]
     with pytest.raises(ValueError, match="at least one sample"):
         tile.update_codes(np.zeros((0, 64)), np.zeros((0, 32)), 0.1, np.random.default_rng(0))
+
+
+def test_plus_bias_equals_the_sum_over_blocks():
+    """One block's output plus bias is the zeros-plus-part-plus-bias of the blocks' sum,
+    signed zeros included (0 + -0 is +0)."""
+    from ohmflow.host import periphery
+
+    rng = np.random.default_rng(13)
+    part = rng.normal(size=(5, 7))
+    part[0, :3] = -0.0
+    bias = rng.normal(size=7)
+    bias[1] = -0.0
+    y = np.zeros((5, 7))
+    y[:, slice(0, 7)] += part
+    want = y + bias
+    got = periphery.plus_bias(part, bias)
+    np.testing.assert_array_equal(got, want)
+    assert (np.signbit(got) == np.signbit(want)).all()
