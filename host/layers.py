@@ -41,7 +41,7 @@ def _matrix(name: str, a, shape: tuple[int, int]) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != shape[1]:
         raise ValueError(f"{name} must be (batch, {shape[1]}), got shape {a.shape}")
-    if not np.isfinite(a).all():
+    if not periphery.all_finite(a):
         raise ValueError(f"{name} contains NaN or inf")
     return a
 
@@ -133,16 +133,30 @@ class AnalogLinear:
 
     def _run(self, fns: list, ledger, phase: str) -> list:
         """One call per block (``fns`` in block order), each in its ledger phase; results in
-        block order. On one chip the calls run here in order, as `Chips.run` would run them."""
-        if len(self.chips) > 1:
-            return self.chips.run([(b.chip, self._job(fn, ledger, b, phase))
-                                   for b, fn in zip(self.blocks, fns, strict=True)])
-        if ledger is None:
+        block order. When the chips compute in this thread (`Chips.inline`) the calls run here,
+        in order, as `Chips.run` would run them: on one chip up to the first failure, on
+        several chips all of them, then the first failure is raised."""
+        chips = self.chips
+        if not chips.inline:
+            return chips.run([(b.chip, self._job(fn, ledger, b, phase))
+                              for b, fn in zip(self.blocks, fns, strict=True)])
+        if len(chips) == 1 and ledger is None:
             return [fn() for fn in fns]
-        dev, out = self.chips[0], []
+        out, error = [], None
         for b, fn in zip(self.blocks, fns, strict=True):
-            with ledger.phase(b.name, phase, dev, b.tile):
-                out.append(fn())
+            try:
+                if ledger is None:
+                    out.append(fn())
+                else:
+                    with ledger.phase(b.name, phase, chips[b.chip], b.tile):
+                        out.append(fn())
+            except Exception as e:
+                if len(chips) == 1:
+                    raise
+                out.append(None)
+                error = error or e
+        if error is not None:
+            raise error
         return out
 
     def forward(self, x: np.ndarray, ledger=None) -> np.ndarray:

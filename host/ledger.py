@@ -44,6 +44,7 @@ DEVICE_COUNTERS = (*COUNTERS, "cycles")
 #: counts derived by the ledger from the tile's settings
 DERIVED = ("calls", "weight_elems", "device_updates", "update_values", "pulse_slots")
 FIELDS = (*DEVICE_COUNTERS, *DERIVED)
+_TRACKED = frozenset(DEVICE_COUNTERS)
 FORMAT_VERSION = 1
 
 
@@ -98,8 +99,11 @@ class _Phase:
         for (layer, tile, calls), (n_in, n_out), before in zip(self.parts, self.shapes,
                                                                 self.before, strict=True):
             after = self.device.tile_counters(tile)
-            deltas = {name: int(after[name]) - int(before[name]) for name in DEVICE_COUNTERS
-                      if name in after and name in before}
+            if after.keys() == before.keys() and after.keys() <= _TRACKED:  # the usual case
+                deltas = {name: int(v) - int(before[name]) for name, v in after.items()}
+            else:
+                deltas = {name: int(after[name]) - int(before[name]) for name in DEVICE_COUNTERS
+                          if name in after and name in before}
             if min(deltas.values(), default=0) < 0:
                 name = next(k for k, v in deltas.items() if v < 0)
                 raise ValueError(f"counter {name!r} of tile {tile} went down by "

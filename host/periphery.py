@@ -144,3 +144,13 @@ def plus_bias(y, bias):
         for k in range(y.shape[1]):
             out[b, k] = (0.0 + y[b, k]) + bias[k]
     return out
+
+
+@njit(cache=True)
+def all_finite(a):
+    """``np.isfinite(a).all()`` for a 2-D float array."""
+    for b in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            if not math.isfinite(a[b, i]):
+                return False
+    return True
