@@ -154,3 +154,50 @@ def all_finite(a):
             if not math.isfinite(a[b, i]):
                 return False
     return True
+
+
+@njit(cache=True)
+def minus_row_max(a):
+    """``a - a.max(axis=1, keepdims=True)`` and ``a.argmax(axis=1)`` of a 2-D float array (a
+    NaN is the maximum of its row and the first NaN its argmax, as in numpy)."""
+    out = np.empty(a.shape)
+    arg = np.empty(a.shape[0], dtype=np.int64)
+    for b in range(a.shape[0]):
+        m = a[b, 0]
+        k = 0
+        for i in range(1, a.shape[1]):
+            v = a[b, i]
+            if not math.isnan(m) and (math.isnan(v) or v > m):
+                m = v
+                k = i
+        for i in range(a.shape[1]):
+            out[b, i] = a[b, i] - m
+        arg[b] = k
+    return out, arg
+
+
+@njit(cache=True)
+def xent_grad(e, s, y, arg):
+    """``p = e / s[:, None]``; returns ``np.maximum(p[arange(n), y], 1e-300)``, the gradient
+    ``(p - onehot(y)) / n`` and the count of ``arg == y`` (labels index as numpy does: -k
+    counts from the last class)."""
+    n, c = e.shape
+    grad = np.empty(e.shape)
+    pick = np.empty(n)
+    correct = 0
+    for b in range(n):
+        for i in range(c):
+            grad[b, i] = e[b, i] / s[b]
+        k = y[b]
+        if k < -c or k >= c:
+            raise IndexError("a label is not a class index of the logits")
+        correct += arg[b] == k
+        if k < 0:
+            k += c
+        v = grad[b, k]
+        pick[b] = v if v >= 1e-300 or math.isnan(v) else 1e-300
+        grad[b, k] -= 1.0
+    for b in range(n):
+        for i in range(c):
+            grad[b, i] /= n
+    return pick, grad, correct

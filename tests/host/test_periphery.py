@@ -146,3 +146,43 @@ def test_plus_bias_equals_the_sum_over_blocks():
     got = periphery.plus_bias(part, bias)
     np.testing.assert_array_equal(got, want)
     assert (np.signbit(got) == np.signbit(want)).all()
+
+
+def softmax_xent_reference(logits, y):
+    """softmax_xent's numpy expressions, one array operation per step."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    p = e / e.sum(axis=1, keepdims=True)
+    n = len(y)
+    loss = float(-np.log(np.maximum(p[np.arange(n), y], 1e-300)).mean())
+    grad = p
+    grad[np.arange(n), y] -= 1.0
+    grad /= n
+    return loss, grad, int((logits.argmax(axis=1) == y).sum())
+
+
+def test_softmax_xent_equals_its_numpy_expressions():
+    """Loss, gradient and correct count of random logits (ties, huge spreads, negative labels,
+    one sample, rows with NaN or inf) are the numpy expressions' bit for bit."""
+    import warnings
+
+    from ohmflow.host.mlp import softmax_xent
+
+    rng = np.random.default_rng(14)
+    for case in range(40):
+        n, c = int(rng.integers(1, 40)), int(rng.integers(1, 12))
+        logits = rng.normal(size=(n, c)) * 10.0 ** rng.uniform(-3, 3)
+        y = rng.integers(-c, c, size=n)
+        if case % 5 == 0:
+            logits[0, :] = 1.5  # a tie: the first maximum is the argmax
+        if case % 7 == 0:
+            logits[-1, int(rng.integers(c))] = [np.nan, np.inf, -np.inf][case % 3]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            got = softmax_xent(logits.copy(), y)
+            want = softmax_xent_reference(logits.copy(), y)
+        np.testing.assert_array_equal(got[1], want[1])
+        assert got[2] == want[2]
+        assert got[0] == want[0] or (np.isnan(got[0]) and np.isnan(want[0]))
+    with pytest.raises(IndexError):
+        softmax_xent(np.zeros((2, 3)), np.array([0, 3]))
