@@ -95,10 +95,12 @@ class _Phase:
         led._active.discard(self.key)
         if exc_type is not None:
             return False
-        all_calls = sum(calls for _, _, calls in self.parts)
-        for (layer, tile, calls), (n_in, n_out), before in zip(self.parts, self.shapes,
-                                                                self.before, strict=True):
-            after = self.device.tile_counters(tile)
+        parts = self.parts
+        all_calls = parts[0][2] if len(parts) == 1 else sum(calls for _, _, calls in parts)
+        counters = self.device.tile_counters
+        for (layer, tile, calls), (n_in, n_out), before in zip(parts, self.shapes, self.before,
+                                                                strict=True):
+            after = counters(tile)
             if after.keys() == before.keys() and after.keys() <= _TRACKED:  # the usual case
                 deltas = {name: int(v) - int(before[name]) for name, v in after.items()}
             else:
@@ -110,13 +112,15 @@ class _Phase:
                                  f"{-deltas[name]} during {layer}/{self.phase}: was the device "
                                  "reset inside the block?")
             samples = deltas.get("update_samples", 0)
+            size = n_in * n_out
             deltas["calls"] = calls
-            deltas["weight_elems"] = calls * n_in * n_out
-            deltas["device_updates"] = samples * n_in * n_out
+            deltas["weight_elems"] = calls * size
+            deltas["device_updates"] = samples * size
             deltas["update_values"] = samples * (n_in + n_out)
             deltas["pulse_slots"] = (samples * self.settings.bl
                                      + deltas.get("pulse_ops", 0) * self.device.config.bl_max)
-            led._accumulate(layer, self.phase, deltas, wall * calls / all_calls)
+            led._accumulate(layer, self.phase, deltas,
+                            wall if calls == all_calls else wall * calls / all_calls)
         return False
 
 
