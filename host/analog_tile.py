@@ -153,18 +153,12 @@ class AnalogTile:
         """
         if not len(x):
             raise ValueError("an update needs at least one sample, got an empty batch")
-        g = self.dw_min
-        xm, dm, need = periphery.update_need(x, d, g * g, lr, g)
-        if self.up.update_bl_management:
-            bl = int(min(max(need, 1.0), self.bl_max))
-        else:
-            bl = self.bl_max
-        a = math.sqrt(lr / (g * bl))
         # codes sign(v) floor(min(c |v|, 1) p_max + u): x's uniforms drawn first, then d's
         ux = rng.random(x.shape)
-        xc, dc = periphery.update_codes(x, d, xm, dm, a, self.up.update_management,
-                                        self.device.config.p_max, ux, rng.random(d.shape))
-        return xc, dc, bl
+        xc, dc, bl = periphery.update_codes(
+            x, d, lr, self.dw_min, self.bl_max, self.up.update_bl_management,
+            self.up.update_management, self.device.config.p_max, ux, rng.random(d.shape))
+        return xc, dc, int(bl)
 
     def apply_update(self, xc: np.ndarray, dc: np.ndarray, bl: int) -> None:
         """Send the codes of `update_codes` (samples with no pulse on one side are skipped)."""

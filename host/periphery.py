@@ -81,25 +81,30 @@ def scale_rows(y, lsb, scale):
 
 
 @njit(cache=True)
-def update_need(x, d, reg, lr, dw_min):
-    """The per-sample scales of an update: ``xm = row_abs_max(x, reg)``, ``dm =
-    row_abs_max(d, reg)`` and ``np.ceil(lr * xm * dm / dw_min).max()``, the pulse slots the
-    largest sample needs."""
+def update_codes(x, d, lr, dw_min, bl_max, bl_management, update_management, p_max, ux, ud):
+    """AnalogTile.update_codes after the uniform draws ``ux`` (x's) and ``ud`` (d's): the signed
+    probability codes of x and d and the pulse-train length BL, each step the float operations
+    of its numpy expression in order (see `AnalogTile.update_codes`):
+
+    ``xm, dm = row_abs_max(x, dw_min**2), row_abs_max(d, dw_min**2)``; with BL management
+    ``bl = int(min(max(np.ceil(lr * xm * dm / dw_min).max(), 1.0), bl_max))``, else ``bl_max``;
+    ``a = sqrt(lr / (dw_min * bl))``; ``cx, cd = a * sqrt(dm / xm), a * sqrt(xm / dm)`` (both
+    ``a`` without update management); ``signed_codes(x, cx, p_max, ux)`` and ``(d, cd, p_max,
+    ud)``.
+    """
+    reg = dw_min * dw_min
     xm = row_abs_max(x, reg)
     dm = row_abs_max(d, reg)
-    need = -np.inf
-    for b in range(x.shape[0]):
-        v = np.ceil(lr * xm[b] * dm[b] / dw_min)
-        if v > need:
-            need = v
-    return xm, dm, need
-
-
-@njit(cache=True)
-def update_codes(x, d, xm, dm, a, update_management, p_max, ux, ud):
-    """The signed probability codes of x and d: ``signed_codes(x, cx, p_max, ux)`` and
-    ``signed_codes(d, cd, p_max, ud)`` with ``cx = a * sqrt(dm / xm)``, ``cd = a * sqrt(xm /
-    dm)`` (both ``a`` without update management)."""
+    bl = bl_max
+    if bl_management:
+        need = -np.inf
+        for b in range(x.shape[0]):
+            v = np.ceil(lr * xm[b] * dm[b] / dw_min)
+            if v > need:
+                need = v
+        top = 1.0 if 1.0 > need else need  # Python's max(need, 1.0)
+        bl = np.int64(bl_max if bl_max < top else top)  # min(top, bl_max), then int()
+    a = math.sqrt(lr / (dw_min * bl))
     cx = np.empty(x.shape[0])
     cd = np.empty(x.shape[0])
     for b in range(x.shape[0]):
@@ -109,7 +114,7 @@ def update_codes(x, d, xm, dm, a, update_management, p_max, ux, ud):
         else:
             cx[b] = a
             cd[b] = a
-    return signed_codes(x, cx, p_max, ux), signed_codes(d, cd, p_max, ud)
+    return signed_codes(x, cx, p_max, ux), signed_codes(d, cd, p_max, ud), bl
 
 
 @njit(cache=True)
