@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import operator
 import threading
 import time
 from pathlib import Path
@@ -101,12 +102,15 @@ class _Phase:
         for (layer, tile, calls), (n_in, n_out), before in zip(parts, self.shapes, self.before,
                                                                 strict=True):
             after = counters(tile)
-            if after.keys() == before.keys() and after.keys() <= _TRACKED:  # the usual case
-                deltas = {name: int(v) - int(before[name]) for name, v in after.items()}
+            if list(after) == list(before) and after.keys() <= _TRACKED:  # the usual case
+                # the same names in the same order: subtract value by value (integers of any
+                # type: `to_dict` writes them as Python ints)
+                deltas = dict(zip(after, map(operator.sub, after.values(), before.values()),
+                                  strict=True))
             else:
                 deltas = {name: int(after[name]) - int(before[name]) for name in DEVICE_COUNTERS
                           if name in after and name in before}
-            if min(deltas.values(), default=0) < 0:
+            if deltas and min(deltas.values()) < 0:
                 name = next(k for k, v in deltas.items() if v < 0)
                 raise ValueError(f"counter {name!r} of tile {tile} went down by "
                                  f"{-deltas[name]} during {layer}/{self.phase}: was the device "
@@ -201,8 +205,9 @@ class CostLedger:
         entry = self.entries.get(key)
         if entry is None:
             entry = self.entries[key] = dict.fromkeys(FIELDS, 0)
-        for k, v in counts.items():
-            entry[k] += v
+        names = counts.keys()  # entry[k] += v for each count, in C loops
+        entry.update(zip(names, map(operator.add, map(entry.__getitem__, names),
+                                    counts.values()), strict=True))
         self.wall_s[key] = self.wall_s.get(key, 0.0) + wall_s
 
     # ----- queries -----
@@ -255,10 +260,10 @@ class CostLedger:
             "shapes": {k: list(v) for k, v in self.shapes.items()},
             "entries": [
                 {"layer": layer, "phase": phase, "wall_s": self.wall_s.get((layer, phase), 0.0),
-                 "counts": dict(entry)}
+                 "counts": {k: int(v) for k, v in entry.items()}}
                 for (layer, phase), entry in self.entries.items()
             ],
-            "totals": self.totals(),
+            "totals": {k: int(v) for k, v in self.totals().items()},
         }
 
     @classmethod
