@@ -103,7 +103,11 @@ class Twin:
         # valid 1); new settings are interned by value, so the same settings are the same object
         old = self.settings
         try:
-            key = (id(old), tuple(sorted((k, type(v), v) for k, v in kw.items())))
+            if len(kw) == 1:
+                ((k, v),) = kw.items()
+                key = (id(old), ((k, type(v), v),))
+            else:
+                key = (id(old), tuple(sorted((k, type(v), v) for k, v in kw.items())))
             hit = self._settings_cache.get(key)
         except TypeError:  # unhashable values (lists): validate afresh
             key, hit = None, None

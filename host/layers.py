@@ -206,4 +206,4 @@ class AnalogLinear:
 
     def update_bias(self, d: np.ndarray, lr: float) -> None:
         """Digital SGD on the bias: b -= lr * sum_b d."""
-        self.bias -= lr * np.asarray(d).sum(axis=0)
+        self.bias -= lr * np.add.reduce(np.asarray(d), axis=0)  # d.sum(axis=0), unwrapped
