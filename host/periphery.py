@@ -1,4 +1,6 @@
-"""Compiled loops of the host's update management (numba), for `ohmflow.host.analog_tile`.
+"""Compiled loops of the host's floating-point periphery (numba): the read and update
+management of `ohmflow.host.analog_tile`, the block sums of `ohmflow.host.layers` and the loss of
+`ohmflow.host.mlp`.
 
 Each loop does, element by element, the floating-point operations of the numpy expression it
 stands for (noted beside it), in the same order and with no fused or reordered arithmetic, so the
