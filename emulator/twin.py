@@ -40,6 +40,12 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int, check: bool = True) ->
     With ``check=False`` the range [lo, hi] is left to the caller (a kernel that checks it in
     the pass it makes anyway, then `_range_error`).
     """
+    arr = a
+    if (type(arr) is np.ndarray and arr.dtype == np.int64 and arr.ndim == ndim
+            and arr.flags.c_contiguous):  # the common case: already what the kernels take
+        if check and arr.size and (arr.min() < lo or arr.max() > hi):
+            raise _range_error(name, arr, lo, hi)
+        return arr
     arr = np.asarray(a)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
@@ -54,6 +60,10 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int, check: bool = True) ->
     if check and arr.size and (arr.min() < lo or arr.max() > hi):
         raise _range_error(name, arr, lo, hi)
     return arr
+
+
+#: the kernel's ``counts`` argument when the counts are not wanted (never written)
+_NO_COUNTS = np.zeros((0, 0, 0), dtype=np.int64)
 
 
 def _range_error(name: str, arr: np.ndarray, lo: int, hi: int) -> ValueError:
@@ -73,6 +83,7 @@ class Twin:
         self._sqrt = sqrt_table(cfg.bl_max)
         self._map_cache: dict = {}
         self._settings_cache: dict = {}
+        self._interned: dict = {}
         self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
         self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
         self.reset(settings)
@@ -87,15 +98,29 @@ class Twin:
 
     def set(self, **kw) -> Settings:
         """Change run-time settings (validated); a new seed restarts the nonce at 0."""
-        try:  # training toggles between a few settings (BL per layer): reuse validated ones
-            key = (self.settings, tuple(sorted(kw.items())))
-            new = self._settings_cache.get(key)
+        # training toggles between a few settings (BL per layer): reuse validated ones, found by
+        # the identity of the current settings and the changes with their types (True is not a
+        # valid 1); new settings are interned by value, so the same settings are the same object
+        old = self.settings
+        try:
+            if len(kw) == 1:
+                ((k, v),) = kw.items()
+                key = (id(old), ((k, type(v), v),))
+            else:
+                key = (id(old), tuple(sorted((k, type(v), v) for k, v in kw.items())))
+            hit = self._settings_cache.get(key)
         except TypeError:  # unhashable values (lists): validate afresh
-            key, new = None, None
-        if new is None:
-            new = self.settings.replace(self.cfg, **kw)
-            if key is not None and len(self._settings_cache) < 256:
-                self._settings_cache[key] = new
+            key, hit = None, None
+        if hit is not None and hit[0] is old:
+            new = hit[1]
+        else:
+            new = old.replace(self.cfg, **kw)
+            if key is not None:
+                if len(self._settings_cache) >= 4096:  # bounded: drop them all, then refill
+                    self._settings_cache.clear()
+                    self._interned.clear()
+                new = self._interned.setdefault(new, new)
+                self._settings_cache[key] = (old, new)
         self.settings = new
         if "seed" in kw:
             self.nonce = 0
@@ -234,7 +259,7 @@ class Twin:
                              f"same B >= 1, got {x.shape} and {d.shape}")
         b = x.shape[0]
         s = self.settings
-        out = np.zeros((b, n_out, n_in) if counts else (0, 0, 0), dtype=np.int64)
+        out = np.zeros((b, n_out, n_in), dtype=np.int64) if counts else _NO_COUNTS
         pulses = kernels.update(
             self.weights[tile], x, d, pm, s.bl, prng.domain_base(s.seed, prng.DOMAIN_ROW),
             prng.domain_base(s.seed, prng.DOMAIN_COL), prng.domain_base(s.seed, prng.DOMAIN_C2C),

@@ -111,14 +111,10 @@ class AnalogTile:
     def _read(self, op, x: np.ndarray, lsb: float) -> np.ndarray:
         """One managed read: NM scaling, DAC codes, device op, BM re-reads, output scaling."""
         x = np.asarray(x, dtype=np.float64)
-        if self.io.noise_management:
-            scale = periphery.row_abs_max(x, 0.0)
-        else:
-            scale = np.ones(len(x))
-        inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
+        codes, scale, inv = periphery.managed_dac_codes(x, self.io.noise_management, self.in_max)
         # every vector at its scale (the BM factor of round 0 is 1: x * (inv / 1) is x * inv)
-        y, sat = op(self.tile, periphery.dac_codes(x, inv, self.in_max))
-        out = y * (lsb * scale)[:, None]
+        y, sat = op(self.tile, codes)
+        out = periphery.scale_rows(y, lsb, scale)
         rounds = self.io.max_bm_rounds if self.io.bound_management else 0
         redo = np.asarray(sat) > 0
         if rounds == 0 or not redo.any():
@@ -155,34 +151,23 @@ class AnalogTile:
         stochastically rounded to codes, so E[n_ji] = BL p_i q_j and E[dW] = -lr d x^T while no
         probability clips.
         """
-        g = self.dw_min
-        reg = g * g
-        xm = periphery.row_abs_max(x, reg)
-        dm = periphery.row_abs_max(d, reg)
-        if self.up.update_bl_management:
-            need = np.ceil(lr * xm * dm / g)
-            bl = int(min(max(need.max(), 1.0), self.bl_max))
-        else:
-            bl = self.bl_max
-        a = math.sqrt(lr / (g * bl))
-        if self.up.update_management:
-            cx, cd = a * np.sqrt(dm / xm), a * np.sqrt(xm / dm)
-        else:
-            cx = cd = np.full(len(x), a)
-        pm = self.device.config.p_max
+        if not len(x):
+            raise ValueError("an update needs at least one sample, got an empty batch")
         # codes sign(v) floor(min(c |v|, 1) p_max + u): x's uniforms drawn first, then d's
-        xc = periphery.signed_codes(x, cx, pm, rng.random(x.shape))
-        dc = periphery.signed_codes(d, cd, pm, rng.random(d.shape))
-        return xc, dc, bl
+        ux = rng.random(x.shape)
+        xc, dc, bl = periphery.update_codes(
+            x, d, lr, self.dw_min, self.bl_max, self.up.update_bl_management,
+            self.up.update_management, self.device.config.p_max, ux, rng.random(d.shape))
+        return xc, dc, int(bl)
 
     def apply_update(self, xc: np.ndarray, dc: np.ndarray, bl: int) -> None:
         """Send the codes of `update_codes` (samples with no pulse on one side are skipped)."""
-        live = (xc != 0).any(axis=1) & (dc != 0).any(axis=1)
-        if not live.any():
+        live, n_live = periphery.live_samples(xc, dc)
+        if not n_live:
             return
         if self.link_state.get("bl") != bl:  # BL is one setting for all tiles of a chip
             self.link_state["bl"] = self.device.configure(bl=bl).bl
-        if live.all():
+        if n_live == len(live):
             self.device.update(self.tile, xc, dc)
         else:
             self.device.update(self.tile, xc[live], dc[live])

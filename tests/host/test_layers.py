@@ -252,3 +252,31 @@ def test_managed_reads_equal_the_step_by_step_reference_bit_for_bit(rounds):
     rereads = devs[0].counters()[0]["fwd_vectors"] - len(x)
     assert rereads > 0 if rounds else rereads == 0
     assert devs[0].twin.nonce == devs[1].twin.nonce
+
+
+@pytest.mark.parametrize("chips", [1, 2])
+def test_a_failing_block_stops_one_chip_and_lets_other_chips_finish(chips):
+    """A layer of two blocks whose first block's read fails: on one chip the second block is not
+    called (the chip's calls run in order up to the failure), on two twin chips it still runs
+    (as on chips with a worker each), and the first failure is raised either way."""
+    from ohmflow.host.chips import Chips
+    from ohmflow.host.ledger import CostLedger
+
+    chip_set = Chips([TwinDevice() for _ in range(chips)])
+    layer = AnalogLinear(chip_set, 128, 10)
+    assert len(layer.blocks) == 2 and chip_set.inline
+    calls = []
+
+    def broken(x):
+        calls.append(0)
+        raise RuntimeError("block 0 failed")
+
+    real = layer.tiles[1].forward
+    layer.tiles[0].forward = broken
+    layer.tiles[1].forward = lambda x: calls.append(1) or real(x)
+    ledger = CostLedger()
+    with pytest.raises(RuntimeError, match="block 0 failed"):
+        layer.forward(np.ones((2, 128)), ledger)
+    assert calls == ([0] if chips == 1 else [0, 1])
+    assert ("layer0.0.0", "forward") not in ledger.entries  # a failed call records nothing
+    assert (("layer0.1.0", "forward") in ledger.entries) == (chips == 2)
