@@ -21,8 +21,9 @@ settings at the time of the call, which the projection model (``ohmflow.host.pro
 ``update_values``
     ``update_samples * (n_in + n_out)``: the x and d values of the rank-1 updates.
 ``pulse_slots``
-    ``update_samples * bl + pulse_ops * bl_max``: pulse time slots of the updates (a
-    deterministic pulse op is charged the maximum train length, an upper bound).
+    ``update_samples * bl + pulse_ops * bl_max``: pulse time slots of the updates, at the BL the
+    updates ran with (a deterministic pulse op is charged the maximum train length, an upper
+    bound).
 
 The ledger also keeps the wall-clock seconds spent inside each block (``wall_s``) and the
 largest DAC/ADC widths seen, and serialises to JSON.
@@ -99,6 +100,9 @@ class _Phase:
         parts = self.parts
         all_calls = parts[0][2] if len(parts) == 1 else sum(calls for _, _, calls in parts)
         counters = self.device.tile_counters
+        # the BL the block's updates ran with: set inside the block (an update writes its BL
+        # just before it pulses), so read at the end, not at the start
+        bl = self.device.settings().bl
         for (layer, tile, calls), (n_in, n_out), before in zip(parts, self.shapes, self.before,
                                                                 strict=True):
             after = counters(tile)
@@ -121,7 +125,7 @@ class _Phase:
             deltas["weight_elems"] = calls * size
             deltas["device_updates"] = samples * size
             deltas["update_values"] = samples * (n_in + n_out)
-            deltas["pulse_slots"] = (samples * self.settings.bl
+            deltas["pulse_slots"] = (samples * bl
                                      + deltas.get("pulse_ops", 0) * self.device.config.bl_max)
             led._accumulate(layer, self.phase, deltas,
                             wall if calls == all_calls else wall * calls / all_calls)

@@ -56,6 +56,18 @@ def test_backward_and_update_attribution(dev):
     assert u["macs"] == 0
 
 
+def test_updates_are_charged_the_bl_they_ran_with(dev):
+    """An update writes its BL inside the block (as `AnalogTile.apply_update` does): the slots
+    are those of that BL, not of the one in force when the block began."""
+    led = CostLedger()
+    rng = np.random.default_rng(3)
+    with led.phase("fc2", "update", dev, 1):
+        dev.configure(bl=21)
+        dev.update(1, _codes(rng, 5, 4, 200), _codes(rng, 5, 3, 200))
+    assert dev.settings().bl == 21
+    assert led.get("fc2", "update")["pulse_slots"] == 5 * 21
+
+
 def test_other_tiles_are_not_attributed(dev):
     led = CostLedger()
     rng = np.random.default_rng(3)
