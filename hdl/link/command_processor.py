@@ -23,13 +23,11 @@ from ohmflow.hdl.lib.fixed import mul_const
 from ohmflow.hdl.link.framing import (
     ADDR_BITS,
     BANKS,
-    NO_LIMIT,
-    ByteWriter,
     Command,
     ElementReader,
     FrameRx,
-    FrameTx,
 )
+from ohmflow.hdl.link.reply_builder import ReplyBuilder, ReplyKind
 from ohmflow.hdl.tile.tile_io import (
     COUNTER_NAMES,
     RESULT,
@@ -100,21 +98,14 @@ class CommandProcessor(wiring.Component):
         pbuf = [Memory(shape=8, depth=-(-MAXP // BANKS), init=[]) for _ in range(BANKS)]
         for b, mem in enumerate(pbuf):
             m.submodules[f"pbuf{b}"] = mem
-        m.submodules.rbuf = rbuf = Memory(shape=8, depth=MAXP, init=[])
         xw = max(cfg.w_bits, cfg.step_bits + 1, cfg.slope_bits)
         m.submodules.xbuf = xbuf = Memory(shape=xw, depth=len(FIELDS) * devices, init=[])
-        rwr, rrd = rbuf.write_port(), rbuf.read_port()
         xwr, xrd = xbuf.write_port(), xbuf.read_port()
         m.submodules.frx = frx = FrameRx(self.byte_timeout)
-        m.submodules.ftx = ftx = FrameTx()
         m.submodules.reader = rd = ElementReader()
-        m.submodules.writer = wr = ByteWriter()
+        m.submodules.reply = rb = ReplyBuilder()
         wiring.connect(m, wiring.flipped(self.rx), frx.rx)
-        wiring.connect(m, ftx.tx, wiring.flipped(self.tx))
-        m.d.comb += [
-            rwr.addr.eq(wr.wr_addr), rwr.data.eq(wr.wr_data), rwr.en.eq(wr.wr_en),
-            rrd.addr.eq(ftx.rd_addr), ftx.rd_data.eq(rrd.data),
-        ]
+        wiring.connect(m, rb.tx, wiring.flipped(self.tx))
         for b, mem in enumerate(pbuf):  # the payload in four byte banks (address mod 4)
             pw, prd = mem.write_port(), mem.read_port()
             m.d.comb += [
@@ -124,6 +115,7 @@ class CommandProcessor(wiring.Component):
             ]
         ev = frx.event.payload
         op = Command(ev.opcode)
+        m.d.comb += [rb.opcode.eq(ev.opcode), rb.seq.eq(ev.seq)]
 
         # the opcode decoded into registers: it is set by the frame's header and used only once
         # the frame is in, so the sequencer's conditions start at a flip-flop
@@ -142,11 +134,7 @@ class CommandProcessor(wiring.Component):
         cached = Signal()
         key = Cat(ev.opcode, ev.seq, ev.crc)
         last = Signal(len(key))
-        rlen = Signal(range(MAXP + 1))
-        status = Signal(8)
-        # a FORWARD/BACKWARD reply streams: the reply bytes written so far, in order from 0
-        wm = Signal(range(MAXP + 1))
-        streaming, hstep = Signal(), Signal(2)
+        hstep = Signal(2)
 
         # ----- request scalars and the derived values -----
         f = {}
@@ -273,14 +261,19 @@ class CommandProcessor(wiring.Component):
             with m.If(link.cmd.ready):
                 m.next = nxt
 
+        def send(kind, st=0, length=1):
+            m.d.comb += [rb.reply.valid.eq(1), rb.reply.payload.kind.eq(kind),
+                         rb.reply.payload.status.eq(st), rb.reply.payload.length.eq(length)]
+            return rb.reply.ready
+
         def reply(st, length=1):
-            m.d.sync += [status.eq(st), rlen.eq(length)]
-            m.next = "STATUS"
+            with m.If(send(ReplyKind.STATUS, st, length)):
+                m.next = "REPLYING"
 
         def write(a, v, width, when=1):
-            m.d.comb += [wr.job.valid.eq(when), wr.job.payload.addr.eq(a),
-                         wr.job.payload.value.eq(v), wr.job.payload.width.eq(width)]
-            return wr.job.valid & wr.job.ready
+            m.d.comb += [rb.write.valid.eq(when), rb.write.payload.addr.eq(a),
+                         rb.write.payload.value.eq(v), rb.write.payload.width.eq(width)]
+            return rb.write.valid & rb.write.ready
 
         def read_job(a, count, width, sgn):
             m.d.comb += [rd.job.valid.eq(1), rd.job.payload.addr.eq(a),
@@ -347,20 +340,19 @@ class CommandProcessor(wiring.Component):
                                             m.d.sync += [ce.eq(0), ai.eq(ai + 1)]
 
         m.d.comb += [xrd.addr.eq(t), xwr.addr.eq(t), xwr.data.eq(link.data_out.payload)]
-        m.d.comb += ftx.limit.eq(Mux(streaming, wm, NO_LIMIT))
-        with m.If(wr.wr_en & (wr.wr_addr == wm)):
-            m.d.sync += wm.eq(wm + 1)
         with m.FSM(name="cp_fsm"):
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(frx.hunting & ~frx.event.valid)
                 m.d.sync += [t.eq(0), q.eq(0), dev.eq(0), armed.eq(0), started.eq(0), sat.eq(0),
                              sat_pending.eq(0), upd_d.eq(0), xvalid.eq(0), prev_zero.eq(0),
-                             wm.eq(0), streaming.eq(0), hstep.eq(0)]
+                             hstep.eq(0)]
                 with m.If(frx.event.valid):
                     with m.If(ev.status != ST["OK"]):
-                        m.next = "ERROR"
+                        with m.If(send(ReplyKind.LINK_ERROR, ev.status)):
+                            m.next = "REPLYING"
                     with m.Elif(cached & (last == key)):
-                        m.next = "REPLY"
+                        with m.If(send(ReplyKind.RESEND)):
+                            m.next = "REPLYING"
                     with m.Else():
                         m.d.sync += [cached.eq(1), last.eq(key)]
                         with m.Switch(op):
@@ -372,23 +364,8 @@ class CommandProcessor(wiring.Component):
                                         m.next = "CHECK"
                             with m.Default():
                                 reply(ST["UNKNOWN_OPCODE"])
-            with m.State("ERROR"):  # a parser error: its status only; the cache stays
-                m.d.comb += [ftx.req.valid.eq(1), ftx.req.payload.opcode.eq(ev.opcode),
-                             ftx.req.payload.seq.eq(ev.seq), ftx.req.payload.length.eq(1),
-                             ftx.req.payload.status.eq(ev.status)]
-                with m.If(ftx.req.ready):
-                    m.next = "SENDING"
-            with m.State("STATUS"):
-                with m.If(write(0, status, 1)):
-                    m.next = "REPLY"
-            with m.State("REPLY"):
-                m.d.comb += [ftx.req.valid.eq(~wr.busy), ftx.req.payload.opcode.eq(ev.opcode),
-                             ftx.req.payload.seq.eq(ev.seq), ftx.req.payload.length.eq(rlen),
-                             ftx.req.payload.from_buf.eq(1)]
-                with m.If(ftx.req.valid & ftx.req.ready):
-                    m.next = "SENDING"
-            with m.State("SENDING"):
-                with m.If(ftx.req.ready):
+            with m.State("REPLYING"):
+                with m.If(rb.done):
                     m.d.comb += frx.event.ready.eq(1)
                     m.d.sync += [ai.eq(0), ce.eq(0), nb.eq(0), bad.eq(0)]
                     m.next = "IDLE"
@@ -534,7 +511,7 @@ class CommandProcessor(wiring.Component):
                 width = Mux(is_op("COUNTERS"), 4, Mux(is_op("READ"), W["w"],
                                                       Array(Const(x) for x in map_w)[q]))
                 keep = is_op("COUNTERS") | in_span
-                m.d.comb += link.data_out.ready.eq(~keep | wr.job.ready)
+                m.d.comb += link.data_out.ready.eq(~keep | rb.write.ready)
                 write(dst, word, width, when=link.data_out.valid & keep)
                 with m.If(link.data_out.valid & link.data_out.ready):
                     next_word()
@@ -569,20 +546,14 @@ class CommandProcessor(wiring.Component):
                         with m.If(write(om, m_out, szm)):
                             m.d.sync += hstep.eq(3)
                     with m.Default():
-                        m.d.comb += [ftx.req.valid.eq(1), ftx.req.payload.opcode.eq(ev.opcode),
-                                     ftx.req.payload.seq.eq(ev.seq),
-                                     ftx.req.payload.length.eq(fwd_len),
-                                     ftx.req.payload.from_buf.eq(1)]
-                        with m.If(ftx.req.ready):
-                            m.d.sync += streaming.eq(1)
+                        with m.If(send(ReplyKind.STREAM, length=fwd_len)):
                             with m.If(is_op("FORWARD")):
                                 m.next = "X_FORWARD"
                             with m.Else():
                                 m.next = "X_BACKWARD"
             with m.State("F_DRAIN"):  # the last writes land, then the rest may leave
-                with m.If(~wr.busy):
-                    m.d.sync += [streaming.eq(0), status.eq(ST["OK"]), rlen.eq(fwd_len)]
-                    m.next = "SENDING"
+                with m.If(send(ReplyKind.STREAM_END, ST["OK"], fwd_len)):
+                    m.next = "REPLYING"
 
             # FORWARD, BACKWARD: x from the payload; y and saturation counts into the reply
             for name, vop in (("FORWARD", Op.FORWARD), ("BACKWARD", Op.BACKWARD)):
@@ -601,7 +572,7 @@ class CommandProcessor(wiring.Component):
                     with m.If(write(addr2, sat, W["sat"])):
                         m.d.sync += [sat_pending.eq(0), sat.eq(0), addr2.eq(addr2 + W["sat"])]
                 with m.Else():
-                    m.d.comb += link.data_out.ready.eq(wr.job.ready)
+                    m.d.comb += link.data_out.ready.eq(rb.write.ready)
                     with m.If(write(addr, result.code, W["adc"],
                                     when=link.data_out.valid)):
                         m.d.sync += [addr.eq(addr + W["adc"]), sat.eq(s_now), t.eq(t + 1)]
