@@ -9,6 +9,7 @@ LOAD_MAP first checks its pairs: wmin < wmax, that is with wmin <= 0 <= wmax, no
 from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
+from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig
 from ohmflow.emulator.fabrication import FIELDS
 from ohmflow.hdl.link.command_layouts import RequestArrays, kind_sizes
@@ -16,6 +17,8 @@ from ohmflow.hdl.link.command_walk import CommandWalker
 from ohmflow.hdl.tile.tile_io import Op
 
 __all__ = ["MergeWalker"]
+
+MAX_PAYLOAD = P.constants()["MAX_PAYLOAD"]
 
 
 class MergeWalker(CommandWalker):
@@ -43,7 +46,8 @@ class MergeWalker(CommandWalker):
         w_size = kind_sizes(cfg)["w"]
         k0, k = f["k0"], f["k"]
         window, span_end = self.spans.window, self.spans.span_end
-        word = Signal(range(len(FIELDS) * devices + 2))  # word of the tile's walk; pair number
+        # word of the tile's walk, or element of the pairs
+        word = Signal(range(max(len(FIELDS) * devices, MAX_PAYLOAD) + 2))
         field = Signal(range(len(FIELDS)))  # map field of the current word
         device = Signal(range(devices + 1))  # device of the current word
         old_ready = Signal()  # old_words shows the current word

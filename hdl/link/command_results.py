@@ -41,7 +41,7 @@ class ResultCollector(CommandWalker):
         rep = {c.name: payload_layout(c.reply, cfg, start=1) for c in P.TABLE.commands}
         map_sizes = [sz for _f, sz, _s in payload_layout(P.command("LOAD_MAP").request, cfg)[1]]
         w_size = kind_sizes(cfg)["w"]
-        word = Signal(range(len(FIELDS) * devices + 2))  # words received
+        word = Signal(range(max(len(FIELDS) * devices, MAX_PAYLOAD) + 2))  # words received
         field = Signal(range(len(FIELDS)))  # map field of the current word
         device = Signal(range(devices + 1))  # device of the current word
         in_span = (device >= f["k0"]) & (device < spans.span_end)
