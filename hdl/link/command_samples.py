@@ -29,7 +29,7 @@ class SampleFeeder(CommandWalker):
         f = self.request
         arrays = RequestArrays(self.cfg, f)
         p_size = kind_sizes(self.cfg)["p"]
-        samples = Signal(range(MAX_PAYLOAD + 2))  # samples sent
+        samples_sent = Signal(range(MAX_PAYLOAD + 2))
         sending_d = Signal()  # the current sample's d codes (else its x codes)
         x_addr = Signal(range(2 * MAX_PAYLOAD), reset_less=True)  # next sample's x codes
         d_addr = Signal(range(2 * MAX_PAYLOAD), reset_less=True)  # next sample's d codes
@@ -37,7 +37,7 @@ class SampleFeeder(CommandWalker):
         with m.FSM(name="samples_fsm"):
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += [samples.eq(0), sending_d.eq(0)]
+                    m.d.sync += [samples_sent.eq(0), sending_d.eq(0)]
                     with m.If(self.op.UPDATE):
                         m.next = "START_UPDATE"
                     with m.Else():
@@ -47,7 +47,7 @@ class SampleFeeder(CommandWalker):
                 m.d.sync += [x_addr.eq(xs[1]), d_addr.eq(ds[1])]
                 self.run_tile(m, Op.UPDATE, "UPDATE")
             with m.State("UPDATE"):
-                with m.If(samples == f["b"]):
+                with m.If(samples_sent == f["b"]):
                     m.next = "WAIT"
                 with m.Elif(~self.reading):
                     self.read(m, Mux(sending_d, d_addr, x_addr),
@@ -57,7 +57,7 @@ class SampleFeeder(CommandWalker):
                     with m.If(~self.reader_busy):
                         m.d.sync += [self.reading.eq(0), sending_d.eq(~sending_d)]
                         with m.If(sending_d):
-                            m.d.sync += [samples.eq(samples + 1),
+                            m.d.sync += [samples_sent.eq(samples_sent + 1),
                                          d_addr.eq(d_addr + f["nj"] * p_size)]
                         with m.Else():
                             m.d.sync += x_addr.eq(x_addr + f["ni"] * p_size)
