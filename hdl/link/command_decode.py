@@ -110,17 +110,18 @@ class CommandDecoder(wiring.Component):
         key = Cat(frame.opcode, frame.seq, frame.crc)
         last = Signal(len(key))
         v = self.verdict.payload
+        link_ok = frame.status == ST["OK"]
+        repeat = cached & (last == key)
+        checking = Signal()  # a known opcode with its scalars: the checks follow next cycle
         with m.FSM(name="decode_fsm"):
             with m.State("AWAIT"):
                 with m.If(self.frame_valid):
-                    m.next = "HELD"
-                    m.d.comb += self.verdict.valid.eq(1)
-                    with m.If(frame.status != ST["OK"]):
+                    m.d.comb += self.verdict.valid.eq(~checking)
+                    with m.If(~link_ok):
                         m.d.comb += [v.action.eq(Action.LINK_ERROR), v.status.eq(frame.status)]
-                    with m.Elif(cached & (last == key)):
+                    with m.Elif(repeat):
                         m.d.comb += v.action.eq(Action.RESEND)
                     with m.Else():
-                        m.d.sync += [cached.eq(1), last.eq(key)]
                         m.d.comb += v.action.eq(Action.REFUSE)
                         with m.Switch(op):
                             for c in P.TABLE.commands:
@@ -128,13 +129,20 @@ class CommandDecoder(wiring.Component):
                                     with m.If(frame.length < req[c.name][2]):
                                         m.d.comb += v.status.eq(ST["BAD_LENGTH"])
                                     with m.Else():
-                                        m.d.comb += self.verdict.valid.eq(0)
-                                        m.next = "CHECK"
+                                        m.d.comb += checking.eq(1)
                             with m.Default():
                                 m.d.comb += v.status.eq(ST["UNKNOWN_OPCODE"])
+                    with m.If(checking | self.verdict.ready):
+                        with m.If(link_ok & ~repeat):  # the frame to answer a repeat of
+                            m.d.sync += [cached.eq(1), last.eq(key)]
+                        with m.If(checking):
+                            m.next = "CHECK"
+                        with m.Else():
+                            m.next = "HELD"
             with m.State("CHECK"):  # the scalars and element checks ran as the payload arrived
                 m.d.comb += [self.verdict.valid.eq(1), v.action.eq(Action.REFUSE)]
-                m.next = "HELD"
+                with m.If(self.verdict.ready):
+                    m.next = "HELD"
                 with m.Switch(op):
                     for c in P.TABLE.commands:
                         with m.Case(Command[c.name]):
