@@ -19,10 +19,11 @@ from ohmflow.hdl.link.command_layouts import op_flags_layout, request_layout, sp
 from ohmflow.hdl.link.framing import ADDR_BITS, ReadJob, WriteJob
 from ohmflow.hdl.tile.tile_io import WORD, Op, settings_layout
 
-__all__ = ["CommandWalker", "PORTS", "join_sources", "join_sinks"]
+__all__ = ["CommandWalker", "join_sources", "join_sinks"]
 
 
 def _ports(cfg: ChipConfig) -> dict:
+    """Every port a walker may have (each takes those it uses)."""
     shapes = settings_layout(cfg)["shapes"].shape
     return {
         "go": In(1),
@@ -41,13 +42,8 @@ def _ports(cfg: ChipConfig) -> dict:
     }
 
 
-#: the ports a walker may have (each takes those it uses)
-PORTS = ("go", "done", "op", "request", "spans", "tile_op", "tile_busy", "reader", "elements",
-         "reader_busy", "write", "data_in", "data_out")
-
-
 class CommandWalker(wiring.Component):
-    """A walker: the ports it names (of `PORTS`, plus ``extra``) and the moves it is made of.
+    """A walker: the ports it names (of those below, plus ``extra``) and the moves it is made of.
 
     Ports
     -----
