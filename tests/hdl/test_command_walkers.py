@@ -206,21 +206,27 @@ def _run_vectors(name, b, x, codes, sat, seed):
                 assert tile_done, "done before the tile"
                 return
 
-    async def tile(ctx):
+    async def tile_in(ctx):  # the operation, then the vectors' codes
         ctx.set(dut.tile_op.ready, 1)
         op, = await ctx.tick().sample(dut.tile_op.payload).until(dut.tile_op.valid)
         ops.append(op)
         ctx.set(dut.tile_op.ready, 0)
         ctx.set(dut.tile_busy, 1)
-        for v in range(b):  # a vector's codes in, its results out
+        for _v in range(b):
             operands.extend(signed32(w) for w in await recv(ctx, dut.data_in, n, rng, 0.6))
+
+    async def tile_out(ctx):  # a vector's results once its codes are in (the next may come in)
+        for v in range(b):
+            while len(operands) < (v + 1) * n:
+                await ctx.tick()
+            await ctx.tick().repeat(int(rng.integers(0, 2 * n)))
             await send(ctx, dut.data_out, [result_word(int(c), s) for c, s in
                                            zip(codes[v], sat[v], strict=True)], rng, 0.6)
         await ctx.tick().repeat(3)
         tile_done.append(1)
         ctx.set(dut.tile_busy, 0)
 
-    run(with_payload(dut, payload), drive, tile, max_cycles=30_000)
+    run(with_payload(dut, payload), drive, tile_in, tile_out, max_cycles=30_000)
     return ops, operands, bytes(buffer[:fwd_len]), offsets, replies, fwd_len
 
 
