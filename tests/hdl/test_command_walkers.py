@@ -165,11 +165,11 @@ def test_merge_walker_load_map_merges_fields_and_refuses_a_pair_not_in_order():
 
 # ----- VectorRunner -----
 
-def _run_vectors(name, b, x, codes, sat, seed):
+def _run_vectors(name, b, x, codes, sat, tail, seed):
     """Run the VectorRunner on a FORWARD or BACKWARD request of ``b`` vectors ``x`` with a stub
-    tile answering result codes ``codes`` and flags ``sat`` (b, m): the operation, the operand
-    words, the reply buffer, the writes' offsets in order and the reply requests, each with
-    the number of bytes written before it."""
+    tile answering result codes ``codes`` and flags ``sat`` (b, m), busy ``tail`` cycles after
+    the last: the operation, the operand words, the reply buffer, the writes' offsets in order
+    and the reply requests, each with the number of bytes written before it."""
     rng = np.random.default_rng(seed)
     n, m_out = x.shape[1], codes.shape[1]
     fields = {"tile": 1, "b": b, "n": n, "x": x.ravel()}
@@ -189,7 +189,7 @@ def _run_vectors(name, b, x, codes, sat, seed):
         await ctx.tick()
         ctx.set(dut.go, 0)
         while True:
-            w_ready, r_ready = rng.random() < 0.7, rng.random() < 0.5
+            w_ready, r_ready = rng.random() < 0.5, rng.random() < 0.5
             ctx.set(dut.write.ready, w_ready)
             ctx.set(dut.reply.ready, r_ready)
             _, _, wv, job, rv, req, done = await ctx.tick().sample(
@@ -222,7 +222,8 @@ def _run_vectors(name, b, x, codes, sat, seed):
             await ctx.tick().repeat(int(rng.integers(0, 2 * n)))
             await send(ctx, dut.data_out, [result_word(int(c), s) for c, s in
                                            zip(codes[v], sat[v], strict=True)], rng, 0.6)
-        await ctx.tick().repeat(3)
+        for _ in range(tail):  # busy may fall with the last result
+            await ctx.tick()
         tile_done.append(1)
         ctx.set(dut.tile_busy, 0)
 
@@ -235,7 +236,9 @@ def test_vector_runner_streams_results_and_saturation_counts_as_the_protocol_enc
     lo_x, hi_x = P.kind_range("dac", CFG)
     lo_y, hi_y = P.kind_range("adc", CFG)
     head = P.payload_size(P.command("FORWARD").reply, {"b": 0, "m": 0}, CFG)  # b and m
-    for name, b in (("FORWARD", 4), ("BACKWARD", 3), ("FORWARD", 1)):
+    cases = [("FORWARD", 4, 0), ("BACKWARD", 3, 3), ("FORWARD", 1, 0), ("BACKWARD", 1, 0),
+             ("FORWARD", 2, 1), ("BACKWARD", 5, 0)]
+    for name, b, tail in cases:
         n, m_out = WINDOW if name == "FORWARD" else WINDOW[::-1]
         x = rng.integers(lo_x, hi_x + 1, (b, n))
         codes = rng.integers(lo_y, hi_y + 1, (b, m_out))
@@ -245,7 +248,7 @@ def test_vector_runner_streams_results_and_saturation_counts_as_the_protocol_enc
         want = bytes([ST["OK"]]) + P.encode_payload(P.command(name).reply, {
             "b": b, "m": m_out, "y": codes.ravel(), "sat": sat.sum(axis=1)}, CFG)
         ops, operands, got, offsets, replies, length = _run_vectors(
-            name, b, x, codes, sat, int(rng.integers(1 << 16)))
+            name, b, x, codes, sat, tail, int(rng.integers(1 << 16)))
         assert ops == [Op[name]] and operands == [int(v) for v in x.ravel()], name
         assert length == len(want) and got == want, (name, got.hex(), want.hex())
         # each byte written once; the head and the results in order (the stream sends a byte
