@@ -219,7 +219,8 @@ def _run_vectors(name, b, x, codes, sat, tail, seed):
         for v in range(b):
             while len(operands) < (v + 1) * n:
                 await ctx.tick()
-            await ctx.tick().repeat(int(rng.integers(0, 2 * n)))
+            for _ in range(int(rng.integers(0, 2 * n))):
+                await ctx.tick()
             await send(ctx, dut.data_out, [result_word(int(c), s) for c, s in
                                            zip(codes[v], sat[v], strict=True)], rng, 0.6)
         for _ in range(tail):  # busy may fall with the last result
