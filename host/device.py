@@ -15,6 +15,7 @@ from ohmflow.emulator.config import ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
 from ohmflow.emulator.twin import Twin
+from ohmflow.host import periphery
 
 __all__ = ["CONTRACT_VERSION", "ConfigMismatch", "Device", "DeviceError", "DeviceInfo",
            "TwinDevice", "open_device"]
@@ -149,6 +150,9 @@ class TwinDevice(Device):
     """The bit-exact twin, in process: the fastest backend and the reference for the others."""
 
     concurrent = False  # computes in the caller's thread holding the GIL
+    #: `AnalogTile` may read through `managed_read` (one compiled call) instead of
+    #: `forward` / `backward` (the same device operation and results)
+    fused = True
 
     def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None):
         self.config = get_config(config)
@@ -186,6 +190,26 @@ class TwinDevice(Device):
 
     def update(self, tile, x, d) -> None:
         self.twin.update(tile, x, d, counts=False)
+
+    def managed_read(self, tile: int, x: np.ndarray, transpose: bool, noise_management: bool,
+                     dac_max: int, lsb: float):
+        """`forward` (``transpose`` False) or `backward` of the float vectors x (B, n) in one
+        compiled call with the host's noise management (`periphery.managed_dac_codes` to
+        ±``dac_max``) and output scaling (``lsb``): returns (out, sat, saturations, scale, inv)
+        as `periphery.managed_read`; the device op, its nonces and counters are `forward`'s."""
+        twin = self.twin
+        n_in, n_out = twin._tile(tile)
+        n = n_out if transpose else n_in
+        if x.ndim != 2 or x.shape[1] != n or not len(x):
+            raise ValueError(f"{'backward' if transpose else 'forward'} input must have shape "
+                             f"(batch >= 1, {n}), got {x.shape}")
+        out, sat, total, scale, inv = periphery.managed_read(
+            x, noise_management, dac_max, lsb, *twin.read_args(tile, transpose))
+        if total < 0:
+            raise ValueError(f"DAC codes must lie within +-{self.config.in_max}, the managed "
+                             f"read made codes up to +-{dac_max}")
+        twin.count_read(tile, transpose, len(x), total)
+        return out, sat, total, scale, inv
 
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)

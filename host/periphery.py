@@ -1,6 +1,7 @@
 """Compiled loops of the host's floating-point periphery (numba): the read and update
 management of `ohmflow.host.analog_tile`, the block sums of `ohmflow.host.layers` and the loss of
-`ohmflow.host.mlp`.
+`ohmflow.host.mlp`, and the managed twin reads and pulse updates of `ohmflow.host.device.TwinDevice`
+(the periphery and the twin's kernel in one compiled call).
 
 Each loop does, element by element, the floating-point operations of the numpy expression it
 stands for (noted beside it), in the same order and with no fused or reordered arithmetic, so the
@@ -13,6 +14,7 @@ import math
 
 import numpy as np
 from numba import njit
+from ohmflow.emulator import kernels
 
 
 @njit(cache=True)
@@ -208,3 +210,19 @@ def xent_grad(e, s, y, arg):
         for i in range(c):
             grad[b, i] /= n
     return pick, grad, correct
+
+
+@njit(cache=True)
+def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, in_max, clip_to,
+                 gain, shift, sigma, out_max, base, nonce0):
+    """One managed read in one call: ``codes, scale, inv = managed_dac_codes(x,
+    noise_management, dac_max)``, the twin's read kernel on the codes (the arguments from ``w``
+    on are `Twin.read_args`'), then ``scale_rows(y, lsb, scale)``. Returns (out, sat, total,
+    scale, inv); total < 0 (nothing read) if a code lies outside ±``in_max``."""
+    codes, scale, inv = managed_dac_codes(x, noise_management, dac_max)
+    b = x.shape[0]
+    y = np.empty((b, n_in if transpose else n_out), dtype=np.int64)
+    sat = np.empty(b, dtype=np.int64)
+    total = kernels.read(w, codes, transpose, n_in, n_out, in_max, clip_to, gain, shift, sigma,
+                         out_max, base, nonce0, y, sat)
+    return scale_rows(y, lsb, scale), sat, total, scale, inv

@@ -252,6 +252,17 @@ def test_managed_reads_equal_the_step_by_step_reference_bit_for_bit(rounds):
     rereads = devs[0].counters()[0]["fwd_vectors"] - len(x)
     assert rereads > 0 if rounds else rereads == 0
     assert devs[0].twin.nonce == devs[1].twin.nonce
+    assert devs[0].counters() == devs[1].counters()  # the fused first pass counts as forward
+
+
+def test_fused_managed_read_refuses_a_block_of_the_wrong_width():
+    dev = TwinDevice("default")
+    layer = AnalogLinear(dev, 20, 8)
+    with pytest.raises(ValueError, match=r"forward input must have shape \(batch >= 1, 20\)"):
+        dev.managed_read(0, np.ones((3, 21)), False, True, layer.tiles[0].in_max, 1.0)
+    with pytest.raises(ValueError, match=r"backward input must have shape \(batch >= 1, 8\)"):
+        dev.managed_read(0, np.ones((0, 8)), True, True, layer.tiles[0].in_max, 1.0)
+    assert dev.twin.nonce == 0 and dev.counters()[0]["fwd_vectors"] == 0
 
 
 @pytest.mark.parametrize("chips", [1, 2])
