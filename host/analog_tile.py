@@ -71,7 +71,8 @@ class AnalogTile:
         self.up = update or UpdateParams()
         self.unit = 2.0**cfg.w_frac
         self.link_state = {} if link_state is None else link_state
-        #: a twin that reads in one compiled call with the periphery (`TwinDevice.managed_read`)
+        #: a twin that reads and updates in one compiled call with the periphery
+        #: (`TwinDevice.managed_read`, `TwinDevice.managed_update`)
         self._fused = isinstance(device, TwinDevice) and device.fused
         self.refresh()
 
@@ -177,7 +178,9 @@ class AnalogTile:
             return
         if self.link_state.get("bl") != bl:  # BL is one setting for all tiles of a chip
             self.link_state["bl"] = self.device.configure(bl=bl).bl
-        if n_live == len(live):
+        if self._fused:  # the live samples and the pulse update in one compiled call
+            self.device.managed_update(self.tile, xc, dc, live, n_live)
+        elif n_live == len(live):
             self.device.update(self.tile, xc, dc)
         else:
             self.device.update(self.tile, xc[live], dc[live])

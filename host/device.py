@@ -150,8 +150,8 @@ class TwinDevice(Device):
     """The bit-exact twin, in process: the fastest backend and the reference for the others."""
 
     concurrent = False  # computes in the caller's thread holding the GIL
-    #: `AnalogTile` may read through `managed_read` (one compiled call) instead of
-    #: `forward` / `backward` (the same device operation and results)
+    #: `AnalogTile` may read and update through `managed_read` and `managed_update` (one
+    #: compiled call each) instead of `forward` / `backward` / `update` (the same device ops)
     fused = True
 
     def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None):
@@ -210,6 +210,25 @@ class TwinDevice(Device):
                              f"read made codes up to +-{dac_max}")
         twin.count_read(tile, transpose, len(x), total)
         return out, sat, total, scale, inv
+
+    def managed_update(self, tile: int, xc: np.ndarray, dc: np.ndarray, live: np.ndarray,
+                       n_live: int) -> None:
+        """`update` of the samples ``live`` marks (``n_live`` of them, `periphery.live_samples`)
+        of the int64 codes xc (B, n_in), dc (B, n_out), in one compiled call: the same device
+        op, nonces and counters as ``update(tile, xc[live], dc[live])``."""
+        twin = self.twin
+        n_in, n_out = twin._tile(tile)
+        if (xc.dtype != np.int64 or dc.dtype != np.int64 or xc.ndim != 2 or dc.ndim != 2
+                or xc.shape[1] != n_in or dc.shape[1] != n_out or len(xc) != len(dc)
+                or live.shape != (len(xc),) or not 1 <= n_live <= len(xc)):
+            raise ValueError(f"update codes must be int64 of shapes (B, {n_in}) and (B, {n_out}) "
+                             f"with at least one live sample, got {xc.dtype} {xc.shape}, "
+                             f"{dc.dtype} {dc.shape} and {n_live} live")
+        pulses = periphery.live_update(xc, dc, live, n_live, *twin.update_args(tile))
+        if pulses < 0:
+            pm = self.config.p_max
+            raise ValueError(f"update codes must lie in [{-pm}, {pm}]")
+        twin.count_update(tile, n_live, pulses)
 
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)

@@ -226,3 +226,27 @@ def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, i
     total = kernels.read(w, codes, transpose, n_in, n_out, in_max, clip_to, gain, shift, sigma,
                          out_max, base, nonce0, y, sat)
     return scale_rows(y, lsb, scale), sat, total, scale, inv
+
+
+@njit(cache=True)
+def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
+                dw_std, sqrt, su, sd, ku, kd, wmax, wmin):
+    """The twin's pulse update kernel on the live samples ``xc[live]``, ``dc[live]`` (in order;
+    ``n_live`` of them, `live_samples`), in one call; the arguments from ``w`` on are
+    `Twin.update_args`'. Returns the pulses, or -1 (nothing changed) if a code lies outside
+    ±``p_max``."""
+    if n_live < xc.shape[0]:
+        xl = np.empty((n_live, xc.shape[1]), dtype=np.int64)
+        dl = np.empty((n_live, dc.shape[1]), dtype=np.int64)
+        k = 0
+        for b in range(xc.shape[0]):
+            if live[b]:
+                xl[k] = xc[b]
+                dl[k] = dc[b]
+                k += 1
+    else:
+        xl = np.ascontiguousarray(xc)
+        dl = np.ascontiguousarray(dc)
+    return kernels.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
+                          dw_std, sqrt, su, sd, ku, kd, wmax, wmin,
+                          np.zeros((0, 0, 0), dtype=np.int64), False)
