@@ -151,7 +151,8 @@ class TwinDevice(Device):
 
     concurrent = False  # computes in the caller's thread holding the GIL
     #: `AnalogTile` may read and update through `managed_read` and `managed_update` (one
-    #: compiled call each) instead of `forward` / `backward` / `update` (the same device ops)
+    #: compiled call each) instead of `forward` / `backward` / `update` (the same device ops);
+    #: a subclass that changes what those do sets it False
     fused = True
 
     def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None):
