@@ -183,6 +183,32 @@ class Twin:
         return n0
 
     # ----- reads -----
+    def read_args(self, tile: int, transpose: bool) -> tuple:
+        """The arguments of `kernels.read` after ``x`` (up to ``nonce0``) for a read of ``tile``
+        now; ``tile`` must be valid (checked by the caller). With `count_read` after the
+        kernel, the same read as `forward` / `backward` (a caller that fuses its own work with
+        the kernel's in one compiled call)."""
+        n_in, n_out = self.settings.shapes[tile]
+        s = self.settings
+        gain, shift, sigma, domain = ((s.bwd_gain, s.bwd_shift, s.bwd_sigma, prng.DOMAIN_BWD)
+                                      if transpose else
+                                      (s.fwd_gain, s.fwd_shift, s.fwd_sigma, prng.DOMAIN_FWD))
+        return (self.weights[tile], transpose, n_in, n_out, self.cfg.in_max,
+                2 ** (s.in_bits - 1) - 1, gain, shift, sigma, 2 ** (s.out_bits - 1) - 1,
+                prng.domain_base(s.seed, domain), self.nonce)
+
+    def count_read(self, tile: int, transpose: bool, batch: int, saturations: int) -> None:
+        """Take the nonces and count the read of ``batch`` vectors that `read_args` set up."""
+        n_in, n_out = self.settings.shapes[tile]
+        n_dac, n_adc = (n_out, n_in) if transpose else (n_in, n_out)
+        self._take_nonces(batch)
+        c = self.counters[tile]
+        c["bwd_vectors" if transpose else "fwd_vectors"] += batch
+        c["macs"] += batch * n_dac * n_adc
+        c["dac_conversions"] += batch * n_dac
+        c["adc_conversions"] += batch * n_adc
+        c["adc_saturations"] += saturations
+
     def _read(self, tile: int, x, transpose: bool) -> tuple[np.ndarray, np.ndarray]:
         n_in, n_out = self._tile(tile)
         n_dac, n_adc = (n_out, n_in) if transpose else (n_in, n_out)
@@ -190,26 +216,14 @@ class Twin:
         x = _int_array(name, x, 2, -self.cfg.in_max, self.cfg.in_max, check=False)
         if x.shape[1] != n_dac or x.shape[0] < 1:
             raise ValueError(f"{name} must have shape (batch >= 1, {n_dac}), got {x.shape}")
-        s = self.settings
-        gain, shift, sigma, domain = ((s.bwd_gain, s.bwd_shift, s.bwd_sigma, prng.DOMAIN_BWD)
-                                      if transpose else
-                                      (s.fwd_gain, s.fwd_shift, s.fwd_sigma, prng.DOMAIN_FWD))
         b = x.shape[0]
         y = np.empty((b, n_adc), dtype=np.int64)
         sat = np.empty(b, dtype=np.int64)
-        total = kernels.read(self.weights[tile], x, transpose, n_in, n_out, self.cfg.in_max,
-                             2 ** (s.in_bits - 1) - 1, gain, shift, sigma,
-                             2 ** (s.out_bits - 1) - 1, prng.domain_base(s.seed, domain),
-                             self.nonce, y, sat)
+        w, *args = self.read_args(tile, transpose)
+        total = kernels.read(w, x, *args, y, sat)
         if total < 0:
             raise _range_error(name, x, -self.cfg.in_max, self.cfg.in_max)
-        self._take_nonces(b)
-        c = self.counters[tile]
-        c["bwd_vectors" if transpose else "fwd_vectors"] += b
-        c["macs"] += b * n_dac * n_adc
-        c["dac_conversions"] += b * n_dac
-        c["adc_conversions"] += b * n_adc
-        c["adc_saturations"] += total
+        self.count_read(tile, transpose, b, total)
         return y, sat
 
     def forward(self, tile: int, x) -> tuple[np.ndarray, np.ndarray]:
@@ -258,20 +272,32 @@ class Twin:
             raise ValueError(f"update codes must have shapes (B, {n_in}) and (B, {n_out}) with the "
                              f"same B >= 1, got {x.shape} and {d.shape}")
         b = x.shape[0]
-        s = self.settings
         out = np.zeros((b, n_out, n_in), dtype=np.int64) if counts else _NO_COUNTS
-        pulses = kernels.update(
-            self.weights[tile], x, d, pm, s.bl, prng.domain_base(s.seed, prng.DOMAIN_ROW),
-            prng.domain_base(s.seed, prng.DOMAIN_COL), prng.domain_base(s.seed, prng.DOMAIN_C2C),
-            self.nonce, self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile), out, counts)
+        w, *args = self.update_args(tile)
+        pulses = kernels.update(w, x, d, *args, out, counts)
         if pulses < 0:
             bad = ("update x codes", x) if np.abs(x).max() > pm else ("update d codes", d)
             raise _range_error(*bad, -pm, pm)
-        self._take_nonces(b)
-        c = self.counters[tile]
-        c["update_samples"] += b
-        c["pulses"] += pulses
+        self.count_update(tile, b, pulses)
         return out if counts else None
+
+    def update_args(self, tile: int) -> tuple:
+        """The arguments of `kernels.update` but x, d and the counts (``w`` first) for an update
+        of ``tile`` now; ``tile`` must be valid. With `count_update` after the kernel, the same
+        update as `update` (for a caller that fuses its own work with the kernel's)."""
+        s = self.settings
+        return (self.weights[tile], self.cfg.p_max, s.bl,
+                prng.domain_base(s.seed, prng.DOMAIN_ROW),
+                prng.domain_base(s.seed, prng.DOMAIN_COL),
+                prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce, self.cfg.rows, s.dw_std,
+                self._sqrt, *self._tile_map(tile))
+
+    def count_update(self, tile: int, samples: int, pulses: int) -> None:
+        """Take the nonces and count an update of ``samples`` that `update_args` set up."""
+        self._take_nonces(samples)
+        c = self.counters[tile]
+        c["update_samples"] += samples
+        c["pulses"] += pulses
 
     def pulse(self, tile: int, axis: str, index: int, counts) -> None:
         """Deterministic pulses on one line of devices: counts > 0 up, < 0 down.

@@ -60,6 +60,8 @@ AIHWKIT_INSTALL = (
 class RecordingTwin(TwinDevice):
     """A twin that keeps the calls of the training step, for replay."""
 
+    fused = False  # every read and update a recorded forward / backward / update call
+
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.calls: list[tuple[str, tuple, dict]] | None = None
@@ -108,7 +110,8 @@ def _timed(name: str):
     return method
 
 
-for _name in ("forward", "backward", "update", "configure", "settings", "tile_counters"):
+for _name in ("forward", "backward", "managed_read", "update", "managed_update", "configure",
+              "settings", "tile_counters"):
     setattr(TimedTwin, _name, _timed(_name))
 
 
@@ -392,8 +395,11 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             "the training step's wall-clock median over aihwkit's figure (its high and low "
             "end). *µs per sample*: one more epoch's training steps split into the twin's "
             "device calls (with the settings and counter reads of the host's BL management and "
-            "cost ledger) and the host's floating-point periphery (`host/layers.py`, "
-            "`host/mlp.py`, `host/ledger.py`).\n\nSamples/s as median (min – max).\n\n"
+            "cost ledger; a read's DAC codes and output scaling, and the choice of an "
+            "update's live samples, run in the same compiled call as the device op, so count "
+            "as the twin's) and the host's floating-point periphery "
+            "(`host/layers.py`, `host/mlp.py`, `host/ledger.py`).\n\n"
+            "Samples/s as median (min – max).\n\n"
             "| device model | twin, training step | twin, training step per CPU second "
             "| twin, chip operations | aihwkit CPU simulator | twin step / aihwkit "
             "| µs per sample: twin calls / host | pulses per sample |\n"

@@ -1,6 +1,7 @@
 """Compiled loops of the host's floating-point periphery (numba): the read and update
 management of `ohmflow.host.analog_tile`, the block sums of `ohmflow.host.layers` and the loss of
-`ohmflow.host.mlp`.
+`ohmflow.host.mlp`, and the managed twin reads and pulse updates of `ohmflow.host.device.TwinDevice`
+(the periphery and the twin's kernel in one compiled call).
 
 Each loop does, element by element, the floating-point operations of the numpy expression it
 stands for (noted beside it), in the same order and with no fused or reordered arithmetic, so the
@@ -13,6 +14,7 @@ import math
 
 import numpy as np
 from numba import njit
+from ohmflow.emulator import kernels
 
 
 @njit(cache=True)
@@ -208,3 +210,43 @@ def xent_grad(e, s, y, arg):
         for i in range(c):
             grad[b, i] /= n
     return pick, grad, correct
+
+
+@njit(cache=True)
+def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, in_max, clip_to,
+                 gain, shift, sigma, out_max, base, nonce0):
+    """One managed read in one call: ``codes, scale, inv = managed_dac_codes(x,
+    noise_management, dac_max)``, the twin's read kernel on the codes (the arguments from ``w``
+    on are `Twin.read_args`'), then ``scale_rows(y, lsb, scale)``. Returns (out, sat, total,
+    scale, inv); total < 0 (nothing read) if a code lies outside ±``in_max``."""
+    codes, scale, inv = managed_dac_codes(x, noise_management, dac_max)
+    b = x.shape[0]
+    y = np.empty((b, n_in if transpose else n_out), dtype=np.int64)
+    sat = np.empty(b, dtype=np.int64)
+    total = kernels.read(w, codes, transpose, n_in, n_out, in_max, clip_to, gain, shift, sigma,
+                         out_max, base, nonce0, y, sat)
+    return scale_rows(y, lsb, scale), sat, total, scale, inv
+
+
+@njit(cache=True)
+def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
+                dw_std, sqrt, su, sd, ku, kd, wmax, wmin):
+    """The twin's pulse update kernel on the live samples ``xc[live]``, ``dc[live]`` (in order;
+    ``n_live`` of them, `live_samples`), in one call; the arguments from ``w`` on are
+    `Twin.update_args`'. Returns the pulses, or -1 (nothing changed) if a code lies outside
+    ±``p_max``."""
+    if n_live < xc.shape[0]:
+        xl = np.empty((n_live, xc.shape[1]), dtype=np.int64)
+        dl = np.empty((n_live, dc.shape[1]), dtype=np.int64)
+        k = 0
+        for b in range(xc.shape[0]):
+            if live[b]:
+                xl[k] = xc[b]
+                dl[k] = dc[b]
+                k += 1
+    else:
+        xl = np.ascontiguousarray(xc)
+        dl = np.ascontiguousarray(dc)
+    return kernels.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
+                          dw_std, sqrt, su, sd, ku, kd, wmax, wmin,
+                          np.zeros((0, 0, 0), dtype=np.int64), False)
