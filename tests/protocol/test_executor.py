@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import PRESETS, DeviceModel, Settings
@@ -191,6 +191,9 @@ def test_fuzzed_frames_never_change_state(which, data):
     elif mode == "splice":
         at = data.draw(st.integers(2, len(raw) - 1))
         raw[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+        # bytes that repeat what they land before (b"*" before a final "*") leave the frame
+        # whole with noise after it: not a corrupted frame
+        assume(not raw.startswith(VALID[which]))
     else:
         raw = bytearray(data.draw(st.binary(max_size=200)))
     out = ex.feed(bytes(raw)) + ex.timeout()
