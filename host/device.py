@@ -231,6 +231,31 @@ class TwinDevice(Device):
             raise ValueError(f"update codes must lie in [{-pm}, {pm}]")
         twin.count_update(tile, n_live, pulses)
 
+    def coded_update(self, tile: int, x: np.ndarray, d: np.ndarray, lr: float, dw_min: float,
+                     bl_max: int, bl_management: bool, update_management: bool,
+                     u: np.ndarray) -> tuple[int, int]:
+        """The host's update management of the float x (B, n_in), d (B, n_out) with the uniform
+        draws ``u`` (`periphery.coded_update`) and `managed_update` of its codes, in one
+        compiled call; BL is then set to the chosen one when a sample was live (the pulses ran
+        at it). Returns (BL, live samples); the device op, nonces and counters are those of
+        ``configure(bl=BL)`` then ``update(tile, xc[live], dc[live])``."""
+        twin = self.twin
+        n_in, n_out = twin._tile(tile)
+        if (x.ndim != 2 or d.ndim != 2 or x.shape[1] != n_in or d.shape[1] != n_out
+                or len(x) != len(d) or not len(x) or u.shape != (len(x) * (n_in + n_out),)):
+            raise ValueError(f"an update needs x (B >= 1, {n_in}), d (B, {n_out}) and B * "
+                             f"{n_in + n_out} uniforms, got {x.shape}, {d.shape}, {u.shape}")
+        w, p_max, _, *args = twin.update_args(tile)
+        pulses, n_live, bl = periphery.coded_update(
+            x, d, lr, dw_min, bl_max, bl_management, update_management, u, w, p_max, *args)
+        if pulses < 0:
+            raise ValueError(f"update codes must lie in [{-p_max}, {p_max}]")
+        if n_live:
+            if twin.settings.bl != bl:
+                twin.set(bl=int(bl))
+            twin.count_update(tile, n_live, pulses)
+        return int(bl), n_live
+
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)
 

@@ -73,6 +73,9 @@ class AnalogLinear:
         self.tiles = [AnalogTile(self.chips[b.chip], b.tile, b.n_in, b.n_out, io, update,
                                  states[b.chip]) for b in layer_map.blocks]
         self.unit = self.tiles[0].unit
+        #: every block on a fused twin computing in this thread: an update's codes and pulses
+        #: run in one call per block (`AnalogTile.coded_update`)
+        self._fused = self.chips.inline and all(t._fused for t in self.tiles)
         self.bias = np.zeros(n_out)
 
     @property
@@ -197,6 +200,10 @@ class AnalogLinear:
         if len(x) != len(d):
             raise ValueError(f"x and d must have the same batch size, got {len(x)} and {len(d)}")
         if lr <= 0:
+            return
+        if self._fused:  # codes and pulses of each block in one compiled call, in block order
+            self._run([partial(t.coded_update, x[:, b.inputs], d[:, b.outputs], lr, rng)
+                       for b, t in zip(self.blocks, self.tiles, strict=True)], ledger, "update")
             return
         fns = []
         for b, t in zip(self.blocks, self.tiles, strict=True):

@@ -250,3 +250,26 @@ def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base
     return kernels.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
                           dw_std, sqrt, su, sd, ku, kd, wmax, wmin,
                           np.zeros((0, 0, 0), dtype=np.int64), False)
+
+
+@njit(cache=True)
+def coded_update(x, d, lr, dw_min, bl_max, bl_management, update_management, u, w, p_max,
+                 row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt, su, sd, ku, kd, wmax,
+                 wmin):
+    """A whole managed pulse update in one call: ``update_codes`` of the float x (B, n_in) and
+    d (B, n_out) with the uniform draws ``u`` (x's B * n_in first, then d's B * n_out, in one
+    flat array), `live_samples`, and the twin's pulse update kernel of the live samples at the
+    BL just chosen. The arguments from ``w`` on are `Twin.update_args`' but its BL. Returns
+    (pulses, live samples, BL); nothing changes when no sample is live, and pulses is -1
+    (nothing changed) if a code lies outside ±``p_max``."""
+    nx = x.shape[0] * x.shape[1]
+    ux = u[:nx].reshape(x.shape)
+    ud = u[nx:nx + d.shape[0] * d.shape[1]].reshape(d.shape)
+    xc, dc, bl = update_codes(x, d, lr, dw_min, bl_max, bl_management, update_management, p_max,
+                              ux, ud)
+    live, n_live = live_samples(xc, dc)
+    if n_live == 0:
+        return 0, 0, bl
+    pulses = live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0,
+                         rows, dw_std, sqrt, su, sd, ku, kd, wmax, wmin)
+    return pulses, n_live, bl
