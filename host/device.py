@@ -206,6 +206,9 @@ class TwinDevice(Device):
                              f"(batch >= 1, {n}), got {x.shape}")
         out, sat, total, scale, inv = periphery.managed_read(
             x, noise_management, dac_max, lsb, *twin.read_args(tile, transpose))
+        if total == -2:
+            raise ValueError(f"{'backward' if transpose else 'forward'} input contains NaN or "
+                             "inf; expected finite floats")
         if total < 0:
             raise ValueError(f"DAC codes must lie within +-{self.config.in_max}, the managed "
                              f"read made codes up to +-{dac_max}")
@@ -248,6 +251,9 @@ class TwinDevice(Device):
         w, p_max, _, *args = twin.update_args(tile)
         pulses, n_live, bl = periphery.coded_update(
             x, d, lr, dw_min, bl_max, bl_management, update_management, u, w, p_max, *args)
+        if pulses < -1:
+            raise ValueError(f"update {'x' if pulses == -2 else 'd'} contains NaN or inf; "
+                             "expected finite floats")
         if pulses < 0:
             raise ValueError(f"update codes must lie in [{-p_max}, {p_max}]")
         if n_live:

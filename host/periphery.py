@@ -218,7 +218,10 @@ def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, i
     """One managed read in one call: ``codes, scale, inv = managed_dac_codes(x,
     noise_management, dac_max)``, the twin's read kernel on the codes (the arguments from ``w``
     on are `Twin.read_args`'), then ``scale_rows(y, lsb, scale)``. Returns (out, sat, total,
-    scale, inv); total < 0 (nothing read) if a code lies outside ±``in_max``."""
+    scale, inv); total is -1 (nothing read) if a code lies outside ±``in_max``, -2 (nothing
+    read) if x holds NaN or inf."""
+    if not all_finite(x):
+        return (np.empty((0, 0)), np.empty(0, dtype=np.int64), -2, np.empty(0), np.empty(0))
     codes, scale, inv = managed_dac_codes(x, noise_management, dac_max)
     b = x.shape[0]
     y = np.empty((b, n_in if transpose else n_out), dtype=np.int64)
@@ -261,7 +264,11 @@ def coded_update(x, d, lr, dw_min, bl_max, bl_management, update_management, u, 
     flat array), `live_samples`, and the twin's pulse update kernel of the live samples at the
     BL just chosen. The arguments from ``w`` on are `Twin.update_args`' but its BL. Returns
     (pulses, live samples, BL); nothing changes when no sample is live, and pulses is -1
-    (nothing changed) if a code lies outside ±``p_max``."""
+    (nothing changed) if a code lies outside ±``p_max``, -2 or -3 if x or d holds NaN or inf."""
+    if not all_finite(x):
+        return -2, 0, 0
+    if not all_finite(d):
+        return -3, 0, 0
     nx = x.shape[0] * x.shape[1]
     ux = u[:nx].reshape(x.shape)
     ud = u[nx:nx + d.shape[0] * d.shape[1]].reshape(d.shape)

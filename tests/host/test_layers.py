@@ -200,6 +200,30 @@ def test_layer_refuses_what_the_chips_cannot_hold():
         layer.forward(np.full((2, 6), np.nan))
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_one_block_layer_refuses_nan_before_it_touches_the_chip(fused):
+    """A layer of one block on a fused twin checks its input in the compiled call: bad input is
+    refused as on any other device, with nothing read, pulsed or counted."""
+    dev = TwinDevice("tiny") if fused else type("Plain", (TwinDevice,), {"fused": False})("tiny")
+    layer = AnalogLinear(dev, 5, 7)
+    assert layer._one == fused
+    x, d = np.ones((2, 5)), np.ones((2, 7))
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            layer.forward(np.full((2, 5), bad))
+        with pytest.raises(ValueError, match="NaN or inf"):
+            layer.backward(np.full((2, 7), bad))
+        with pytest.raises(ValueError, match="x contains NaN or inf"):
+            layer.update(np.full((2, 5), bad), d, 0.1, np.random.default_rng(0))
+        with pytest.raises(ValueError, match="d contains NaN or inf"):
+            layer.update(x, np.full((2, 7), bad), 0.1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"x must be \(batch, 5\)"):
+        layer.forward(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"d must be \(batch, 7\)"):
+        layer.update(x, np.zeros((2, 6)), 0.1, np.random.default_rng(0))
+    assert dev.twin.nonce == 0 and not any(dev.counters()[0].values())
+
+
 def managed_read_reference(dev, tile, op, x, lsb, in_max, rounds):
     """The managed read step by step (noise management, DAC codes, iterative bound management),
     every round on the vectors still saturated, written out independently of AnalogTile."""
