@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 from numba import njit
-from ohmflow.emulator import kernels
+from ohmflow.emulator import coincidence, kernels
 
 
 @njit(cache=True)
@@ -234,10 +234,10 @@ def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, i
 @njit(cache=True)
 def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
                 dw_std, sqrt, su, sd, ku, kd, wmax, wmin):
-    """The twin's pulse update kernel on the live samples ``xc[live]``, ``dc[live]`` (in order;
-    ``n_live`` of them, `live_samples`), in one call; the arguments from ``w`` on are
-    `Twin.update_args`'. Returns the pulses, or -1 (nothing changed) if a code lies outside
-    ±``p_max``."""
+    """The twin's pulse update (`coincidence.update`: the states of `kernels.update`) on the live
+    samples ``xc[live]``, ``dc[live]`` (in order; ``n_live`` of them, `live_samples`), in one
+    call; the arguments from ``w`` on are `Twin.update_args`'. Returns the pulses, or -1 (nothing
+    changed) if a code lies outside ±``p_max``."""
     if n_live < xc.shape[0]:
         xl = np.empty((n_live, xc.shape[1]), dtype=np.int64)
         dl = np.empty((n_live, dc.shape[1]), dtype=np.int64)
@@ -250,9 +250,8 @@ def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base
     else:
         xl = np.ascontiguousarray(xc)
         dl = np.ascontiguousarray(dc)
-    return kernels.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
-                          dw_std, sqrt, su, sd, ku, kd, wmax, wmin,
-                          np.zeros((0, 0, 0), dtype=np.int64), False)
+    return coincidence.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
+                              dw_std, sqrt, su, sd, ku, kd, wmax, wmin)
 
 
 @njit(cache=True)
