@@ -15,11 +15,36 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros  # cttz; numba is pinned exactly
-from ohmflow.emulator.kernels import _hash, _nonce_key, _outside, _popcount, _respond, _train
+from ohmflow.emulator.kernels import _hash, _nonce_key, _outside, _popcount, _respond
 
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 _LOW6 = np.uint64(63)
+_BYTE = np.uint64(255)
+_TWO, _THREE = np.uint64(2), np.uint64(3)
+_S8, _S16, _S24 = np.uint64(8), np.uint64(16), np.uint64(24)
+
+
+@njit(cache=True, inline="always")
+def _trains(codes, n, key, bl, out):
+    """`kernels._train` without branches, so the hashes of all lines vectorise: a line of code 0
+    fires in no slot (no byte is below 0) and one of |code| >= 256 in every slot (every byte is
+    below it), as `kernels._train` sets them."""
+    full = (_ONE << np.uint64(bl)) - _ONE if bl < 64 else ~_ZERO
+    for line in range(n):
+        out[line] = _ZERO
+    for g in range((bl + 3) // 4):
+        s = np.uint64(4 * g)
+        for line in range(n):
+            p = np.uint64(abs(codes[line]))
+            word = _hash(key ^ np.uint64((line << 4) | g))
+            mask = np.uint64((word & _BYTE) < p)
+            mask |= np.uint64(((word >> _S8) & _BYTE) < p) << _ONE
+            mask |= np.uint64(((word >> _S16) & _BYTE) < p) << _TWO
+            mask |= np.uint64((word >> _S24) < p) << _THREE
+            out[line] |= mask << s
+    for line in range(n):
+        out[line] &= full  # slots from BL on never fire
 
 
 @njit(cache=True)
@@ -39,8 +64,8 @@ def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_st
     by_slot = np.zeros((max(bl, 1), words), dtype=np.uint64)
     pulses = 0
     for b in range(x.shape[0]):
-        _train(x[b], n_in, _nonce_key(row_base, nonce0, b), bl, r_tr)
-        _train(d[b], n_out, _nonce_key(col_base, nonce0, b), bl, c_tr)
+        _trains(x[b], n_in, _nonce_key(row_base, nonce0, b), bl, r_tr)
+        _trains(d[b], n_out, _nonce_key(col_base, nonce0, b), bl, c_tr)
         by_slot[:] = _ZERO
         for i in range(n_in):
             t = r_tr[i]
