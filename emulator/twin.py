@@ -113,6 +113,9 @@ class Twin:
             key, hit = None, None
         if hit is not None and hit[0] is old:
             new = hit[1]
+        elif len(kw) == 1:  # old is valid: check the one change only
+            ((k, v),) = kw.items()
+            new = old.changed(self.cfg, k, v)
         else:
             new = old.replace(self.cfg, **kw)
             if key is not None:
