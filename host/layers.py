@@ -158,12 +158,12 @@ class AnalogLinear:
         if len(chips) == 1 and ledger is None:
             return [fn() for fn in fns]
         out, error = [], None
-        for b, fn in zip(self.blocks, fns, strict=True):
+        for b, t, fn in zip(self.blocks, self.tiles, fns, strict=True):
             try:
                 if ledger is None:
                     out.append(fn())
                 elif self._fused:  # many small calls: the ledger's cheaper record
-                    dev = chips[b.chip]
+                    dev = t.device
                     before = dev.tile_counters(b.tile)
                     t0 = time.perf_counter()
                     out.append(fn())
