@@ -220,8 +220,10 @@ class CostLedger:
                 self.out_bits = settings.out_bits
         n_in, n_out = settings.shapes[tile]
         shape = self.shapes[layer] = (int(n_in), int(n_out))
-        self._pending.append((layer, phase, tile, shape, before, device.tile_counters(tile),
-                              settings.bl, device.config.bl_max, wall_s))
+        after = device.tile_counters(tile)
+        with self._lock:  # a flush swaps the list under the lock
+            self._pending.append((layer, phase, tile, shape, before, after, settings.bl,
+                                  device.config.bl_max, wall_s))
 
     def _flush(self) -> None:
         """Add the `record`ed blocks to the entries, in the order they were recorded."""
