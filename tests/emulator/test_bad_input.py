@@ -132,6 +132,8 @@ def test_settings_reused_by_set_are_the_validated_ones():
     for bl in [3, 7, 3, 7, 1, 3]:
         got = twin.set(bl=bl)
         assert got == Settings.default(cfg).replace(cfg, bl=bl)
+    a, b = twin.set(bl=5), twin.set(bl=6)
+    assert twin.set(bl=5) is a and twin.set(bl=6) is b  # one object per value, reused
     twin.set(bl=1)
     with pytest.raises(ValueError):
         twin.set(bl=True)
