@@ -272,8 +272,10 @@ class TwinDevice(Device):
         return [self.tile_counters(t) for t in range(self.config.tiles)]
 
     def tile_counters(self, tile: int) -> dict[str, int]:
-        c = self.twin.counters[self._check_tile(tile)]
-        return dict(c)  # the twin's counters are exactly COUNTERS, in order
+        counters = self.twin.counters
+        if type(tile) is not int or not 0 <= tile < len(counters):  # the usual case: checked
+            tile = self._check_tile(tile)
+        return dict(counters[tile])  # the twin's counters are exactly COUNTERS, in order
 
 
 def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:
