@@ -231,8 +231,9 @@ class AnalogLinear:
         """W += -lr d^T x in expectation (summed over the batch), by stochastic pulses.
 
         Each block draws its codes from ``rng`` in block order (so the run does not depend on
-        which chip answers first), then the chips pulse at once. The bias is not touched
-        (see `update_bias`).
+        which chip answers first), then the chips pulse at once (twins in this thread: each
+        block's codes and pulses in one compiled call, block after block: the same draws). The
+        bias is not touched (see `update_bias`).
         """
         if self._one and lr > 0:  # finiteness checked in the compiled call, before it pulses
             x, d = _shaped("x", x, self.n_in), _shaped("d", d, self.n_out)

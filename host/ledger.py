@@ -3,10 +3,11 @@
 A training loop wraps each device call in ``ledger.phase(layer, phase, device, tile)``; the
 ledger reads ``device.tile_counters(tile)`` before and after and adds the tile's deltas to that
 (layer, phase) entry (``ledger.phases`` wraps a batch of calls on several tiles of one device,
-each tile's deltas to its own layer, counted as one call each). A mapped layer records one
-entry per block: ``layer`` is the block's name (``layer{k}``, or ``layer{k}.{r}.{c}`` for a
-layer of several blocks; see `ohmflow.host.mapping`), and blocks on different chips record from
-their chips' threads.
+each tile's deltas to its own layer, counted as one call each; ``ledger.record`` takes one call
+from a counter snapshot made before it, for callers that make many small calls). A mapped
+layer records one entry per block: ``layer`` is the block's name (``layer{k}``, or
+``layer{k}.{r}.{c}`` for a layer of several blocks; see `ohmflow.host.mapping`), and blocks on
+different chips record from their chips' threads.
 Besides the device counters (``ohmflow.emulator.config.COUNTERS`` and
 ``cycles`` on the RTL) each entry carries five counts the ledger derives from the tile's
 settings at the time of the call, which the projection model (``ohmflow.host.projection``) needs:
