@@ -10,6 +10,7 @@ here; see ``docs/numerics.md`` for what each field means in the arithmetic.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import tomllib
@@ -387,17 +388,27 @@ class Settings:
             shapes=tuple((cfg.rows, cfg.cols) for _ in range(cfg.tiles)),
         ).validated(cfg)
 
+    @staticmethod
+    def _range(cfg: ChipConfig, name: str) -> tuple[int, int]:
+        """The valid range of the integer setting ``name`` on ``cfg``."""
+        if name == "bl":
+            return 1, cfg.bl_max
+        if name in ("in_bits", "out_bits"):
+            return 2, getattr(cfg, name)
+        if name in ("fwd_gain", "bwd_gain"):
+            return 0, 2**GAIN_BITS - 1
+        if name in ("fwd_shift", "bwd_shift"):
+            return NOISE_FRAC, 2**SHIFT_BITS - 1
+        if name in ("fwd_sigma", "bwd_sigma"):
+            return 0, 2**SIGMA_BITS - 1
+        if name == "dw_std":
+            return 0, 2**DW_STD_BITS - 1
+        return 0, 2**SEED_BITS - 1  # seed
+
     def validated(self, cfg: ChipConfig) -> Settings:
         """Return self after checking every field against ``cfg``; raises ValueError."""
-        _check_int("in_bits", self.in_bits, 2, cfg.in_bits)
-        _check_int("out_bits", self.out_bits, 2, cfg.out_bits)
-        for d in ("fwd", "bwd"):
-            _check_int(f"{d}_gain", getattr(self, f"{d}_gain"), 0, 2**GAIN_BITS - 1)
-            _check_int(f"{d}_shift", getattr(self, f"{d}_shift"), NOISE_FRAC, 2**SHIFT_BITS - 1)
-            _check_int(f"{d}_sigma", getattr(self, f"{d}_sigma"), 0, 2**SIGMA_BITS - 1)
-        _check_int("bl", self.bl, 1, cfg.bl_max)
-        _check_int("dw_std", self.dw_std, 0, 2**DW_STD_BITS - 1)
-        _check_int("seed", self.seed, 0, 2**SEED_BITS - 1)
+        for name in _SCALARS:
+            _check_int(name, getattr(self, name), *self._range(cfg, name))
         if len(self.shapes) != cfg.tiles:
             raise ValueError(f"shapes must have one (n_in, n_out) per tile ({cfg.tiles}), "
                              f"got {len(self.shapes)}")
@@ -422,6 +433,19 @@ class Settings:
                                  f"{kw['shapes']!r}") from None
         return dataclasses.replace(self, **kw).validated(cfg)
 
+    def changed(self, cfg: ChipConfig, name: str, value) -> Settings:
+        """``replace(cfg, name=value)`` for settings already valid on ``cfg`` (a twin's current
+        settings): an integer setting is checked alone, anything else as `replace` does."""
+        if name not in _SCALARS:
+            return self.replace(cfg, **{name: value})
+        _check_int(name, value, *self._range(cfg, name))
+        new = copy.copy(self)
+        object.__setattr__(new, name, value)
+        return new
+
+
+#: the integer settings, in `Settings`' order (all but ``shapes``)
+_SCALARS = tuple(f.name for f in dataclasses.fields(Settings) if f.name != "shapes")
 
 #: the scalar run-time settings, in `Settings`' order (SET/GET carry them, then the seed and the
 #: shapes; the gateware holds them in one register each)

@@ -71,6 +71,16 @@ def _outside(a, bound):
     return False
 
 
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _exact_dot(a, k, b):
+    """sum(a[k] * b) of float64 arrays holding integers whose products and partial sums all lie
+    below 2**53: exact in any order, so the sum may be reassociated (vectorised) and fused."""
+    s = 0.0
+    for m in range(b.shape[0]):
+        s += a[k, m] * b[m]
+    return s
+
+
 @njit(cache=True)
 def read(w, x, transpose, n_in, n_out, in_max, clip_to, gain, shift, sigma, out_max, base, nonce0,
          y, sat):
@@ -85,30 +95,28 @@ def read(w, x, transpose, n_in, n_out, in_max, clip_to, gain, shift, sigma, out_
         return -1
     n_adc = n_in if transpose else n_out
     n_dac = n_out if transpose else n_in
-    # The window as float64, DAC side first: every product and partial sum is an integer below
-    # 2**53 (Twin checks acc_bits), so float64 adds exactly, and the loop over the ADC side
-    # vectorises (the CPU has no vector int64 multiply).
-    wf = np.empty((n_dac, n_adc), dtype=np.float64)
-    for m in range(n_dac):
-        for k in range(n_adc):
-            wf[m, k] = w[m, k] if transpose else w[k, m]
-    accf = np.empty(n_adc, dtype=np.float64)
+    # The window as float64, one row per ADC output: every product and partial sum is an
+    # integer below 2**53 (Twin checks acc_bits), so float64 sums exactly in any order, and each
+    # output's sum over the DAC side vectorises (the CPU has no vector int64 multiply).
+    wt = np.empty((n_adc, n_dac), dtype=np.float64)
+    for k in range(n_adc):
+        for m in range(n_dac):
+            wt[k, m] = w[m, k] if transpose else w[k, m]
+    xf = np.empty(n_dac, dtype=np.float64)
+    acc = np.empty(n_adc, dtype=np.int64)
     total = 0
     pre = shift - NOISE_FRAC
     half = np.int64(1) << (NOISE_FRAC - 1)
     for b in range(x.shape[0]):
-        accf[:] = 0.0
         for m in range(n_dac):
-            xm = min(max(x[b, m], -clip_to), clip_to)
-            if xm != 0:
-                xf = np.float64(xm)
-                for k in range(n_adc):
-                    accf[k] += wf[m, k] * xf
+            xf[m] = min(max(x[b, m], -clip_to), clip_to)
+        for k in range(n_adc):
+            acc[k] = np.int64(_exact_dot(wt, k, xf))
         key = _nonce_key(base, nonce0, b)
         s = 0
         for k in range(n_adc):
             g = _gauss(_hash(key ^ np.uint64(k)))
-            q = (((np.int64(accf[k]) * gain) >> pre) + g * sigma + half) >> NOISE_FRAC
+            q = (((acc[k] * gain) >> pre) + g * sigma + half) >> NOISE_FRAC
             if q > out_max:
                 y[b, k] = out_max
                 s += 1

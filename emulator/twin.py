@@ -114,7 +114,11 @@ class Twin:
         if hit is not None and hit[0] is old:
             new = hit[1]
         else:
-            new = old.replace(self.cfg, **kw)
+            if len(kw) == 1:  # old is valid: check the one change only
+                ((k, v),) = kw.items()
+                new = old.changed(self.cfg, k, v)
+            else:
+                new = old.replace(self.cfg, **kw)
             if key is not None:
                 if len(self._settings_cache) >= 4096:  # bounded: drop them all, then refill
                     self._settings_cache.clear()

@@ -171,6 +171,21 @@ class AnalogTile:
             self.up.update_management, self.device.config.p_max, ux, rng.random(d.shape))
         return xc, dc, int(bl)
 
+    def coded_update(self, x: np.ndarray, d: np.ndarray, lr: float,
+                     rng: np.random.Generator) -> None:
+        """`update_codes` then `apply_update` in one compiled call (a twin whose reads and updates
+        are fused, `TwinDevice.coded_update`): the same uniform draws, device op, nonces and
+        counters."""
+        if not len(x):
+            raise ValueError("an update needs at least one sample, got an empty batch")
+        # x's uniforms then d's: one draw of both is the same stream as two
+        u = rng.random(len(x) * (self.n_in + self.n_out))
+        bl, n_live = self.device.coded_update(
+            self.tile, x, d, lr, self.dw_min, self.bl_max, self.up.update_bl_management,
+            self.up.update_management, u)
+        if n_live:
+            self.link_state["bl"] = bl
+
     def apply_update(self, xc: np.ndarray, dc: np.ndarray, bl: int) -> None:
         """Send the codes of `update_codes` (samples with no pulse on one side are skipped)."""
         live, n_live = periphery.live_samples(xc, dc)

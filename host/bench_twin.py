@@ -110,8 +110,8 @@ def _timed(name: str):
     return method
 
 
-for _name in ("forward", "backward", "managed_read", "update", "managed_update", "configure",
-              "settings", "tile_counters"):
+for _name in ("forward", "backward", "managed_read", "update", "managed_update", "coded_update",
+              "configure", "settings", "tile_counters"):
     setattr(TimedTwin, _name, _timed(_name))
 
 
@@ -390,14 +390,17 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             f"devices of each model, {args.repeats} repeats of one epoch ({n} samples) after a "
             f"warm-up epoch, one process; {env}. *Training step*: `ohmflow train --backend "
             "twin`'s analog step with the host periphery; *chip operations*: one epoch's device "
-            "calls replayed on a fresh twin; *per CPU second*: the same steps over the process's "
+            "calls replayed on a fresh twin through its plain forward, backward and update "
+            "(whose pulse update is `kernels.update`, not the training step's "
+            "`coincidence.update`); *per CPU second*: the same steps over the process's "
             "CPU time, which other work on the machine changes less than the wall clock. Ratio: "
             "the training step's wall-clock median over aihwkit's figure (its high and low "
             "end). *µs per sample*: one more epoch's training steps split into the twin's "
             "device calls (with the settings and counter reads of the host's BL management and "
-            "cost ledger; a read's DAC codes and output scaling, and the choice of an "
-            "update's live samples, run in the same compiled call as the device op, so count "
-            "as the twin's) and the host's floating-point periphery "
+            "cost ledger; a read's DAC codes and output scaling, and an update's probability "
+            "codes (update management) and choice of live samples, run in the same compiled "
+            "call as the device op, so count as the twin's) and the host's floating-point "
+            "periphery "
             "(`host/layers.py`, `host/mlp.py`, `host/ledger.py`).\n\n"
             "Samples/s as median (min – max).\n\n"
             "| device model | twin, training step | twin, training step per CPU second "

@@ -206,6 +206,9 @@ class TwinDevice(Device):
                              f"(batch >= 1, {n}), got {x.shape}")
         out, sat, total, scale, inv = periphery.managed_read(
             x, noise_management, dac_max, lsb, *twin.read_args(tile, transpose))
+        if total == -2:
+            raise ValueError(f"{'backward' if transpose else 'forward'} input contains NaN or "
+                             "inf; expected finite floats")
         if total < 0:
             raise ValueError(f"DAC codes must lie within +-{self.config.in_max}, the managed "
                              f"read made codes up to +-{dac_max}")
@@ -231,6 +234,34 @@ class TwinDevice(Device):
             raise ValueError(f"update codes must lie in [{-pm}, {pm}]")
         twin.count_update(tile, n_live, pulses)
 
+    def coded_update(self, tile: int, x: np.ndarray, d: np.ndarray, lr: float, dw_min: float,
+                     bl_max: int, bl_management: bool, update_management: bool,
+                     u: np.ndarray) -> tuple[int, int]:
+        """The host's update management of the float x (B, n_in), d (B, n_out) with the uniform
+        draws ``u`` (`periphery.coded_update`) and `managed_update` of its codes, in one
+        compiled call; BL is then set to the chosen one when a sample was live (the pulses ran
+        at it). Returns (BL, live samples); the device op, nonces and counters are those of
+        ``configure(bl=BL)`` then ``update(tile, xc[live], dc[live])``."""
+        twin = self.twin
+        n_in, n_out = twin._tile(tile)
+        if (x.ndim != 2 or d.ndim != 2 or x.shape[1] != n_in or d.shape[1] != n_out
+                or len(x) != len(d) or not len(x) or u.shape != (len(x) * (n_in + n_out),)):
+            raise ValueError(f"an update needs x (B >= 1, {n_in}), d (B, {n_out}) and B * "
+                             f"{n_in + n_out} uniforms, got {x.shape}, {d.shape}, {u.shape}")
+        w, p_max, _, *args = twin.update_args(tile)
+        pulses, n_live, bl = periphery.coded_update(
+            x, d, lr, dw_min, bl_max, bl_management, update_management, u, w, p_max, *args)
+        if pulses < -1:
+            raise ValueError(f"update {'x' if pulses == -2 else 'd'} contains NaN or inf; "
+                             "expected finite floats")
+        if pulses < 0:
+            raise ValueError(f"update codes must lie in [{-p_max}, {p_max}]")
+        if n_live:
+            if twin.settings.bl != bl:
+                twin.set(bl=int(bl))
+            twin.count_update(tile, n_live, pulses)
+        return int(bl), n_live
+
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)
 
@@ -241,8 +272,10 @@ class TwinDevice(Device):
         return [self.tile_counters(t) for t in range(self.config.tiles)]
 
     def tile_counters(self, tile: int) -> dict[str, int]:
-        c = self.twin.counters[self._check_tile(tile)]
-        return dict(c)  # the twin's counters are exactly COUNTERS, in order
+        counters = self.twin.counters
+        if type(tile) is not int or not 0 <= tile < len(counters):  # the usual case: checked
+            tile = self._check_tile(tile)
+        return dict(counters[tile])  # the twin's counters are exactly COUNTERS, in order
 
 
 def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:

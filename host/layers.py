@@ -16,6 +16,7 @@ Device calls of blocks on different chips run at the same time (`ohmflow.host.ch
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from functools import partial
 
@@ -46,6 +47,14 @@ def _matrix(name: str, a, shape: tuple[int, int]) -> np.ndarray:
     return a
 
 
+def _shaped(name: str, a, n: int) -> np.ndarray:
+    """`_matrix` but for the finiteness, which the caller's compiled call checks."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != n:
+        raise ValueError(f"{name} must be (batch, {n}), got shape {a.shape}")
+    return a
+
+
 class AnalogLinear:
     """y = W x + b with W (n_out, n_in) on tiles of ``chips`` (a `Device` or `Chips`), b digital.
 
@@ -73,6 +82,12 @@ class AnalogLinear:
         self.tiles = [AnalogTile(self.chips[b.chip], b.tile, b.n_in, b.n_out, io, update,
                                  states[b.chip]) for b in layer_map.blocks]
         self.unit = self.tiles[0].unit
+        #: every block on a fused twin computing in this thread: an update's codes and pulses
+        #: run in one call per block (`AnalogTile.coded_update`), the cost ledger takes each
+        #: call by `CostLedger.record`
+        self._fused = self.chips.inline and all(t._fused for t in self.tiles)
+        #: a fused layer of one block: its calls made directly, the input checked in them
+        self._one = self._fused and len(self.tiles) == 1
         self.bias = np.zeros(n_out)
 
     @property
@@ -143,10 +158,16 @@ class AnalogLinear:
         if len(chips) == 1 and ledger is None:
             return [fn() for fn in fns]
         out, error = [], None
-        for b, fn in zip(self.blocks, fns, strict=True):
+        for b, t, fn in zip(self.blocks, self.tiles, fns, strict=True):
             try:
                 if ledger is None:
                     out.append(fn())
+                elif self._fused:  # many small calls: the ledger's cheaper record
+                    dev = t.device
+                    before = dev.tile_counters(b.tile)
+                    t0 = time.perf_counter()
+                    out.append(fn())
+                    ledger.record(b.name, phase, dev, b.tile, before, time.perf_counter() - t0)
                 else:
                     with ledger.phase(b.name, phase, chips[b.chip], b.tile):
                         out.append(fn())
@@ -159,8 +180,24 @@ class AnalogLinear:
             raise error
         return out
 
+    def _call_one(self, fn, ledger, phase: str):
+        """``fn()``, the call of the layer's only block, recorded in ``ledger``'s ``phase``."""
+        if ledger is None:
+            return fn()
+        t = self.tiles[0]
+        dev = t.device
+        before = dev.tile_counters(t.tile)
+        t0 = time.perf_counter()
+        out = fn()
+        ledger.record(self.blocks[0].name, phase, dev, t.tile, before, time.perf_counter() - t0)
+        return out
+
     def forward(self, x: np.ndarray, ledger=None) -> np.ndarray:
         """y = W x + b for a batch x (B, n_in); row blocks' outputs summed in block order."""
+        if self._one:  # x's finiteness is checked in the compiled read, before it reads
+            x = _shaped("x", x, self.n_in)
+            return periphery.plus_bias(self._call_one(partial(self.tiles[0].forward, x), ledger,
+                                                      "forward"), self.bias)
         x = _matrix("x", x, (0, self.n_in))
         parts = self._run([partial(t.forward, x[:, b.inputs])
                            for b, t in zip(self.blocks, self.tiles, strict=True)], ledger,
@@ -174,6 +211,11 @@ class AnalogLinear:
 
     def backward(self, d: np.ndarray, ledger=None) -> np.ndarray:
         """dx = W^T d for a batch d (B, n_out); column blocks' outputs summed in block order."""
+        if self._one:
+            d = _shaped("d", d, self.n_out)
+            dx = self._call_one(partial(self.tiles[0].backward, d), ledger, "backward")
+            dx += 0.0  # 0 + part, as the sum over blocks below
+            return dx
         d = _matrix("d", d, (0, self.n_out))
         parts = self._run([partial(t.backward, d[:, b.outputs])
                            for b, t in zip(self.blocks, self.tiles, strict=True)], ledger,
@@ -189,14 +231,24 @@ class AnalogLinear:
         """W += -lr d^T x in expectation (summed over the batch), by stochastic pulses.
 
         Each block draws its codes from ``rng`` in block order (so the run does not depend on
-        which chip answers first), then the chips pulse at once. The bias is not touched
-        (see `update_bias`).
+        which chip answers first), then the chips pulse at once (twins in this thread: each
+        block's codes and pulses in one compiled call, block after block: the same draws). The
+        bias is not touched (see `update_bias`).
         """
-        x = _matrix("x", x, (0, self.n_in))
-        d = _matrix("d", d, (0, self.n_out))
+        if self._one and lr > 0:  # finiteness checked in the compiled call, before it pulses
+            x, d = _shaped("x", x, self.n_in), _shaped("d", d, self.n_out)
+        else:
+            x, d = _matrix("x", x, (0, self.n_in)), _matrix("d", d, (0, self.n_out))
         if len(x) != len(d):
             raise ValueError(f"x and d must have the same batch size, got {len(x)} and {len(d)}")
         if lr <= 0:
+            return
+        if self._one:
+            self._call_one(partial(self.tiles[0].coded_update, x, d, lr, rng), ledger, "update")
+            return
+        if self._fused:  # codes and pulses of each block in one compiled call, in block order
+            self._run([partial(t.coded_update, x[:, b.inputs], d[:, b.outputs], lr, rng)
+                       for b, t in zip(self.blocks, self.tiles, strict=True)], ledger, "update")
             return
         fns = []
         for b, t in zip(self.blocks, self.tiles, strict=True):

@@ -3,10 +3,11 @@
 A training loop wraps each device call in ``ledger.phase(layer, phase, device, tile)``; the
 ledger reads ``device.tile_counters(tile)`` before and after and adds the tile's deltas to that
 (layer, phase) entry (``ledger.phases`` wraps a batch of calls on several tiles of one device,
-each tile's deltas to its own layer, counted as one call each). A mapped layer records one
-entry per block: ``layer`` is the block's name (``layer{k}``, or ``layer{k}.{r}.{c}`` for a
-layer of several blocks; see `ohmflow.host.mapping`), and blocks on different chips record from
-their chips' threads.
+each tile's deltas to its own layer, counted as one call each; ``ledger.record`` takes one call
+from a counter snapshot made before it, for callers that make many small calls). A mapped
+layer records one entry per block: ``layer`` is the block's name (``layer{k}``, or
+``layer{k}.{r}.{c}`` for a layer of several blocks; see `ohmflow.host.mapping`), and blocks on
+different chips record from their chips' threads.
 Besides the device counters (``ohmflow.emulator.config.COUNTERS`` and
 ``cycles`` on the RTL) each entry carries five counts the ledger derives from the tile's
 settings at the time of the call, which the projection model (``ohmflow.host.projection``) needs:
@@ -103,33 +104,42 @@ class _Phase:
         # the BL the block's updates ran with: set inside the block (an update writes its BL
         # just before it pulses), so read at the end, not at the start
         bl = self.device.settings().bl
-        for (layer, tile, calls), (n_in, n_out), before in zip(parts, self.shapes, self.before,
-                                                                strict=True):
-            after = counters(tile)
-            if list(after) == list(before) and after.keys() <= _TRACKED:  # the usual case
-                # the same names in the same order: subtract value by value (integers of any
-                # type: `to_dict` writes them as Python ints)
-                deltas = dict(zip(after, map(operator.sub, after.values(), before.values()),
-                                  strict=True))
-            else:
-                deltas = {name: int(after[name]) - int(before[name]) for name in DEVICE_COUNTERS
-                          if name in after and name in before}
-            if deltas and min(deltas.values()) < 0:
-                name = next(k for k, v in deltas.items() if v < 0)
-                raise ValueError(f"counter {name!r} of tile {tile} went down by "
-                                 f"{-deltas[name]} during {layer}/{self.phase}: was the device "
-                                 "reset inside the block?")
-            samples = deltas.get("update_samples", 0)
-            size = n_in * n_out
-            deltas["calls"] = calls
-            deltas["weight_elems"] = calls * size
-            deltas["device_updates"] = samples * size
-            deltas["update_values"] = samples * (n_in + n_out)
-            deltas["pulse_slots"] = (samples * bl
-                                     + deltas.get("pulse_ops", 0) * self.device.config.bl_max)
+        bl_max = self.device.config.bl_max
+        for (layer, tile, calls), shape, before in zip(parts, self.shapes, self.before,
+                                                       strict=True):
+            deltas = _deltas(layer, self.phase, tile, shape, before, counters(tile), bl, bl_max,
+                             calls)
             led._accumulate(layer, self.phase, deltas,
                             wall if calls == all_calls else wall * calls / all_calls)
         return False
+
+
+def _deltas(layer: str, phase: str, tile: int, shape: tuple[int, int], before: dict,
+            after: dict, bl: int, bl_max: int, calls: int) -> dict[str, int]:
+    """The counts one block adds to (layer, phase): the deltas of the tile's counters from
+    ``before`` to ``after`` and the derived counts of ``calls`` calls on a ``shape`` window whose
+    updates ran at ``bl``; a counter that went down raises."""
+    if list(after) == list(before) and after.keys() <= _TRACKED:  # the usual case
+        # the same names in the same order: subtract value by value (integers of any type:
+        # `to_dict` writes them as Python ints)
+        deltas = dict(zip(after, map(operator.sub, after.values(), before.values()),
+                          strict=True))
+    else:
+        deltas = {name: int(after[name]) - int(before[name]) for name in DEVICE_COUNTERS
+                  if name in after and name in before}
+    if deltas and min(deltas.values()) < 0:
+        name = next(k for k, v in deltas.items() if v < 0)
+        raise ValueError(f"counter {name!r} of tile {tile} went down by {-deltas[name]} during "
+                         f"{layer}/{phase}: was the device reset inside the block?")
+    n_in, n_out = shape
+    samples = deltas.get("update_samples", 0)
+    size = n_in * n_out
+    deltas["calls"] = calls
+    deltas["weight_elems"] = calls * size
+    deltas["device_updates"] = samples * size
+    deltas["update_values"] = samples * (n_in + n_out)
+    deltas["pulse_slots"] = samples * bl + deltas.get("pulse_ops", 0) * bl_max
+    return deltas
 
 
 def _check_phase(phase: str) -> str:
@@ -149,9 +159,12 @@ class CostLedger:
         if clock_hz is not None and not clock_hz > 0:
             raise ValueError(f"clock_hz must be positive, got {clock_hz!r}")
         self.clock_hz = float(clock_hz) if clock_hz is not None else None
-        self.entries: dict[tuple[str, str], dict[str, int]] = {}
-        self.wall_s: dict[tuple[str, str], float] = {}
-        self.has_cycles = False
+        self._entries: dict[tuple[str, str], dict[str, int]] = {}
+        self._wall_s: dict[tuple[str, str], float] = {}
+        self._has_cycles = False
+        #: blocks `record`ed but not yet added to the entries (added when the ledger is read)
+        self._pending: list[tuple] = []
+        self._seen = None  #: the settings whose DAC/ADC widths `record` last took into account
         self.in_bits = 0
         self.out_bits = 0
         #: active window (n_in, n_out) of each layer's tile, as last seen
@@ -160,7 +173,67 @@ class CostLedger:
         #: blocks of different chips record from their chips' worker threads
         self._lock = threading.Lock()
 
+    @property
+    def entries(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Counts per (layer, phase), in first-seen order."""
+        if self._pending:
+            self._flush()
+        return self._entries
+
+    @property
+    def wall_s(self) -> dict[tuple[str, str], float]:
+        """Host wall-clock seconds inside the blocks of each (layer, phase)."""
+        if self._pending:
+            self._flush()
+        return self._wall_s
+
+    @property
+    def has_cycles(self) -> bool:
+        """Whether a device reported ``cycles`` (FPGA time can be derived)."""
+        if self._pending:
+            self._flush()
+        return self._has_cycles
+
+    @has_cycles.setter
+    def has_cycles(self, value: bool) -> None:
+        if self._pending:
+            self._flush()
+        self._has_cycles = bool(value)
+
     # ----- recording -----
+    def record(self, layer: str, phase: str, device, tile: int, before: dict,
+               wall_s: float) -> None:
+        """What ``phase(layer, phase, device, tile)`` records for one device call that took
+        ``wall_s`` seconds, from ``before``, the ``device.tile_counters(tile)`` taken just
+        before the call: for a caller that makes many small calls. The counts are added when the
+        ledger is next read (a counter that went down raises then); the DAC/ADC widths and the
+        shape are taken now, from the settings after the call."""
+        if id(device) in self._active:
+            raise ValueError("ledger.phase blocks on the same device must not nest")
+        if self.clock_hz is None:
+            self.clock_hz = float(device.config.clock_hz)
+        settings = device.settings()
+        if settings is not self._seen:  # devices keep one object while their settings stay
+            self._seen = settings
+            if settings.in_bits > self.in_bits:
+                self.in_bits = settings.in_bits
+            if settings.out_bits > self.out_bits:
+                self.out_bits = settings.out_bits
+        n_in, n_out = settings.shapes[tile]
+        shape = self.shapes[layer] = (int(n_in), int(n_out))
+        after = device.tile_counters(tile)
+        with self._lock:  # a flush swaps the list under the lock
+            self._pending.append((layer, phase, tile, shape, before, after, settings.bl,
+                                  device.config.bl_max, wall_s))
+
+    def _flush(self) -> None:
+        """Add the `record`ed blocks to the entries, in the order they were recorded."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            for layer, phase, tile, shape, before, after, bl, bl_max, wall in pending:
+                self._accumulate_locked(layer, phase, _deltas(layer, phase, tile, shape, before,
+                                                              after, bl, bl_max, 1), wall)
+
     def phase(self, layer: str, phase: str, device, tile: int) -> _Phase:
         """Attribute the deltas of ``tile``'s counters during the block to (layer, phase).
 
@@ -199,20 +272,22 @@ class CostLedger:
 
     def _accumulate(self, layer: str, phase: str, counts: dict[str, int], wall_s: float) -> None:
         """`add` for counts already checked (non-negative ints with known names)."""
+        if self._pending:  # in the order of the blocks
+            self._flush()
         with self._lock:
             self._accumulate_locked(layer, phase, counts, wall_s)
 
     def _accumulate_locked(self, layer, phase, counts, wall_s) -> None:
         if "cycles" in counts:
-            self.has_cycles = True
+            self._has_cycles = True
         key = (layer, phase)
-        entry = self.entries.get(key)
+        entry = self._entries.get(key)
         if entry is None:
-            entry = self.entries[key] = dict.fromkeys(FIELDS, 0)
+            entry = self._entries[key] = dict.fromkeys(FIELDS, 0)
         names = counts.keys()  # entry[k] += v for each count, in C loops
         entry.update(zip(names, map(operator.add, map(entry.__getitem__, names),
                                     counts.values()), strict=True))
-        self.wall_s[key] = self.wall_s.get(key, 0.0) + wall_s
+        self._wall_s[key] = self._wall_s.get(key, 0.0) + wall_s
 
     # ----- queries -----
     @property

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 from numba import njit
-from ohmflow.emulator import kernels
+from ohmflow.emulator import coincidence, kernels
 
 
 @njit(cache=True)
@@ -218,7 +218,10 @@ def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, i
     """One managed read in one call: ``codes, scale, inv = managed_dac_codes(x,
     noise_management, dac_max)``, the twin's read kernel on the codes (the arguments from ``w``
     on are `Twin.read_args`'), then ``scale_rows(y, lsb, scale)``. Returns (out, sat, total,
-    scale, inv); total < 0 (nothing read) if a code lies outside ±``in_max``."""
+    scale, inv); total is -1 (nothing read) if a code lies outside ±``in_max``, -2 (nothing
+    read) if x holds NaN or inf."""
+    if not all_finite(x):
+        return (np.empty((0, 0)), np.empty(0, dtype=np.int64), -2, np.empty(0), np.empty(0))
     codes, scale, inv = managed_dac_codes(x, noise_management, dac_max)
     b = x.shape[0]
     y = np.empty((b, n_in if transpose else n_out), dtype=np.int64)
@@ -231,10 +234,10 @@ def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, i
 @njit(cache=True)
 def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
                 dw_std, sqrt, su, sd, ku, kd, wmax, wmin):
-    """The twin's pulse update kernel on the live samples ``xc[live]``, ``dc[live]`` (in order;
-    ``n_live`` of them, `live_samples`), in one call; the arguments from ``w`` on are
-    `Twin.update_args`'. Returns the pulses, or -1 (nothing changed) if a code lies outside
-    ±``p_max``."""
+    """The twin's pulse update (`coincidence.update`: the states of `kernels.update`) on the live
+    samples ``xc[live]``, ``dc[live]`` (in order; ``n_live`` of them, `live_samples`), in one
+    call; the arguments from ``w`` on are `Twin.update_args`'. Returns the pulses, or -1 (nothing
+    changed) if a code lies outside ±``p_max``."""
     if n_live < xc.shape[0]:
         xl = np.empty((n_live, xc.shape[1]), dtype=np.int64)
         dl = np.empty((n_live, dc.shape[1]), dtype=np.int64)
@@ -247,6 +250,32 @@ def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base
     else:
         xl = np.ascontiguousarray(xc)
         dl = np.ascontiguousarray(dc)
-    return kernels.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
-                          dw_std, sqrt, su, sd, ku, kd, wmax, wmin,
-                          np.zeros((0, 0, 0), dtype=np.int64), False)
+    return coincidence.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
+                              dw_std, sqrt, su, sd, ku, kd, wmax, wmin)
+
+
+@njit(cache=True)
+def coded_update(x, d, lr, dw_min, bl_max, bl_management, update_management, u, w, p_max,
+                 row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt, su, sd, ku, kd, wmax,
+                 wmin):
+    """A whole managed pulse update in one call: ``update_codes`` of the float x (B, n_in) and
+    d (B, n_out) with the uniform draws ``u`` (x's B * n_in first, then d's B * n_out, in one
+    flat array), `live_samples`, and the twin's pulse update kernel of the live samples at the
+    BL just chosen. The arguments from ``w`` on are `Twin.update_args`' but its BL. Returns
+    (pulses, live samples, BL); nothing changes when no sample is live, and pulses is -1
+    (nothing changed) if a code lies outside ±``p_max``, -2 or -3 if x or d holds NaN or inf."""
+    if not all_finite(x):
+        return -2, 0, 0
+    if not all_finite(d):
+        return -3, 0, 0
+    nx = x.shape[0] * x.shape[1]
+    ux = u[:nx].reshape(x.shape)
+    ud = u[nx:nx + d.shape[0] * d.shape[1]].reshape(d.shape)
+    xc, dc, bl = update_codes(x, d, lr, dw_min, bl_max, bl_management, update_management, p_max,
+                              ux, ud)
+    live, n_live = live_samples(xc, dc)
+    if n_live == 0:
+        return 0, 0, bl
+    pulses = live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0,
+                         rows, dw_std, sqrt, su, sd, ku, kd, wmax, wmin)
+    return pulses, n_live, bl

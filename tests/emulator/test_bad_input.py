@@ -132,7 +132,35 @@ def test_settings_reused_by_set_are_the_validated_ones():
     for bl in [3, 7, 3, 7, 1, 3]:
         got = twin.set(bl=bl)
         assert got == Settings.default(cfg).replace(cfg, bl=bl)
+    a, b = twin.set(bl=5), twin.set(bl=6)
+    assert twin.set(bl=5) is a and twin.set(bl=6) is b  # one object per value, reused
     twin.set(bl=1)
     with pytest.raises(ValueError):
         twin.set(bl=True)
     assert twin.settings.bl == 1
+
+
+def test_one_changed_setting_equals_a_validated_replace():
+    """Settings.changed (Twin.set's path for one setting) gives what replace gives for every
+    integer setting at both ends of its range, refuses what replace refuses, and hands any other
+    setting to replace."""
+    from ohmflow.emulator.config import Settings, get_config
+
+    cfg = get_config("default")
+    s = Settings.default(cfg)
+    ints = [f for f in Settings.__dataclass_fields__ if f != "shapes"]
+    assert len(ints) == 11
+    for name in ints:
+        for value in Settings._range(cfg, name):
+            assert s.changed(cfg, name, value) == s.replace(cfg, **{name: value})
+        for value in (Settings._range(cfg, name)[0] - 1, Settings._range(cfg, name)[1] + 1,
+                      True, 2.0):
+            with pytest.raises(ValueError, match=name):
+                s.replace(cfg, **{name: value})
+            with pytest.raises(ValueError, match=name):
+                s.changed(cfg, name, value)
+    shapes = ((8, 4),) + s.shapes[1:]
+    assert s.changed(cfg, "shapes", shapes) == s.replace(cfg, shapes=shapes)
+    with pytest.raises(ValueError, match="unknown setting"):
+        s.changed(cfg, "nonsense", 1)
+    assert s == Settings.default(cfg)  # unchanged: a copy was changed

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ohmflow.emulator.config import DeviceModel
 from ohmflow.emulator.fabrication import nominal
+from ohmflow.host.analog_tile import AnalogTile
 from ohmflow.host.device import TwinDevice
 from ohmflow.host.layers import AnalogLinear, IOParams, UpdateParams
 from ohmflow.host.mapping import MappingParameter
@@ -199,6 +200,30 @@ def test_layer_refuses_what_the_chips_cannot_hold():
         layer.forward(np.full((2, 6), np.nan))
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_one_block_layer_refuses_nan_before_it_touches_the_chip(fused):
+    """A layer of one block on a fused twin checks its input in the compiled call: bad input is
+    refused as on any other device, with nothing read, pulsed or counted."""
+    dev = TwinDevice("tiny") if fused else type("Plain", (TwinDevice,), {"fused": False})("tiny")
+    layer = AnalogLinear(dev, 5, 7)
+    assert layer._one == fused
+    x, d = np.ones((2, 5)), np.ones((2, 7))
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            layer.forward(np.full((2, 5), bad))
+        with pytest.raises(ValueError, match="NaN or inf"):
+            layer.backward(np.full((2, 7), bad))
+        with pytest.raises(ValueError, match="x contains NaN or inf"):
+            layer.update(np.full((2, 5), bad), d, 0.1, np.random.default_rng(0))
+        with pytest.raises(ValueError, match="d contains NaN or inf"):
+            layer.update(x, np.full((2, 7), bad), 0.1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"x must be \(batch, 5\)"):
+        layer.forward(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"d must be \(batch, 7\)"):
+        layer.update(x, np.zeros((2, 6)), 0.1, np.random.default_rng(0))
+    assert dev.twin.nonce == 0 and not any(dev.counters()[0].values())
+
+
 def managed_read_reference(dev, tile, op, x, lsb, in_max, rounds):
     """The managed read step by step (noise management, DAC codes, iterative bound management),
     every round on the vectors still saturated, written out independently of AnalogTile."""
@@ -280,6 +305,44 @@ def test_fused_update_equals_the_update_of_the_live_samples():
     assert devs[0].counters() == devs[1].counters()
     with pytest.raises(ValueError, match=r"shapes \(B, 24\) and \(B, 10\)"):
         devs[0].managed_update(0, xc[:, :5], dc, live, 4)
+
+
+@pytest.mark.parametrize("dead", ["one", "all"])
+def test_coded_update_equals_update_codes_then_apply_update(dead):
+    """AnalogTile.coded_update (one compiled call) leaves states, nonce, counters, BL and the
+    generator as update_codes then apply_update do on a second twin in the same state."""
+    rng = np.random.default_rng(7)
+    devs = [TwinDevice("default") for _ in range(2)]
+    w0 = rng.integers(-300, 300, size=(10, 24))
+    x = rng.normal(size=(6, 24))
+    d = rng.normal(scale=0.05, size=(6, 10))
+    if dead == "one":
+        x[2] = 0.0
+    else:
+        d[:] = 0.0
+    tiles = []
+    for dev in devs:
+        dev.configure(shapes=((24, 10),) + dev.settings().shapes[1:], seed=4)
+        dev.program(0, w0)
+        tiles.append(AnalogTile(dev, 0, 24, 10))
+    gens = [np.random.default_rng(11) for _ in devs]
+    for _ in range(3):  # BL 3, 8, 24: set before each update
+        tiles[0].coded_update(x, d, 0.01, gens[0])
+        xc, dc, bl = tiles[1].update_codes(x, d, 0.01, gens[1])
+        tiles[1].apply_update(xc, dc, bl)
+        d = d * 3.0
+    assert np.array_equal(devs[0].read(0), devs[1].read(0))
+    assert devs[0].twin.nonce == devs[1].twin.nonce
+    assert devs[0].counters() == devs[1].counters()
+    assert devs[0].settings() == devs[1].settings()
+    assert tiles[0].link_state == tiles[1].link_state
+    assert gens[0].random() == gens[1].random()
+    if dead == "one":
+        assert not np.array_equal(devs[0].read(0), w0) and devs[0].twin.nonce > 0
+    else:
+        assert devs[0].twin.nonce == 0
+    with pytest.raises(ValueError, match=r"x \(B >= 1, 24\), d \(B, 10\)"):
+        devs[0].coded_update(0, x[:, :5], d, 0.1, 0.01, 31, True, True, np.zeros(6 * 15))
 
 
 def test_fused_managed_read_refuses_a_block_of_the_wrong_width():

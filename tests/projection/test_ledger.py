@@ -183,3 +183,41 @@ def test_numpy_integer_counters_are_written_as_ints(dev):
     assert led.to_dict()["entries"][0]["counts"] == ref.to_dict()["entries"][0]["counts"]
     assert all(type(v) is int for v in led.to_dict()["totals"].values())
     assert CostLedger.from_json(led.to_json()).get("fc1", "forward")["macs"] == 3 * 5 * 7
+
+
+def test_record_adds_what_phase_blocks_add(dev):
+    """CostLedger.record of each call (counted when the ledger is read) leaves the entries,
+    order, shapes, widths and JSON counts that a phase block around each call leaves; a
+    record inside a phase block on the same device, or a counter that went down, raises."""
+    rng = np.random.default_rng(4)
+    twin2 = TwinDevice("tiny")
+    twin2.configure(shapes=((5, 7), (4, 3)), bl=9)
+    one, rec = CostLedger(), CostLedger()
+    ops = [("fc1", "forward", 0, "forward", lambda d: d.forward(0, _codes(rng, 3, 5))),
+           ("fc2", "backward", 1, "backward", lambda d: d.backward(1, _codes(rng, 2, 3))),
+           ("fc1", "update", 0, "update", lambda d: (d.configure(bl=5),
+                                                     d.update(0, _codes(rng, 4, 5, 255),
+                                                              _codes(rng, 4, 7, 255)))),
+           ("fc1", "forward", 0, "forward", lambda d: d.forward(0, _codes(rng, 1, 5)))]
+    for layer, phase, tile, _, op in ops:
+        state = rng.bit_generator.state
+        with one.phase(layer, phase, dev, tile):
+            op(dev)
+        rng.bit_generator.state = state  # the same codes on the second twin
+        before = twin2.tile_counters(tile)
+        op(twin2)
+        rec.record(layer, phase, twin2, tile, before, 0.0)
+        rng.random()
+    assert rec._pending  # nothing added yet
+    assert list(rec.entries) == list(one.entries) and rec.entries == one.entries
+    assert rec.get("fc1", "update")["pulse_slots"] == one.get("fc1", "update")["pulse_slots"] > 0
+    assert (rec.shapes, rec.in_bits, rec.out_bits, rec.clock_hz) == \
+        (one.shapes, one.in_bits, one.out_bits, one.clock_hz)
+    assert rec.to_dict()["totals"] == one.to_dict()["totals"]
+    with pytest.raises(ValueError, match="must not nest"), rec.phase("a", "forward", twin2, 0):
+        rec.record("b", "forward", twin2, 1, twin2.tile_counters(1), 0.0)
+    before = twin2.tile_counters(0)
+    twin2.reset()
+    rec.record("fc1", "forward", twin2, 0, before, 0.0)
+    with pytest.raises(ValueError, match="went down"):
+        rec.totals()
