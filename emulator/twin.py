@@ -20,6 +20,7 @@ from ohmflow.emulator.config import (
     Settings,
 )
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, nominal
+from ohmflow.emulator.step_shape import StepShape, linear_shape, range_reciprocal
 
 
 def rnd_shift(x: np.ndarray, s: int) -> np.ndarray:
@@ -66,7 +67,7 @@ class Twin:
     """The chip in software: same config, same settings, same integer results as the gateware."""
 
     def __init__(self, cfg: ChipConfig, settings: Settings | None = None,
-                 device_map: DeviceMap | None = None):
+                 device_map: DeviceMap | None = None, step_shape: StepShape | None = None):
         if cfg.acc_bits + 16 > 62:
             raise ValueError(f"config accumulator ({cfg.acc_bits} bits) too wide for the twin")
         self.cfg = cfg
@@ -74,6 +75,7 @@ class Twin:
         self._map_cache: dict = {}
         self._settings_cache: dict = {}
         self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
+        self.load_step_shape(step_shape or linear_shape())
         self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
         self.reset(settings)
 
@@ -145,6 +147,19 @@ class Twin:
         dm = self.device_map
         self._map_cache.clear()
         self.weights[sl] = np.clip(self.weights[sl], dm.wmin[sl], dm.wmax[sl])
+
+    def load_step_shape(self, shape: StepShape) -> None:
+        """Replace the chip's step-shape tables (numerics §5.4); states and the map are kept."""
+        if not isinstance(shape, StepShape):
+            raise ValueError(f"a step shape must be a StepShape, got {type(shape).__name__}")
+        shape.validate()
+        self.step_shape = StepShape(shape.mode, shape.up.astype(np.int64),
+                                    shape.down.astype(np.int64))
+        self._shape_args = (shape.code, self.step_shape.table())
+
+    def read_step_shape(self) -> StepShape:
+        s = self.step_shape
+        return StepShape(s.mode, s.up.copy(), s.down.copy())
 
     def read_device_map(self, tile: int | None = None) -> DeviceMap:
         if tile is None:
@@ -218,6 +233,20 @@ class Twin:
             self._map_cache["chip"] = hit
         return hit
 
+    def _rinv(self) -> np.ndarray:
+        """Every device's range reciprocal (tiles, cols, rows), derived from the map (§5.4)."""
+        hit = self._map_cache.get("rinv")
+        if hit is None:
+            dm = self.device_map
+            hit = np.ascontiguousarray(range_reciprocal(self.cfg, dm.wmax, dm.wmin))
+            self._map_cache["rinv"] = hit
+        return hit
+
+    def _shape(self, tile: int | None) -> tuple:
+        """The kernels' step-shape arguments: mode code, table, rinv (of a tile, or the chip)."""
+        rinv = self._rinv() if tile is None else self._rinv()[tile]
+        return (*self._shape_args, rinv, self.cfg.w_bits)
+
     def update(self, tile: int, x, d, *, counts: bool = True) -> np.ndarray | None:
         """Stochastic pulse update with signed probability codes x (B, n_in), d (B, n_out).
 
@@ -238,7 +267,8 @@ class Twin:
         pulses = kernels.update(
             self.weights[tile], x, d, pm, s.bl, prng.domain_base(s.seed, prng.DOMAIN_ROW),
             prng.domain_base(s.seed, prng.DOMAIN_COL), prng.domain_base(s.seed, prng.DOMAIN_C2C),
-            self.nonce, self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile), out, counts)
+            self.nonce, self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile), out, counts,
+            *self._shape(tile))
         if pulses < 0:
             bad = ("update x codes", x) if np.abs(x).max() > pm else ("update d codes", d)
             raise _range_error(*bad, -pm, pm)
@@ -274,7 +304,8 @@ class Twin:
         s = self.settings
         pulses = kernels.pulse_line(self.weights[tile], axis == "row", index, c[0], bl,
                                     prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce,
-                                    self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile))
+                                    self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile),
+                                    *self._shape(tile))
         if pulses < 0:
             raise _range_error("pulse counts", c, -bl, bl)
         self._take_nonces(1)
@@ -318,7 +349,8 @@ class Twin:
         total = kernels.pulse_lines(self.weights, tiles_a, row,
                                     np.asarray(indices, dtype=np.int64), flat, starts, bl,
                                     prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce,
-                                    self.cfg.rows, s.dw_std, self._sqrt, *self._chip_map(), sent)
+                                    self.cfg.rows, s.dw_std, self._sqrt, *self._chip_map(), sent,
+                                    *self._shape(None))
         if total < 0:
             raise _range_error("pulse counts", flat, -bl, bl)
         self._take_nonces(len(tiles))

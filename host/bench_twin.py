@@ -25,7 +25,7 @@ import statistics
 import time
 
 import numpy as np
-from ohmflow.emulator.config import DEVICE_MODELS, DeviceModel
+from ohmflow.emulator.config import SLOPE_MODELS, DeviceModel
 from ohmflow.host import datasets
 from ohmflow.host.benchdoc import write_section
 from ohmflow.host.device import TwinDevice
@@ -241,7 +241,7 @@ class ModelFigures:
         return lo, hi, f"{src}recorded {date}"
 
 
-def measure(models=DEVICE_MODELS, repeats: int = 5, with_aihwkit: bool | None = None,
+def measure(models=SLOPE_MODELS, repeats: int = 5, with_aihwkit: bool | None = None,
             chip: bool = True) -> list[ModelFigures]:
     """Figures of every model; twin and aihwkit epochs alternate within each model."""
     if repeats < 1:

@@ -45,8 +45,11 @@ def clip(x, lo, hi):
 class SpecChip:
     """State and operations of one chip, per the document, one device at a time."""
 
-    def __init__(self, cfg, settings, dmap):
+    def __init__(self, cfg, settings, dmap, shape=None):
         self.cfg, self.s = cfg, settings
+        # step-shape tables (§5.4): mode and node lists; "linear" means G = 1 (no table)
+        self.shape = ("linear", None, None) if shape is None else (
+            shape.mode, [int(v) for v in shape.up], [int(v) for v in shape.down])
         self.map = {f: getattr(dmap, f).tolist() for f in ("su", "sd", "ku", "kd", "wmax", "wmin")}
         self.w = [[[0] * cfg.rows for _ in range(cfg.cols)] for _ in range(cfg.tiles)]
         self.nonce = 0
@@ -97,6 +100,20 @@ class SpecChip:
         w = self.w[t][j][i]
         s, k = (mp["su"][t][j][i], mp["ku"][t][j][i]) if up else (mp["sd"][t][j][i],
                                                                    mp["kd"][t][j][i])
+        mode, t_up, t_down = self.shape
+        if mode != "linear":
+            lo, hi = mp["wmin"][t][j][i], mp["wmax"][t][j][i]
+            wb = self.cfg.w_bits
+            rinv = (1 << (wb + 13)) // (hi - lo)
+            if mode == "bottom":
+                pos = ((w - lo) * rinv) >> wb
+            else:
+                pos = ((w + (hi - lo)) * rinv) >> (wb + 1)
+            idx = min(pos >> 6, 127)
+            f = pos - 64 * idx
+            tab = t_up if up else t_down
+            g = rnd(tab[idx] * (64 - f) + tab[idx + 1] * f, 6)
+            s = rnd(s * g, 12)
         step = max(0, s + rnd(k * w, 20))
         r = draw(key(self.s.seed, C2C, nonce), j * self.cfg.rows + i)
         e = rnd(gauss(r) * self.s.dw_std, 8)
