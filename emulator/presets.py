@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from ohmflow.emulator.config import SLOPE_FRAC, ChipConfig, DeviceModel
+from ohmflow.emulator.step_shape import step_shape
 
 #: aihwkit's ``PresetIOParameters`` and ``PresetUpdateParameters`` (presets/utils.py)
 PRESET_OUT_BOUND = 20.0
@@ -120,23 +121,6 @@ def linear_step_fit(p: dict, points: int = 2001) -> LinearFit:
     )
 
 
-def _reram_es_refusal() -> str:
-    f = linear_step_fit(RERAM_ES)
-    m = f.model
-    flags = (f"--device-model LinearStep --dw-min {m.dw_min:.6g} --up-down {m.up_down:.6g} "
-             f"--gamma-up {m.gamma_up:.4g} --gamma-down {m.gamma_down:.4g} --gamma-up-dtod 0 "
-             f"--gamma-down-dtod 0 --dw-min-dtod 0.2 --up-down-dtod 0.05 --w-max 1 --w-min -1 "
-             f"--dw-min-std 5 --out-bound 20 --out-noise 0.1")
-    return (
-        "ReRamESPreset is aihwkit's ExpStepDevice (exponential step curve), which the chip "
-        "cannot model yet (issue #16, item 1: ExpStep, PowStep and PiecewiseStep devices). Its "
-        "closest model on the chip, LinearStep fitted by least squares, misses the step curve by "
-        f"{f.rms_rel[0]:.0%} RMS (up) and {f.rms_rel[1]:.0%} RMS (down), {f.max_rel[1]:.0%} at "
-        f"worst, and moves the symmetry point from {f.symmetry[0]:+.3f} to {f.symmetry[1]:+.3f}: "
-        "too far to carry the preset's name. Use ReRamSBPreset (aihwkit's SoftBounds fit of the "
-        "same device) or, knowingly, that linear approximation: " + flags)
-
-
 # ----- the table -----
 _WRITE_NOISE = ("write_noise_std {v} (the read sees the weight plus a Gaussian of std {v} dw_min "
                 "= {a:.3g}, redrawn whenever the device is written) is not modelled: the chip has "
@@ -151,8 +135,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset(
         name="ReRamESPreset", aihwkit_device="ReRamESPresetDevice", aihwkit_model="ExpStepDevice",
         source="Gong et al., Nat. Commun. 2018",
-        device=linear_step_fit(RERAM_ES).model,  # the linear approximation the refusal names
-        refused=_reram_es_refusal()),
+        device=_device("ExpStep", **{k: v for k, v in RERAM_ES.items()
+                                     if k != "write_noise_std"}),
+        approximations=(
+            "the step shape is the chip's 129-node table of aihwkit's exponential curve, within "
+            "0.4 % of a step over the nominal range (docs/numerics.md §5.4.1)",
+            _WRITE_NOISE.format(v=75, a=75 * 0.00135),
+            "ExpStep devices run on the twin backend only (the gateware and firmware engines "
+            "have no step-shape tables yet)",
+        )),
     Preset(
         name="ReRamSBPreset", aihwkit_device="ReRamSBPresetDevice",
         aihwkit_model="SoftBoundsReferenceDevice", source="Gong et al., Nat. Commun. 2018",
@@ -294,6 +285,8 @@ def representation_notes(cfg: ChipConfig, model: DeviceModel) -> list[str]:
             notes.append(f"{over:.2%} of devices are expected to have {name} beyond the state "
                          f"format ({name}_dtod {dtod:.3g}; |w| <= {w_top:.6g} on config "
                          f"{cfg.name!r}); their bounds are clipped to it")
+    if model.is_table:
+        step_shape(model)  # raises if a node of the shape is beyond the table's format
     if model.model == "LinearStep":
         for d, g, b in (("up", model.gamma_up, model.w_max), ("down", model.gamma_down,
                                                                -model.w_min)):

@@ -186,7 +186,18 @@ def _explicit_flags(args) -> set[str]:
 #: device-model options: CLI flag -> DeviceModel field (aihwkit names)
 MODEL_PARAMS = ("dw_min", "dw_min_dtod", "dw_min_std", "up_down", "up_down_dtod", "w_max",
                 "w_min", "w_max_dtod", "w_min_dtod", "gamma_up", "gamma_down", "gamma_up_dtod",
-                "gamma_down_dtod")
+                "gamma_down_dtod", "A_up", "A_down", "a", "b", "pow_gamma", "pow_gamma_dtod",
+                "pow_up_down", "pow_up_down_dtod")
+#: list-valued device parameters (PiecewiseStep's nodes), comma- or space-separated
+MODEL_LISTS = ("piecewise_up", "piecewise_down")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got "
+                                         f"{text!r}") from None
 
 
 def _widths(text: str) -> list[int]:
@@ -213,8 +224,8 @@ def add_device_source_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--device-preset", metavar="NAME",
                      help=f"one of aihwkit's device presets: {usable}; sets the device and "
                      "aihwkit's preset periphery (out_bound 20, out_noise 0.1, desired_bl 31) "
-                     "unless --out-bound/--out-noise/--desired-bl are given (ReRamESPreset "
-                     "waits for an ExpStep device model and is refused)")
+                     "unless --out-bound/--out-noise/--desired-bl are given (ReRamESPreset is "
+                     "aihwkit's ExpStep device: twin backend only)")
     src.add_argument("--device-config", metavar="FILE",
                      help="a device config TOML, as written by ohmflow fit-device")
 
@@ -295,9 +306,15 @@ class Train:
                        "zero mean and unit variance with the training split's statistics)")
         add_device_source_arguments(p)
         g = p.add_argument_group("device model (aihwkit names; defaults: aihwkit's)")
-        g.add_argument("--device-model", help="ConstantStep (default), LinearStep or SoftBounds")
+        g.add_argument("--device-model", help="ConstantStep (default), LinearStep, SoftBounds, "
+                       "ExpStep, PowStep or PiecewiseStep (the last three: twin backend only)")
         for name in MODEL_PARAMS:
-            g.add_argument("--" + name.replace("_", "-"), type=float, metavar="X")
+            flag = {"a": "exp-a", "b": "exp-b"}.get(name, name.replace("_", "-"))
+            g.add_argument("--" + flag, dest=name, type=float, metavar="X",
+                           help={"a": "ExpStep's a", "b": "ExpStep's b"}.get(name))
+        for name in MODEL_LISTS:
+            g.add_argument("--" + name.replace("_", "-"), type=_floats, metavar="X,X,...",
+                           help="PiecewiseStep's node values")
         g.add_argument("--out-bound", type=float, help="ADC full scale (default 12)")
         g.add_argument("--out-noise", type=float, help="read noise, as aihwkit (default 0.06)")
         g.add_argument("--desired-bl", type=int, help="maximum pulse slots (default 31)")
@@ -360,6 +377,11 @@ class Train:
             raise ValueError(f"--chips must be a positive integer, got {args.chips}")
         backends_of(args.backend, args.chips)
         cfg = Train.config_from_args(args)
+        if cfg.model.is_table and any(b.strip() != "twin" for b in args.backend.split(",")):
+            raise ValueError(
+                f"the {cfg.model.model} device model runs on the twin backend only: the tile and "
+                f"rv32 engines have no step-shape tables yet (docs/devices.md); use --backend "
+                f"twin, or a ConstantStep, LinearStep or SoftBounds device")
         chip_range.check(cfg, get_config(cfg.config), _explicit_flags(args))
         p = Path(cfg.dataset)  # dataset names are checked where they are loaded (datasets)
         if p.suffix in (".npz", ".csv") and not p.is_file():
@@ -401,7 +423,8 @@ class Train:
 
         base, periphery = device_source(args)
         model = base or DeviceModel(model=args.device_model or "ConstantStep")
-        changes = {k: getattr(args, k) for k in MODEL_PARAMS if getattr(args, k) is not None}
+        changes = {k: getattr(args, k) for k in MODEL_PARAMS + MODEL_LISTS
+                   if getattr(args, k) is not None}
         model = model.replace(**changes)
         kw = {"device_model": dataclasses.asdict(model), **periphery}
         for name in ("dataset", "config", "out_bound", "out_noise", "desired_bl", "epochs", "lr",
@@ -430,7 +453,7 @@ class Train:
         if args.no_standardize:
             given.add("standardize")
         if args.device_model is not None or args.device_preset is not None or any(
-                getattr(args, k) is not None for k in MODEL_PARAMS):
+                getattr(args, k) is not None for k in MODEL_PARAMS + MODEL_LISTS):
             given.add("device_model")
         given |= device_source_fields(args)
         if args.algorithm is not None:

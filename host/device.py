@@ -14,6 +14,7 @@ import numpy as np
 from ohmflow.emulator.config import ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
+from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
 
 __all__ = ["CONTRACT_VERSION", "ConfigMismatch", "Device", "DeviceError", "DeviceInfo",
@@ -80,6 +81,19 @@ class Device(ABC):
     @abstractmethod
     def read_device_map(self, tile: int | None = None) -> DeviceMap:
         """Read per-device parameters back."""
+
+    def load_step_shape(self, shape: StepShape) -> None:
+        """Load the chip's step-shape tables (numerics §5.4.1: ExpStep, PowStep, PiecewiseStep).
+
+        The linear shape (ConstantStep, LinearStep, SoftBounds) is every chip's response and
+        needs no upload. The gateware and firmware engines do not hold tables yet, so a table
+        is refused there rather than ignored.
+        """
+        if shape.validate().mode != "linear":
+            raise DeviceError(
+                f"this {self.config.engine}-engine chip has no step-shape tables yet: ExpStep, "
+                f"PowStep and PiecewiseStep devices run on the twin backend only "
+                f"(docs/devices.md)")
 
     @abstractmethod
     def forward(self, tile: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +191,9 @@ class TwinDevice(Device):
 
     def read_device_map(self, tile=None) -> DeviceMap:
         return self.twin.read_device_map(tile)
+
+    def load_step_shape(self, shape: StepShape) -> None:
+        self.twin.load_step_shape(shape)
 
     def forward(self, tile, x):
         return self.twin.forward(tile, x)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from ohmflow.emulator.config import DeviceModel, Settings, get_config
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, fabricate
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.host import checkpoint, datasets
 from ohmflow.host.algorithms import Algorithm, make_algorithm
 from ohmflow.host.checkpoint import CheckpointError
@@ -88,7 +89,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        DeviceModel(**self.device_model)  # raises on an unknown model or a bad parameter
+        # raises on an unknown model or a bad parameter; every field, in its own types, so that
+        # a stored run (JSON lists, older runs without the newer fields) compares equal
+        object.__setattr__(self, "device_model",
+                           dataclasses.asdict(DeviceModel(**self.device_model)))
         MappingParameter(self.max_input_size, self.max_output_size)  # raises on bad sizes
         object.__setattr__(self, "algorithm_options", dict(self.algorithm_options))
         make_algorithm(self.algorithm, self.algorithm_options)  # raises on a bad name or option
@@ -194,6 +198,7 @@ class Trainer:
             dev = chips[k]
             dev.reset()
             dev.load_device_map(fabricate(dev.config, cfg.model, chip_fab_seed(fab, k)))
+            dev.load_step_shape(step_shape(cfg.model))
             dev.configure(**_settings_dict(s))
 
         chips.run([(k, (lambda k=k: setup(k))) for k in range(len(chips))])
@@ -262,6 +267,7 @@ class Trainer:
                 dmap = DeviceMap(**{f: np.asarray(arrays[f"map_{f}"][k * t:(k + 1) * t],
                                                   dtype=np.int64) for f in FIELDS})
                 dev.load_device_map(dmap.validate(dev.config))
+                dev.load_step_shape(step_shape(self.cfg.model))
                 st = dict(settings[k])
                 st["shapes"] = tuple(tuple(v) for v in st["shapes"])
                 dev.configure(**st)
