@@ -155,3 +155,14 @@ def test_emulator_device_runs_the_twin_server_process():
         assert same(dev.forward(0, x), ref.forward(0, x))
         proc = dev.process
     assert proc.poll() is not None  # closing the device stopped the server
+
+
+def test_step_shape_tables_are_refused_over_the_link(tiny_link):
+    """The link engines hold no step-shape tables (numerics §5.4.1): the linear shape, which
+    every chip has, is accepted; a table is refused, not ignored."""
+    from ohmflow.emulator.step_shape import linear_shape, step_shape
+    from ohmflow.host.device import DeviceError
+
+    tiny_link.load_step_shape(linear_shape())
+    with pytest.raises(DeviceError, match="twin backend only"):
+        tiny_link.load_step_shape(step_shape(DeviceModel(model="PowStep")))
