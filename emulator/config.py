@@ -38,7 +38,7 @@ SHAPE_FRAC = 12  #: fractional bits of a node value G (1.0 = 4096)
 SHAPE_BITS = 20  #: unsigned width of a node value: G < 256
 #: the reciprocal of a device's range: rinv = floor(2**(w_bits + RINV_EXTRA) / (wmax - wmin))
 RINV_EXTRA = SHAPE_SEG_BITS + SHAPE_POS_FRAC
-#: how a table is indexed; the index is the code of the SHAPE command's mode (protocol.TABLE).
+#: how a table is indexed (the index is the mode's code in the kernels).
 #: "linear": no table (G = 1, the step of §5.4 with its slopes); "bottom": x = (w - wmin) / range
 #: (PowStep, PiecewiseStep); "centered": x = (w + range) / (2 range) (ExpStep's z = 2a w/range + b)
 SHAPE_MODES = ("linear", "bottom", "centered")

@@ -9,6 +9,10 @@ counters, the kernels only compute.
 Integer typing: numba turns a mix of signed and unsigned 64-bit integers into floats, so the hash
 works on uint64 with uint64 constants only, and every value leaves it through an explicit int64
 conversion. Shifts of int64 are arithmetic (floor), as the contract's ``>>``.
+
+The constants imported from `ohmflow.emulator.config` are compiled into the cached kernels, and
+numba's cache is keyed on this file only: after changing one of them, delete this module's
+``__pycache__/kernels.*.nb*`` files.
 """
 
 from __future__ import annotations
