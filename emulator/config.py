@@ -60,6 +60,9 @@ MODEL_DEFAULTS = {
 #: same contract as firmware on a small RV32 core (hdl/rv32/core_soc.py), for FPGAs too small
 #: for the tile. The index is the engine's code on the wire (INFO).
 ENGINES = ("tile", "rv32")
+#: the engines whose update interpolates step-shape tables (§5.4.1); the others hold the linear
+#: shape only and refuse a table (LOAD_SHAPE answers BAD_ARGUMENT; docs/boards.md)
+SHAPE_ENGINES = ("rv32",)
 #: the per-tile operation counters of the contract (docs/numerics.md), in the order the twin keeps
 #: them and the COUNTERS command returns them; the gateware adds ``cycles`` (protocol.TABLE)
 COUNTERS = (
@@ -190,6 +193,11 @@ class ChipConfig:
     @property
     def slope_max(self) -> int:
         return 2 ** (self.slope_bits - 1) - 1
+
+    @property
+    def node_max(self) -> int:
+        """Largest step-shape table node, 2**SHAPE_BITS - 1 (§5.4.1)."""
+        return 2**SHAPE_BITS - 1
 
     @property
     def acc_bits(self) -> int:

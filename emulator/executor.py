@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 from ohmflow.emulator import protocol as P
+from ohmflow.emulator.config import SHAPE_ENGINES, SHAPE_MODES
 from ohmflow.emulator.fabrication import FIELD_KINDS, FIELDS, DeviceMap
+from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
 
 
@@ -40,7 +42,8 @@ class CommandExecutor:
         self._handlers = {
             "INFO": self._info, "RESET": self._reset, "SET": self._set, "GET": self._get,
             "PROGRAM": self._program, "READ": self._read, "LOAD_MAP": self._load_map,
-            "READ_MAP": self._read_map, "FORWARD": self._forward, "BACKWARD": self._backward,
+            "READ_MAP": self._read_map, "LOAD_SHAPE": self._load_shape,
+            "READ_SHAPE": self._read_shape, "FORWARD": self._forward, "BACKWARD": self._backward,
             "UPDATE": self._update, "PULSE": self._pulse, "COUNTERS": self._counters,
         }
 
@@ -166,6 +169,20 @@ class CommandExecutor:
         self._reply_fits("READ_MAP", k=f["k"])
         m: DeviceMap = self.twin.read_device_map(f["tile"])
         return {"k": f["k"], **{name: getattr(m, name).reshape(-1)[span] for name in FIELDS}}
+
+    def _load_shape(self, f: dict) -> dict:
+        if f["mode"] >= len(SHAPE_MODES):
+            raise ValueError(f"step-shape mode {f['mode']} is none of {SHAPE_MODES}")
+        up, down = (self._in_range(n, f[n], "node") for n in ("up", "down"))
+        shape = StepShape(SHAPE_MODES[f["mode"]], up, down).validate()
+        if shape.mode != "linear" and self.cfg.engine not in SHAPE_ENGINES:
+            raise ValueError(f"the {self.cfg.engine} engine holds the linear step shape only")
+        self.twin.load_step_shape(shape)
+        return {}
+
+    def _read_shape(self, f: dict) -> dict:
+        s = self.twin.read_step_shape()
+        return {"mode": s.code, "up": s.up, "down": s.down}
 
     def _read_op(self, f: dict, backward: bool) -> dict:
         n_in, n_out = self._window(f)

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import COUNTERS, ENGINES, SETTING_NAMES, ChipConfig, Settings
+from ohmflow.emulator.config import (
+    COUNTERS,
+    ENGINES,
+    SETTING_NAMES,
+    SHAPE_MODES,
+    SHAPE_NODES,
+    ChipConfig,
+    Settings,
+)
 from ohmflow.emulator.fabrication import FIELD_KINDS
 
 #: version of the device contract (numerics + protocol); INFO reports it, hosts refuse others
@@ -93,6 +101,9 @@ _SHAPES = (F("tiles", "u16", doc="must equal the config's tiles"),
 _MAP = tuple(F(f, k, "k") for f, k in FIELD_KINDS.items())
 _RANGE = (F("tile", "u8"), F("k0", "u32", doc="first device, flat index"),
           F("k", "u16", doc="number of devices"))
+_SHAPE = (F("mode", "u8", doc="step-shape mode, index in " + ", ".join(SHAPE_MODES)),
+          F("up", "node", str(SHAPE_NODES), "T_up, node k at x = k / (nodes - 1)"),
+          F("down", "node", str(SHAPE_NODES), "T_down, the same positions"))
 _READ = (F("b", "u16", doc="vectors"), F("m", "u16", doc="outputs per vector"),
          F("y", "adc", "b*m"), F("sat", "sat", "b", "saturated outputs per vector"))
 
@@ -133,6 +144,7 @@ TABLE = Table(
         Kind("step", "0", "step_max", "per-device step code"),
         Kind("slope", "-slope_max", "slope_max", "per-device slope code"),
         Kind("sat", "0", "max(rows, cols)", "saturation count"),
+        Kind("node", "0", "node_max", "step-shape table node (G, SHAPE_FRAC fractional bits)"),
     ),
     commands=(
         Command(0x01, "INFO", True, (), (
@@ -169,6 +181,14 @@ TABLE = Table(
                 "tile < tiles; k0 + k <= rows*cols; ranges; wmin <= 0 <= wmax; wmin < wmax."),
         Command(0x13, "READ_MAP", True, _RANGE, (F("k", "u16"), *_MAP),
                 "Read per-device parameters (flat index j*rows + i). Checks as LOAD_MAP."),
+        Command(0x14, "LOAD_SHAPE", True, _SHAPE, (),
+                "Replace the chip's step-shape tables (docs/numerics.md §5.4.1); states and the "
+                "device map stay. Checks: mode in range; nodes in range; the linear mode has "
+                "every node at 1.0; an engine without table interpolation (docs/boards.md) "
+                "takes the linear mode only."),
+        Command(0x15, "READ_SHAPE", True, (), _SHAPE,
+                "The chip's step-shape tables (the linear shape after power-up; RESET keeps "
+                "them)."),
         Command(0x20, "FORWARD", False, (F("tile", "u8"), F("b", "u16"), F("n", "u16"),
                                          F("x", "dac", "b*n")), _READ,
                 "y = ADC(W . DAC(x) + noise) for b vectors. Checks: tile < tiles; b >= 1; "

@@ -225,7 +225,7 @@ def add_device_source_arguments(p: argparse.ArgumentParser) -> None:
                      help=f"one of aihwkit's device presets: {usable}; sets the device and "
                      "aihwkit's preset periphery (out_bound 20, out_noise 0.1, desired_bl 31) "
                      "unless --out-bound/--out-noise/--desired-bl are given (ReRamESPreset is "
-                     "aihwkit's ExpStep device: twin backend only)")
+                     "aihwkit's ExpStep device: not on the tile engine)")
     src.add_argument("--device-config", metavar="FILE",
                      help="a device config TOML, as written by ohmflow fit-device")
 
@@ -307,7 +307,8 @@ class Train:
         add_device_source_arguments(p)
         g = p.add_argument_group("device model (aihwkit names; defaults: aihwkit's)")
         g.add_argument("--device-model", help="ConstantStep (default), LinearStep, SoftBounds, "
-                       "ExpStep, PowStep or PiecewiseStep (the last three: twin backend only)")
+                       "ExpStep, PowStep or PiecewiseStep (the last three: the twin and the rv32 "
+                       "engine, not the tile engine)")
         for name in MODEL_PARAMS:
             flag = {"a": "exp-a", "b": "exp-b"}.get(name, name.replace("_", "-"))
             g.add_argument("--" + flag, dest=name, type=float, metavar="X",
@@ -349,7 +350,7 @@ class Train:
     def validate(args):
         """Check every option before a run folder is written; raises one ValueError naming the
         option and what would work. Returns the new run's TrainConfig (None for --resume)."""
-        from ohmflow.emulator.config import get_config
+        from ohmflow.emulator.config import SHAPE_ENGINES, get_config
         from ohmflow.host import projection
         from ohmflow.host.chips import backends_of
 
@@ -377,11 +378,14 @@ class Train:
             raise ValueError(f"--chips must be a positive integer, got {args.chips}")
         backends_of(args.backend, args.chips)
         cfg = Train.config_from_args(args)
-        if cfg.model.is_table and any(b.strip() != "twin" for b in args.backend.split(",")):
+        chip = get_config(cfg.config)
+        if (cfg.model.is_table and chip.engine not in SHAPE_ENGINES
+                and any(b.strip() != "twin" for b in args.backend.split(","))):
             raise ValueError(
-                f"the {cfg.model.model} device model runs on the twin backend only: the tile and "
-                f"rv32 engines have no step-shape tables yet (docs/devices.md); use --backend "
-                f"twin, or a ConstantStep, LinearStep or SoftBounds device")
+                f"the {cfg.model.model} device model needs the chip's step-shape tables, which "
+                f"the {chip.engine} engine of config {chip.name!r} does not hold (docs/boards.md):"
+                f" use --backend twin, a config of the {' or '.join(SHAPE_ENGINES)} engine "
+                f"(--config icebreaker), or a ConstantStep, LinearStep or SoftBounds device")
         chip_range.check(cfg, get_config(cfg.config), _explicit_flags(args))
         p = Path(cfg.dataset)  # dataset names are checked where they are loaded (datasets)
         if p.suffix in (".npz", ".csv") and not p.is_file():

@@ -82,18 +82,17 @@ class Device(ABC):
     def read_device_map(self, tile: int | None = None) -> DeviceMap:
         """Read per-device parameters back."""
 
+    @abstractmethod
     def load_step_shape(self, shape: StepShape) -> None:
         """Load the chip's step-shape tables (numerics §5.4.1: ExpStep, PowStep, PiecewiseStep).
 
-        The linear shape (ConstantStep, LinearStep, SoftBounds) is every chip's response and
-        needs no upload. The gateware and firmware engines do not hold tables yet, so a table
-        is refused there rather than ignored.
+        The linear shape (ConstantStep, LinearStep, SoftBounds) is every chip's power-up shape.
+        An engine without table interpolation (`config.SHAPE_ENGINES`) refuses a table.
         """
-        if shape.validate().mode != "linear":
-            raise DeviceError(
-                f"this {self.config.engine}-engine chip has no step-shape tables yet: ExpStep, "
-                f"PowStep and PiecewiseStep devices run on the twin backend only "
-                f"(docs/devices.md)")
+
+    @abstractmethod
+    def read_step_shape(self) -> StepShape:
+        """The chip's step-shape tables."""
 
     @abstractmethod
     def forward(self, tile: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +193,9 @@ class TwinDevice(Device):
 
     def load_step_shape(self, shape: StepShape) -> None:
         self.twin.load_step_shape(shape)
+
+    def read_step_shape(self) -> StepShape:
+        return self.twin.read_step_shape()
 
     def forward(self, tile, x):
         return self.twin.forward(tile, x)

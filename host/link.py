@@ -22,15 +22,16 @@ import time
 import numpy as np
 import serial
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import ChipConfig, Settings, get_config
+from ohmflow.emulator.config import SHAPE_ENGINES, SHAPE_MODES, ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
+from ohmflow.emulator.step_shape import StepShape
 from ohmflow.host.device import Device, DeviceError, DeviceInfo
 from serial.tools import list_ports
 
 POLL = 0.02  #: seconds a single port read may block
 _MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
 #: commands that leave every counter as it is (docs/gateware.md, Counters)
-_KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS"))
+_KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS", "LOAD_SHAPE", "READ_SHAPE"))
 
 
 class BadArgument(DeviceError, ValueError):
@@ -312,6 +313,24 @@ class LinkDevice(Device):
                 for f in FIELDS:
                     out[f][n, k0 : k0 + v["k"]] = v[f]
         return DeviceMap(**{f: a.reshape(len(tiles), c.cols, c.rows) for f, a in out.items()})
+
+    def load_step_shape(self, shape: StepShape) -> None:
+        if not isinstance(shape, StepShape):
+            raise ValueError(f"a step shape must be a StepShape, got {type(shape).__name__}")
+        shape.validate()
+        if shape.mode != "linear" and self.config.engine not in SHAPE_ENGINES:
+            raise DeviceError(
+                f"this {self.config.engine}-engine chip holds the linear step shape only: "
+                f"ExpStep, PowStep and PiecewiseStep devices run on the twin backend and the "
+                f"{', '.join(SHAPE_ENGINES)} engine (docs/boards.md)")
+        self._call("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down)
+
+    def read_step_shape(self) -> StepShape:
+        v = self._call("READ_SHAPE")
+        if not 0 <= v["mode"] < len(SHAPE_MODES):
+            raise DeviceError(f"{self.url}: READ_SHAPE reported mode {v['mode']}, none of "
+                              f"{SHAPE_MODES}")
+        return StepShape(SHAPE_MODES[v["mode"]], v["up"], v["down"])
 
     def _read_op(self, name: str, tile, x, backward: bool):
         n_in, n_out = self._window(tile)

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
+from ohmflow.emulator.config import (
+    NOISE_FRAC,
+    SHAPE_MODES,
+    SHAPE_NODES,
+    ChipConfig,
+    DeviceModel,
+    Settings,
+)
 from ohmflow.emulator.executor import CommandExecutor
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.emulator.twin import Twin
 from ohmflow.sim.replies import compare_replies, reply_frames
 
@@ -59,9 +67,10 @@ class FrameGen:
     """Random frames against the current state of a reference `Twin`."""
 
     def __init__(self, cfg: ChipConfig, twin: Twin, rng: np.random.Generator,
-                 max_vectors: int = 5, bad: float = 0.15):
+                 max_vectors: int = 5, bad: float = 0.15, shapes: bool = False):
         self.cfg, self.twin, self.rng = cfg, twin, rng
         self.max_vectors, self.bad = max_vectors, bad
+        self.shapes = shapes  #: `command` draws LOAD_SHAPE and READ_SHAPE too
         self.seq = 0
         self.last = b""
 
@@ -89,7 +98,10 @@ class FrameGen:
         r = self.rng
         names = ["FORWARD", "BACKWARD", "UPDATE", "PULSE", "PROGRAM", "READ", "LOAD_MAP",
                  "READ_MAP", "SET", "GET", "COUNTERS", "INFO", "RESET"]
-        weights = np.array([8, 6, 6, 3, 4, 4, 2, 2, 3, 2, 2, 1, 0.5])
+        weights = [8, 6, 6, 3, 4, 4, 2, 2, 3, 2, 2, 1, 0.5]
+        if self.shapes:  # (without them, a seed gives the frames it gave before they existed)
+            names, weights = [*names, "LOAD_SHAPE", "READ_SHAPE"], [*weights, 1, 0.5]
+        weights = np.array(weights)
         name = names[r.choice(len(names), p=weights / weights.sum())]
         wrong = r.random() < self.bad
         return getattr(self, f"_{name.lower()}")(wrong)
@@ -224,6 +236,31 @@ class FrameGen:
 
     def _reset(self, wrong):
         return self.frame("RESET")
+
+    def _load_shape(self, wrong):
+        """A model's step-shape tables (numerics §5.4.1), or the linear shape; ``wrong``: a
+        mode, a node or a linear node out of range."""
+        r = self.rng
+        model = str(r.choice(["ConstantStep", "ExpStep", "PowStep", "PiecewiseStep"]))
+        kw = {"PowStep": {"pow_gamma": float(r.choice([0.5, 1.0, 2.0]))},
+              "PiecewiseStep": {"piecewise_up": tuple(r.uniform(0.2, 3.0, 5)),
+                                "piecewise_down": tuple(r.uniform(0.2, 3.0, 5))}}
+        s = step_shape(DeviceModel(model=model, **kw.get(model, {})))
+        fields = {"mode": s.code, "up": s.up.copy(), "down": s.down.copy()}
+        if wrong:
+            how = str(r.choice(["mode", "node", "linear"]))
+            if how == "mode":
+                fields["mode"] = int(r.integers(len(SHAPE_MODES), 256))
+            elif how == "node":
+                fields[str(r.choice(["up", "down"]))][r.integers(SHAPE_NODES)] = \
+                    self.cfg.node_max + 1
+            else:
+                fields["mode"] = 0
+                fields["up"][r.integers(SHAPE_NODES)] = int(r.integers(0, self.cfg.node_max))
+        return self.frame("LOAD_SHAPE", **fields)
+
+    def _read_shape(self, wrong):
+        return self.frame("READ_SHAPE")
 
     def _counters(self, wrong):
         tile, _ = self._tile(wrong)

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, ChipConfig
+from ohmflow.emulator.config import NOISE_FRAC, SHAPE_FRAC, ChipConfig
 from ohmflow.hdl.link.command_layouts import (
     RequestArrays,
     op_flags_layout,
@@ -215,8 +215,11 @@ class CommandDecoder(wiring.Component):
                                             m.d.sync += [element.eq(0), array_no.eq(array_no + 1)]
 
     def _bounds(self, name, fld):
-        """An element's range: its kind's, but LOAD_MAP's wmax >= 0 and wmin <= 0."""
+        """An element's range: its kind's, but LOAD_MAP's wmax >= 0 and wmin <= 0, and
+        LOAD_SHAPE's nodes 1.0 (the tile holds the linear step shape only)."""
         lo, hi = P.kind_range(fld.kind, self.cfg)
+        if name == "LOAD_SHAPE":
+            return 1 << SHAPE_FRAC, 1 << SHAPE_FRAC
         if name == "LOAD_MAP" and fld.name == "wmax":
             return 0, hi
         if name == "LOAD_MAP" and fld.name == "wmin":
@@ -251,5 +254,6 @@ class CommandDecoder(wiring.Component):
             "PULSE": tile_ok & (f["axis"] <= 1) & (f["index"] < Mux(f["axis"], n_out, n_in))
             & (f["n"] == Mux(f["axis"], n_in, n_out)),
             "COUNTERS": tile_ok,
+            "LOAD_SHAPE": f["mode"] == 0,  # the linear mode: the tile holds no tables
         }
 

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import serial
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import PRESETS, get_config
+from ohmflow.emulator.config import PRESETS, DeviceModel, Settings, dw_std_code, get_config
+from ohmflow.emulator.fabrication import FIELDS, fabricate
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.sim import verilator_server
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 
@@ -41,7 +43,7 @@ def server(request):
 def session(cfg, link, rng_seed: int, frames: int) -> int:
     """``frames`` random commands one at a time; every reply compared with the reference's."""
     sb = Scoreboard(cfg)
-    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(rng_seed), max_vectors=6)
+    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(rng_seed), max_vectors=6, shapes=True)
     first = gen.frame("INFO")  # a session starts with INFO: it replaces the reply cache
     for n in range(frames):
         f = first if n == 0 else gen.last if n % 25 == 0 else \
@@ -98,3 +100,59 @@ def test_the_model_rests_while_no_byte_arrives(server):
     time.sleep(0.3)
     after = verilator_server.stats(proc)["cycles"]
     assert after - before < 5000, (before, after)
+
+
+@pytest.mark.parametrize("model", ["ExpStep", "PowStep", "PiecewiseStep"])
+def test_step_shape_models_update_as_the_twin(server, model):
+    """numerics §5.4.1 on the firmware: a fabricated map (every device its own range, so its own
+    rinv), the model's tables (LOAD_SHAPE), random states, stochastic updates with c2c noise and
+    deterministic pulses on every tile; every reply byte for byte the reference's. The same
+    frames without the table give other states (the table is what is tested)."""
+    cfg, _proc, link = server
+    kw = {"PiecewiseStep": {"piecewise_up": (1.5, 1.0, 0.4, 0.1),
+                            "piecewise_down": (0.2, 0.7, 1.0, 2.5)}}
+    dev = DeviceModel(model=model, dw_min=0.01, **kw.get(model, {}))
+    shape, dmap = step_shape(dev), fabricate(cfg, dev, 3)
+    sb = Scoreboard(cfg)
+    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(21))
+    rng = np.random.default_rng(22)
+    frames = [gen.frame("INFO"), gen.frame("SET", **{**P.settings_fields(
+        Settings.default(cfg).replace(cfg, seed=5, dw_std=dw_std_code(0.3))), "restart": 1})]
+    devices = cfg.rows * cfg.cols
+    k = gen.most("LOAD_MAP", "k")
+    for t in range(cfg.tiles):
+        flat = {f: getattr(dmap, f)[t].ravel() for f in FIELDS}
+        for k0 in range(0, devices, k):
+            part = {f: a[k0:k0 + k] for f, a in flat.items()}
+            frames.append(gen.frame("LOAD_MAP", tile=t, k0=k0, k=len(part["su"]), **part))
+    shape_frame = gen.frame("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down)
+    frames += [shape_frame, gen.frame("READ_SHAPE")]
+    for t in range(cfg.tiles):
+        w = rng.integers(-12000, 12000, devices)
+        step = gen.most("PROGRAM", "k")
+        frames += [gen.frame("PROGRAM", tile=t, k0=k0, k=len(w[k0:k0 + step]),
+                             w=w[k0:k0 + step]) for k0 in range(0, devices, step)]
+        for _ in range(3):
+            frames.append(gen.frame("UPDATE", tile=t, b=4, ni=cfg.rows, nj=cfg.cols,
+                                    x=rng.integers(-256, 257, 4 * cfg.rows),
+                                    d=rng.integers(-256, 257, 4 * cfg.cols)))
+        frames += [gen.frame("PULSE", tile=t, axis=0, index=1, n=cfg.cols,
+                             counts=rng.integers(-cfg.bl_max, cfg.bl_max + 1, cfg.cols)),
+                   gen.frame("PULSE", tile=t, axis=1, index=cfg.cols - 1, n=cfg.rows,
+                             counts=rng.integers(-cfg.bl_max, cfg.bl_max + 1, cfg.rows)),
+                   gen.frame("READ", tile=t, k0=0, k=min(devices, gen.most("READ", "k")))]
+    for f in frames:
+        sb.sent(f)
+        reply = call(link, f, timeout=120.0)
+        sb.received += P.encode_frame(reply.opcode, reply.seq, reply.payload)
+    assert sb.compare() == len(frames)
+    assert sb.ref.twin.read_step_shape().equals(shape)
+    linear = Scoreboard(cfg)
+    for f in frames:
+        if f != shape_frame:
+            linear.sent(f)
+
+    def last_reply(data):
+        return P.FrameParser().feed(bytes(data))[-1].payload
+
+    assert last_reply(linear.expected) != last_reply(sb.expected)  # the last READ differs

@@ -244,6 +244,40 @@ static u32 read_map(const u8 *rx, u32 len, u8 *out, u32 *out_len)
     return ST_OK;
 }
 
+#define SHAPE_ONE (1u << SHAPE_FRAC)
+
+static u32 load_shape(const u8 *rx, u32 len)
+{
+    if (len != REQ_LOAD_SHAPE_FIXED)
+        return ST_BAD_LENGTH;
+    u32 mode = FIELD(rx, REQ_LOAD_SHAPE_MODE);
+    const u8 *up = rx + REQ_LOAD_SHAPE_UP, *down = rx + REQ_LOAD_SHAPE_DOWN;
+    if (mode >= N_SHAPE_MODES || (mode && !SHAPE_TABLES) || !KIND_OK(up, SHAPE_NODES, NODE)
+        || !KIND_OK(down, SHAPE_NODES, NODE))
+        return ST_BAD_ARGUMENT;
+    for (u32 k = 0; k < SHAPE_NODES && !mode; k++) /* the linear shape: every node 1.0 */
+        if (get_u(up + k * W_NODE, W_NODE) != SHAPE_ONE
+            || get_u(down + k * W_NODE, W_NODE) != SHAPE_ONE)
+            return ST_BAD_ARGUMENT;
+    for (u32 k = 0; k < SHAPE_NODES; k++) {
+        shape_table[0][k] = get_u(up + k * W_NODE, W_NODE);
+        shape_table[1][k] = get_u(down + k * W_NODE, W_NODE);
+    }
+    shape_mode = mode;
+    return ST_OK;
+}
+
+static u32 read_shape(u8 *out, u32 *out_len)
+{
+    put_u(out + REP_READ_SHAPE_MODE, REP_READ_SHAPE_MODE_W, shape_mode);
+    for (u32 k = 0; k < SHAPE_NODES; k++) {
+        put_u(out + REP_READ_SHAPE_UP + k * W_NODE, W_NODE, shape_table[0][k]);
+        put_u(out + REP_READ_SHAPE_DOWN + k * W_NODE, W_NODE, shape_table[1][k]);
+    }
+    *out_len = REP_READ_SHAPE_FIXED;
+    return ST_OK;
+}
+
 static u32 read_op(const u8 *rx, u32 len, u8 *out, u32 *out_len, int backward)
 {
     if (len < REQ_FORWARD_FIXED)
@@ -353,6 +387,12 @@ u32 execute(u32 opcode, const u8 *rx, u32 len, u8 *out, u32 *out_len)
         return load_map(rx, len);
     case OP_READ_MAP:
         return read_map(rx, len, out, out_len);
+    case OP_LOAD_SHAPE:
+        return load_shape(rx, len);
+    case OP_READ_SHAPE:
+        if (len)
+            return ST_BAD_LENGTH;
+        return read_shape(out, out_len);
     case OP_FORWARD:
         return read_op(rx, len, out, out_len, 0);
     case OP_BACKWARD:

@@ -8,6 +8,8 @@ u32 nonce;
 i16 weights[TILES][COLS][ROWS] SPRAM __attribute__((aligned(4)));
 struct device devices[TILES][COLS][ROWS] SPRAM;
 u64 counters[TILES][N_COUNTERS];
+u32 shape_mode;
+u32 shape_table[2][SHAPE_NODES];
 
 /* lowbias32(lowbias32(seed) ^ domain) for the five domains of §6.2, index = domain */
 static u32 domain_base[6];
@@ -91,6 +93,9 @@ void chip_power_up(void)
 {
     struct device nominal = {NOMINAL_KU, NOMINAL_KD, NOMINAL_WMAX, NOMINAL_WMIN, NOMINAL_SU,
                              NOMINAL_SD};
+    shape_mode = 0; /* the linear shape: every node 1.0 */
+    for (u32 k = 0; k < SHAPE_NODES; k++)
+        shape_table[0][k] = shape_table[1][k] = 1u << SHAPE_FRAC;
     const u32 *from = (const u32 *)&nominal; /* a device is four words */
     u32 *to = (u32 *)&devices[0][0][0];
     for (u32 k = 0; k < TILES * COLS * ROWS; k++, to += 4) {
@@ -167,6 +172,39 @@ void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward)
     c[C_ADC_SATURATIONS] += saturated;
 }
 
+/* floor(n / d) by shift and subtract (the core has no divider); d > 0 */
+static u32 divide(u32 n, u32 d)
+{
+    u32 q = 0, r = 0;
+    for (i32 b = 31; b >= 0; b--) {
+        r = (r << 1) | ((n >> b) & 1);
+        if (r >= d) {
+            r -= d;
+            q |= 1u << b;
+        }
+    }
+    return q;
+}
+
+/* §5.4.1: rnd(s g, SHAPE_FRAC), g the step-shape table interpolated at the device's position;
+ * rinv = floor(2^(w_bits + RINV_EXTRA) / range) is computed here, per device, on demand */
+static i32 shape_base(u32 s, i32 w, const struct device *dv, int up)
+{
+    u32 range = (u32)(dv->wmax - dv->wmin);
+    u64 rinv = divide(1u << (W_BITS + RINV_EXTRA), range);
+    u64 pos = shape_mode == SHAPE_CENTERED
+                  ? ((u64)(u32)(w - dv->wmin + dv->wmax) * rinv) >> (W_BITS + 1)
+                  : ((u64)(u32)(w - dv->wmin) * rinv) >> W_BITS;
+    u32 idx = (u32)(pos >> SHAPE_POS_FRAC);
+    if (idx > SHAPE_SEGS - 1)
+        idx = SHAPE_SEGS - 1;
+    u32 f = (u32)pos - (idx << SHAPE_POS_FRAC);
+    const u32 *t = shape_table[up ? 0 : 1];
+    u32 g = (t[idx] * ((1u << SHAPE_POS_FRAC) - f) + t[idx + 1] * f
+             + (1u << (SHAPE_POS_FRAC - 1))) >> SHAPE_POS_FRAC;
+    return (i32)(((u64)s * g + (1u << (SHAPE_FRAC - 1))) >> SHAPE_FRAC);
+}
+
 /* §5.4: n coincidences on device (j, i), up or down, from its state now */
 static void respond(u32 tile, u32 j, u32 i, u32 n, int up, u32 key_c2c)
 {
@@ -174,6 +212,8 @@ static void respond(u32 tile, u32 j, u32 i, u32 n, int up, u32 key_c2c)
     i32 w = weights[tile][j][i];
     i32 k = up ? dv->ku : dv->kd;
     i32 step = up ? dv->su : dv->sd;
+    if (shape_mode)
+        step = shape_base((u32)step, w, dv, up);
     if (k)
         step += (i32)(((i64)k * w + (1 << (SLOPE_FRAC - 1))) >> SLOPE_FRAC);
     if (step < 0)
