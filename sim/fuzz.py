@@ -34,6 +34,10 @@ from ohmflow.emulator.config import (
     GAIN_BITS,
     NOISE_FRAC,
     SEED_BITS,
+    SHAPE_ENGINES,
+    SHAPE_FRAC,
+    SHAPE_MODES,
+    SHAPE_NODES,
     SIGMA_BITS,
     ChipConfig,
     Settings,
@@ -144,6 +148,15 @@ class CaseGen:
                     "counts": self._codes("cnt", length)}
         if name == "COUNTERS":
             return {"tile": tile}
+        if name == "READ_SHAPE":
+            return {}
+        if name == "LOAD_SHAPE":  # a table (random nodes) on an engine that holds one
+            mode = self._int(0, len(SHAPE_MODES) - 1) if cfg.engine in SHAPE_ENGINES else 0
+            if mode == 0:
+                ones = np.full(SHAPE_NODES, 1 << SHAPE_FRAC)
+                return {"mode": 0, "up": ones, "down": ones}
+            return {"mode": mode, "up": self._codes("node", SHAPE_NODES) >> self._int(0, 12),
+                    "down": self._codes("node", SHAPE_NODES) >> self._int(0, 12)}
         raise KeyError(name)
 
     def _frame(self, opcode: int, payload: bytes) -> bytes:
