@@ -1,7 +1,10 @@
 """The same training run on the twin and on the Verilator emulator (the RTL) ends identically."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+from ohmflow.emulator.config import DeviceModel
 from ohmflow.host.chips import Chips, open_chips
 from ohmflow.host.datasets import Dataset
 from ohmflow.host.device import TwinDevice
@@ -44,6 +47,16 @@ def test_training_on_the_icebreaker_emulator_matches_the_twin(digits):
     data = Dataset("digits", digits.x_train[:160], digits.y_train[:160], digits.x_test[:60],
                    digits.y_test[:60], digits.classes)
     same_run(TrainConfig(config="icebreaker", epochs=1, seed=5, float_baseline=False), data)
+
+
+def test_an_expstep_network_on_the_icebreaker_emulator_matches_the_twin(digits):
+    """ExpStep devices (numerics §5.4.1: the trainer loads the step-shape tables, the rv32
+    firmware interpolates them) on the iCEBreaker's chip: one epoch of a 96-sample subset."""
+    data = Dataset("digits", digits.x_train[:96], digits.y_train[:96], digits.x_test[:40],
+                   digits.y_test[:40], digits.classes)
+    model = dataclasses.asdict(DeviceModel(model="ExpStep"))
+    same_run(TrainConfig(config="icebreaker", epochs=1, seed=6, float_baseline=False,
+                         device_model=model), data)
 
 
 def test_a_multi_chip_network_of_odd_blocks_on_twin_and_verilator():
