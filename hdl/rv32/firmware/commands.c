@@ -246,23 +246,25 @@ static u32 read_map(const u8 *rx, u32 len, u8 *out, u32 *out_len)
 
 #define SHAPE_ONE (1u << SHAPE_FRAC)
 
+/* LOAD_SHAPE's and READ_SHAPE's T_up and T_down, one array of 2 * SHAPE_NODES nodes, as
+ * shape_table is */
+_Static_assert(REQ_LOAD_SHAPE_DOWN == REQ_LOAD_SHAPE_UP + SHAPE_NODES * W_NODE
+               && REP_READ_SHAPE_DOWN == REP_READ_SHAPE_UP + SHAPE_NODES * W_NODE,
+               "the tables follow each other");
+
 static u32 load_shape(const u8 *rx, u32 len)
 {
     if (len != REQ_LOAD_SHAPE_FIXED)
         return ST_BAD_LENGTH;
     u32 mode = FIELD(rx, REQ_LOAD_SHAPE_MODE);
-    const u8 *up = rx + REQ_LOAD_SHAPE_UP, *down = rx + REQ_LOAD_SHAPE_DOWN;
-    if (mode >= N_SHAPE_MODES || (mode && !SHAPE_TABLES) || !KIND_OK(up, SHAPE_NODES, NODE)
-        || !KIND_OK(down, SHAPE_NODES, NODE))
+    const u8 *nodes = rx + REQ_LOAD_SHAPE_UP;
+    /* a table's nodes in their kind's range; the linear shape's every node 1.0 */
+    i64 lo = mode ? NODE_LO : SHAPE_ONE, hi = mode ? NODE_HI : SHAPE_ONE;
+    if (mode >= N_SHAPE_MODES || (mode && !SHAPE_TABLES)
+        || !in_range(nodes, 2 * SHAPE_NODES, W_NODE, NODE_SIGNED, lo, hi))
         return ST_BAD_ARGUMENT;
-    for (u32 k = 0; k < SHAPE_NODES && !mode; k++) /* the linear shape: every node 1.0 */
-        if (get_u(up + k * W_NODE, W_NODE) != SHAPE_ONE
-            || get_u(down + k * W_NODE, W_NODE) != SHAPE_ONE)
-            return ST_BAD_ARGUMENT;
-    for (u32 k = 0; k < SHAPE_NODES; k++) {
-        shape_table[0][k] = get_u(up + k * W_NODE, W_NODE);
-        shape_table[1][k] = get_u(down + k * W_NODE, W_NODE);
-    }
+    for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
+        shape_table[0][k] = get_u(nodes + k * W_NODE, W_NODE);
     shape_mode = mode;
     return ST_OK;
 }
@@ -270,10 +272,8 @@ static u32 load_shape(const u8 *rx, u32 len)
 static u32 read_shape(u8 *out, u32 *out_len)
 {
     put_u(out + REP_READ_SHAPE_MODE, REP_READ_SHAPE_MODE_W, shape_mode);
-    for (u32 k = 0; k < SHAPE_NODES; k++) {
+    for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
         put_u(out + REP_READ_SHAPE_UP + k * W_NODE, W_NODE, shape_table[0][k]);
-        put_u(out + REP_READ_SHAPE_DOWN + k * W_NODE, W_NODE, shape_table[1][k]);
-    }
     *out_len = REP_READ_SHAPE_FIXED;
     return ST_OK;
 }

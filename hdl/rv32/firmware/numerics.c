@@ -94,8 +94,8 @@ void chip_power_up(void)
     struct device nominal = {NOMINAL_KU, NOMINAL_KD, NOMINAL_WMAX, NOMINAL_WMIN, NOMINAL_SU,
                              NOMINAL_SD};
     shape_mode = 0; /* the linear shape: every node 1.0 */
-    for (u32 k = 0; k < SHAPE_NODES; k++)
-        shape_table[0][k] = shape_table[1][k] = 1u << SHAPE_FRAC;
+    for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
+        shape_table[0][k] = 1u << SHAPE_FRAC;
     const u32 *from = (const u32 *)&nominal; /* a device is four words */
     u32 *to = (u32 *)&devices[0][0][0];
     for (u32 k = 0; k < TILES * COLS * ROWS; k++, to += 4) {
@@ -172,33 +172,36 @@ void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward)
     c[C_ADC_SATURATIONS] += saturated;
 }
 
-/* floor(n / d) by shift and subtract (the core has no divider); d > 0 */
-static u32 divide(u32 n, u32 d)
+/* rinv = floor(2^(w_bits + RINV_EXTRA) / range) by shift and subtract (the core has no
+ * divider), one quotient bit a step from the leading one; range >= 1 */
+static u32 range_reciprocal(u32 range)
 {
-    u32 q = 0, r = 0;
-    for (i32 b = 31; b >= 0; b--) {
-        r = (r << 1) | ((n >> b) & 1);
-        if (r >= d) {
-            r -= d;
-            q |= 1u << b;
+    u32 q = 0, r = 1;
+    for (u32 b = 0; b <= W_BITS + RINV_EXTRA; b++) {
+        q <<= 1;
+        if (r >= range) {
+            r -= range;
+            q |= 1;
         }
+        r <<= 1;
     }
     return q;
 }
 
-/* §5.4.1: rnd(s g, SHAPE_FRAC), g the step-shape table interpolated at the device's position;
- * rinv = floor(2^(w_bits + RINV_EXTRA) / range) is computed here, per device, on demand */
+/* §5.4.1: rnd(s g, SHAPE_FRAC), g the step-shape table interpolated at the device's position
+ * (rinv computed here, for each device updated while a table mode is loaded) */
 static i32 shape_base(u32 s, i32 w, const struct device *dv, int up)
 {
-    u32 range = (u32)(dv->wmax - dv->wmin);
-    u64 rinv = divide(1u << (W_BITS + RINV_EXTRA), range);
-    u64 pos = shape_mode == SHAPE_CENTERED
-                  ? ((u64)(u32)(w - dv->wmin + dv->wmax) * rinv) >> (W_BITS + 1)
-                  : ((u64)(u32)(w - dv->wmin) * rinv) >> W_BITS;
-    u32 idx = (u32)(pos >> SHAPE_POS_FRAC);
+    u32 rinv = range_reciprocal((u32)(dv->wmax - dv->wmin));
+    /* bottom: x = (w - wmin) / range; centered: x = (w + range) / (2 range), whose floor
+     * by 2^(w_bits + 1) is the floor by 2^w_bits halved */
+    u32 centered = shape_mode == SHAPE_CENTERED;
+    u32 num = (u32)(w - dv->wmin + (centered ? dv->wmax : 0));
+    u32 pos = (u32)(((u64)num * rinv) >> W_BITS) >> centered;
+    u32 idx = pos >> SHAPE_POS_FRAC;
     if (idx > SHAPE_SEGS - 1)
         idx = SHAPE_SEGS - 1;
-    u32 f = (u32)pos - (idx << SHAPE_POS_FRAC);
+    u32 f = pos - (idx << SHAPE_POS_FRAC);
     const u32 *t = shape_table[up ? 0 : 1];
     u32 g = (t[idx] * ((1u << SHAPE_POS_FRAC) - f) + t[idx + 1] * f
              + (1u << (SHAPE_POS_FRAC - 1))) >> SHAPE_POS_FRAC;
