@@ -264,7 +264,7 @@ static u32 load_shape(const u8 *rx, u32 len)
         || !in_range(nodes, 2 * SHAPE_NODES, W_NODE, NODE_SIGNED, lo, hi))
         return ST_BAD_ARGUMENT;
     for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
-        shape_table[0][k] = get_u(nodes + k * W_NODE, W_NODE);
+        shape_table[k] = get_u(nodes + k * W_NODE, W_NODE);
     shape_mode = mode;
     return ST_OK;
 }
@@ -273,7 +273,7 @@ static u32 read_shape(u8 *out, u32 *out_len)
 {
     put_u(out + REP_READ_SHAPE_MODE, REP_READ_SHAPE_MODE_W, shape_mode);
     for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
-        put_u(out + REP_READ_SHAPE_UP + k * W_NODE, W_NODE, shape_table[0][k]);
+        put_u(out + REP_READ_SHAPE_UP + k * W_NODE, W_NODE, shape_table[k]);
     *out_len = REP_READ_SHAPE_FIXED;
     return ST_OK;
 }

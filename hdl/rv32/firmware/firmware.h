@@ -41,9 +41,9 @@ extern u32 nonce;
 extern i16 weights[TILES][COLS][ROWS];
 extern struct device devices[TILES][COLS][ROWS];
 extern u64 counters[TILES][N_COUNTERS];
-/* the step-shape tables (§5.4.1): mode (0 linear) and nodes, [0] up, [1] down */
+/* the step-shape tables (§5.4.1): mode (0 linear) and nodes, T_up then T_down */
 extern u32 shape_mode;
-extern u32 shape_table[2][SHAPE_NODES];
+extern u32 shape_table[2 * SHAPE_NODES];
 
 void chip_power_up(void);
 void chip_reset(void);

@@ -9,7 +9,7 @@ i16 weights[TILES][COLS][ROWS] SPRAM __attribute__((aligned(4)));
 struct device devices[TILES][COLS][ROWS] SPRAM;
 u64 counters[TILES][N_COUNTERS];
 u32 shape_mode;
-u32 shape_table[2][SHAPE_NODES];
+u32 shape_table[2 * SHAPE_NODES];
 
 /* lowbias32(lowbias32(seed) ^ domain) for the five domains of §6.2, index = domain */
 static u32 domain_base[6];
@@ -95,7 +95,7 @@ void chip_power_up(void)
                              NOMINAL_SD};
     shape_mode = 0; /* the linear shape: every node 1.0 */
     for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
-        shape_table[0][k] = 1u << SHAPE_FRAC;
+        shape_table[k] = 1u << SHAPE_FRAC;
     const u32 *from = (const u32 *)&nominal; /* a device is four words */
     u32 *to = (u32 *)&devices[0][0][0];
     for (u32 k = 0; k < TILES * COLS * ROWS; k++, to += 4) {
@@ -202,7 +202,7 @@ static i32 shape_base(u32 s, i32 w, const struct device *dv, int up)
     if (idx > SHAPE_SEGS - 1)
         idx = SHAPE_SEGS - 1;
     u32 f = pos - (idx << SHAPE_POS_FRAC);
-    const u32 *t = shape_table[up ? 0 : 1];
+    const u32 *t = shape_table + (up ? 0 : SHAPE_NODES);
     u32 g = (t[idx] * ((1u << SHAPE_POS_FRAC) - f) + t[idx + 1] * f
              + (1u << (SHAPE_POS_FRAC - 1))) >> SHAPE_POS_FRAC;
     return (i32)(((u64)s * g + (1u << (SHAPE_FRAC - 1))) >> SHAPE_FRAC);
