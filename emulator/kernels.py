@@ -201,7 +201,7 @@ def _respond(w, n, up, s_up, s_dn, k_up, k_dn, lo, hi, word, dw_std, sqrt, mode,
 
 @njit(cache=True)
 def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt,
-           su, sd, ku, kd, wmax, wmin, counts, want_counts, mode, table, rinv, w_bits):
+           su, sd, ku, kd, wmax, wmin, mode, table, rinv, w_bits, counts, want_counts):
     """Stochastic pulse update of a batch (§5.2–§5.4), sample after sample; returns the pulses.
 
     ``w``, the map arrays (`fabrication.FIELDS` order) and ``rinv`` are a tile's (cols, rows);

@@ -41,6 +41,12 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int, check: bool = True) ->
     With ``check=False`` the range [lo, hi] is left to the caller (a kernel that checks it in
     the pass it makes anyway, then `_range_error`).
     """
+    arr = a
+    if (type(arr) is np.ndarray and arr.dtype == np.int64 and arr.ndim == ndim
+            and arr.flags.c_contiguous):  # the common case: already what the kernels take
+        if check and arr.size and (arr.min() < lo or arr.max() > hi):
+            raise _range_error(name, arr, lo, hi)
+        return arr
     arr = np.asarray(a)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
@@ -55,6 +61,10 @@ def _int_array(name: str, a, ndim: int, lo: int, hi: int, check: bool = True) ->
     if check and arr.size and (arr.min() < lo or arr.max() > hi):
         raise _range_error(name, arr, lo, hi)
     return arr
+
+
+#: the kernel's ``counts`` argument when the counts are not wanted (never written)
+_NO_COUNTS = np.zeros((0, 0, 0), dtype=np.int64)
 
 
 def _range_error(name: str, arr: np.ndarray, lo: int, hi: int) -> ValueError:
@@ -74,6 +84,7 @@ class Twin:
         self._sqrt = sqrt_table(cfg.bl_max)
         self._map_cache: dict = {}
         self._settings_cache: dict = {}
+        self._interned: dict = {}
         self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
         self.load_step_shape(step_shape or linear_shape())
         self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
@@ -89,15 +100,29 @@ class Twin:
 
     def set(self, **kw) -> Settings:
         """Change run-time settings (validated); a new seed restarts the nonce at 0."""
-        try:  # training toggles between a few settings (BL per layer): reuse validated ones
-            key = (self.settings, tuple(sorted(kw.items())))
-            new = self._settings_cache.get(key)
+        # training toggles between a few settings (BL per layer): reuse validated ones, found by
+        # the identity of the current settings and the changes with their types (True is not a
+        # valid 1); new settings are interned by value, so the same settings are the same object
+        old = self.settings
+        try:
+            if len(kw) == 1:
+                ((k, v),) = kw.items()
+                key = (id(old), ((k, type(v), v),))
+            else:
+                key = (id(old), tuple(sorted((k, type(v), v) for k, v in kw.items())))
+            hit = self._settings_cache.get(key)
         except TypeError:  # unhashable values (lists): validate afresh
-            key, new = None, None
-        if new is None:
-            new = self.settings.replace(self.cfg, **kw)
-            if key is not None and len(self._settings_cache) < 256:
-                self._settings_cache[key] = new
+            key, hit = None, None
+        if hit is not None and hit[0] is old:
+            new = hit[1]
+        else:
+            new = old.replace(self.cfg, **kw)
+            if key is not None:
+                if len(self._settings_cache) >= 4096:  # bounded: drop them all, then refill
+                    self._settings_cache.clear()
+                    self._interned.clear()
+                new = self._interned.setdefault(new, new)
+                self._settings_cache[key] = (old, new)
         self.settings = new
         if "seed" in kw:
             self.nonce = 0
@@ -173,6 +198,32 @@ class Twin:
         return n0
 
     # ----- reads -----
+    def read_args(self, tile: int, transpose: bool) -> tuple:
+        """The arguments of `kernels.read` after ``x`` (up to ``nonce0``) for a read of ``tile``
+        now; ``tile`` must be valid (checked by the caller). With `count_read` after the
+        kernel, the same read as `forward` / `backward` (a caller that fuses its own work with
+        the kernel's in one compiled call)."""
+        n_in, n_out = self.settings.shapes[tile]
+        s = self.settings
+        gain, shift, sigma, domain = ((s.bwd_gain, s.bwd_shift, s.bwd_sigma, prng.DOMAIN_BWD)
+                                      if transpose else
+                                      (s.fwd_gain, s.fwd_shift, s.fwd_sigma, prng.DOMAIN_FWD))
+        return (self.weights[tile], transpose, n_in, n_out, self.cfg.in_max,
+                2 ** (s.in_bits - 1) - 1, gain, shift, sigma, 2 ** (s.out_bits - 1) - 1,
+                prng.domain_base(s.seed, domain), self.nonce)
+
+    def count_read(self, tile: int, transpose: bool, batch: int, saturations: int) -> None:
+        """Take the nonces and count the read of ``batch`` vectors that `read_args` set up."""
+        n_in, n_out = self.settings.shapes[tile]
+        n_dac, n_adc = (n_out, n_in) if transpose else (n_in, n_out)
+        self._take_nonces(batch)
+        c = self.counters[tile]
+        c["bwd_vectors" if transpose else "fwd_vectors"] += batch
+        c["macs"] += batch * n_dac * n_adc
+        c["dac_conversions"] += batch * n_dac
+        c["adc_conversions"] += batch * n_adc
+        c["adc_saturations"] += saturations
+
     def _read(self, tile: int, x, transpose: bool) -> tuple[np.ndarray, np.ndarray]:
         n_in, n_out = self._tile(tile)
         n_dac, n_adc = (n_out, n_in) if transpose else (n_in, n_out)
@@ -180,26 +231,14 @@ class Twin:
         x = _int_array(name, x, 2, -self.cfg.in_max, self.cfg.in_max, check=False)
         if x.shape[1] != n_dac or x.shape[0] < 1:
             raise ValueError(f"{name} must have shape (batch >= 1, {n_dac}), got {x.shape}")
-        s = self.settings
-        gain, shift, sigma, domain = ((s.bwd_gain, s.bwd_shift, s.bwd_sigma, prng.DOMAIN_BWD)
-                                      if transpose else
-                                      (s.fwd_gain, s.fwd_shift, s.fwd_sigma, prng.DOMAIN_FWD))
         b = x.shape[0]
         y = np.empty((b, n_adc), dtype=np.int64)
         sat = np.empty(b, dtype=np.int64)
-        total = kernels.read(self.weights[tile], x, transpose, n_in, n_out, self.cfg.in_max,
-                             2 ** (s.in_bits - 1) - 1, gain, shift, sigma,
-                             2 ** (s.out_bits - 1) - 1, prng.domain_base(s.seed, domain),
-                             self.nonce, y, sat)
+        w, *args = self.read_args(tile, transpose)
+        total = kernels.read(w, x, *args, y, sat)
         if total < 0:
             raise _range_error(name, x, -self.cfg.in_max, self.cfg.in_max)
-        self._take_nonces(b)
-        c = self.counters[tile]
-        c["bwd_vectors" if transpose else "fwd_vectors"] += b
-        c["macs"] += b * n_dac * n_adc
-        c["dac_conversions"] += b * n_dac
-        c["adc_conversions"] += b * n_adc
-        c["adc_saturations"] += total
+        self.count_read(tile, transpose, b, total)
         return y, sat
 
     def forward(self, tile: int, x) -> tuple[np.ndarray, np.ndarray]:
@@ -262,21 +301,32 @@ class Twin:
             raise ValueError(f"update codes must have shapes (B, {n_in}) and (B, {n_out}) with the "
                              f"same B >= 1, got {x.shape} and {d.shape}")
         b = x.shape[0]
-        s = self.settings
-        out = np.zeros((b, n_out, n_in) if counts else (0, 0, 0), dtype=np.int64)
-        pulses = kernels.update(
-            self.weights[tile], x, d, pm, s.bl, prng.domain_base(s.seed, prng.DOMAIN_ROW),
-            prng.domain_base(s.seed, prng.DOMAIN_COL), prng.domain_base(s.seed, prng.DOMAIN_C2C),
-            self.nonce, self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile), out, counts,
-            *self._shape(tile))
+        out = np.zeros((b, n_out, n_in), dtype=np.int64) if counts else _NO_COUNTS
+        w, *args = self.update_args(tile)
+        pulses = kernels.update(w, x, d, *args, out, counts)
         if pulses < 0:
             bad = ("update x codes", x) if np.abs(x).max() > pm else ("update d codes", d)
             raise _range_error(*bad, -pm, pm)
-        self._take_nonces(b)
-        c = self.counters[tile]
-        c["update_samples"] += b
-        c["pulses"] += pulses
+        self.count_update(tile, b, pulses)
         return out if counts else None
+
+    def update_args(self, tile: int) -> tuple:
+        """The arguments of `kernels.update` but x, d and the counts (``w`` first) for an update
+        of ``tile`` now; ``tile`` must be valid. With `count_update` after the kernel, the same
+        update as `update` (for a caller that fuses its own work with the kernel's)."""
+        s = self.settings
+        return (self.weights[tile], self.cfg.p_max, s.bl,
+                prng.domain_base(s.seed, prng.DOMAIN_ROW),
+                prng.domain_base(s.seed, prng.DOMAIN_COL),
+                prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce, self.cfg.rows, s.dw_std,
+                self._sqrt, *self._tile_map(tile), *self._shape(tile))
+
+    def count_update(self, tile: int, samples: int, pulses: int) -> None:
+        """Take the nonces and count an update of ``samples`` that `update_args` set up."""
+        self._take_nonces(samples)
+        c = self.counters[tile]
+        c["update_samples"] += samples
+        c["pulses"] += pulses
 
     def pulse(self, tile: int, axis: str, index: int, counts) -> None:
         """Deterministic pulses on one line of devices: counts > 0 up, < 0 down.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ohmflow.host import periphery
-from ohmflow.host.device import Device
+from ohmflow.host.device import Device, TwinDevice
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class AnalogTile:
         self.up = update or UpdateParams()
         self.unit = 2.0**cfg.w_frac
         self.link_state = {} if link_state is None else link_state
+        #: a twin that reads and updates in one compiled call with the periphery
+        #: (`TwinDevice.managed_read`, `TwinDevice.managed_update`)
+        self._fused = isinstance(device, TwinDevice) and device.fused
         self.refresh()
 
     def refresh(self) -> None:
@@ -108,17 +111,21 @@ class AnalogTile:
         return self.device.read(self.tile)
 
     # ----- reads -----
-    def _read(self, op, x: np.ndarray, lsb: float) -> np.ndarray:
+    def _read(self, x: np.ndarray, transpose: bool, lsb: float) -> np.ndarray:
         """One managed read: NM scaling, DAC codes, device op, BM re-reads, output scaling."""
         x = np.asarray(x, dtype=np.float64)
-        if self.io.noise_management:
-            scale = periphery.row_abs_max(x, 0.0)
+        op = self.device.backward if transpose else self.device.forward
+        if self._fused:  # the first pass in one compiled call (the same device op)
+            out, sat, total, scale, inv = self.device.managed_read(
+                self.tile, x, transpose, self.io.noise_management, self.in_max, lsb)
+            if not total:
+                return out
         else:
-            scale = np.ones(len(x))
-        inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
-        # every vector at its scale (the BM factor of round 0 is 1: x * (inv / 1) is x * inv)
-        y, sat = op(self.tile, periphery.dac_codes(x, inv, self.in_max))
-        out = y * (lsb * scale)[:, None]
+            codes, scale, inv = periphery.managed_dac_codes(x, self.io.noise_management,
+                                                            self.in_max)
+            # every vector at its scale (the BM factor of round 0 is 1: x * (inv / 1) is x * inv)
+            y, sat = op(self.tile, codes)
+            out = periphery.scale_rows(y, lsb, scale)
         rounds = self.io.max_bm_rounds if self.io.bound_management else 0
         redo = np.asarray(sat) > 0
         if rounds == 0 or not redo.any():
@@ -138,11 +145,11 @@ class AnalogTile:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = W x for a batch x (B, n_in): one device forward call (more if BM re-reads)."""
-        return self._read(self.device.forward, x, self.fwd_lsb)
+        return self._read(x, False, self.fwd_lsb)
 
     def backward(self, d: np.ndarray) -> np.ndarray:
         """dx = W^T d for a batch d (B, n_out), read through the transposed array."""
-        return self._read(self.device.backward, d, self.bwd_lsb)
+        return self._read(d, True, self.bwd_lsb)
 
     # ----- update -----
     def update_codes(self, x: np.ndarray, d: np.ndarray, lr: float,
@@ -155,34 +162,25 @@ class AnalogTile:
         stochastically rounded to codes, so E[n_ji] = BL p_i q_j and E[dW] = -lr d x^T while no
         probability clips.
         """
-        g = self.dw_min
-        reg = g * g
-        xm = periphery.row_abs_max(x, reg)
-        dm = periphery.row_abs_max(d, reg)
-        if self.up.update_bl_management:
-            need = np.ceil(lr * xm * dm / g)
-            bl = int(min(max(need.max(), 1.0), self.bl_max))
-        else:
-            bl = self.bl_max
-        a = math.sqrt(lr / (g * bl))
-        if self.up.update_management:
-            cx, cd = a * np.sqrt(dm / xm), a * np.sqrt(xm / dm)
-        else:
-            cx = cd = np.full(len(x), a)
-        pm = self.device.config.p_max
+        if not len(x):
+            raise ValueError("an update needs at least one sample, got an empty batch")
         # codes sign(v) floor(min(c |v|, 1) p_max + u): x's uniforms drawn first, then d's
-        xc = periphery.signed_codes(x, cx, pm, rng.random(x.shape))
-        dc = periphery.signed_codes(d, cd, pm, rng.random(d.shape))
-        return xc, dc, bl
+        ux = rng.random(x.shape)
+        xc, dc, bl = periphery.update_codes(
+            x, d, lr, self.dw_min, self.bl_max, self.up.update_bl_management,
+            self.up.update_management, self.device.config.p_max, ux, rng.random(d.shape))
+        return xc, dc, int(bl)
 
     def apply_update(self, xc: np.ndarray, dc: np.ndarray, bl: int) -> None:
         """Send the codes of `update_codes` (samples with no pulse on one side are skipped)."""
-        live = (xc != 0).any(axis=1) & (dc != 0).any(axis=1)
-        if not live.any():
+        live, n_live = periphery.live_samples(xc, dc)
+        if not n_live:
             return
         if self.link_state.get("bl") != bl:  # BL is one setting for all tiles of a chip
             self.link_state["bl"] = self.device.configure(bl=bl).bl
-        if live.all():
+        if self._fused:  # the live samples and the pulse update in one compiled call
+            self.device.managed_update(self.tile, xc, dc, live, n_live)
+        elif n_live == len(live):
             self.device.update(self.tile, xc, dc)
         else:
             self.device.update(self.tile, xc[live], dc[live])

@@ -12,6 +12,11 @@ aihwkit's default ConstantStep, LinearStep and SoftBounds devices. Figures per d
   epochs alternating with the twin's in the same process. When aihwkit is not importable the
   benchmark says how to install it and prints the last recorded aihwkit figure with its date.
 
+The larger 64-256-128-10 network (each layer split into 64 x 64 blocks, on as many chips as
+``ohmflow train --hidden 256 128`` takes on the twin) is measured the same way, its training
+step beside aihwkit's mapped layers with the same 64 x 64 tile size. aihwkit's figure for that
+network was never recorded: without aihwkit the benchmark says so and how to install it.
+
 Run: ``python -m ohmflow.host.bench_twin [--repeats 5] [--no-write]``
 """
 
@@ -25,13 +30,18 @@ import statistics
 import time
 
 import numpy as np
-from ohmflow.emulator.config import SLOPE_MODELS, DeviceModel
+from ohmflow.emulator.config import SLOPE_MODELS, DeviceModel, get_config
 from ohmflow.host import datasets
 from ohmflow.host.benchdoc import write_section
+from ohmflow.host.chips import Chips
 from ohmflow.host.device import TwinDevice
+from ohmflow.host.mapping import NetworkMap
+from ohmflow.host.mlp import network_arrays
 from ohmflow.host.trainer import TrainConfig, Trainer
 
 RECORDED = ("configure", "forward", "backward", "update")
+#: the hidden layers of the benchmark's two networks: 64-32-10 and 64-256-128-10
+SMALL, LARGE = (32,), (256, 128)
 
 #: aihwkit's last recorded figures on this recipe (samples/s, low and high over alternating
 #: runs, date): aihwkit 1.2.0 built from source against torch 2.13.0 (CPU), one thread, on the
@@ -49,6 +59,8 @@ AIHWKIT_INSTALL = (
 
 class RecordingTwin(TwinDevice):
     """A twin that keeps the calls of the training step, for replay."""
+
+    fused = False  # every read and update a recorded forward / backward / update call
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -98,24 +110,36 @@ def _timed(name: str):
     return method
 
 
-for _name in ("forward", "backward", "update", "configure", "settings", "tile_counters"):
+for _name in ("forward", "backward", "managed_read", "update", "managed_update", "configure",
+              "settings", "tile_counters"):
     setattr(TimedTwin, _name, _timed(_name))
 
 
-def train_config(model: str, epochs: int) -> TrainConfig:
-    """The benchmark's run: digits 64-32-10, batch 32, lr 0.1, BL <= 31, ``model`` devices."""
+def train_config(model: str, epochs: int, hidden: tuple[int, ...] = SMALL) -> TrainConfig:
+    """The benchmark's run: digits 64-<hidden>-10, batch 32, lr 0.1, BL <= 31, ``model`` devices,
+    on as few twin chips as hold the network (one for 64-32-10)."""
     dm = dataclasses.asdict(DeviceModel(model=model))
-    return TrainConfig(epochs=epochs, seed=0, float_baseline=False, device_model=dm)
+    cfg = TrainConfig(epochs=epochs, seed=0, float_baseline=False, device_model=dm,
+                      hidden=hidden)
+    shapes, names = network_arrays([64, *hidden, 10], cfg.algo)
+    chips = NetworkMap(get_config(cfg.config), shapes, None, cfg.mapping, names).chips
+    return cfg.replace(chips=chips)
+
+
+def network_name(hidden: tuple[int, ...]) -> str:
+    return "-".join(str(n) for n in (64, *hidden, 10))
 
 
 class TwinRun:
     """The twin training on one device model, an epoch at a time (the first one warms up)."""
 
-    def __init__(self, model: str, data: datasets.Dataset, epochs: int):
+    def __init__(self, model: str, data: datasets.Dataset, epochs: int,
+                 hidden: tuple[int, ...] = SMALL):
         self.data = data
-        self.cfg = train_config(model, epochs + 2)  # + warm-up + `split`
+        self.cfg = train_config(model, epochs + 2, hidden)  # + warm-up + `split`
         self.device = TimedTwin()
-        self.trainer = Trainer(self.cfg, self.device, data)
+        chips = [self.device] + [TwinDevice() for _ in range(self.cfg.chips - 1)]
+        self.trainer = Trainer(self.cfg, Chips(chips) if len(chips) > 1 else self.device, data)
         self.trainer.run_epoch()
         self.state = self.trainer.state()
         self.cpu_s = 0.0
@@ -181,7 +205,8 @@ class AihwkitRun:
     """The same network in aihwkit (imported only here): AnalogLinear layers with a
     ``SingleRPUConfig`` of aihwkit's default device of the model, AnalogSGD, one torch thread."""
 
-    def __init__(self, model: str, data: datasets.Dataset, seed: int = 0):
+    def __init__(self, model: str, data: datasets.Dataset, seed: int = 0,
+                 hidden: tuple[int, ...] = SMALL):
         import torch
         from aihwkit.nn import AnalogLinear, AnalogSequential
         from aihwkit.optim import AnalogSGD
@@ -191,11 +216,16 @@ class AihwkitRun:
         torch.manual_seed(seed)
         device = getattr(configs, f"{model}Device")()
         rpu = configs.SingleRPUConfig(device=device)
-        sizes = [data.features, 32, data.classes]
+        # the twin's mapping: layers split into tiles of at most rows x cols (aihwkit's names)
+        chip = get_config("default")
+        rpu.mapping.max_input_size, rpu.mapping.max_output_size = chip.rows, chip.cols
+        sizes = [data.features, *hidden, data.classes]
         self.torch = torch
-        self.net = AnalogSequential(AnalogLinear(sizes[0], sizes[1], bias=True, rpu_config=rpu),
-                                    torch.nn.ReLU(),
-                                    AnalogLinear(sizes[1], sizes[2], bias=True, rpu_config=rpu))
+        layers = []
+        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers += [torch.nn.ReLU()] if k else []
+            layers.append(AnalogLinear(n_in, n_out, bias=True, rpu_config=rpu))
+        self.net = AnalogSequential(*layers)
         self.opt = AnalogSGD(self.net.parameters(), lr=0.1)
         self.opt.regroup_param_groups(self.net)
         self.x = torch.tensor(data.x_train, dtype=torch.float32)
@@ -231,27 +261,36 @@ class ModelFigures:
     aihwkit_cpu: list[float]
     #: us per sample of a training step in the twin's device calls and in the host
     split_us: tuple[float, float] = (0.0, 0.0)
+    hidden: tuple[int, ...] = SMALL  #: the network's hidden layers
 
-    def reference(self) -> tuple[float, float, str]:
-        """aihwkit's figure (low, high) and where it comes from."""
+    def reference(self) -> tuple[float, float, str] | None:
+        """aihwkit's figure (low, high) and where it comes from; None if it was never
+        recorded for this network."""
         if self.aihwkit:
             return min(self.aihwkit), max(self.aihwkit), "measured in this run"
+        if self.hidden != SMALL:
+            return None
         lo, hi, date = AIHWKIT_RECORDED.get(self.model, AIHWKIT_RECORDED["ConstantStep"])
         src = "" if self.model in AIHWKIT_RECORDED else "ConstantStep's, "
         return lo, hi, f"{src}recorded {date}"
 
 
 def measure(models=SLOPE_MODELS, repeats: int = 5, with_aihwkit: bool | None = None,
-            chip: bool = True) -> list[ModelFigures]:
-    """Figures of every model; twin and aihwkit epochs alternate within each model."""
+            chip: bool = True, hidden: tuple[int, ...] = SMALL) -> list[ModelFigures]:
+    """Figures of every model on the 64-<hidden>-10 network; twin and aihwkit epochs alternate
+    within each model. ``chip`` adds the replayed chip operations and the twin/host split (one
+    chip only: the 64-32-10 network)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if chip and hidden != SMALL:
+        raise ValueError("the chip replay and split are measured on the one-chip 64-32-10 "
+                         "network only: pass chip=False for other networks")
     data = datasets.digits()
     use_aihwkit = aihwkit_available() if with_aihwkit is None else with_aihwkit
     out = []
     for model in models:
-        run = TwinRun(model, data, repeats)
-        ref = AihwkitRun(model, data) if use_aihwkit else None
+        run = TwinRun(model, data, repeats, hidden)
+        ref = AihwkitRun(model, data, hidden=hidden) if use_aihwkit else None
         step, ai = [], []
         for _ in range(repeats):
             step.append(run.step_epoch())
@@ -260,20 +299,27 @@ def measure(models=SLOPE_MODELS, repeats: int = 5, with_aihwkit: bool | None = N
         chip_rates, pulses = run.chip_rates(repeats) if chip else ([], 0.0)
         split = run.split() if chip else (0.0, 0.0)
         out.append(ModelFigures(model, [w for w, _ in step], [c for _, c in step], chip_rates,
-                                pulses, [w for w, _ in ai], [c for _, c in ai], split))
+                                pulses, [w for w, _ in ai], [c for _, c in ai], split, hidden))
     return out
 
 
 def ratio_lines(figs: list[ModelFigures]) -> list[str]:
-    """One line per model: the twin's training step against aihwkit's figure."""
+    """One line per model and network: the twin's training step against aihwkit's figure."""
     lines = [] if any(f.aihwkit for f in figs) else [AIHWKIT_INSTALL]
     for f in figs:
-        lo, hi, src = f.reference()
         med = statistics.median(f.step)
+        what = f"twin vs aihwkit, {f.model}" + ("" if f.hidden == SMALL else
+                                                 f", {network_name(f.hidden)}")
+        ref = f.reference()
+        if ref is None:
+            lines.append(f"{what}: training step {med:,.0f} samples/s; aihwkit's figure for "
+                         "this network is not recorded (install aihwkit to measure it here)")
+            continue
+        lo, hi, src = ref
         rng = f"{lo:,.0f}" if lo == hi else f"{lo:,.0f}-{hi:,.0f}"
         ratio = f"{med / hi:.2f}x" if lo == hi else f"{med / hi:.2f}-{med / lo:.2f}x"
-        lines.append(f"twin vs aihwkit, {f.model}: training step {med:,.0f} samples/s against "
-                     f"aihwkit {rng} ({src}): {ratio}")
+        lines.append(f"{what}: training step {med:,.0f} samples/s against aihwkit {rng} "
+                     f"({src}): {ratio}")
     return lines
 
 
@@ -300,6 +346,7 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
     args = ap.parse_args(argv)
     env = environment()
     figs = measure(repeats=args.repeats)
+    large = measure(repeats=args.repeats, chip=False, hidden=LARGE)
     n = len(datasets.digits().x_train)
     for f in figs:
         print(f"{f.model}: training step {_fmt(f.step)} samples/s, median (min – max), "
@@ -308,7 +355,12 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
               f"{f.split_us[0]:.1f} us, host periphery {f.split_us[1]:.1f} us"
               + (f"; aihwkit {_fmt(f.aihwkit)}, {_fmt(f.aihwkit_cpu)} per CPU second"
                  if f.aihwkit else ""))
-    for line in ratio_lines(figs):
+    for f in large:
+        print(f"{network_name(LARGE)}, {f.model}: training step {_fmt(f.step)} samples/s, "
+              f"{_fmt(f.step_cpu)} per CPU second"
+              + (f"; aihwkit {_fmt(f.aihwkit)}, {_fmt(f.aihwkit_cpu)} per CPU second"
+                 if f.aihwkit else ""))
+    for line in ratio_lines(figs + large)[1 if not any(f.aihwkit for f in large) else 0:]:
         print(line)
     if not args.no_write:
         rows = []
@@ -323,6 +375,16 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             rows.append(f"| {f.model} | {_fmt(f.step)} | {_fmt(f.step_cpu)} | {_fmt(f.chip)} | "
                         f"{ai} | {ratio} | {f.split_us[0]:.1f} / {f.split_us[1]:.1f} | "
                         f"{f.pulses_per_sample:.0f} |")
+        large_rows = []
+        for f in large:
+            if f.aihwkit:
+                ai = f"{_fmt(f.aihwkit)}; per CPU second {_fmt(f.aihwkit_cpu)}"
+                ratio = f"{statistics.median(f.step) / statistics.median(f.aihwkit):.2f}×"
+            else:
+                ai, ratio = "not recorded (aihwkit not installed)", "–"
+            large_rows.append(f"| {f.model} | {_fmt(f.step)} | {_fmt(f.step_cpu)} | {ai} | "
+                              f"{ratio} |")
+        chips = train_config(SLOPE_MODELS[0], 1, LARGE).chips
         body = (
             "The 64-32-10 digits MLP on two tiles, batch 32, lr 0.1, BL ≤ 31, aihwkit's default "
             f"devices of each model, {args.repeats} repeats of one epoch ({n} samples) after a "
@@ -333,12 +395,22 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             "the training step's wall-clock median over aihwkit's figure (its high and low "
             "end). *µs per sample*: one more epoch's training steps split into the twin's "
             "device calls (with the settings and counter reads of the host's BL management and "
-            "cost ledger) and the host's floating-point periphery (`host/layers.py`, "
-            "`host/mlp.py`, `host/ledger.py`).\n\nSamples/s as median (min – max).\n\n"
+            "cost ledger; a read's DAC codes and output scaling, and the choice of an "
+            "update's live samples, run in the same compiled call as the device op, so count "
+            "as the twin's) and the host's floating-point periphery "
+            "(`host/layers.py`, `host/mlp.py`, `host/ledger.py`).\n\n"
+            "Samples/s as median (min – max).\n\n"
             "| device model | twin, training step | twin, training step per CPU second "
             "| twin, chip operations | aihwkit CPU simulator | twin step / aihwkit "
             "| µs per sample: twin calls / host | pulses per sample |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+            f"\nThe {network_name(LARGE)} network (`ohmflow train --hidden 256 128`: 14 blocks "
+            f"of at most 64 × 64 on {chips} twin chips), the same recipe and repeats; aihwkit "
+            "with the same tile size (`rpu_config.mapping` max_input_size and max_output_size "
+            "64). aihwkit's figure for this network was never recorded here.\n\n"
+            "| device model | twin, training step | twin, training step per CPU second "
+            "| aihwkit CPU simulator | twin step / aihwkit |\n"
+            "|---|---|---|---|---|\n" + "\n".join(large_rows) + "\n"
         )
         if not any(f.aihwkit for f in figs):
             body += f"\n{AIHWKIT_INSTALL}\n"

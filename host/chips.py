@@ -48,6 +48,12 @@ class Chips:
     def config(self) -> ChipConfig:
         return self.devices[0].config
 
+    @property
+    def inline(self) -> bool:
+        """Jobs run in the calling thread, in job order (one chip, or chips that compute
+        holding the GIL)."""
+        return self._workers is None
+
     def __len__(self) -> int:
         return len(self.devices)
 

@@ -16,6 +16,7 @@ from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
 from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
+from ohmflow.host import periphery
 
 __all__ = ["CONTRACT_VERSION", "ConfigMismatch", "Device", "DeviceError", "DeviceInfo",
            "TwinDevice", "open_device"]
@@ -162,6 +163,10 @@ class TwinDevice(Device):
     """The bit-exact twin, in process: the fastest backend and the reference for the others."""
 
     concurrent = False  # computes in the caller's thread holding the GIL
+    #: `AnalogTile` may read and update through `managed_read` and `managed_update` (one
+    #: compiled call each) instead of `forward` / `backward` / `update` (the same device ops);
+    #: a subclass that changes what those do sets it False
+    fused = True
 
     def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None):
         self.config = get_config(config)
@@ -205,6 +210,45 @@ class TwinDevice(Device):
 
     def update(self, tile, x, d) -> None:
         self.twin.update(tile, x, d, counts=False)
+
+    def managed_read(self, tile: int, x: np.ndarray, transpose: bool, noise_management: bool,
+                     dac_max: int, lsb: float):
+        """`forward` (``transpose`` False) or `backward` of the float vectors x (B, n) in one
+        compiled call with the host's noise management (`periphery.managed_dac_codes` to
+        ±``dac_max``) and output scaling (``lsb``): returns (out, sat, saturations, scale, inv)
+        as `periphery.managed_read`; the device op, its nonces and counters are `forward`'s."""
+        twin = self.twin
+        n_in, n_out = twin._tile(tile)
+        n = n_out if transpose else n_in
+        if x.ndim != 2 or x.shape[1] != n or not len(x):
+            raise ValueError(f"{'backward' if transpose else 'forward'} input must have shape "
+                             f"(batch >= 1, {n}), got {x.shape}")
+        out, sat, total, scale, inv = periphery.managed_read(
+            x, noise_management, dac_max, lsb, *twin.read_args(tile, transpose))
+        if total < 0:
+            raise ValueError(f"DAC codes must lie within +-{self.config.in_max}, the managed "
+                             f"read made codes up to +-{dac_max}")
+        twin.count_read(tile, transpose, len(x), total)
+        return out, sat, total, scale, inv
+
+    def managed_update(self, tile: int, xc: np.ndarray, dc: np.ndarray, live: np.ndarray,
+                       n_live: int) -> None:
+        """`update` of the samples ``live`` marks (``n_live`` of them, `periphery.live_samples`)
+        of the int64 codes xc (B, n_in), dc (B, n_out), in one compiled call: the same device
+        op, nonces and counters as ``update(tile, xc[live], dc[live])``."""
+        twin = self.twin
+        n_in, n_out = twin._tile(tile)
+        if (xc.dtype != np.int64 or dc.dtype != np.int64 or xc.ndim != 2 or dc.ndim != 2
+                or xc.shape[1] != n_in or dc.shape[1] != n_out or len(xc) != len(dc)
+                or live.shape != (len(xc),) or not 1 <= n_live <= len(xc)):
+            raise ValueError(f"update codes must be int64 of shapes (B, {n_in}) and (B, {n_out}) "
+                             f"with at least one live sample, got {xc.dtype} {xc.shape}, "
+                             f"{dc.dtype} {dc.shape} and {n_live} live")
+        pulses = periphery.live_update(xc, dc, live, n_live, *twin.update_args(tile))
+        if pulses < 0:
+            pm = self.config.p_max
+            raise ValueError(f"update codes must lie in [{-pm}, {pm}]")
+        twin.count_update(tile, n_live, pulses)
 
     def pulse(self, tile, axis, index, counts) -> None:
         self.twin.pulse(tile, axis, index, counts)

@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from functools import partial
 
 import numpy as np
+from ohmflow.host import periphery
 from ohmflow.host.analog_tile import AnalogTile, IOParams, UpdateParams, stochastic_round
 from ohmflow.host.chips import Chips, as_chips
 from ohmflow.host.device import Device
@@ -40,7 +41,7 @@ def _matrix(name: str, a, shape: tuple[int, int]) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != shape[1]:
         raise ValueError(f"{name} must be (batch, {shape[1]}), got shape {a.shape}")
-    if not np.isfinite(a).all():
+    if not periphery.all_finite(a):
         raise ValueError(f"{name} contains NaN or inf")
     return a
 
@@ -130,23 +131,55 @@ class AnalogLinear:
                 return fn()
         return run
 
+    def _run(self, fns: list, ledger, phase: str) -> list:
+        """One call per block (``fns`` in block order), each in its ledger phase; results in
+        block order. When the chips compute in this thread (`Chips.inline`) the calls run here,
+        in order, as `Chips.run` would run them: on one chip up to the first failure, on
+        several chips all of them, then the first failure is raised."""
+        chips = self.chips
+        if not chips.inline:
+            return chips.run([(b.chip, self._job(fn, ledger, b, phase))
+                              for b, fn in zip(self.blocks, fns, strict=True)])
+        if len(chips) == 1 and ledger is None:
+            return [fn() for fn in fns]
+        out, error = [], None
+        for b, fn in zip(self.blocks, fns, strict=True):
+            try:
+                if ledger is None:
+                    out.append(fn())
+                else:
+                    with ledger.phase(b.name, phase, chips[b.chip], b.tile):
+                        out.append(fn())
+            except Exception as e:
+                if len(chips) == 1:
+                    raise
+                out.append(None)
+                error = error or e
+        if error is not None:
+            raise error
+        return out
+
     def forward(self, x: np.ndarray, ledger=None) -> np.ndarray:
         """y = W x + b for a batch x (B, n_in); row blocks' outputs summed in block order."""
         x = _matrix("x", x, (0, self.n_in))
-        jobs = [(b.chip, self._job(partial(t.forward, x[:, b.inputs]), ledger, b, "forward"))
-                for b, t in zip(self.blocks, self.tiles, strict=True)]
+        parts = self._run([partial(t.forward, x[:, b.inputs])
+                           for b, t in zip(self.blocks, self.tiles, strict=True)], ledger,
+                          "forward")
+        if len(parts) == 1:  # (0 + part) + bias, as the sum over blocks below
+            return periphery.plus_bias(parts[0], self.bias)
         y = np.zeros((len(x), self.n_out))
-        for b, part in zip(self.blocks, self.chips.run(jobs), strict=True):
+        for b, part in zip(self.blocks, parts, strict=True):
             y[:, b.outputs] += part
         return y + self.bias
 
     def backward(self, d: np.ndarray, ledger=None) -> np.ndarray:
         """dx = W^T d for a batch d (B, n_out); column blocks' outputs summed in block order."""
         d = _matrix("d", d, (0, self.n_out))
-        jobs = [(b.chip, self._job(partial(t.backward, d[:, b.outputs]), ledger, b, "backward"))
-                for b, t in zip(self.blocks, self.tiles, strict=True)]
+        parts = self._run([partial(t.backward, d[:, b.outputs])
+                           for b, t in zip(self.blocks, self.tiles, strict=True)], ledger,
+                          "backward")
         dx = np.zeros((len(d), self.n_in))
-        for b, part in zip(self.blocks, self.chips.run(jobs), strict=True):
+        for b, part in zip(self.blocks, parts, strict=True):
             dx[:, b.inputs] += part
         return dx
 
@@ -165,13 +198,12 @@ class AnalogLinear:
             raise ValueError(f"x and d must have the same batch size, got {len(x)} and {len(d)}")
         if lr <= 0:
             return
-        jobs = []
+        fns = []
         for b, t in zip(self.blocks, self.tiles, strict=True):
             xc, dc, bl = t.update_codes(x[:, b.inputs], d[:, b.outputs], lr, rng)
-            jobs.append((b.chip, self._job(partial(t.apply_update, xc, dc, bl), ledger, b,
-                                           "update")))
-        self.chips.run(jobs)
+            fns.append(partial(t.apply_update, xc, dc, bl))
+        self._run(fns, ledger, "update")
 
     def update_bias(self, d: np.ndarray, lr: float) -> None:
         """Digital SGD on the bias: b -= lr * sum_b d."""
-        self.bias -= lr * np.asarray(d).sum(axis=0)
+        self.bias -= lr * np.add.reduce(np.asarray(d), axis=0)  # d.sum(axis=0), unwrapped

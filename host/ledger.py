@@ -21,8 +21,9 @@ settings at the time of the call, which the projection model (``ohmflow.host.pro
 ``update_values``
     ``update_samples * (n_in + n_out)``: the x and d values of the rank-1 updates.
 ``pulse_slots``
-    ``update_samples * bl + pulse_ops * bl_max``: pulse time slots of the updates (a
-    deterministic pulse op is charged the maximum train length, an upper bound).
+    ``update_samples * bl + pulse_ops * bl_max``: pulse time slots of the updates, at the BL the
+    updates ran with (a deterministic pulse op is charged the maximum train length, an upper
+    bound).
 
 The ledger also keeps the wall-clock seconds spent inside each block (``wall_s``) and the
 largest DAC/ADC widths seen, and serialises to JSON.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import operator
 import threading
 import time
 from pathlib import Path
@@ -44,6 +46,7 @@ DEVICE_COUNTERS = (*COUNTERS, "cycles")
 #: counts derived by the ledger from the tile's settings
 DERIVED = ("calls", "weight_elems", "device_updates", "update_values", "pulse_slots")
 FIELDS = (*DEVICE_COUNTERS, *DERIVED)
+_TRACKED = frozenset(DEVICE_COUNTERS)
 FORMAT_VERSION = 1
 
 
@@ -78,11 +81,13 @@ class _Phase:
         if settings.out_bits > led.out_bits:
             led.out_bits = settings.out_bits
         self.shapes, self.before = [], []
+        shapes, counters = settings.shapes, device.tile_counters
         for layer, tile, _ in self.parts:
-            n_in, n_out = shape = tuple(int(v) for v in settings.shapes[tile])
+            n_in, n_out = shapes[tile]
+            shape = (int(n_in), int(n_out))
             led.shapes[layer] = shape
             self.shapes.append(shape)
-            self.before.append(dict(device.tile_counters(tile)))
+            self.before.append(dict(counters(tile)))
         led._active.add(key)
         self.t0 = time.perf_counter()
 
@@ -92,27 +97,38 @@ class _Phase:
         led._active.discard(self.key)
         if exc_type is not None:
             return False
-        all_calls = sum(calls for _, _, calls in self.parts)
-        for (layer, tile, calls), (n_in, n_out), before in zip(self.parts, self.shapes,
-                                                                self.before, strict=True):
-            after = self.device.tile_counters(tile)
-            deltas = {}
-            for name in DEVICE_COUNTERS:
-                if name in after and name in before:
-                    d = int(after[name]) - int(before[name])
-                    if d < 0:
-                        raise ValueError(f"counter {name!r} of tile {tile} went down by {-d} "
-                                         f"during {layer}/{self.phase}: was the device reset "
-                                         "inside the block?")
-                    deltas[name] = d
+        parts = self.parts
+        all_calls = parts[0][2] if len(parts) == 1 else sum(calls for _, _, calls in parts)
+        counters = self.device.tile_counters
+        # the BL the block's updates ran with: set inside the block (an update writes its BL
+        # just before it pulses), so read at the end, not at the start
+        bl = self.device.settings().bl
+        for (layer, tile, calls), (n_in, n_out), before in zip(parts, self.shapes, self.before,
+                                                                strict=True):
+            after = counters(tile)
+            if list(after) == list(before) and after.keys() <= _TRACKED:  # the usual case
+                # the same names in the same order: subtract value by value (integers of any
+                # type: `to_dict` writes them as Python ints)
+                deltas = dict(zip(after, map(operator.sub, after.values(), before.values()),
+                                  strict=True))
+            else:
+                deltas = {name: int(after[name]) - int(before[name]) for name in DEVICE_COUNTERS
+                          if name in after and name in before}
+            if deltas and min(deltas.values()) < 0:
+                name = next(k for k, v in deltas.items() if v < 0)
+                raise ValueError(f"counter {name!r} of tile {tile} went down by "
+                                 f"{-deltas[name]} during {layer}/{self.phase}: was the device "
+                                 "reset inside the block?")
             samples = deltas.get("update_samples", 0)
+            size = n_in * n_out
             deltas["calls"] = calls
-            deltas["weight_elems"] = calls * n_in * n_out
-            deltas["device_updates"] = samples * n_in * n_out
+            deltas["weight_elems"] = calls * size
+            deltas["device_updates"] = samples * size
             deltas["update_values"] = samples * (n_in + n_out)
-            deltas["pulse_slots"] = (samples * self.settings.bl
+            deltas["pulse_slots"] = (samples * bl
                                      + deltas.get("pulse_ops", 0) * self.device.config.bl_max)
-            led._accumulate(layer, self.phase, deltas, wall * calls / all_calls)
+            led._accumulate(layer, self.phase, deltas,
+                            wall if calls == all_calls else wall * calls / all_calls)
         return False
 
 
@@ -189,12 +205,14 @@ class CostLedger:
     def _accumulate_locked(self, layer, phase, counts, wall_s) -> None:
         if "cycles" in counts:
             self.has_cycles = True
-        entry = self.entries.get((layer, phase))
+        key = (layer, phase)
+        entry = self.entries.get(key)
         if entry is None:
-            entry = self.entries[(layer, phase)] = dict.fromkeys(FIELDS, 0)
-        for k, v in counts.items():
-            entry[k] += v
-        self.wall_s[(layer, phase)] = self.wall_s.get((layer, phase), 0.0) + wall_s
+            entry = self.entries[key] = dict.fromkeys(FIELDS, 0)
+        names = counts.keys()  # entry[k] += v for each count, in C loops
+        entry.update(zip(names, map(operator.add, map(entry.__getitem__, names),
+                                    counts.values()), strict=True))
+        self.wall_s[key] = self.wall_s.get(key, 0.0) + wall_s
 
     # ----- queries -----
     @property
@@ -246,10 +264,10 @@ class CostLedger:
             "shapes": {k: list(v) for k, v in self.shapes.items()},
             "entries": [
                 {"layer": layer, "phase": phase, "wall_s": self.wall_s.get((layer, phase), 0.0),
-                 "counts": dict(entry)}
+                 "counts": {k: int(v) for k, v in entry.items()}}
                 for (layer, phase), entry in self.entries.items()
             ],
-            "totals": self.totals(),
+            "totals": {k: int(v) for k, v in self.totals().items()},
         }
 
     @classmethod

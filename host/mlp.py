@@ -9,6 +9,7 @@ grid of tile blocks, `ohmflow.host.mapping`; one device call per batch, block an
 from __future__ import annotations
 
 import numpy as np
+from ohmflow.host import periphery
 from ohmflow.host.algorithms import Algorithm
 from ohmflow.host.chips import Chips, as_chips
 from ohmflow.host.device import Device
@@ -45,6 +46,16 @@ def init_params(sizes: list[int], rng: np.random.Generator) -> list[tuple[np.nda
 
 def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, int]:
     """Mean cross-entropy, its gradient with respect to the logits, and the correct count."""
+    if (type(logits) is np.ndarray and logits.dtype == np.float64 and logits.ndim == 2
+            and logits.shape[1] and type(y) is np.ndarray and y.dtype.kind == "i"
+            and y.shape == logits.shape[:1] and len(y)):
+        # float64 logits (the MLPs'): the same operations with fewer numpy calls; exp, the
+        # row sums and the mean stay numpy's (their rounding is numpy's own)
+        z, arg = periphery.minus_row_max(logits)
+        e = np.exp(z)
+        pick, grad, correct = periphery.xent_grad(e, e.sum(axis=1), y, arg)
+        # the mean as np.mean takes it: numpy's (pairwise) sum, then / n
+        return float(np.add.reduce(-np.log(pick)) / len(y)), grad, int(correct)
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     p = e / e.sum(axis=1, keepdims=True)

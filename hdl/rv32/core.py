@@ -72,6 +72,93 @@ class Opcode(enum.Enum, shape=5):
     JAL = 0b11011
 
 
+def _decode(word, opc, wf3):
+    """The decoder's flags (``is_*``) and the immediate of the instruction ``word``, whose opcode
+    is ``opc`` and funct3 ``wf3``: the values DECODE registers."""
+    dec = {
+        "load": opc == Opcode.LOAD, "store": opc == Opcode.STORE, "op": opc == Opcode.OP,
+        "op_imm": opc == Opcode.OP_IMM, "lui": opc == Opcode.LUI, "auipc": opc == Opcode.AUIPC,
+        "jal": opc == Opcode.JAL, "jalr": opc == Opcode.JALR, "branch": opc == Opcode.BRANCH,
+        "fence": opc == Opcode.MISC_MEM,
+    }
+    dec["muldiv"] = dec["op"] & (word[25:32] == 1)
+    dec["shift"] = (dec["op"] | dec["op_imm"]) & ~dec["muldiv"] & ((wf3 == 1) | (wf3 == 5))
+    dec["use_imm"] = ~(dec["op"] | dec["branch"])
+    dec["subtract"] = dec["branch"] | (dec["op"] & word[30] & (wf3 == 0)) | (
+        wf3.matches("01-") & (dec["op"] | dec["op_imm"]))
+    dec["legal"] = (word[0:2] == 0b11) & (
+        (dec["load"] & wf3.matches("000", "001", "010", "100", "101"))
+        | (dec["store"] & wf3.matches("000", "001", "010"))
+        | (dec["branch"] & ~wf3.matches("01-"))
+        | (dec["op"] & ~(dec["muldiv"] & wf3[2])) | dec["op_imm"] | dec["lui"]
+        | dec["auipc"] | dec["jal"] | (dec["jalr"] & (wf3 == 0)) | dec["fence"])
+    imm_i = Cat(word[20:32], word[31].replicate(20))
+    imm_s = Cat(word[7:12], word[25:32], word[31].replicate(20))
+    imm_b = Cat(Const(0, 1), word[8:12], word[25:31], word[7], word[31].replicate(20))
+    imm_u = Cat(Const(0, 12), word[12:32])
+    imm_j = Cat(Const(0, 1), word[21:31], word[20], word[12:20], word[31].replicate(12))
+    imm_of = Mux(dec["store"], imm_s, Mux(dec["branch"], imm_b, Mux(
+        dec["lui"] | dec["auipc"], imm_u, Mux(dec["jal"], imm_j, imm_i))))
+    return dec, imm_of
+
+
+def _load_extend(m: Module, lane, f3) -> Signal:
+    """A load's result: the addressed byte, halfword or word of ``lane``, sign- or
+    zero-extended by funct3 ``f3``."""
+    load_data = Signal(32)
+    with m.Switch(f3):
+        with m.Case(0):
+            m.d.comb += load_data.eq(lane[:8].as_signed())
+        with m.Case(1):
+            m.d.comb += load_data.eq(lane[:16].as_signed())
+        with m.Case(4):
+            m.d.comb += load_data.eq(lane[:8])
+        with m.Case(5):
+            m.d.comb += load_data.eq(lane[:16])
+        with m.Default():
+            m.d.comb += load_data.eq(lane)
+    return load_data
+
+
+def _alu(m: Module, a, b, imm, f3, is_):
+    """The ALU: one adder for add/sub, compares, addresses and JALR (``total``, 33 bits), the
+    unsigned and signed less-than, the result of funct3 ``f3`` (``alu``) and a branch's
+    outcome (``taken``)."""
+    operand = Mux(is_["use_imm"], imm, b)
+    sub = is_["subtract"]
+    total = Signal(33)
+    m.d.comb += total.eq(a + Mux(sub, ~operand, operand) + sub)
+    zero = total[:32] == 0
+    lt_u = ~total[32]
+    lt_s = Mux(a[31] ^ operand[31], a[31], total[31])
+    alu = Signal(32)
+    with m.Switch(f3):
+        with m.Case(0):
+            m.d.comb += alu.eq(total[:32])
+        with m.Case(4):
+            m.d.comb += alu.eq(a ^ operand)
+        with m.Case(6):
+            m.d.comb += alu.eq(a | operand)
+        with m.Case(7):
+            m.d.comb += alu.eq(a & operand)
+    taken = Mux(f3[2], Mux(f3[1], lt_u, lt_s), zero) ^ f3[0]
+    return total, lt_u, lt_s, alu, taken
+
+
+def _store_lanes(m: Module, bus, b, f3, maddr) -> None:
+    """A store's data and byte mask on ``bus``: byte, halfword or word of ``b`` by funct3
+    ``f3``, at the byte lanes of address ``maddr``."""
+    with m.Switch(f3[:2]):
+        with m.Case(0):
+            m.d.comb += [bus.wdata.eq(b[:8].replicate(4)),
+                         bus.wmask.eq(Const(1, 4) << maddr[:2])]
+        with m.Case(1):
+            m.d.comb += [bus.wdata.eq(b[:16].replicate(2)),
+                         bus.wmask.eq(Mux(maddr[1], 0b1100, 0b0011))]
+        with m.Default():
+            m.d.comb += [bus.wdata.eq(b), bus.wmask.eq(0b1111)]
+
+
 class RV32Core(wiring.Component):
     """RV32I + Zmmul, multi-cycle, register file in block RAM.
 
@@ -104,50 +191,10 @@ class RV32Core(wiring.Component):
                  "fence", "muldiv", "shift", "use_imm", "subtract", "legal")
         is_ = {n: Signal(name=f"is_{n}", reset_less=True) for n in names}
         imm = Signal(32, reset_less=True)
-        dec = {
-            "load": opc == Opcode.LOAD, "store": opc == Opcode.STORE, "op": opc == Opcode.OP,
-            "op_imm": opc == Opcode.OP_IMM, "lui": opc == Opcode.LUI, "auipc": opc == Opcode.AUIPC,
-            "jal": opc == Opcode.JAL, "jalr": opc == Opcode.JALR, "branch": opc == Opcode.BRANCH,
-            "fence": opc == Opcode.MISC_MEM,
-        }
-        dec["muldiv"] = dec["op"] & (word[25:32] == 1)
-        dec["shift"] = (dec["op"] | dec["op_imm"]) & ~dec["muldiv"] & ((wf3 == 1) | (wf3 == 5))
-        dec["use_imm"] = ~(dec["op"] | dec["branch"])
-        dec["subtract"] = dec["branch"] | (dec["op"] & word[30] & (wf3 == 0)) | (
-            wf3.matches("01-") & (dec["op"] | dec["op_imm"]))
-        dec["legal"] = (word[0:2] == 0b11) & (
-            (dec["load"] & wf3.matches("000", "001", "010", "100", "101"))
-            | (dec["store"] & wf3.matches("000", "001", "010"))
-            | (dec["branch"] & ~wf3.matches("01-"))
-            | (dec["op"] & ~(dec["muldiv"] & wf3[2])) | dec["op_imm"] | dec["lui"]
-            | dec["auipc"] | dec["jal"] | (dec["jalr"] & (wf3 == 0)) | dec["fence"])
-        imm_i = Cat(word[20:32], word[31].replicate(20))
-        imm_s = Cat(word[7:12], word[25:32], word[31].replicate(20))
-        imm_b = Cat(Const(0, 1), word[8:12], word[25:31], word[7], word[31].replicate(20))
-        imm_u = Cat(Const(0, 12), word[12:32])
-        imm_j = Cat(Const(0, 1), word[21:31], word[20], word[12:20], word[31].replicate(12))
-        imm_of = Mux(dec["store"], imm_s, Mux(dec["branch"], imm_b, Mux(
-            dec["lui"] | dec["auipc"], imm_u, Mux(dec["jal"], imm_j, imm_i))))
+        dec, imm_of = _decode(word, opc, wf3)
 
         # ----- ALU: one adder for add/sub, compares, addresses and JALR -----
-        operand = Mux(is_["use_imm"], imm, b)
-        sub = is_["subtract"]
-        total = Signal(33)
-        m.d.comb += total.eq(a + Mux(sub, ~operand, operand) + sub)
-        zero = total[:32] == 0
-        lt_u = ~total[32]
-        lt_s = Mux(a[31] ^ operand[31], a[31], total[31])
-        alu = Signal(32)
-        with m.Switch(f3):
-            with m.Case(0):
-                m.d.comb += alu.eq(total[:32])
-            with m.Case(4):
-                m.d.comb += alu.eq(a ^ operand)
-            with m.Case(6):
-                m.d.comb += alu.eq(a | operand)
-            with m.Case(7):
-                m.d.comb += alu.eq(a & operand)
-        taken = Mux(f3[2], Mux(f3[1], lt_u, lt_s), zero) ^ f3[0]
+        total, lt_u, lt_s, alu, taken = _alu(m, a, b, imm, f3, is_)
         compared = Signal(reset_less=True)  # a branch's or SLT's compare, registered
 
         # pc-relative targets (JAL, branches, AUIPC) on their own adder
@@ -197,18 +244,7 @@ class RV32Core(wiring.Component):
         loaded = Signal(32, reset_less=True)  # the word read, registered before its extension
         lane = Signal(32)
         m.d.comb += [lane.eq(loaded >> (lsb * 8)), bus.daddr.eq(maddr)]
-        load_data = Signal(32)
-        with m.Switch(f3):
-            with m.Case(0):
-                m.d.comb += load_data.eq(lane[:8].as_signed())
-            with m.Case(1):
-                m.d.comb += load_data.eq(lane[:16].as_signed())
-            with m.Case(4):
-                m.d.comb += load_data.eq(lane[:8])
-            with m.Case(5):
-                m.d.comb += load_data.eq(lane[:16])
-            with m.Default():
-                m.d.comb += load_data.eq(lane)
+        load_data = _load_extend(m, lane, f3)
 
         m.d.comb += [regs.w_addr.eq(rd), regs.r1_addr.eq(word[15:20]),
                      regs.r2_addr.eq(word[20:25])]
@@ -268,15 +304,7 @@ class RV32Core(wiring.Component):
                     m.next = "LOAD"
                 with m.Else():
                     m.d.comb += bus.we.eq(1)
-                    with m.Switch(f3[:2]):
-                        with m.Case(0):
-                            m.d.comb += [bus.wdata.eq(b[:8].replicate(4)),
-                                         bus.wmask.eq(Const(1, 4) << maddr[:2])]
-                        with m.Case(1):
-                            m.d.comb += [bus.wdata.eq(b[:16].replicate(2)),
-                                         bus.wmask.eq(Mux(maddr[1], 0b1100, 0b0011))]
-                        with m.Default():
-                            m.d.comb += [bus.wdata.eq(b), bus.wmask.eq(0b1111)]
+                    _store_lanes(m, bus, b, f3, maddr)
                     m.d.sync += pc.eq(pc4)
                     m.next = "FETCH"
             with m.State("BRANCH"):

@@ -90,32 +90,18 @@ class AnalogArray(wiring.Component):
             slopes.append({f: int(getattr(dm, f)[t, j, i]) for f in ("su", "sd", "ku", "kd")})
         return bounds, slopes
 
-    def elaborate(self, platform):
-        m = Module()
+    def _memories(self, m: Module, adv, take):
+        """Stage 0: each lane's state, bounds and slopes memories, their addresses for the beat
+        taken (pulse, drive or program) and the device map's writes. Returns the read data
+        (state, bounds, slopes per lane), the state write ports, and the pulse and program
+        addresses and program bank."""
         g, cfg = self.geom, self.cfg
         L = cfg.lanes
         P, D, G = self.pulse.payload, self.drive.payload, self.prog.payload
-
-        adv = Signal()
-        m.d.comb += [
-            adv.eq(~(self.readout.valid & ~self.readout.ready)
-                   & ~(self.prog_out.valid & ~self.prog_out.ready)),
-            self.pulse.ready.eq(adv),
-            self.drive.ready.eq(adv & ~self.pulse.valid),
-            self.prog.ready.eq(adv & ~self.pulse.valid & ~self.drive.valid),
-        ]
-        take = self.pulse.valid | self.drive.valid | self.prog.valid
-        kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
-
-        # ----- stage 0: addresses, memory reads, parameter writes -----
         ib, rb, jb, tb = g.iq_bits, g.r_bits, g.jq_bits, g.tile_bits
         addr_p = Cat(P.chunk[:ib], P.jr[:rb], P.jq[:jb], P.tile[:tb])
         addr_g = Cat(G.iq[:ib], G.jr[:rb], G.jq[:jb], G.tile[:tb])
         bank_g = _mod_add(G.jr, G.ir, L) if L > 1 else Const(0, 1)
-        codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)
-        n_b = rotate([P.n[l] for l in range(L)], P.jr, L)
-        up_b = rotate([P.up[l] for l in range(L)], P.jr, L)
-        t_b = rotate([P.t[l] for l in range(L)], P.jr, L)
         st_rd, bd_rd, sl_rd, st_wr = [], [], [], []
         for b in range(L):
             bounds_init, slopes_init = self._init(b)
@@ -147,6 +133,61 @@ class AnalogArray(wiring.Component):
             bd_rd.append(rp_bd.data)
             sl_rd.append(rp_sl.data)
             st_wr.append(st.write_port())
+        return st_rd, bd_rd, sl_rd, st_wr, addr_p, addr_g, bank_g
+
+    def _read_back(self, m: Module, when, bank, st_rd, bd_rd, sl_rd) -> None:
+        """The program port's read-back: the state and map of lane ``bank`` when ``when``."""
+        with m.If(self.prog_out.ready):
+            m.d.sync += self.prog_out.valid.eq(0)
+        with m.If(when):
+            bsel = bank if self.cfg.lanes > 1 else 0
+            m.d.sync += [
+                self.prog_out.valid.eq(1),
+                self.prog_out.payload.state.eq(Array(st_rd)[bsel]),
+                self.prog_out.payload.map.wmax.eq(Array(b.wmax for b in bd_rd)[bsel]),
+                self.prog_out.payload.map.wmin.eq(Array(b.wmin for b in bd_rd)[bsel]),
+                self.prog_out.payload.map.su.eq(Array(s.su for s in sl_rd)[bsel]),
+                self.prog_out.payload.map.sd.eq(Array(s.sd for s in sl_rd)[bsel]),
+                self.prog_out.payload.map.ku.eq(Array(s.ku for s in sl_rd)[bsel]),
+                self.prog_out.payload.map.kd.eq(Array(s.kd for s in sl_rd)[bsel]),
+            ]
+
+    def _accumulate(self, m: Module, when, last, column_sum) -> None:
+        """Stage 4 of a drive: add ``column_sum`` to the accumulator when ``when``; after the
+        ``last`` chunk of a line, offer the sum on ``readout`` and start the next from 0."""
+        acc = Signal(self.readout.payload.shape(), reset_less=True)
+        clear = Signal(init=1)
+        acc_next = Mux(clear, 0, acc) + column_sum
+        with m.If(self.readout.ready):
+            m.d.sync += self.readout.valid.eq(0)
+        with m.If(when):
+            m.d.sync += [acc.eq(acc_next), clear.eq(last)]
+            with m.If(last):
+                m.d.sync += [self.readout.valid.eq(1), self.readout.payload.eq(acc_next)]
+
+    def elaborate(self, platform):
+        m = Module()
+        g, cfg = self.geom, self.cfg
+        L = cfg.lanes
+        P, D, G = self.pulse.payload, self.drive.payload, self.prog.payload
+
+        adv = Signal()
+        m.d.comb += [
+            adv.eq(~(self.readout.valid & ~self.readout.ready)
+                   & ~(self.prog_out.valid & ~self.prog_out.ready)),
+            self.pulse.ready.eq(adv),
+            self.drive.ready.eq(adv & ~self.pulse.valid),
+            self.prog.ready.eq(adv & ~self.pulse.valid & ~self.drive.valid),
+        ]
+        take = self.pulse.valid | self.drive.valid | self.prog.valid
+        kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
+
+        # ----- stage 0: addresses, memory reads, parameter writes -----
+        st_rd, bd_rd, sl_rd, st_wr, addr_p, addr_g, bank_g = self._memories(m, adv, take)
+        codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)
+        n_b = rotate([P.n[l] for l in range(L)], P.jr, L)
+        up_b = rotate([P.up[l] for l in range(L)], P.jr, L)
+        t_b = rotate([P.t[l] for l in range(L)], P.jr, L)
 
         def reg(expr, name, en=None, valid=False):
             """A pipeline register; datapath registers load only when ``en`` (their beat's kind
@@ -214,21 +255,8 @@ class AnalogArray(wiring.Component):
             hi2.append(reg(Mux(prog1 & is_map, map1.wmax, bd.wmax), f"hi2_{b}", store1))
             we2.append(reg(Mux(prog1, (cmd1 != ProgCmd.READ) & (bank1 == b), n1[b] != 0),
                            f"we2_{b}", store1))
-        # program-port read-back
-        with m.If(self.prog_out.ready):
-            m.d.sync += self.prog_out.valid.eq(0)
-        with m.If(adv & v1 & prog1 & (cmd1 == ProgCmd.READ)):
-            bsel = bank1 if L > 1 else 0
-            m.d.sync += [
-                self.prog_out.valid.eq(1),
-                self.prog_out.payload.state.eq(Array(st_rd)[bsel]),
-                self.prog_out.payload.map.wmax.eq(Array(b.wmax for b in bd_rd)[bsel]),
-                self.prog_out.payload.map.wmin.eq(Array(b.wmin for b in bd_rd)[bsel]),
-                self.prog_out.payload.map.su.eq(Array(s.su for s in sl_rd)[bsel]),
-                self.prog_out.payload.map.sd.eq(Array(s.sd for s in sl_rd)[bsel]),
-                self.prog_out.payload.map.ku.eq(Array(s.ku for s in sl_rd)[bsel]),
-                self.prog_out.payload.map.kd.eq(Array(s.kd for s in sl_rd)[bsel]),
-            ]
+        self._read_back(m, adv & v1 & prog1 & (cmd1 == ProgCmd.READ), bank1, st_rd, bd_rd,
+                        sl_rd)
 
         # ----- stage 3: column sum; step -----
         drive2, pulse2 = v2 & (k2 == KIND_DRIVE), v2 & (k2 == KIND_PULSE)
@@ -252,15 +280,7 @@ class AnalogArray(wiring.Component):
             we3.append(reg(we2[b], f"we3_{b}", store2))
 
         # ----- stage 4: accumulate and read out; pulse products -----
-        acc = Signal(self.readout.payload.shape(), reset_less=True)
-        clear = Signal(init=1)
-        acc_next = Mux(clear, 0, acc) + sum3
-        with m.If(self.readout.ready):
-            m.d.sync += self.readout.valid.eq(0)
-        with m.If(adv & v3 & (k3 == KIND_DRIVE)):
-            m.d.sync += [acc.eq(acc_next), clear.eq(last3)]
-            with m.If(last3):
-                m.d.sync += [self.readout.valid.eq(1), self.readout.payload.eq(acc_next)]
+        self._accumulate(m, adv & v3 & (k3 == KIND_DRIVE), last3, sum3)
         pulse3, store3 = v3 & (k3 == KIND_PULSE), v3 & (k3 != KIND_DRIVE)
         v4 = reg(v3, "v4", valid=True)
         k4 = reg(k3, "k4", v3)

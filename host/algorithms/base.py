@@ -67,34 +67,28 @@ def pulse_column(layer, i: int, counts: np.ndarray, ledger=None) -> int:
 
     Blocks whose counts are all zero get no command.
     """
-    counts = np.asarray(counts, dtype=np.int64)
-    jobs = []
-    for b, t in zip(layer.blocks, layer.tiles, strict=True):
-        if not b.i0 <= i < b.i1:
-            continue
-        c = counts[b.outputs]
-        if not c.any():
-            continue
-
-        def job(t=t, b=b, c=c):
-            with _phase(layer, ledger, b):
-                t.device.pulse(t.tile, "row", i - b.i0, c)
-        jobs.append((b.chip, job))
-    layer.chips.run(jobs)
-    return len(jobs)
+    return _pulse_line(layer, "row", i, counts, ledger)
 
 
 def pulse_output(layer, j: int, counts: np.ndarray, ledger=None) -> int:
     """Signed pulse counts (n_in,) on the devices of output ``j``; returns PULSE ops."""
+    return _pulse_line(layer, "col", j, counts, ledger)
+
+
+def _pulse_line(layer, axis: str, index: int, counts: np.ndarray, ledger) -> int:
+    """PULSE on one line of ``layer``: input ``index`` (``axis`` "row", counts over the outputs)
+    or output ``index`` ("col", counts over the inputs), one op per block that holds the line
+    and has a nonzero count."""
     counts = np.asarray(counts, dtype=np.int64)
     jobs = []
     for b, t in zip(layer.blocks, layer.tiles, strict=True):
-        if not b.j0 <= j < b.j1:
+        lo, hi, other = (b.i0, b.i1, b.outputs) if axis == "row" else (b.j0, b.j1, b.inputs)
+        if not lo <= index < hi:
             continue
-        c = counts[b.inputs]
+        c = counts[other]
         if not c.any():
             continue
-        jobs.append((b.chip, partial(_pulse_job, layer, ledger, b, t, "col", j - b.j0, c)))
+        jobs.append((b.chip, partial(_pulse_job, layer, ledger, b, t, axis, index - lo, c)))
     layer.chips.run(jobs)
     return len(jobs)
 

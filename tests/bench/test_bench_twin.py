@@ -49,3 +49,18 @@ def test_ohmflow_bench_prints_the_ratios(monkeypatch, capsys):
     assert cli.main(["bench", "--repeats", "1"]) == 0  # writes docs only with --write-docs
     out = capsys.readouterr().out
     assert "twin vs aihwkit, SoftBounds: training step" in out and "recorded 2026-12-06" in out
+
+
+def test_the_larger_network_has_no_recorded_aihwkit_figure_and_says_so():
+    """64-256-128-10 runs on the chips `ohmflow train --hidden 256 128` takes on the twin; its
+    line says aihwkit's figure is not recorded instead of comparing with the small network's."""
+    cfg = bench_twin.train_config("ConstantStep", 1, bench_twin.LARGE)
+    assert cfg.hidden == (256, 128) and cfg.chips == 4
+    figs = bench_twin.measure(models=("ConstantStep",), repeats=1, with_aihwkit=False,
+                              chip=False, hidden=bench_twin.LARGE)
+    assert figs[0].reference() is None and figs[0].step[0] > 0
+    lines = bench_twin.ratio_lines(figs)
+    assert lines[0] == bench_twin.AIHWKIT_INSTALL
+    assert "64-256-128-10" in lines[1] and "not recorded" in lines[1]
+    with pytest.raises(ValueError, match="chip=False"):
+        bench_twin.measure(repeats=1, hidden=bench_twin.LARGE)

@@ -118,3 +118,21 @@ def test_default_settings_are_valid_for_every_preset():
     for cfg in PRESETS.values():
         s = Settings.default(cfg)
         assert s.validated(cfg) is s
+
+
+def test_settings_reused_by_set_are_the_validated_ones():
+    """Twin.set reuses settings it validated before: toggling BL gives settings equal to a fresh
+    validation, and a value refused once (a bool for an integer) stays refused after the valid
+    one of equal hash was cached."""
+    from ohmflow.emulator.config import Settings, get_config
+    from ohmflow.emulator.twin import Twin
+
+    cfg = get_config("default")
+    twin = Twin(cfg)
+    for bl in [3, 7, 3, 7, 1, 3]:
+        got = twin.set(bl=bl)
+        assert got == Settings.default(cfg).replace(cfg, bl=bl)
+    twin.set(bl=1)
+    with pytest.raises(ValueError):
+        twin.set(bl=True)
+    assert twin.settings.bl == 1

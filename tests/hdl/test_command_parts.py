@@ -1,16 +1,15 @@
 """The command processor's parts one by one: `ReplyBuilder` against the protocol's reply encoder,
 `CommandDecoder` against the reference executor's statuses and payload decoder, and the walkers
 `ResultCollector` and `SampleFeeder` against the reply bytes and word orders the protocol gives,
-with a stub tile and a stub payload reader around them."""
+with a stub tile and a stub payload reader around them (`MergeWalker` and `VectorRunner`:
+test_command_walkers.py)."""
 
 from __future__ import annotations
 
 import zlib
 
 import numpy as np
-from amaranth.hdl import Module, Shape
-from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Shape
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import get_config
 from ohmflow.emulator.executor import CommandExecutor
@@ -19,12 +18,12 @@ from ohmflow.hdl.link.command_decode import Action, CommandDecoder
 from ohmflow.hdl.link.command_layouts import request_layout
 from ohmflow.hdl.link.command_results import ResultCollector
 from ohmflow.hdl.link.command_samples import SampleFeeder
-from ohmflow.hdl.link.framing import BANKS, ElementReader
 from ohmflow.hdl.link.reply_builder import ReplyBuilder, ReplyKind
 from ohmflow.hdl.tile.tile_io import COUNTER_NAMES, Op
 from ohmflow.sim.cocotb_frames import FrameGen
 
 from .hdlbench import recv, run, send, signed32
+from .linkbench import op_flags, with_payload
 
 CFG = get_config("tiny")
 ST = P.ST
@@ -192,10 +191,6 @@ def test_command_decoder_verdicts_and_requests_follow_the_executor():
                                       ST["UNKNOWN_OPCODE"]}
 
 
-def _flags(name):
-    return {c.name: int(c.name == name) for c in P.TABLE.commands}
-
-
 def _stub_tile(dut, rng, words, ops):
     """Accept one tile operation, stay busy while ``words`` leave on data_out (random stalls)."""
     async def tile(ctx):
@@ -215,7 +210,7 @@ def _collect(name, request, spans, words, seed):
     ops, buffer, length = [], bytearray(P.constants()["MAX_PAYLOAD"]), []
 
     async def drive(ctx):
-        ctx.set(dut.op, _flags(name))
+        ctx.set(dut.op, op_flags(name))
         ctx.set(dut.request, request)
         ctx.set(dut.spans, spans)
         ctx.set(dut.go, 1)
@@ -262,23 +257,11 @@ def _feed(name, fields, n, rng):
     """Run the SampleFeeder on a request in a payload buffer read by an `ElementReader`: the
     tile operation it starts and the words it sends."""
     payload = P.encode_payload(P.command(name).request, fields, CFG)
-    m = Module()
-    m.submodules.feeder = dut = SampleFeeder(CFG)
-    m.submodules.reader = reader = ElementReader()
-    wiring.connect(m, dut.reader, reader.job)
-    wiring.connect(m, reader.o, dut.elements)
-    m.d.comb += dut.reader_busy.eq(reader.busy)
-    for bank in range(BANKS):  # the payload buffer: byte a in bank a % 4, row a // 4
-        rows = -(-P.constants()["MAX_PAYLOAD"] // BANKS)
-        m.submodules[f"bank{bank}"] = mem = Memory(shape=8, depth=rows,
-                                                   init=list(payload[bank::BANKS]))
-        port = mem.read_port()
-        m.d.comb += [port.addr.eq(reader.rd_addr[bank]), port.en.eq(reader.rd_en),
-                     reader.rd_data[bank].eq(port.data)]
+    dut = SampleFeeder(CFG)
     ops, got, finished = [], [], []
 
     async def drive(ctx):
-        ctx.set(dut.op, _flags(name))
+        ctx.set(dut.op, op_flags(name))
         ctx.set(dut.request, {k: v for k, v in fields.items() if np.ndim(v) == 0})
         ctx.set(dut.tile_op.ready, 1)
         ctx.set(dut.go, 1)
@@ -295,7 +278,7 @@ def _feed(name, fields, n, rng):
         await ctx.tick().until(dut.done)
         finished.append(1)
 
-    run(m, drive, max_cycles=20_000)
+    run(with_payload(dut, payload), drive, max_cycles=20_000)
     assert finished
     return ops, [signed32(w) for w in got]
 

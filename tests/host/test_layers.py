@@ -252,3 +252,69 @@ def test_managed_reads_equal_the_step_by_step_reference_bit_for_bit(rounds):
     rereads = devs[0].counters()[0]["fwd_vectors"] - len(x)
     assert rereads > 0 if rounds else rereads == 0
     assert devs[0].twin.nonce == devs[1].twin.nonce
+    assert devs[0].counters() == devs[1].counters()  # the fused first pass counts as forward
+
+
+def test_fused_update_equals_the_update_of_the_live_samples():
+    """managed_update on a twin changes states, nonce and counters as update(xc[live], dc[live])
+    on a second twin in the same state (samples 1 and 4 have no pulse on one side)."""
+    rng = np.random.default_rng(3)
+    devs = [TwinDevice("default") for _ in range(2)]
+    for dev in devs:
+        dev.configure(shapes=((24, 10),) + dev.settings().shapes[1:], bl=9, seed=4)
+        dev.program(0, rng.integers(-300, 300, size=(10, 24)) if dev is devs[0]
+                    else devs[0].read(0))
+    pm = devs[0].config.p_max
+    xc = rng.integers(-pm, pm + 1, size=(6, 24))
+    dc = rng.integers(-pm, pm + 1, size=(6, 10))
+    xc[1] = 0
+    dc[4] = 0
+    live = np.ones(6, dtype=bool)
+    live[[1, 4]] = False
+    before = devs[0].read(0)
+    devs[0].managed_update(0, xc, dc, live, 4)
+    devs[1].update(0, xc[live], dc[live])
+    assert np.array_equal(devs[0].read(0), devs[1].read(0))
+    assert not np.array_equal(devs[0].read(0), before)  # the update pulsed
+    assert devs[0].twin.nonce == devs[1].twin.nonce == 4
+    assert devs[0].counters() == devs[1].counters()
+    with pytest.raises(ValueError, match=r"shapes \(B, 24\) and \(B, 10\)"):
+        devs[0].managed_update(0, xc[:, :5], dc, live, 4)
+
+
+def test_fused_managed_read_refuses_a_block_of_the_wrong_width():
+    dev = TwinDevice("default")
+    layer = AnalogLinear(dev, 20, 8)
+    with pytest.raises(ValueError, match=r"forward input must have shape \(batch >= 1, 20\)"):
+        dev.managed_read(0, np.ones((3, 21)), False, True, layer.tiles[0].in_max, 1.0)
+    with pytest.raises(ValueError, match=r"backward input must have shape \(batch >= 1, 8\)"):
+        dev.managed_read(0, np.ones((0, 8)), True, True, layer.tiles[0].in_max, 1.0)
+    assert dev.twin.nonce == 0 and dev.counters()[0]["fwd_vectors"] == 0
+
+
+@pytest.mark.parametrize("chips", [1, 2])
+def test_a_failing_block_stops_one_chip_and_lets_other_chips_finish(chips):
+    """A layer of two blocks whose first block's read fails: on one chip the second block is not
+    called (the chip's calls run in order up to the failure), on two twin chips it still runs
+    (as on chips with a worker each), and the first failure is raised either way."""
+    from ohmflow.host.chips import Chips
+    from ohmflow.host.ledger import CostLedger
+
+    chip_set = Chips([TwinDevice() for _ in range(chips)])
+    layer = AnalogLinear(chip_set, 128, 10)
+    assert len(layer.blocks) == 2 and chip_set.inline
+    calls = []
+
+    def broken(x):
+        calls.append(0)
+        raise RuntimeError("block 0 failed")
+
+    real = layer.tiles[1].forward
+    layer.tiles[0].forward = broken
+    layer.tiles[1].forward = lambda x: calls.append(1) or real(x)
+    ledger = CostLedger()
+    with pytest.raises(RuntimeError, match="block 0 failed"):
+        layer.forward(np.ones((2, 128)), ledger)
+    assert calls == ([0] if chips == 1 else [0, 1])
+    assert ("layer0.0.0", "forward") not in ledger.entries  # a failed call records nothing
+    assert (("layer0.1.0", "forward") in ledger.entries) == (chips == 2)

@@ -56,6 +56,18 @@ def test_backward_and_update_attribution(dev):
     assert u["macs"] == 0
 
 
+def test_updates_are_charged_the_bl_they_ran_with(dev):
+    """An update writes its BL inside the block (as `AnalogTile.apply_update` does): the slots
+    are those of that BL, not of the one in force when the block began."""
+    led = CostLedger()
+    rng = np.random.default_rng(3)
+    with led.phase("fc2", "update", dev, 1):
+        dev.configure(bl=21)
+        dev.update(1, _codes(rng, 5, 4, 200), _codes(rng, 5, 3, 200))
+    assert dev.settings().bl == 21
+    assert led.get("fc2", "update")["pulse_slots"] == 5 * 21
+
+
 def test_other_tiles_are_not_attributed(dev):
     led = CostLedger()
     rng = np.random.default_rng(3)
@@ -153,3 +165,21 @@ def test_phases_attribute_each_tile_as_one_phase_per_call(dev):
         many.phases("update", twin2, [("fc0", 0, 0)])
     with pytest.raises(ValueError, match="each tile may appear once"):
         many.phases("update", twin2, [("fc0", 0, 1), ("fc1", 0, 1)])
+
+
+def test_numpy_integer_counters_are_written_as_ints(dev):
+    """A device whose counters are numpy integers: the deltas are the same and the ledger's
+    JSON holds plain integers."""
+    class NumpyCounters(TwinDevice):
+        def tile_counters(self, tile):
+            return {k: np.int64(v) for k, v in super().tile_counters(tile).items()}
+
+    numpy_dev = NumpyCounters("tiny")
+    numpy_dev.configure(shapes=((5, 7), (4, 3)), bl=9)
+    led, ref = CostLedger(), CostLedger()
+    for d, ledger in ((numpy_dev, led), (dev, ref)):
+        with ledger.phase("fc1", "forward", d, 0):
+            d.forward(0, _codes(np.random.default_rng(6), 3, 5))
+    assert led.to_dict()["entries"][0]["counts"] == ref.to_dict()["entries"][0]["counts"]
+    assert all(type(v) is int for v in led.to_dict()["totals"].values())
+    assert CostLedger.from_json(led.to_json()).get("fc1", "forward")["macs"] == 3 * 5 * 7
