@@ -42,6 +42,31 @@ RINV_EXTRA = SHAPE_SEG_BITS + SHAPE_POS_FRAC
 #: "linear": no table (G = 1, the step of §5.4 with its slopes); "bottom": x = (w - wmin) / range
 #: (PowStep, PiecewiseStep); "centered": x = (w + range) / (2 range) (ExpStep's z = 2a w/range + b)
 SHAPE_MODES = ("linear", "bottom", "centered")
+# Time and temperature (docs/numerics.md §11)
+TIME_UNIT_MS = 1  #: the chip time and ADVANCE's step count milliseconds
+TIME_BITS = 64  #: unsigned chip time and per-tile drift ages
+DT_BITS = 32  #: unsigned ADVANCE step: at most 2**32 - 1 ms (49.7 days)
+DRIFT_T0_MS = 20_000  #: aihwkit's t0 = 20 s: no drift before it, the power law after
+LOG_FRAC = 16  #: fractional bits of the fixed-point log2 and of a factor's exponent
+LOG_SEG_BITS = 6  #: 2**LOG_SEG_BITS segments of the log2 and exp2 tables
+FACTOR_FRAC = 16  #: fractional bits of a drift/decay factor (1.0 = 2**16)
+NU_FRAC = 16  #: fractional bits of the drift exponent codes (nu = code / 2**16)
+NU_BITS = 16  #: unsigned drift_nu and the dtod codes
+RATE_FRAC = 48  #: decay rate code = (1 / lifetime in ms) * 2**RATE_FRAC
+RATE_BITS = 48  #: unsigned decay rate code
+T_MIN, T_MAX = 200, 450  #: the chip temperature's range in kelvin (integers)
+T_REF = 300  #: the reference temperature T0: every factor of T is exactly 1.0 here
+TEMP_FRAC = 12  #: fractional bits of the conductance, step and read-noise factors of T
+ACCEL_FRAC = 16  #: fractional bits of the drift acceleration A(T)
+# The float model of temperature (docs/numerics.md §11.4; the tables come from these, in
+# emulator/physics.py). E_D, ALPHA_G and ALPHA_S are assumptions, stated as such in the docs.
+K_BOLTZMANN_EV = 8.617333262e-5  #: eV / K
+DRIFT_ACTIVATION_EV = 1.0  #: E_d of the drift's time-temperature superposition
+ALPHA_G = 0.002  #: conductance temperature coefficient, 1 / K
+ALPHA_S = 0.001  #: step-size temperature coefficient, 1 / K
+#: the engines that implement §11 (ADVANCE, time and temperature settings); the others refuse
+#: them (none yet: the twin implements them for every config)
+TIME_ENGINES: tuple[str, ...] = ()
 #: standard deviation of the Irwin-Hall variate g = sum of 4 bytes - 510: sqrt(4 * (256**2-1) / 12)
 GAUSS_STD = math.sqrt(4 * (256**2 - 1) / 12)
 
@@ -452,6 +477,13 @@ class Settings:
     seed: int = 0
     #: active (n_in, n_out) per tile; operations use only this top-left window of the tile
     shapes: tuple[tuple[int, int], ...] = field(default=())
+    #: time and temperature (docs/numerics.md §11): drift exponent and its spread (NU_FRAC
+    #: codes), decay rate (1 / lifetime, RATE_FRAC) and its relative spread, kelvin
+    drift_nu: int = 0
+    drift_nu_dtod: int = 0
+    decay_rate: int = 0
+    decay_dtod: int = 0
+    temperature: int = T_REF
 
     @classmethod
     def default(cls, cfg: ChipConfig, out_bound: float = 12.0, out_noise: float = 0.06,
@@ -487,6 +519,13 @@ class Settings:
                 raise ValueError(f"shapes[{t}] must be (n_in, n_out), got {shp!r}")
             _check_int(f"shapes[{t}] n_in", shp[0], 1, cfg.rows)
             _check_int(f"shapes[{t}] n_out", shp[1], 1, cfg.cols)
+        for name in ("drift_nu", "drift_nu_dtod", "decay_dtod"):
+            _check_int(name, getattr(self, name), 0, 2**NU_BITS - 1)
+        _check_int("decay_rate", self.decay_rate, 0, 2**RATE_BITS - 1)
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, int) or not T_MIN <= t <= T_MAX:
+            raise ValueError(f"temperature must be an integer number of kelvin in [{T_MIN}, "
+                             f"{T_MAX}], got {t!r}")
         return self
 
     def replace(self, cfg: ChipConfig, **kw) -> Settings:
@@ -504,7 +543,40 @@ class Settings:
         return dataclasses.replace(self, **kw).validated(cfg)
 
 
+#: the time and temperature settings (§11), apart from SET/GET's
+PHYSICS_NAMES = ("drift_nu", "drift_nu_dtod", "decay_rate", "decay_dtod", "temperature")
 #: the scalar run-time settings, in `Settings`' order (SET/GET carry them, then the seed and the
 #: shapes; the gateware holds them in one register each)
-SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in ("seed",
-                                                                                      "shapes"))
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings)
+                      if f.name not in ("seed", "shapes", *PHYSICS_NAMES))
+
+
+def drift_nu_code(nu: float) -> int:
+    """The ``drift_nu`` code of a mean drift exponent nu (aihwkit's PCM: 0.05 ... 0.1)."""
+    top = (2**NU_BITS - 1) / 2**NU_FRAC
+    return round(_check_float("drift_nu_mean", nu, 0.0, top) * 2**NU_FRAC)
+
+
+def dtod_code(name: str, sigma: float) -> int:
+    """The code of a device-to-device spread: sigma = code * GAUSS_STD / 2**24 (§11.1)."""
+    scale = 2**24 / GAUSS_STD
+    return round(_check_float(name, sigma, 0.0, (2**NU_BITS - 1) / scale) * scale)
+
+
+def decay_rate_code(lifetime_s: float) -> int:
+    """The ``decay_rate`` code of a lifetime in seconds (0: no decay)."""
+    try:
+        v = float(lifetime_s)
+    except (TypeError, ValueError):
+        raise ValueError(f"lifetime must be a number of seconds >= 0, got {lifetime_s!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"lifetime must be a finite number of seconds >= 0 (0 = no decay), "
+                         f"got {lifetime_s!r}")
+    if v == 0:
+        return 0
+    code = round(2**RATE_FRAC / (v * 1000 / TIME_UNIT_MS))
+    if not 1 <= code < 2**RATE_BITS:
+        lo, hi = 2 * TIME_UNIT_MS / 1000, 2**RATE_FRAC * TIME_UNIT_MS / 1000
+        raise ValueError(f"lifetime must be 0 (no decay) or between {lo:g} s and {hi:.4g} s, "
+                         f"got {lifetime_s!r}")
+    return code

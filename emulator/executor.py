@@ -19,9 +19,11 @@ between frames gets none.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import SHAPE_ENGINES, SHAPE_MODES
+from ohmflow.emulator.config import PHYSICS_NAMES, SHAPE_ENGINES, SHAPE_MODES
 from ohmflow.emulator.fabrication import FIELD_KINDS, FIELDS, DeviceMap
 from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
@@ -128,6 +130,8 @@ class CommandExecutor:
         if f["restart"] not in (0, 1):
             raise ValueError("restart must be 0 or 1")
         new = P.settings_from_fields(f, self.cfg)
+        # SET carries no time or temperature settings (numerics §11): they stay as they are
+        new = dataclasses.replace(new, **{n: getattr(self.twin.settings, n) for n in PHYSICS_NAMES})
         if f["restart"] or new.seed != self.twin.settings.seed:  # a new seed always restarts
             self.twin.nonce = 0
         self.twin.settings = new

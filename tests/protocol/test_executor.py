@@ -274,3 +274,14 @@ def test_the_tile_engine_takes_the_linear_shape_only():
     table = step_shape(DeviceModel(model="PowStep"))
     assert status_of(ex, frame("LOAD_SHAPE", **shape_fields(table))) == P.ST["BAD_ARGUMENT"]
     assert ex.twin.read_step_shape().equals(LINEAR)
+
+
+def test_set_keeps_the_time_and_temperature_settings():
+    """SET carries no time or temperature settings (numerics §11): a SET leaves them as set."""
+    ex = prepared()
+    ex.twin.set(temperature=350, drift_nu=4000)
+    values = {**P.settings_fields(ex.twin.settings.replace(ex.cfg, bl=5)), "restart": 0}
+    (r,) = replies(ex.feed(frame("SET", seq=9, **values)))
+    assert r.payload[0] == P.ST["OK"]
+    s = ex.twin.settings
+    assert (s.bl, s.temperature, s.drift_nu) == (5, 350, 4000)
