@@ -522,10 +522,7 @@ class Settings:
         for name in ("drift_nu", "drift_nu_dtod", "decay_dtod"):
             _check_int(name, getattr(self, name), 0, 2**NU_BITS - 1)
         _check_int("decay_rate", self.decay_rate, 0, 2**RATE_BITS - 1)
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, int) or not T_MIN <= t <= T_MAX:
-            raise ValueError(f"temperature must be an integer number of kelvin in [{T_MIN}, "
-                             f"{T_MAX}], got {t!r}")
+        check_temperature(self.temperature)
         return self
 
     def replace(self, cfg: ChipConfig, **kw) -> Settings:
@@ -549,6 +546,14 @@ PHYSICS_NAMES = ("drift_nu", "drift_nu_dtod", "decay_rate", "decay_dtod", "tempe
 #: shapes; the gateware holds them in one register each)
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings)
                       if f.name not in ("seed", "shapes", *PHYSICS_NAMES))
+
+
+def check_temperature(t: object) -> int:
+    """The chip temperature in kelvin, or a ValueError naming the range (§11.1)."""
+    if isinstance(t, bool) or not isinstance(t, int) or not T_MIN <= t <= T_MAX:
+        raise ValueError(f"temperature must be an integer number of kelvin in [{T_MIN}, "
+                         f"{T_MAX}], got {t!r}")
+    return t
 
 
 def drift_nu_code(nu: float) -> int:

@@ -190,6 +190,9 @@ MODEL_PARAMS = ("dw_min", "dw_min_dtod", "dw_min_std", "up_down", "up_down_dtod"
                 "pow_up_down", "pow_up_down_dtod")
 #: list-valued device parameters (PiecewiseStep's nodes), comma- or space-separated
 MODEL_LISTS = ("piecewise_up", "piecewise_down")
+#: the TrainConfig fields of the time and temperature options (docs/numerics.md §11)
+TIME_FLAGS = ("temperature", "drift_nu_mean", "drift_nu_dtod", "lifetime", "lifetime_dtod",
+              "batch_time")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -322,6 +325,23 @@ class Train:
         g.add_argument("--max-bm-rounds", type=int,
                        help="bound management: halvings of a saturated input (0: off; default 4)")
         Train.add_algorithm_arguments(p)
+        g = p.add_argument_group("time and temperature (docs/numerics.md §11; the twin backend)")
+        g.add_argument("--temperature", type=int, metavar="K",
+                       help="chip temperature in kelvin, 200 ... 450 (default 300: the reference, "
+                       "no effect)")
+        g.add_argument("--drift-nu", dest="drift_nu_mean", type=float, metavar="NU",
+                       help="mean drift exponent: w(t) = w(t0) (t/t0)^-nu, t0 = 20 s after "
+                       "programming (aihwkit's PCM: 0.05 ... 0.1; default 0: no drift)")
+        g.add_argument("--drift-nu-dtod", type=float, metavar="SIGMA",
+                       help="device-to-device standard deviation of nu (default 0)")
+        g.add_argument("--lifetime", type=float, metavar="SECONDS",
+                       help="decay toward 0 with this lifetime (capacitor-like devices; default "
+                       "0: no decay)")
+        g.add_argument("--lifetime-dtod", type=float, metavar="SIGMA",
+                       help="relative device-to-device spread of the decay rate (default 0)")
+        g.add_argument("--batch-time", type=float, metavar="SECONDS",
+                       help="simulated time of one batch, advanced after each when drift or "
+                       "decay is on (default 0.001)")
         g = p.add_argument_group("training")
         g.add_argument("--epochs", type=int, help="epochs in all (default 30)")
         g.add_argument("--lr", type=float, help="learning rate (default 0.1)")
@@ -350,7 +370,7 @@ class Train:
     def validate(args):
         """Check every option before a run folder is written; raises one ValueError naming the
         option and what would work. Returns the new run's TrainConfig (None for --resume)."""
-        from ohmflow.emulator.config import SHAPE_ENGINES, get_config
+        from ohmflow.emulator.config import SHAPE_ENGINES, TIME_ENGINES, get_config
         from ohmflow.host import projection
         from ohmflow.host.chips import backends_of
 
@@ -386,6 +406,13 @@ class Train:
                 f"the {chip.engine} engine of config {chip.name!r} does not hold (docs/boards.md):"
                 f" use --backend twin, a config of the {' or '.join(SHAPE_ENGINES)} engine "
                 f"(--config icebreaker), or a ConstantStep, LinearStep or SoftBounds device")
+        physics = [n for n in TIME_FLAGS if getattr(args, n) is not None]
+        if (physics and chip.engine not in TIME_ENGINES
+                and any(b.strip() != "twin" for b in args.backend.split(","))):
+            flags = ", ".join("--" + n.replace("_mean", "").replace("_", "-") for n in physics)
+            raise ValueError(f"{flags}: the {chip.engine} engine of config {chip.name!r} has no "
+                             f"chip time or temperature yet (config.TIME_ENGINES); use "
+                             f"--backend twin")
         chip_range.check(cfg, get_config(cfg.config), _explicit_flags(args))
         p = Path(cfg.dataset)  # dataset names are checked where they are loaded (datasets)
         if p.suffix in (".npz", ".csv") and not p.is_file():
@@ -433,7 +460,7 @@ class Train:
         kw = {"device_model": dataclasses.asdict(model), **periphery}
         for name in ("dataset", "config", "out_bound", "out_noise", "desired_bl", "epochs", "lr",
                      "batch", "seed", "fab_seed", "max_bm_rounds", "max_input_size",
-                     "max_output_size"):
+                     "max_output_size", *TIME_FLAGS):
             if getattr(args, name) is not None:
                 kw[name] = getattr(args, name)
         if args.hidden is not None:
@@ -452,7 +479,7 @@ class Train:
     def _explicit(args) -> set[str]:
         given = {k for k in ("dataset", "hidden", "config", "out_bound", "out_noise",
                              "desired_bl", "lr", "batch", "seed", "fab_seed", "max_bm_rounds",
-                             "max_input_size", "max_output_size", "chips")
+                             "max_input_size", "max_output_size", "chips", *TIME_FLAGS)
                  if getattr(args, k) is not None}
         if args.no_standardize:
             given.add("standardize")

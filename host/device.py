@@ -11,7 +11,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from ohmflow.emulator.config import ChipConfig, Settings, get_config
+from ohmflow.emulator.config import (
+    DT_BITS,
+    PHYSICS_NAMES,
+    TIME_ENGINES,
+    TIME_UNIT_MS,
+    ChipConfig,
+    Settings,
+    get_config,
+)
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
 from ohmflow.emulator.step_shape import StepShape
@@ -143,6 +151,27 @@ class Device(ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def advance(self, seconds: float) -> float:
+        """Let ``seconds`` of simulated time pass: every device drifts and decays
+        (docs/numerics.md §11). Returns the chip time in seconds. Time counts whole ms; a step
+        longer than one ADVANCE (2**32 - 1 ms, 49.7 days) is sent as several, which compose."""
+        last = None
+        for ms in advance_steps(seconds):
+            last = self._advance_ms(ms)
+        return (self.chip_time_ms() if last is None else last) * TIME_UNIT_MS / 1000
+
+    def _advance_ms(self, ms: int) -> int:
+        """One ADVANCE of ``ms`` milliseconds; returns the new chip time in ms."""
+        raise DeviceError(time_refusal(self.config))
+
+    def chip_time_ms(self) -> int:
+        """The chip time in ms."""
+        raise DeviceError(time_refusal(self.config))
+
+    def load_device_key(self, key: int) -> None:
+        """Set the chip's device key (its per-device drift and decay, §11.2; RESET keeps it)."""
+        raise DeviceError(time_refusal(self.config))
+
     def check_config(self, expected: ChipConfig) -> DeviceInfo:
         """Refuse a device whose synthesized config differs from ``expected``."""
         info = self.info()
@@ -205,6 +234,15 @@ class TwinDevice(Device):
     def forward(self, tile, x):
         return self.twin.forward(tile, x)
 
+    def _advance_ms(self, ms: int) -> int:
+        return self.twin.advance(ms)
+
+    def chip_time_ms(self) -> int:
+        return self.twin.time
+
+    def load_device_key(self, key: int) -> None:
+        self.twin.load_device_key(key)
+
     def backward(self, tile, d):
         return self.twin.backward(tile, d)
 
@@ -262,6 +300,39 @@ class TwinDevice(Device):
     def tile_counters(self, tile: int) -> dict[str, int]:
         c = self.twin.counters[self._check_tile(tile)]
         return dict(c)  # the twin's counters are exactly COUNTERS, in order
+
+
+def time_refusal(cfg: ChipConfig) -> str:
+    """Why a device of ``cfg`` refuses time and temperature: its engine does not have them."""
+    return (f"the {cfg.engine} engine (config {cfg.name!r}) has no chip time, drift, decay or "
+            f"temperature yet (config.TIME_ENGINES: {', '.join(TIME_ENGINES) or 'none'}); the "
+            f"twin backend has them (docs/numerics.md §11)")
+
+
+def check_physics(cfg: ChipConfig, settings: Settings) -> None:
+    """Refuse time and temperature settings other than the defaults on an engine without
+    them (DeviceError naming the settings)."""
+    if cfg.engine in TIME_ENGINES:
+        return
+    default = Settings.default(cfg)
+    changed = [n for n in PHYSICS_NAMES if getattr(settings, n) != getattr(default, n)]
+    if changed:
+        raise DeviceError(f"{', '.join(changed)}: {time_refusal(cfg)}")
+
+
+def advance_steps(seconds: float) -> list[int]:
+    """``seconds`` as whole milliseconds, in ADVANCE steps of at most 2**32 - 1 ms."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"advance takes a number of seconds >= 0, got {seconds!r}") from None
+    if isinstance(seconds, bool) or not np.isfinite(s) or s < 0:
+        raise ValueError(f"advance takes a finite number of seconds >= 0, got {seconds!r}")
+    ms = round(s * 1000 / TIME_UNIT_MS)
+    if ms >= 2**64:
+        raise ValueError(f"advance of {seconds!r} s exceeds the chip's 64-bit time in ms")
+    top = 2**DT_BITS - 1
+    return [top] * (ms // top) + ([ms % top] if ms % top or ms == 0 else [])
 
 
 def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:

@@ -25,7 +25,7 @@ from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import SHAPE_ENGINES, SHAPE_MODES, ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
 from ohmflow.emulator.step_shape import StepShape
-from ohmflow.host.device import Device, DeviceError, DeviceInfo
+from ohmflow.host.device import Device, DeviceError, DeviceInfo, check_physics
 from serial.tools import list_ports
 
 POLL = 0.02  #: seconds a single port read may block
@@ -266,6 +266,7 @@ class LinkDevice(Device):
         if self._settings is None:
             self.settings()
         new = self._settings.replace(self.config, **changes)
+        check_physics(self.config, new)
         self._call("SET", **P.settings_fields(new), restart=int("seed" in changes))
         self._settings = new
         return new
