@@ -92,3 +92,23 @@ def test_step_shape_kat():
         tw.pulse(0, "row", 0, [count])
         ref.pulse(0, "row", 0, [count])
         assert tw.read(0).tolist() == [[after]] and ref.w[0] == [[after]]
+
+
+@pytest.mark.parametrize("settings, dt, after", [
+    (dict(drift_nu=3932, drift_nu_dtod=1135), 3_600_000, 4000),  # one hour of drift
+    (dict(decay_rate=28147497671), 1000, 4524),  # one second of decay, lifetime 10 s
+])
+def test_advance_example(settings, dt, after):
+    """numerics.md §12, "One ADVANCE": the twin and the spec model."""
+    from ohmflow.emulator import physics
+
+    assert physics.log2_fixed(20000) == 936359 and physics.log2_fixed(3_600_000) == 1427345
+    assert spec.gauss(spec.draw(spec.key(0, spec.DRIFT, 0), 0)) == -252
+    cfg = ChipConfig(tiles=1, rows=1, cols=1, lanes=1, name="one")
+    s = Settings.default(cfg).replace(cfg, **settings)
+    tw = Twin(cfg, s, nominal(cfg))
+    ref = spec.SpecChip(cfg, s, nominal(cfg))
+    tw.program(0, [[5000]])
+    ref.program(0, [[5000]])
+    assert tw.advance(dt) == ref.advance(dt) == dt
+    assert tw.read(0).tolist() == [[after]] and ref.w[0] == [[after]]
