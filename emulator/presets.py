@@ -170,9 +170,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "on the chip; with gamma 0.05 the step, and so the chip's noise, stays within 5 % "
             "of its value at w = 0 over the whole range",
             "leakage (lifetime 1e6 mini-batches, lifetime_dtod 0.3: w decays toward the reset "
-            "value 0 by 1/lifetime per mini-batch) is not modelled: the chip has no time yet "
-            "(issue #16, item 4); over a 30-epoch digits run (1,350 mini-batches) it would "
-            "shrink the weights by 0.14 % on average",
+            "value 0 by 1/lifetime per mini-batch) is not set by the preset: on the twin "
+            "backend add --lifetime 1000 --lifetime-dtod 0.3 (1e6 batches of the default "
+            "--batch-time 1 ms; the chip spreads the rate, aihwkit the lifetime, equal to first "
+            "order; docs/numerics.md §11); over a 30-epoch digits run (1,350 mini-batches) it "
+            "shrinks the weights by 0.14 % on average",
         )),
     Preset(
         name="EcRamPreset", aihwkit_device="EcRamPresetDevice", aihwkit_model="LinearStepDevice",
