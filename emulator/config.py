@@ -555,33 +555,3 @@ def check_temperature(t: object) -> int:
                          f"{T_MAX}], got {t!r}")
     return t
 
-
-def drift_nu_code(nu: float) -> int:
-    """The ``drift_nu`` code of a mean drift exponent nu (aihwkit's PCM: 0.05 ... 0.1)."""
-    top = (2**NU_BITS - 1) / 2**NU_FRAC
-    return round(_check_float("drift_nu_mean", nu, 0.0, top) * 2**NU_FRAC)
-
-
-def dtod_code(name: str, sigma: float) -> int:
-    """The code of a device-to-device spread: sigma = code * GAUSS_STD / 2**24 (§11.1)."""
-    scale = 2**24 / GAUSS_STD
-    return round(_check_float(name, sigma, 0.0, (2**NU_BITS - 1) / scale) * scale)
-
-
-def decay_rate_code(lifetime_s: float) -> int:
-    """The ``decay_rate`` code of a lifetime in seconds (0: no decay)."""
-    try:
-        v = float(lifetime_s)
-    except (TypeError, ValueError):
-        raise ValueError(f"lifetime must be a number of seconds >= 0, got {lifetime_s!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"lifetime must be a finite number of seconds >= 0 (0 = no decay), "
-                         f"got {lifetime_s!r}")
-    if v == 0:
-        return 0
-    code = round(2**RATE_FRAC / (v * 1000 / TIME_UNIT_MS))
-    if not 1 <= code < 2**RATE_BITS:
-        lo, hi = 2 * TIME_UNIT_MS / 1000, 2**RATE_FRAC * TIME_UNIT_MS / 1000
-        raise ValueError(f"lifetime must be 0 (no decay) or between {lo:g} s and {hi:.4g} s, "
-                         f"got {lifetime_s!r}")
-    return code

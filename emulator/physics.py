@@ -3,7 +3,8 @@ per-device drift exponents and decay rates from the hash, ADVANCE's arithmetic, 
 the temperature factors built from their float formulas (the one place they are built).
 
 Everything here is integer arithmetic the twin shares with the gateware and the firmware; the
-float formulas appear only where the tables are generated (`temperature_factors`).
+float formulas appear only where the tables are generated (`temperature_factors`) and where
+the host's values become setting codes (`drift_nu_code`, `dtod_code`, `decay_rate_code`).
 """
 
 from __future__ import annotations
@@ -20,18 +21,24 @@ from ohmflow.emulator.config import (
     DRIFT_ACTIVATION_EV,
     DRIFT_T0_MS,
     FACTOR_FRAC,
+    GAUSS_STD,
     K_BOLTZMANN_EV,
     LOG_FRAC,
     LOG_SEG_BITS,
+    NU_BITS,
+    NU_FRAC,
+    RATE_BITS,
     RATE_FRAC,
     T_MAX,
     T_MIN,
     T_REF,
     TEMP_FRAC,
     TIME_BITS,
+    TIME_UNIT_MS,
     ChipConfig,
     Settings,
 )
+from ohmflow.emulator.config import _check_float as check_float
 
 DOMAIN_DRIFT = 6  #: per-device drift exponent, key(device key, 6, tile), index j * rows + i
 DOMAIN_DECAY = 7  #: per-device decay rate, likewise
@@ -113,7 +120,7 @@ def advance_tile(w: np.ndarray, nu: np.ndarray, rate: np.ndarray | None, dl: int
 
     ``nu``: nu_d per device; ``rate``: rt_d per device (None: no decay); ``dl``: the tile's dL.
     """
-    x = rnd(nu.astype(np.int64) * dl, LOG_FRAC)
+    x = rnd(nu.astype(np.int64) * dl, NU_FRAC)  # in LOG_FRAC units
     if rate is not None:
         xl = rnd(rate * (dt * LOG2E), RATE_FRAC)  # Python ints: saturate before int64
         x = x + np.minimum(xl, X_ZERO).astype(np.int64)
@@ -126,6 +133,38 @@ def check_time(value: int, name: str) -> int:
         raise ValueError(f"{name} would reach {value} ms, beyond the chip's {TIME_BITS}-bit time "
                          f"(2**{TIME_BITS} - 1 ms)")
     return value
+
+
+# ----- host values to setting codes -----
+def drift_nu_code(nu: float) -> int:
+    """The ``drift_nu`` code of a mean drift exponent nu (aihwkit's PCM: 0.05 ... 0.1)."""
+    top = (2**NU_BITS - 1) / 2**NU_FRAC
+    return round(check_float("drift_nu_mean", nu, 0.0, top) * 2**NU_FRAC)
+
+
+def dtod_code(name: str, sigma: float) -> int:
+    """The code of a device-to-device spread: sigma = code * GAUSS_STD / 2**24 (§11.1)."""
+    scale = 2**24 / GAUSS_STD
+    return round(check_float(name, sigma, 0.0, (2**NU_BITS - 1) / scale) * scale)
+
+
+def decay_rate_code(lifetime_s: float) -> int:
+    """The ``decay_rate`` code of a lifetime in seconds (0: no decay)."""
+    try:
+        v = float(lifetime_s)
+    except (TypeError, ValueError):
+        raise ValueError(f"lifetime must be a number of seconds >= 0, got {lifetime_s!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"lifetime must be a finite number of seconds >= 0 (0 = no decay), "
+                         f"got {lifetime_s!r}")
+    if v == 0:
+        return 0
+    code = round(2**RATE_FRAC / (v * 1000 / TIME_UNIT_MS))
+    if not 1 <= code < 2**RATE_BITS:
+        lo, hi = 2 * TIME_UNIT_MS / 1000, 2**RATE_FRAC * TIME_UNIT_MS / 1000
+        raise ValueError(f"lifetime must be 0 (no decay) or between {lo:g} s and {hi:.4g} s, "
+                         f"got {lifetime_s!r}")
+    return code
 
 
 # ----- temperature -----

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import drift_nu_code, dtod_code
+from ohmflow.emulator.physics import drift_nu_code, dtod_code
 from ohmflow.host.device import TwinDevice
 from ohmflow.host.drift import GlobalDriftCompensation
 from ohmflow.host.mlp import evaluate

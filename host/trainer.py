@@ -27,12 +27,10 @@ from ohmflow.emulator.config import (
     DeviceModel,
     Settings,
     check_temperature,
-    decay_rate_code,
-    drift_nu_code,
-    dtod_code,
     get_config,
 )
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, fabricate
+from ohmflow.emulator.physics import decay_rate_code, drift_nu_code, dtod_code
 from ohmflow.emulator.step_shape import step_shape
 from ohmflow.host import checkpoint, datasets
 from ohmflow.host.algorithms import Algorithm, make_algorithm

@@ -12,11 +12,9 @@ from ohmflow.emulator.config import (
     ChipConfig,
     DeviceModel,
     Settings,
-    decay_rate_code,
-    drift_nu_code,
-    dtod_code,
 )
 from ohmflow.emulator.fabrication import fabricate
+from ohmflow.emulator.physics import decay_rate_code, drift_nu_code, dtod_code
 from ohmflow.emulator.step_shape import step_shape
 from ohmflow.emulator.twin import Twin
 

@@ -6,10 +6,8 @@ import pytest
 from ohmflow.emulator.config import (
     PRESETS,
     Settings,
-    decay_rate_code,
-    drift_nu_code,
-    dtod_code,
 )
+from ohmflow.emulator.physics import decay_rate_code, drift_nu_code, dtod_code
 from ohmflow.emulator.twin import Twin
 from ohmflow.host import cli
 from ohmflow.host.device import DeviceError, TwinDevice, advance_steps, check_physics
