@@ -129,3 +129,14 @@ def test_cli_refuses_bad_time_options(capsys, tmp_path, argv, words):
     assert rc != 0 and not out.exists()
     for w in words:
         assert w in err
+
+
+def test_a_run_with_drift_or_decay_is_not_resumed(digits, tmp_path):
+    """A checkpoint holds no chip time or drift ages, so resuming such a run is refused."""
+    from ohmflow.host.checkpoint import CheckpointError
+
+    cfg = TrainConfig(epochs=2, seed=1, hidden=(8,), lifetime=50.0)
+    Trainer(cfg, TwinDevice(), digits, out_dir=tmp_path).run(stop_after=1)
+    with pytest.raises(CheckpointError, match="cannot be resumed: a checkpoint does not hold "
+                       "the chip time"):
+        Trainer.resume(tmp_path, TwinDevice(), data=digits)
