@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from ohmflow.emulator import config as C
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import PHYSICS_NAMES, SHAPE_ENGINES, SHAPE_MODES
 from ohmflow.emulator.fabrication import FIELD_KINDS, FIELDS, DeviceMap
@@ -45,8 +46,10 @@ class CommandExecutor:
             "INFO": self._info, "RESET": self._reset, "SET": self._set, "GET": self._get,
             "PROGRAM": self._program, "READ": self._read, "LOAD_MAP": self._load_map,
             "READ_MAP": self._read_map, "LOAD_SHAPE": self._load_shape,
-            "READ_SHAPE": self._read_shape, "FORWARD": self._forward, "BACKWARD": self._backward,
-            "UPDATE": self._update, "PULSE": self._pulse, "COUNTERS": self._counters,
+            "READ_SHAPE": self._read_shape, "SET_PHYSICS": self._set_physics,
+            "GET_PHYSICS": self._get_physics, "ADVANCE": self._advance,
+            "FORWARD": self._forward, "BACKWARD": self._backward, "UPDATE": self._update,
+            "PULSE": self._pulse, "COUNTERS": self._counters,
         }
 
     @property
@@ -187,6 +190,29 @@ class CommandExecutor:
     def _read_shape(self, f: dict) -> dict:
         s = self.twin.read_step_shape()
         return {"mode": s.code, "up": s.up, "down": s.down}
+
+    def _time_engine(self, name: str) -> None:
+        """Time and temperature run on the engines of config.TIME_ENGINES only."""
+        if self.cfg.engine not in C.TIME_ENGINES:
+            raise ValueError(f"{name}: the {self.cfg.engine} engine has no time and temperature "
+                             f"(config.TIME_ENGINES: {C.TIME_ENGINES})")
+
+    def _set_physics(self, f: dict) -> dict:
+        self._time_engine("SET_PHYSICS")
+        new = dataclasses.replace(self.twin.settings, **{n: f[n] for n in PHYSICS_NAMES})
+        self.twin.settings = new.validated(self.cfg)
+        self.twin.load_device_key(f["device_key"])
+        return {}
+
+    def _get_physics(self, f: dict) -> dict:
+        self._time_engine("GET_PHYSICS")
+        tw = self.twin
+        return {**P.physics_fields(tw.settings, tw.device_key), "time": tw.time,
+                "tiles": self.cfg.tiles, "ages": np.array(tw.ages, dtype=np.uint64)}
+
+    def _advance(self, f: dict) -> dict:
+        self._time_engine("ADVANCE")
+        return {"time": self.twin.advance(f["dt"])}
 
     def _read_op(self, f: dict, backward: bool) -> dict:
         n_in, n_out = self._window(f)

@@ -403,6 +403,13 @@ u32 execute(u32 opcode, const u8 *rx, u32 len, u8 *out, u32 *out_len)
         return pulse(rx, len);
     case OP_COUNTERS:
         return read_counters(rx, len, out, out_len);
+    /* time and temperature (docs/numerics.md §11): not an engine of config.TIME_ENGINES */
+    case OP_SET_PHYSICS:
+        return len == REQ_SET_PHYSICS_FIXED ? ST_BAD_ARGUMENT : ST_BAD_LENGTH;
+    case OP_GET_PHYSICS:
+        return len == REQ_GET_PHYSICS_FIXED ? ST_BAD_ARGUMENT : ST_BAD_LENGTH;
+    case OP_ADVANCE:
+        return len == REQ_ADVANCE_FIXED ? ST_BAD_ARGUMENT : ST_BAD_LENGTH;
     default:
         return ST_UNKNOWN_OPCODE;
     }
