@@ -43,7 +43,8 @@ def server(request):
 def session(cfg, link, rng_seed: int, frames: int) -> int:
     """``frames`` random commands one at a time; every reply compared with the reference's."""
     sb = Scoreboard(cfg)
-    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(rng_seed), max_vectors=6, shapes=True)
+    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(rng_seed), max_vectors=6, shapes=True,
+                   times=True)
     first = gen.frame("INFO")  # a session starts with INFO: it replaces the reply cache
     for n in range(frames):
         f = first if n == 0 else gen.last if n % 25 == 0 else \

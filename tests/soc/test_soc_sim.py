@@ -89,3 +89,29 @@ def test_the_tile_takes_the_linear_step_shape_and_refuses_a_table():
     assert sb.compare() == len(frames)
     statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.expected))]
     assert statuses[:6] == [P.ST["OK"], P.ST["OK"]] + [P.ST["BAD_ARGUMENT"]] * 3 + [P.ST["OK"]]
+
+
+def test_the_tile_refuses_time_and_temperature():
+    """SET_PHYSICS, GET_PHYSICS and ADVANCE on the tile engine (not in config.TIME_ENGINES):
+    BAD_ARGUMENT for a well-formed frame, BAD_LENGTH for a wrong length, as the reference
+    answers; the chip's state after them is as before (READ and GET byte for byte)."""
+    from ohmflow.emulator.config import TIME_ENGINES
+
+    assert CFG.engine not in TIME_ENGINES
+    sb = Scoreboard(CFG)
+    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(6), max_vectors=2)
+    physics = dict(drift_nu=4000, drift_nu_dtod=0, decay_rate=2**30, decay_dtod=0,
+                   temperature=350, device_key=9)
+    cmd = P.command("ADVANCE")
+    frames = [gen.frame("PROGRAM", tile=1, k0=0, k=35, w=np.arange(35) * 200 - 3500),
+              gen.frame("SET_PHYSICS", **physics), gen.frame("GET_PHYSICS"),
+              gen.frame("ADVANCE", dt=3_600_000),
+              P.encode_frame(cmd.opcode, 200, b"\x01\x02\x03"),
+              gen.frame("READ", tile=1, k0=0, k=35), gen.frame("GET")]
+    for f in frames:
+        sb.sent(f)
+    sb.received += run(frames)
+    assert sb.compare() == len(frames)
+    statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.received))]
+    assert statuses == [P.ST[s] for s in ("OK", "BAD_ARGUMENT", "BAD_ARGUMENT", "BAD_ARGUMENT",
+                                          "BAD_LENGTH", "OK", "OK")]
