@@ -29,6 +29,7 @@ from ohmflow.emulator.config import (
     NU_FRAC,
     RATE_BITS,
     RATE_FRAC,
+    SEED_BITS,
     T_MAX,
     T_MIN,
     T_REF,
@@ -133,6 +134,15 @@ def check_time(value: int, name: str) -> int:
         raise ValueError(f"{name} would reach {value} ms, beyond the chip's {TIME_BITS}-bit time "
                          f"(2**{TIME_BITS} - 1 ms)")
     return value
+
+
+def check_device_key(key: object) -> int:
+    """The device key as an int, or a ValueError naming its range (§11.1)."""
+    if isinstance(key, bool) or not isinstance(key, int | np.integer) or not (
+            0 <= key < 2**SEED_BITS):
+        raise ValueError(f"device key must be an integer in [0, 2**{SEED_BITS} - 1], "
+                         f"got {key!r}")
+    return int(key)
 
 
 # ----- host values to setting codes -----

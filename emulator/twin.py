@@ -16,7 +16,6 @@ from ohmflow.emulator import kernels, physics, prng
 from ohmflow.emulator.config import (
     COUNTERS,
     DT_BITS,
-    SEED_BITS,
     SHAPE_MODES,
     SQRT_FRAC,
     T_REF,
@@ -315,11 +314,7 @@ class Twin:
     def load_device_key(self, key: int) -> None:
         """Set the chip's device key (per-device drift exponents and decay rates, §11.2); like
         the map, RESET keeps it."""
-        if isinstance(key, bool) or not isinstance(key, int | np.integer) or not (
-                0 <= key < 2**SEED_BITS):
-            raise ValueError(f"device key must be an integer in [0, 2**{SEED_BITS} - 1], "
-                             f"got {key!r}")
-        self.device_key = int(key)
+        self.device_key = physics.check_device_key(key)
 
     def device_nu(self, tile: int) -> np.ndarray:
         """Every device's drift exponent code nu_d of a tile (cols, rows) under the settings."""

@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from ohmflow.emulator import config as C
 from ohmflow.emulator.config import (
     DT_BITS,
     PHYSICS_NAMES,
-    TIME_ENGINES,
     TIME_UNIT_MS,
     ChipConfig,
     Settings,
@@ -305,14 +305,19 @@ class TwinDevice(Device):
 def time_refusal(cfg: ChipConfig) -> str:
     """Why a device of ``cfg`` refuses time and temperature: its engine does not have them."""
     return (f"the {cfg.engine} engine (config {cfg.name!r}) has no chip time, drift, decay or "
-            f"temperature yet (config.TIME_ENGINES: {', '.join(TIME_ENGINES) or 'none'}); the "
+            f"temperature yet (config.TIME_ENGINES: {', '.join(C.TIME_ENGINES) or 'none'}); the "
             f"twin backend has them (docs/numerics.md §11)")
+
+
+def has_time(cfg: ChipConfig) -> bool:
+    """True if the engine of ``cfg`` executes time and temperature (config.TIME_ENGINES)."""
+    return cfg.engine in C.TIME_ENGINES
 
 
 def check_physics(cfg: ChipConfig, settings: Settings) -> None:
     """Refuse time and temperature settings other than the defaults on an engine without
     them (DeviceError naming the settings)."""
-    if cfg.engine in TIME_ENGINES:
+    if has_time(cfg):
         return
     default = Settings.default(cfg)
     changed = [n for n in PHYSICS_NAMES if getattr(settings, n) != getattr(default, n)]
