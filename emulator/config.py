@@ -65,8 +65,11 @@ DRIFT_ACTIVATION_EV = 1.0  #: E_d of the drift's time-temperature superposition
 ALPHA_G = 0.002  #: conductance temperature coefficient, 1 / K
 ALPHA_S = 0.001  #: step-size temperature coefficient, 1 / K
 #: the engines that implement §11 (ADVANCE, time and temperature settings); the others refuse
-#: them (none yet: the twin implements them for every config)
-TIME_ENGINES: tuple[str, ...] = ()
+#: them (the twin implements them for every config): `has_time` says which configs run them
+TIME_ENGINES: tuple[str, ...] = ("rv32",)
+#: configs of a time engine whose board cannot hold §11: the iCEBreaker's rv32 image with the
+#: time code and the temperature tables would pass its block RAM (docs/rv32.md)
+TIME_UNFIT: tuple[str, ...] = ("icebreaker",)
 #: standard deviation of the Irwin-Hall variate g = sum of 4 bytes - 510: sqrt(4 * (256**2-1) / 12)
 GAUSS_STD = math.sqrt(4 * (256**2 - 1) / 12)
 
@@ -546,6 +549,12 @@ PHYSICS_NAMES = ("drift_nu", "drift_nu_dtod", "decay_rate", "decay_dtod", "tempe
 #: shapes; the gateware holds them in one register each)
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings)
                       if f.name not in ("seed", "shapes", *PHYSICS_NAMES))
+
+
+def has_time(cfg: ChipConfig) -> bool:
+    """True if a chip of ``cfg`` executes time and temperature (§11): its engine is one of
+    `TIME_ENGINES` and its config not one of `TIME_UNFIT`."""
+    return cfg.engine in TIME_ENGINES and cfg.name not in TIME_UNFIT
 
 
 def check_temperature(t: object) -> int:

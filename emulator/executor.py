@@ -192,10 +192,10 @@ class CommandExecutor:
         return {"mode": s.code, "up": s.up, "down": s.down}
 
     def _time_engine(self, name: str) -> None:
-        """Time and temperature run on the engines of config.TIME_ENGINES only."""
-        if self.cfg.engine not in C.TIME_ENGINES:
-            raise ValueError(f"{name}: the {self.cfg.engine} engine has no time and temperature "
-                             f"(config.TIME_ENGINES: {C.TIME_ENGINES})")
+        """Time and temperature run where config.has_time says (TIME_ENGINES, TIME_UNFIT)."""
+        if not C.has_time(self.cfg):
+            raise ValueError(f"{name}: config {self.cfg.name!r} ({self.cfg.engine} engine) has "
+                             f"no time and temperature (config.has_time)")
 
     def _set_physics(self, f: dict) -> dict:
         self._time_engine("SET_PHYSICS")

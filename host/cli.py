@@ -370,7 +370,7 @@ class Train:
     def validate(args):
         """Check every option before a run folder is written; raises one ValueError naming the
         option and what would work. Returns the new run's TrainConfig (None for --resume)."""
-        from ohmflow.emulator.config import SHAPE_ENGINES, TIME_ENGINES, get_config
+        from ohmflow.emulator.config import SHAPE_ENGINES, get_config, has_time
         from ohmflow.host import projection
         from ohmflow.host.chips import backends_of
 
@@ -407,11 +407,11 @@ class Train:
                 f" use --backend twin, a config of the {' or '.join(SHAPE_ENGINES)} engine "
                 f"(--config icebreaker), or a ConstantStep, LinearStep or SoftBounds device")
         physics = [n for n in TIME_FLAGS if getattr(args, n) is not None]
-        if (physics and chip.engine not in TIME_ENGINES
+        if (physics and not has_time(chip)
                 and any(b.strip() != "twin" for b in args.backend.split(","))):
             flags = ", ".join("--" + n.replace("_mean", "").replace("_", "-") for n in physics)
             raise ValueError(f"{flags}: the {chip.engine} engine of config {chip.name!r} has no "
-                             f"chip time or temperature yet (config.TIME_ENGINES); use "
+                             f"chip time or temperature (config.TIME_ENGINES, TIME_UNFIT); use "
                              f"--backend twin")
         chip_range.check(cfg, get_config(cfg.config), _explicit_flags(args))
         p = Path(cfg.dataset)  # dataset names are checked where they are loaded (datasets)

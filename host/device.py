@@ -303,15 +303,16 @@ class TwinDevice(Device):
 
 
 def time_refusal(cfg: ChipConfig) -> str:
-    """Why a device of ``cfg`` refuses time and temperature: its engine does not have them."""
+    """Why a device of ``cfg`` refuses time and temperature (config.has_time)."""
+    unfit = f", except {', '.join(C.TIME_UNFIT)}" if C.TIME_UNFIT else ""
     return (f"the {cfg.engine} engine (config {cfg.name!r}) has no chip time, drift, decay or "
-            f"temperature yet (config.TIME_ENGINES: {', '.join(C.TIME_ENGINES) or 'none'}); the "
-            f"twin backend has them (docs/numerics.md §11)")
+            f"temperature (config.TIME_ENGINES: {', '.join(C.TIME_ENGINES) or 'none'}{unfit}); "
+            f"the twin backend has them (docs/numerics.md §11)")
 
 
 def has_time(cfg: ChipConfig) -> bool:
-    """True if the engine of ``cfg`` executes time and temperature (config.TIME_ENGINES)."""
-    return cfg.engine in C.TIME_ENGINES
+    """True if a chip of ``cfg`` executes time and temperature (config.has_time)."""
+    return C.has_time(cfg)
 
 
 def check_physics(cfg: ChipConfig, settings: Settings) -> None:

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, SHAPE_FRAC, TIME_ENGINES, ChipConfig
+from ohmflow.emulator.config import NOISE_FRAC, SHAPE_FRAC, ChipConfig, has_time
 from ohmflow.hdl.link.command_layouts import (
     RequestArrays,
     op_flags_layout,
@@ -59,10 +59,10 @@ class CommandDecoder(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig):
-        if cfg.engine in TIME_ENGINES:
+        if has_time(cfg):
             raise ValueError(f"config {cfg.name!r}: the tile's command processor has no time and "
-                             f"temperature (docs/numerics.md §11.5), its engine must not be in "
-                             f"config.TIME_ENGINES {TIME_ENGINES}")
+                             f"temperature (docs/numerics.md §11.5), but config.has_time says "
+                             f"it has")
         self.cfg = cfg
         shapes = settings_layout(cfg)["shapes"].shape
         super().__init__({
@@ -259,7 +259,7 @@ class CommandDecoder(wiring.Component):
             & (f["n"] == Mux(f["axis"], n_in, n_out)),
             "COUNTERS": tile_ok,
             "LOAD_SHAPE": f["mode"] == 0,  # the linear mode: the tile holds no tables
-            # no time and temperature on the tile (not in config.TIME_ENGINES): refused
+            # no time and temperature on the tile (config.has_time): refused
             **{name: Const(0) for name in P.TIME_COMMANDS},
         }
 

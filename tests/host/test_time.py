@@ -120,6 +120,8 @@ def test_bad_time_options_refused(change, message):
     (["--lifetime", "-3"], ["lifetime must be a finite number of seconds >= 0"]),
     (["--temperature", "350", "--backend", "verilator"],
      ["--temperature", "the tile engine", "config.TIME_ENGINES", "--backend twin"]),
+    (["--drift-nu", "0.06", "--backend", "verilator", "--config", "icebreaker"],
+     ["--drift-nu", "rv32 engine of config 'icebreaker'", "TIME_UNFIT", "--backend twin"]),
 ])
 def test_cli_refuses_bad_time_options(capsys, tmp_path, argv, words):
     out = tmp_path / "run"
