@@ -186,9 +186,8 @@ def test_time_and_temperature_as_the_twin(server, model):
         frames += [gen.frame("LOAD_MAP", tile=t, k0=k0, k=len(flat["su"][k0:k0 + k]),
                              **{f: a[k0:k0 + k] for f, a in flat.items()})
                    for k0 in range(0, devices, k)]
-    if model != "ConstantStep":
-        shape = step_shape(dev)
-        frames.append(gen.frame("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down))
+    shape = step_shape(dev)  # ConstantStep: the linear shape (the chip keeps an earlier one)
+    frames.append(gen.frame("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down))
     physics = dict(drift_nu=drift_nu_code(0.06), drift_nu_dtod=dtod_code("drift_nu_dtod", 0.02),
                    decay_rate=decay_rate_code(86400.0 * 10),
                    decay_dtod=dtod_code("decay_dtod", 0.3), temperature=350, device_key=0xA5A5)
