@@ -49,7 +49,7 @@ def _trains(codes, n, key, bl, out):
 
 @njit(cache=True)
 def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt,
-           su, sd, ku, kd, wmax, wmin):
+           su, sd, ku, kd, wmax, wmin, mode, table, rinv, w_bits):
     """`kernels.update` without the coincidence counts (the same arguments but ``counts`` and
     ``want_counts``): the same device states and return value (the pulses, or -1 with nothing
     changed if a code lies outside ±``p_max``)."""
@@ -93,5 +93,5 @@ def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_st
                     word = _hash(c2c ^ np.uint64(j * rows + i))
                     w[j, i] = _respond(w[j, i], n, d_neg != (x[b, i] < 0), su[j, i], sd[j, i],
                                        ku[j, i], kd[j, i], wmin[j, i], wmax[j, i], word, dw_std,
-                                       sqrt)
+                                       sqrt, mode, table, rinv[j, i], w_bits)
     return pulses

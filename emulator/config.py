@@ -29,14 +29,69 @@ SHIFT_BITS = 6  #: unsigned ADC shift (NOISE_FRAC .. 2**SHIFT_BITS - 1)
 SIGMA_BITS = 16  #: unsigned read-noise sigma code
 DW_STD_BITS = 16  #: unsigned cycle-to-cycle sigma code
 SEED_BITS = 32
+# Step-shape tables (docs/numerics.md §5.4): the step of a pulse is s * G(x), G one table of
+# SHAPE_NODES fixed-point nodes per direction, x the device's normalized position in its range.
+SHAPE_SEG_BITS = 7  #: 2**SHAPE_SEG_BITS segments between the nodes of a step-shape table
+SHAPE_SEGS = 2**SHAPE_SEG_BITS
+SHAPE_NODES = SHAPE_SEGS + 1
+SHAPE_POS_FRAC = 6  #: fractional bits of the position within a segment (interpolation weight)
+SHAPE_FRAC = 12  #: fractional bits of a node value G (1.0 = 4096)
+SHAPE_BITS = 20  #: unsigned width of a node value: G < 256
+#: the reciprocal of a device's range: rinv = floor(2**(w_bits + RINV_EXTRA) / (wmax - wmin))
+RINV_EXTRA = SHAPE_SEG_BITS + SHAPE_POS_FRAC
+#: how a table is indexed (the index is the mode's code in the kernels).
+#: "linear": no table (G = 1, the step of §5.4 with its slopes); "bottom": x = (w - wmin) / range
+#: (PowStep, PiecewiseStep); "centered": x = (w + range) / (2 range) (ExpStep's z = 2a w/range + b)
+SHAPE_MODES = ("linear", "bottom", "centered")
+# Time and temperature (docs/numerics.md §11)
+TIME_UNIT_MS = 1  #: the chip time and ADVANCE's step count milliseconds
+TIME_BITS = 64  #: unsigned chip time and per-tile drift ages
+DT_BITS = 32  #: unsigned ADVANCE step: at most 2**32 - 1 ms (49.7 days)
+DRIFT_T0_MS = 20_000  #: aihwkit's t0 = 20 s: no drift before it, the power law after
+LOG_FRAC = 16  #: fractional bits of the fixed-point log2 and of a factor's exponent
+LOG_SEG_BITS = 6  #: 2**LOG_SEG_BITS segments of the log2 and exp2 tables
+FACTOR_FRAC = 16  #: fractional bits of a drift/decay factor (1.0 = 2**16)
+NU_FRAC = 16  #: fractional bits of the drift exponent codes (nu = code / 2**16)
+NU_BITS = 16  #: unsigned drift_nu and the dtod codes
+RATE_FRAC = 48  #: decay rate code = (1 / lifetime in ms) * 2**RATE_FRAC
+RATE_BITS = 48  #: unsigned decay rate code
+T_MIN, T_MAX = 200, 450  #: the chip temperature's range in kelvin (integers)
+T_REF = 300  #: the reference temperature T0: every factor of T is exactly 1.0 here
+TEMP_FRAC = 12  #: fractional bits of the conductance, step and read-noise factors of T
+ACCEL_FRAC = 16  #: fractional bits of the drift acceleration A(T)
+# The float model of temperature (docs/numerics.md §11.4; the tables come from these, in
+# emulator/physics.py). E_D, ALPHA_G and ALPHA_S are assumptions, stated as such in the docs.
+K_BOLTZMANN_EV = 8.617333262e-5  #: eV / K
+DRIFT_ACTIVATION_EV = 1.0  #: E_d of the drift's time-temperature superposition
+ALPHA_G = 0.002  #: conductance temperature coefficient, 1 / K
+ALPHA_S = 0.001  #: step-size temperature coefficient, 1 / K
+#: the engines that implement §11 (ADVANCE, time and temperature settings); the others refuse
+#: them (the twin implements them for every config): `has_time` says which configs run them
+TIME_ENGINES: tuple[str, ...] = ("rv32",)
+#: configs of a time engine whose board cannot hold §11: the iCEBreaker's rv32 image with the
+#: time code and the temperature tables would pass its block RAM (docs/rv32.md)
+TIME_UNFIT: tuple[str, ...] = ("icebreaker",)
 #: standard deviation of the Irwin-Hall variate g = sum of 4 bytes - 510: sqrt(4 * (256**2-1) / 12)
 GAUSS_STD = math.sqrt(4 * (256**2 - 1) / 12)
 
-DEVICE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds")
+DEVICE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds", "ExpStep", "PowStep",
+                 "PiecewiseStep")
+#: the models whose step is s + k w (slopes, no table); ``fit-device`` fits these
+SLOPE_MODELS = ("ConstantStep", "LinearStep", "SoftBounds")
+#: the models whose step is a shape table (emulator/step_shape.py) rather than slopes
+TABLE_MODELS = ("ExpStep", "PowStep", "PiecewiseStep")
+#: aihwkit's defaults of the parameters a model names differently or adds (configs/devices.py);
+#: ``gamma_up``/``gamma_down`` are LinearStep's slopes and ExpStep's exponents
+MODEL_DEFAULTS = {
+    "ExpStep": {"gamma_up": 12.44625, "gamma_down": 12.78785},
+}
 #: how the chip computes: "tile", the lane-parallel gateware datapath (hdl/soc.py); "rv32", the
 #: same contract as firmware on a small RV32 core (hdl/rv32/core_soc.py), for FPGAs too small
 #: for the tile. The index is the engine's code on the wire (INFO).
 ENGINES = ("tile", "rv32")
+#: the engines whose update interpolates step-shape tables (§5.4.1); the others hold the linear
+#: shape only and refuse a table (LOAD_SHAPE answers BAD_ARGUMENT; docs/boards.md)
+SHAPE_ENGINES = ("rv32",)
 #: the per-tile operation counters of the contract (docs/numerics.md), in the order the twin keeps
 #: them and the COUNTERS command returns them; the gateware adds ``cycles`` (protocol.TABLE)
 COUNTERS = (
@@ -169,6 +224,11 @@ class ChipConfig:
         return 2 ** (self.slope_bits - 1) - 1
 
     @property
+    def node_max(self) -> int:
+        """Largest step-shape table node, 2**SHAPE_BITS - 1 (§5.4.1)."""
+        return 2**SHAPE_BITS - 1
+
+    @property
     def acc_bits(self) -> int:
         """Signed width of an exact MVM accumulator over max(rows, cols) products."""
         n = max(self.rows, self.cols)
@@ -268,8 +328,12 @@ class DeviceModel:
     """Analog device parameters, named and defaulted as aihwkit's ``ConstantStepDevice``.
 
     ``model`` selects the response: ``ConstantStep`` (gamma 0), ``LinearStep`` (slopes gamma_up,
-    gamma_down relative to the mean bounds) or ``SoftBounds`` (step falls to zero at each device's
-    own bound). ``dw_min_std`` is cycle-to-cycle and becomes the run-time setting ``dw_std``.
+    gamma_down relative to the mean bounds), ``SoftBounds`` (step falls to zero at each device's
+    own bound), or one of aihwkit's ``ExpStep`` (``A_up``, ``A_down``, ``gamma_up``,
+    ``gamma_down``, ``a``, ``b``), ``PowStep`` (``pow_gamma``, ``pow_up_down``) and
+    ``PiecewiseStep`` (``piecewise_up``, ``piecewise_down``), whose step shape is a table
+    (docs/numerics.md §5.4). ``gamma_up``/``gamma_down`` default to the model's aihwkit value.
+    ``dw_min_std`` is cycle-to-cycle and becomes the run-time setting ``dw_std``.
     """
 
     model: str = "ConstantStep"
@@ -282,16 +346,56 @@ class DeviceModel:
     w_min: float = -0.6
     w_max_dtod: float = 0.3
     w_min_dtod: float = 0.3
-    gamma_up: float = 0.0
-    gamma_down: float = 0.0
+    gamma_up: float | None = None
+    gamma_down: float | None = None
     gamma_up_dtod: float = 0.05
     gamma_down_dtod: float = 0.05
+    # ExpStep (aihwkit ExpStepDevice)
+    A_up: float = 0.00081
+    A_down: float = 0.36833
+    a: float = 0.244
+    b: float = 0.2425
+    # PowStep (aihwkit PowStepDevice). aihwkit's pow_gamma_dtod default is 0.1; the chip holds one
+    # exponent per direction for the whole chip, so it is 0 here and nonzero values are refused
+    pow_gamma: float = 1.0
+    pow_gamma_dtod: float = 0.0
+    pow_up_down: float = 0.0
+    pow_up_down_dtod: float = 0.0
+    # PiecewiseStep (aihwkit PiecewiseStepDevice): node values over [w_min, w_max]
+    piecewise_up: tuple[float, ...] = (1.0,)
+    piecewise_down: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         if self.model not in DEVICE_MODELS:
             raise ValueError(
                 f"unknown device model {self.model!r}: expected one of {', '.join(DEVICE_MODELS)}"
             )
+        for name in ("gamma_up", "gamma_down"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, MODEL_DEFAULTS.get(self.model, {}).get(name, 0.0))
+        for name in ("piecewise_up", "piecewise_down"):
+            v = getattr(self, name)
+            if isinstance(v, str) or not hasattr(v, "__len__"):
+                raise ValueError(f"{name} must be a list of numbers, got {v!r}")
+            object.__setattr__(self, name, tuple(
+                _check_float(f"{name}[{k}]", x, 0.0, 255.0) for k, x in enumerate(v)))
+        if not 1 <= len(self.piecewise_up) <= SHAPE_NODES:
+            raise ValueError(f"piecewise_up must have 1 to {SHAPE_NODES} nodes, got "
+                             f"{len(self.piecewise_up)}")
+        if len(self.piecewise_down) != len(self.piecewise_up):
+            raise ValueError(f"piecewise_up and piecewise_down must have the same number of "
+                             f"nodes, got {len(self.piecewise_up)} and "
+                             f"{len(self.piecewise_down)}")
+        for name in ("A_up", "A_down", "a", "b"):
+            _check_float(name, getattr(self, name), -1e3, 1e3)
+        _check_float("pow_gamma", self.pow_gamma, 0.0, 100.0)
+        _check_float("pow_up_down", self.pow_up_down, -1.0, 1.0)
+        for name in ("pow_gamma_dtod", "pow_up_down_dtod"):
+            if _check_float(name, getattr(self, name), 0.0, 10.0) != 0.0:
+                raise ValueError(
+                    f"{name} must be 0: the chip holds one PowStep exponent per direction for the "
+                    f"whole chip (a step-shape table, docs/numerics.md §5.4), so it has no "
+                    f"device-to-device variation of the exponent; got {getattr(self, name)}")
         _check_float("dw_min", self.dw_min, 1e-9, 1.0)
         for name in ("dw_min_dtod", "up_down_dtod", "w_max_dtod", "w_min_dtod",
                      "gamma_up_dtod", "gamma_down_dtod"):
@@ -302,6 +406,11 @@ class DeviceModel:
         _check_float("w_min", self.w_min, -1e6, -1e-6)
         _check_float("gamma_up", self.gamma_up, -100.0, 100.0)
         _check_float("gamma_down", self.gamma_down, -100.0, 100.0)
+
+    @property
+    def is_table(self) -> bool:
+        """True if the step shape is a table (ExpStep, PowStep, PiecewiseStep)."""
+        return self.model in TABLE_MODELS
 
     @classmethod
     def soft_bounds(cls, **kw) -> DeviceModel:
@@ -372,6 +481,13 @@ class Settings:
     seed: int = 0
     #: active (n_in, n_out) per tile; operations use only this top-left window of the tile
     shapes: tuple[tuple[int, int], ...] = field(default=())
+    #: time and temperature (docs/numerics.md §11): drift exponent and its spread (NU_FRAC
+    #: codes), decay rate (1 / lifetime, RATE_FRAC) and its relative spread, kelvin
+    drift_nu: int = 0
+    drift_nu_dtod: int = 0
+    decay_rate: int = 0
+    decay_dtod: int = 0
+    temperature: int = T_REF
 
     @classmethod
     def default(cls, cfg: ChipConfig, out_bound: float = 12.0, out_noise: float = 0.06,
@@ -417,6 +533,10 @@ class Settings:
                 raise ValueError(f"shapes[{t}] must be (n_in, n_out), got {shp!r}")
             _check_int(f"shapes[{t}] n_in", shp[0], 1, cfg.rows)
             _check_int(f"shapes[{t}] n_out", shp[1], 1, cfg.cols)
+        for name in ("drift_nu", "drift_nu_dtod", "decay_dtod"):
+            _check_int(name, getattr(self, name), 0, 2**NU_BITS - 1)
+        _check_int("decay_rate", self.decay_rate, 0, 2**RATE_BITS - 1)
+        check_temperature(self.temperature)
         return self
 
     def replace(self, cfg: ChipConfig, **kw) -> Settings:
@@ -447,7 +567,24 @@ class Settings:
 #: the integer settings, in `Settings`' order (all but ``shapes``)
 _SCALARS = tuple(f.name for f in dataclasses.fields(Settings) if f.name != "shapes")
 
+#: the time and temperature settings (§11), apart from SET/GET's
+PHYSICS_NAMES = ("drift_nu", "drift_nu_dtod", "decay_rate", "decay_dtod", "temperature")
 #: the scalar run-time settings, in `Settings`' order (SET/GET carry them, then the seed and the
 #: shapes; the gateware holds them in one register each)
-SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in ("seed",
-                                                                                      "shapes"))
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings)
+                      if f.name not in ("seed", "shapes", *PHYSICS_NAMES))
+
+
+def has_time(cfg: ChipConfig) -> bool:
+    """True if a chip of ``cfg`` executes time and temperature (§11): its engine is one of
+    `TIME_ENGINES` and its config not one of `TIME_UNFIT`."""
+    return cfg.engine in TIME_ENGINES and cfg.name not in TIME_UNFIT
+
+
+def check_temperature(t: object) -> int:
+    """The chip temperature in kelvin, or a ValueError naming the range (§11.1)."""
+    if isinstance(t, bool) or not isinstance(t, int) or not T_MIN <= t <= T_MAX:
+        raise ValueError(f"temperature must be an integer number of kelvin in [{T_MIN}, "
+                         f"{T_MAX}], got {t!r}")
+    return t
+

@@ -19,9 +19,14 @@ between frames gets none.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+from ohmflow.emulator import config as C
 from ohmflow.emulator import protocol as P
+from ohmflow.emulator.config import PHYSICS_NAMES, SHAPE_ENGINES, SHAPE_MODES
 from ohmflow.emulator.fabrication import FIELD_KINDS, FIELDS, DeviceMap
+from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
 
 
@@ -40,8 +45,11 @@ class CommandExecutor:
         self._handlers = {
             "INFO": self._info, "RESET": self._reset, "SET": self._set, "GET": self._get,
             "PROGRAM": self._program, "READ": self._read, "LOAD_MAP": self._load_map,
-            "READ_MAP": self._read_map, "FORWARD": self._forward, "BACKWARD": self._backward,
-            "UPDATE": self._update, "PULSE": self._pulse, "COUNTERS": self._counters,
+            "READ_MAP": self._read_map, "LOAD_SHAPE": self._load_shape,
+            "READ_SHAPE": self._read_shape, "SET_PHYSICS": self._set_physics,
+            "GET_PHYSICS": self._get_physics, "ADVANCE": self._advance,
+            "FORWARD": self._forward, "BACKWARD": self._backward, "UPDATE": self._update,
+            "PULSE": self._pulse, "COUNTERS": self._counters,
         }
 
     @property
@@ -125,6 +133,8 @@ class CommandExecutor:
         if f["restart"] not in (0, 1):
             raise ValueError("restart must be 0 or 1")
         new = P.settings_from_fields(f, self.cfg)
+        # SET carries no time or temperature settings (numerics §11): they stay as they are
+        new = dataclasses.replace(new, **{n: getattr(self.twin.settings, n) for n in PHYSICS_NAMES})
         if f["restart"] or new.seed != self.twin.settings.seed:  # a new seed always restarts
             self.twin.nonce = 0
         self.twin.settings = new
@@ -166,6 +176,43 @@ class CommandExecutor:
         self._reply_fits("READ_MAP", k=f["k"])
         m: DeviceMap = self.twin.read_device_map(f["tile"])
         return {"k": f["k"], **{name: getattr(m, name).reshape(-1)[span] for name in FIELDS}}
+
+    def _load_shape(self, f: dict) -> dict:
+        if f["mode"] >= len(SHAPE_MODES):
+            raise ValueError(f"step-shape mode {f['mode']} is none of {SHAPE_MODES}")
+        up, down = (self._in_range(n, f[n], "node") for n in ("up", "down"))
+        shape = StepShape(SHAPE_MODES[f["mode"]], up, down).validate()
+        if shape.mode != "linear" and self.cfg.engine not in SHAPE_ENGINES:
+            raise ValueError(f"the {self.cfg.engine} engine holds the linear step shape only")
+        self.twin.load_step_shape(shape)
+        return {}
+
+    def _read_shape(self, f: dict) -> dict:
+        s = self.twin.read_step_shape()
+        return {"mode": s.code, "up": s.up, "down": s.down}
+
+    def _time_engine(self, name: str) -> None:
+        """Time and temperature run where config.has_time says (TIME_ENGINES, TIME_UNFIT)."""
+        if not C.has_time(self.cfg):
+            raise ValueError(f"{name}: config {self.cfg.name!r} ({self.cfg.engine} engine) has "
+                             f"no time and temperature (config.has_time)")
+
+    def _set_physics(self, f: dict) -> dict:
+        self._time_engine("SET_PHYSICS")
+        new = dataclasses.replace(self.twin.settings, **{n: f[n] for n in PHYSICS_NAMES})
+        self.twin.settings = new.validated(self.cfg)
+        self.twin.load_device_key(f["device_key"])
+        return {}
+
+    def _get_physics(self, f: dict) -> dict:
+        self._time_engine("GET_PHYSICS")
+        tw = self.twin
+        return {**P.physics_fields(tw.settings, tw.device_key), "time": tw.time,
+                "tiles": self.cfg.tiles, "ages": np.array(tw.ages, dtype=np.uint64)}
+
+    def _advance(self, f: dict) -> dict:
+        self._time_engine("ADVANCE")
+        return {"time": self.twin.advance(f["dt"])}
 
     def _read_op(self, f: dict, backward: bool) -> dict:
         n_in, n_out = self._window(f)

@@ -219,7 +219,8 @@ def fabricate(cfg: ChipConfig, model: DeviceModel, seed: int) -> DeviceMap:
     b_max = np.maximum(model.w_max * (1.0 + model.w_max_dtod * xi_max), 0.0)
     b_min = np.minimum(model.w_min * (1.0 + model.w_min_dtod * xi_min), 0.0)
     unit = 2.0**cfg.w_frac
-    if model.model == "ConstantStep":
+    if model.model == "ConstantStep" or model.is_table:
+        # table models: the step's shape is the chip's step-shape table (emulator/step_shape.py)
         gu = gd = np.zeros(shape)
     elif model.model == "LinearStep":
         # aihwkit, mean_bound_reference: gamma_ij = |gamma + dtod * xi| / mean bound

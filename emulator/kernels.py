@@ -9,13 +9,26 @@ counters, the kernels only compute.
 Integer typing: numba turns a mix of signed and unsigned 64-bit integers into floats, so the hash
 works on uint64 with uint64 constants only, and every value leaves it through an explicit int64
 conversion. Shifts of int64 are arithmetic (floor), as the contract's ``>>``.
+
+The constants imported from `ohmflow.emulator.config` are compiled into the cached kernels, and
+numba's cache is keyed on this file only: after changing one of them, delete this module's
+``__pycache__/kernels.*.nb*`` files.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from ohmflow.emulator.config import C2C_FRAC, C2C_SHIFT, NOISE_FRAC, SLOPE_FRAC, SQRT_FRAC
+from ohmflow.emulator.config import (
+    C2C_FRAC,
+    C2C_SHIFT,
+    NOISE_FRAC,
+    SHAPE_FRAC,
+    SHAPE_POS_FRAC,
+    SHAPE_SEGS,
+    SLOPE_FRAC,
+    SQRT_FRAC,
+)
 from ohmflow.emulator.prng import M1, M2, MASK32
 
 _M1 = np.uint64(M1)
@@ -154,10 +167,32 @@ def _train(codes, n, key, bl, out):
 
 
 @njit(cache=True, inline="always")
-def _respond(w, n, up, s_up, s_dn, k_up, k_dn, lo, hi, word, dw_std, sqrt):
-    """A device's state after n same-direction pulses from state w (§5.4)."""
+def _shape_base(s, w, lo, hi, up, mode, table, rinv, w_bits):
+    """rnd(s g, SHAPE_FRAC): the device's scale times its interpolated shape node (§5.4)."""
+    if mode == 1:  # bottom: x = (w - wmin) / range
+        pos = ((w - lo) * rinv) >> w_bits
+    else:  # centered: x = (w + range) / (2 range)
+        pos = ((w - (lo - hi)) * rinv) >> (w_bits + 1)
+    idx = min(pos >> SHAPE_POS_FRAC, SHAPE_SEGS - 1)
+    f = pos - (idx << SHAPE_POS_FRAC)
+    d = 0 if up else 1
+    g = (table[d, idx] * ((np.int64(1) << SHAPE_POS_FRAC) - f) + table[d, idx + 1] * f
+         + (np.int64(1) << (SHAPE_POS_FRAC - 1))) >> SHAPE_POS_FRAC
+    return (s * g + (np.int64(1) << (SHAPE_FRAC - 1))) >> SHAPE_FRAC
+
+
+@njit(cache=True, inline="always")
+def _respond(w, n, up, s_up, s_dn, k_up, k_dn, lo, hi, word, dw_std, sqrt, mode, table, rinv,
+             w_bits):
+    """A device's state after n same-direction pulses from state w (§5.4).
+
+    ``mode`` is the step-shape mode's code (0: linear, no table), ``table`` the (2, nodes) shape
+    table and ``rinv`` the device's range reciprocal.
+    """
     s = s_up if up else s_dn
     k = k_up if up else k_dn
+    if mode != 0:
+        s = _shape_base(s, w, lo, hi, up, mode, table, rinv, w_bits)
     step = s + ((k * w + (np.int64(1) << (SLOPE_FRAC - 1))) >> SLOPE_FRAC)
     if step < 0:
         step = 0
@@ -174,10 +209,11 @@ def _respond(w, n, up, s_up, s_dn, k_up, k_dn, lo, hi, word, dw_std, sqrt):
 
 @njit(cache=True)
 def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt,
-           su, sd, ku, kd, wmax, wmin, counts, want_counts):
+           su, sd, ku, kd, wmax, wmin, mode, table, rinv, w_bits, counts, want_counts):
     """Stochastic pulse update of a batch (§5.2–§5.4), sample after sample; returns the pulses.
 
-    ``w`` and the map arrays (`fabrication.FIELDS` order) are a tile's (cols, rows); x (B, n_in)
+    ``w``, the map arrays (`fabrication.FIELDS` order) and ``rinv`` are a tile's (cols, rows);
+    ``mode``, ``table`` the chip's step shape (`_respond`); x (B, n_in)
     and d (B, n_out) the signed probability codes; sample b uses nonce ``nonce0 + b``. With
     ``want_counts`` the coincidence counts go to ``counts`` (B, n_out, n_in), which must be zero.
     Returns -1 (nothing changed) if a code lies outside ±``p_max``.
@@ -215,13 +251,14 @@ def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_st
                     counts[b, j, i] = n
                 word = _hash(c2c ^ np.uint64(j * rows + i))
                 w[j, i] = _respond(w[j, i], n, d_neg != (x[b, i] < 0), su[j, i], sd[j, i],
-                                   ku[j, i], kd[j, i], wmin[j, i], wmax[j, i], word, dw_std, sqrt)
+                                   ku[j, i], kd[j, i], wmin[j, i], wmax[j, i], word, dw_std, sqrt,
+                                   mode, table, rinv[j, i], w_bits)
     return pulses
 
 
 @njit(cache=True)
 def pulse_line(w, along_row, index, counts, bound, c2c_base, nonce, rows, dw_std, sqrt, su, sd,
-               ku, kd, wmax, wmin):
+               ku, kd, wmax, wmin, mode, table, rinv, w_bits):
     """Deterministic pulses (§5.5) on one line, one nonce: |counts[k]| pulses, up if > 0.
 
     ``along_row``: devices (k, index) (a row of inputs: one device per output k); otherwise
@@ -241,14 +278,15 @@ def pulse_line(w, along_row, index, counts, bound, c2c_base, nonce, rows, dw_std
             i = index if along_row else k
             word = _hash(c2c ^ np.uint64(j * rows + i))
             w[j, i] = _respond(w[j, i], n, c > 0, su[j, i], sd[j, i], ku[j, i], kd[j, i],
-                               wmin[j, i], wmax[j, i], word, dw_std, sqrt)
+                               wmin[j, i], wmax[j, i], word, dw_std, sqrt, mode, table,
+                               rinv[j, i], w_bits)
             total += n
     return total
 
 
 @njit(cache=True)
 def pulse_lines(w, tiles, along_row, indices, counts, starts, bound, c2c_base, nonce0, rows,
-                dw_std, sqrt, su, sd, ku, kd, wmax, wmin, sent):
+                dw_std, sqrt, su, sd, ku, kd, wmax, wmin, sent, mode, table, rinv, w_bits):
     """K deterministic line pulses (§5.5) in order, op k with nonce ``nonce0 + k``: as K calls of
     `pulse_line` on ``w[tiles[k]]`` (all tiles' states and maps: (tiles, cols, rows)).
 
@@ -274,7 +312,7 @@ def pulse_lines(w, tiles, along_row, indices, counts, starts, bound, c2c_base, n
                 word = _hash(c2c ^ np.uint64(j * rows + i))
                 w[t, j, i] = _respond(w[t, j, i], n, c > 0, su[t, j, i], sd[t, j, i],
                                       ku[t, j, i], kd[t, j, i], wmin[t, j, i], wmax[t, j, i],
-                                      word, dw_std, sqrt)
+                                      word, dw_std, sqrt, mode, table, rinv[t, j, i], w_bits)
                 op += n
         sent[k] = op
         total += op

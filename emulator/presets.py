@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from ohmflow.emulator.config import SLOPE_FRAC, ChipConfig, DeviceModel
+from ohmflow.emulator.step_shape import step_shape
 
 #: aihwkit's ``PresetIOParameters`` and ``PresetUpdateParameters`` (presets/utils.py)
 PRESET_OUT_BOUND = 20.0
@@ -120,23 +121,6 @@ def linear_step_fit(p: dict, points: int = 2001) -> LinearFit:
     )
 
 
-def _reram_es_refusal() -> str:
-    f = linear_step_fit(RERAM_ES)
-    m = f.model
-    flags = (f"--device-model LinearStep --dw-min {m.dw_min:.6g} --up-down {m.up_down:.6g} "
-             f"--gamma-up {m.gamma_up:.4g} --gamma-down {m.gamma_down:.4g} --gamma-up-dtod 0 "
-             f"--gamma-down-dtod 0 --dw-min-dtod 0.2 --up-down-dtod 0.05 --w-max 1 --w-min -1 "
-             f"--dw-min-std 5 --out-bound 20 --out-noise 0.1")
-    return (
-        "ReRamESPreset is aihwkit's ExpStepDevice (exponential step curve), which the chip "
-        "cannot model yet (issue #16, item 1: ExpStep, PowStep and PiecewiseStep devices). Its "
-        "closest model on the chip, LinearStep fitted by least squares, misses the step curve by "
-        f"{f.rms_rel[0]:.0%} RMS (up) and {f.rms_rel[1]:.0%} RMS (down), {f.max_rel[1]:.0%} at "
-        f"worst, and moves the symmetry point from {f.symmetry[0]:+.3f} to {f.symmetry[1]:+.3f}: "
-        "too far to carry the preset's name. Use ReRamSBPreset (aihwkit's SoftBounds fit of the "
-        "same device) or, knowingly, that linear approximation: " + flags)
-
-
 # ----- the table -----
 _WRITE_NOISE = ("write_noise_std {v} (the read sees the weight plus a Gaussian of std {v} dw_min "
                 "= {a:.3g}, redrawn whenever the device is written) is not modelled: the chip has "
@@ -151,8 +135,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset(
         name="ReRamESPreset", aihwkit_device="ReRamESPresetDevice", aihwkit_model="ExpStepDevice",
         source="Gong et al., Nat. Commun. 2018",
-        device=linear_step_fit(RERAM_ES).model,  # the linear approximation the refusal names
-        refused=_reram_es_refusal()),
+        device=_device("ExpStep", **{k: v for k, v in RERAM_ES.items()
+                                     if k != "write_noise_std"}),
+        approximations=(
+            "the step shape is the chip's 129-node table of aihwkit's exponential curve, within "
+            "0.4 % of a step over the nominal range (docs/numerics.md §5.4.1)",
+            _WRITE_NOISE.format(v=75, a=75 * 0.00135),
+            "ExpStep devices run on the twin backend only (the gateware and firmware engines "
+            "have no step-shape tables yet)",
+        )),
     Preset(
         name="ReRamSBPreset", aihwkit_device="ReRamSBPresetDevice",
         aihwkit_model="SoftBoundsReferenceDevice", source="Gong et al., Nat. Commun. 2018",
@@ -179,9 +170,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "on the chip; with gamma 0.05 the step, and so the chip's noise, stays within 5 % "
             "of its value at w = 0 over the whole range",
             "leakage (lifetime 1e6 mini-batches, lifetime_dtod 0.3: w decays toward the reset "
-            "value 0 by 1/lifetime per mini-batch) is not modelled: the chip has no time yet "
-            "(issue #16, item 4); over a 30-epoch digits run (1,350 mini-batches) it would "
-            "shrink the weights by 0.14 % on average",
+            "value 0 by 1/lifetime per mini-batch) is not set by the preset: on the twin "
+            "backend add --lifetime 1000 --lifetime-dtod 0.3 (1e6 batches of the default "
+            "--batch-time 1 ms; the chip spreads the rate, aihwkit the lifetime, equal to first "
+            "order; docs/numerics.md §11); over a 30-epoch digits run (1,350 mini-batches) it "
+            "shrinks the weights by 0.14 % on average",
         )),
     Preset(
         name="EcRamPreset", aihwkit_device="EcRamPresetDevice", aihwkit_model="LinearStepDevice",
@@ -294,6 +287,8 @@ def representation_notes(cfg: ChipConfig, model: DeviceModel) -> list[str]:
             notes.append(f"{over:.2%} of devices are expected to have {name} beyond the state "
                          f"format ({name}_dtod {dtod:.3g}; |w| <= {w_top:.6g} on config "
                          f"{cfg.name!r}); their bounds are clipped to it")
+    if model.is_table:
+        step_shape(model)  # raises if a node of the shape is beyond the table's format
     if model.model == "LinearStep":
         for d, g, b in (("up", model.gamma_up, model.w_max), ("down", model.gamma_down,
                                                                -model.w_min)):
@@ -329,6 +324,8 @@ def _toml_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return repr(float(v))
 
 

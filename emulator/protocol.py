@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import COUNTERS, ENGINES, SETTING_NAMES, ChipConfig, Settings
+from ohmflow.emulator.config import (
+    COUNTERS,
+    ENGINES,
+    PHYSICS_NAMES,
+    SETTING_NAMES,
+    SHAPE_MODES,
+    SHAPE_NODES,
+    ChipConfig,
+    Settings,
+)
 from ohmflow.emulator.fabrication import FIELD_KINDS
 
 #: version of the device contract (numerics + protocol); INFO reports it, hosts refuse others
@@ -93,6 +102,16 @@ _SHAPES = (F("tiles", "u16", doc="must equal the config's tiles"),
 _MAP = tuple(F(f, k, "k") for f, k in FIELD_KINDS.items())
 _RANGE = (F("tile", "u8"), F("k0", "u32", doc="first device, flat index"),
           F("k", "u16", doc="number of devices"))
+_SHAPE = (F("mode", "u8", doc="step-shape mode, index in " + ", ".join(SHAPE_MODES)),
+          F("up", "node", str(SHAPE_NODES), "T_up, node k at x = k / (nodes - 1)"),
+          F("down", "node", str(SHAPE_NODES), "T_down, the same positions"))
+_PHYSICS = (F("drift_nu", "u16", doc="mean drift exponent, NU_FRAC code"),
+            F("drift_nu_dtod", "u16", doc="device-to-device spread of the exponent"),
+            F("decay_rate", "u64", doc="1 / lifetime, RATE_FRAC code, below 2**RATE_BITS"),
+            F("decay_dtod", "u16", doc="relative device-to-device spread of the rate"),
+            F("temperature", "u16", doc="kelvin, T_MIN ... T_MAX"),
+            F("device_key", "u32", doc="the chip's key of per-device drift and decay"))
+assert tuple(f.name for f in _PHYSICS) == (*PHYSICS_NAMES, "device_key"), "SET_PHYSICS's fields"
 _READ = (F("b", "u16", doc="vectors"), F("m", "u16", doc="outputs per vector"),
          F("y", "adc", "b*m"), F("sat", "sat", "b", "saturated outputs per vector"))
 
@@ -133,6 +152,7 @@ TABLE = Table(
         Kind("step", "0", "step_max", "per-device step code"),
         Kind("slope", "-slope_max", "slope_max", "per-device slope code"),
         Kind("sat", "0", "max(rows, cols)", "saturation count"),
+        Kind("node", "0", "node_max", "step-shape table node (G, SHAPE_FRAC fractional bits)"),
     ),
     commands=(
         Command(0x01, "INFO", True, (), (
@@ -156,6 +176,17 @@ TABLE = Table(
                 "Settings.validated; restart in {0, 1}; tiles equal to the config's."),
         Command(0x04, "GET", True, (), (*_SETTINGS, F("nonce", "u32"), *_SHAPES),
                 "The run-time settings and the PRNG nonce."),
+        Command(0x05, "SET_PHYSICS", True, _PHYSICS, (),
+                "Replace the time and temperature settings and the device key "
+                "(docs/numerics.md §11.1); SET leaves them, RESET restores the settings' "
+                "defaults and keeps the key. Checks: each field as Settings.validated; an "
+                "engine without time and temperature (config.TIME_ENGINES) refuses it."),
+        Command(0x06, "GET_PHYSICS", True, (), (
+            *_PHYSICS, F("time", "u64", doc="chip time, ms"),
+            F("tiles", "u16", doc="the config's tiles"),
+            F("ages", "u64", "tiles", "each tile's drift age, ms at T0")),
+                "The time and temperature settings, the device key, the chip time and the "
+                "tiles' drift ages. Checks: an engine without time and temperature refuses it."),
         Command(0x10, "PROGRAM", True, (*_RANGE, F("w", "w", "k")), (),
                 "Write device states of the tile's active window (n_out, n_in), flat index "
                 "j*n_in + i, each clipped to its device's bounds. Checks: tile < tiles; "
@@ -169,6 +200,19 @@ TABLE = Table(
                 "tile < tiles; k0 + k <= rows*cols; ranges; wmin <= 0 <= wmax; wmin < wmax."),
         Command(0x13, "READ_MAP", True, _RANGE, (F("k", "u16"), *_MAP),
                 "Read per-device parameters (flat index j*rows + i). Checks as LOAD_MAP."),
+        Command(0x14, "LOAD_SHAPE", True, _SHAPE, (),
+                "Replace the chip's step-shape tables (docs/numerics.md §5.4.1); states and the "
+                "device map stay. Checks: mode in range; nodes in range; the linear mode has "
+                "every node at 1.0; an engine without table interpolation (docs/boards.md) "
+                "takes the linear mode only."),
+        Command(0x15, "READ_SHAPE", True, (), _SHAPE,
+                "The chip's step-shape tables (the linear shape after power-up; RESET keeps "
+                "them)."),
+        Command(0x16, "ADVANCE", False, (F("dt", "u32", doc="ms"),),
+                (F("time", "u64", doc="the new chip time, ms"),),
+                "Let dt ms pass at the set temperature: every device of every tile drifts and "
+                "decays (docs/numerics.md §11.3). Checks: time and every age stay below 2**64; "
+                "an engine without time and temperature (config.TIME_ENGINES) refuses it."),
         Command(0x20, "FORWARD", False, (F("tile", "u8"), F("b", "u16"), F("n", "u16"),
                                          F("x", "dac", "b*n")), _READ,
                 "y = ADC(W . DAC(x) + noise) for b vectors. Checks: tile < tiles; b >= 1; "
@@ -194,6 +238,9 @@ TABLE = Table(
     ),
 )
 
+#: the commands of time and temperature (docs/numerics.md §11): engines outside
+#: config.TIME_ENGINES answer them BAD_ARGUMENT
+TIME_COMMANDS = ("SET_PHYSICS", "GET_PHYSICS", "ADVANCE")
 HEADER_SIZE = len(TABLE.sync) + 4
 CRC_SIZE = 4
 OVERHEAD = HEADER_SIZE + CRC_SIZE
@@ -476,6 +523,11 @@ def settings_from_fields(v: dict, cfg: ChipConfig) -> Settings:
     shp = v["shapes"].reshape(-1, 2)
     shapes = tuple((int(a), int(b)) for a, b in shp)
     return Settings(**{f.name: v[f.name] for f in _SETTINGS}, shapes=shapes).validated(cfg)
+
+
+def physics_fields(s: Settings, device_key: int) -> dict:
+    """SET_PHYSICS's fields: the time and temperature settings and the device key."""
+    return {**{n: getattr(s, n) for n in PHYSICS_NAMES}, "device_key": device_key}
 
 
 def info_fields(cfg: ChipConfig) -> dict:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ohmflow.emulator import kernels, prng
+from ohmflow.emulator import kernels, physics, prng
 from ohmflow.emulator.config import (
     COUNTERS,
+    DT_BITS,
+    SHAPE_MODES,
     SQRT_FRAC,
+    T_REF,
     ChipConfig,
     Settings,
 )
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, nominal
+from ohmflow.emulator.step_shape import StepShape, linear_shape, range_reciprocal
 
 
 def rnd_shift(x: np.ndarray, s: int) -> np.ndarray:
@@ -76,15 +80,17 @@ class Twin:
     """The chip in software: same config, same settings, same integer results as the gateware."""
 
     def __init__(self, cfg: ChipConfig, settings: Settings | None = None,
-                 device_map: DeviceMap | None = None):
-        if cfg.acc_bits + 16 > 62:
+                 device_map: DeviceMap | None = None, step_shape: StepShape | None = None):
+        if cfg.acc_bits + 17 > 62:  # the gain with its factor of temperature (§11.4) < 2**17
             raise ValueError(f"config accumulator ({cfg.acc_bits} bits) too wide for the twin")
         self.cfg = cfg
         self._sqrt = sqrt_table(cfg.bl_max)
         self._map_cache: dict = {}
         self._settings_cache: dict = {}
         self._interned: dict = {}
+        self.device_key = 0  #: the chip's key of per-device drift and decay (§11.2)
         self.device_map = (device_map or nominal(cfg)).copy().validate(cfg)
+        self.load_step_shape(step_shape or linear_shape())
         self.weights = np.zeros((cfg.tiles, cfg.cols, cfg.rows), dtype=np.int64)
         self.reset(settings)
 
@@ -94,6 +100,8 @@ class Twin:
         self.settings = (settings or Settings.default(self.cfg)).validated(self.cfg)
         self.weights[...] = 0
         self.nonce = 0
+        self.time = 0  #: chip time in ms (§11)
+        self.ages = [0] * self.cfg.tiles  #: per-tile drift age in ms at T0
         self.counters = [dict.fromkeys(COUNTERS, 0) for _ in range(self.cfg.tiles)]
 
     def set(self, **kw) -> Settings:
@@ -149,6 +157,7 @@ class Twin:
         self.weights[tile, :n_out, :n_in] = np.clip(
             w, dm.wmin[tile, :n_out, :n_in], dm.wmax[tile, :n_out, :n_in]
         )
+        self.ages[tile] = 0  # the tile was programmed now: its drift age restarts (§11.3)
 
     def read(self, tile: int) -> np.ndarray:
         """States of the active window, shape (n_out, n_in)."""
@@ -175,6 +184,20 @@ class Twin:
         self._map_cache.clear()
         self.weights[sl] = np.clip(self.weights[sl], dm.wmin[sl], dm.wmax[sl])
 
+    def load_step_shape(self, shape: StepShape) -> None:
+        """Replace the chip's step-shape tables (numerics §5.4); states and the map are kept."""
+        if not isinstance(shape, StepShape):
+            raise ValueError(f"a step shape must be a StepShape, got {type(shape).__name__}")
+        shape.validate()
+        self.step_shape = StepShape(shape.mode, shape.up.astype(np.int64),
+                                    shape.down.astype(np.int64))
+        self._shape_args = (shape.code, self.step_shape.table())
+        self._shape_at: dict = {}
+
+    def read_step_shape(self) -> StepShape:
+        s = self.step_shape
+        return StepShape(s.mode, s.up.copy(), s.down.copy())
+
     def read_device_map(self, tile: int | None = None) -> DeviceMap:
         if tile is None:
             return self.device_map.copy()
@@ -197,6 +220,8 @@ class Twin:
         gain, shift, sigma, domain = ((s.bwd_gain, s.bwd_shift, s.bwd_sigma, prng.DOMAIN_BWD)
                                       if transpose else
                                       (s.fwd_gain, s.fwd_shift, s.fwd_sigma, prng.DOMAIN_FWD))
+        gain = physics.scaled_gain(gain, s.temperature)
+        sigma = physics.scaled_sigma(sigma, s.temperature)
         return (self.weights[tile], transpose, n_in, n_out, self.cfg.in_max,
                 2 ** (s.in_bits - 1) - 1, gain, shift, sigma, 2 ** (s.out_bits - 1) - 1,
                 prng.domain_base(s.seed, domain), self.nonce)
@@ -261,6 +286,75 @@ class Twin:
             self._map_cache["chip"] = hit
         return hit
 
+    def _rinv(self) -> np.ndarray:
+        """Every device's range reciprocal (tiles, cols, rows), derived from the map (§5.4)."""
+        hit = self._map_cache.get("rinv")
+        if hit is None:
+            dm = self.device_map
+            hit = np.ascontiguousarray(range_reciprocal(self.cfg, dm.wmax, dm.wmin))
+            self._map_cache["rinv"] = hit
+        return hit
+
+    def _shape(self, tile: int | None) -> tuple:
+        """The kernels' step-shape arguments: mode code, table, rinv (of a tile, or the chip)."""
+        rinv = self._rinv() if tile is None else self._rinv()[tile]
+        return (*self._shape_args_at(self.settings.temperature), rinv, self.cfg.w_bits)
+
+    def _shape_args_at(self, temperature: int) -> tuple:
+        """Mode code and table with the step factor of T (§11.4): the nodes scaled, and the
+        linear mode as the `bottom` mode with every node CS[T]; as loaded at T0."""
+        if temperature == T_REF:
+            return self._shape_args
+        hit = self._shape_at.get(temperature)
+        if hit is None:
+            code, table = self._shape_args
+            if SHAPE_MODES[code] == "linear":
+                code = SHAPE_MODES.index("bottom")
+            hit = (code, np.ascontiguousarray(physics.scaled_nodes(table, temperature)))
+            self._shape_at[temperature] = hit
+        return hit
+
+    # ----- time (§11) -----
+    def load_device_key(self, key: int) -> None:
+        """Set the chip's device key (per-device drift exponents and decay rates, §11.2); like
+        the map, RESET keeps it."""
+        self.device_key = physics.check_device_key(key)
+
+    def device_nu(self, tile: int) -> np.ndarray:
+        """Every device's drift exponent code nu_d of a tile (cols, rows) under the settings."""
+        self._tile(tile)
+        return physics.device_nu(self.cfg, self.device_key, tile, self.settings)
+
+    def device_rate(self, tile: int) -> np.ndarray:
+        """Every device's decay rate code rt_d of a tile (cols, rows), Python ints."""
+        self._tile(tile)
+        return physics.device_rate(self.cfg, self.device_key, tile, self.settings)
+
+    def advance(self, dt: int) -> int:
+        """ADVANCE: time passes by ``dt`` ms at the set temperature; every device of every
+        tile drifts and decays (§11.3). Returns the new chip time in ms."""
+        if isinstance(dt, bool) or not isinstance(dt, int | np.integer) or not (
+                0 <= dt < 2**DT_BITS):
+            raise ValueError(f"ADVANCE's step must be an integer number of ms in [0, "
+                             f"2**{DT_BITS} - 1], got {dt!r}")
+        dt, s = int(dt), self.settings
+        time = physics.check_time(self.time + dt, "chip time")
+        step = physics.age_step(dt, s.temperature)
+        ages = [physics.check_time(a + step, f"tile {t}'s drift age")
+                for t, a in enumerate(self.ages)]
+        for t in range(self.cfg.tiles):
+            dl = physics.drift_log(self.ages[t], ages[t])
+            drift = dl > 0 and s.drift_nu + s.drift_nu_dtod > 0
+            decay = dt > 0 and s.decay_rate > 0
+            if not (drift or decay):
+                continue
+            nu = self.device_nu(t) if drift else np.zeros((self.cfg.cols, self.cfg.rows),
+                                                           dtype=np.int64)
+            rate = self.device_rate(t) if decay else None
+            self.weights[t] = physics.advance_tile(self.weights[t], nu, rate, dl, dt)
+        self.time, self.ages = time, ages
+        return self.time
+
     def update(self, tile: int, x, d, *, counts: bool = True) -> np.ndarray | None:
         """Stochastic pulse update with signed probability codes x (B, n_in), d (B, n_out).
 
@@ -294,7 +388,7 @@ class Twin:
                 prng.domain_base(s.seed, prng.DOMAIN_ROW),
                 prng.domain_base(s.seed, prng.DOMAIN_COL),
                 prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce, self.cfg.rows, s.dw_std,
-                self._sqrt, *self._tile_map(tile))
+                self._sqrt, *self._tile_map(tile), *self._shape(tile))
 
     def count_update(self, tile: int, samples: int, pulses: int) -> None:
         """Take the nonces and count an update of ``samples`` that `update_args` set up."""
@@ -329,7 +423,8 @@ class Twin:
         s = self.settings
         pulses = kernels.pulse_line(self.weights[tile], axis == "row", index, c[0], bl,
                                     prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce,
-                                    self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile))
+                                    self.cfg.rows, s.dw_std, self._sqrt, *self._tile_map(tile),
+                                    *self._shape(tile))
         if pulses < 0:
             raise _range_error("pulse counts", c, -bl, bl)
         self._take_nonces(1)
@@ -373,7 +468,8 @@ class Twin:
         total = kernels.pulse_lines(self.weights, tiles_a, row,
                                     np.asarray(indices, dtype=np.int64), flat, starts, bl,
                                     prng.domain_base(s.seed, prng.DOMAIN_C2C), self.nonce,
-                                    self.cfg.rows, s.dw_std, self._sqrt, *self._chip_map(), sent)
+                                    self.cfg.rows, s.dw_std, self._sqrt, *self._chip_map(), sent,
+                                    *self._shape(None))
         if total < 0:
             raise _range_error("pulse counts", flat, -bl, bl)
         self._take_nonces(len(tiles))

@@ -71,6 +71,8 @@ class AnalogTile:
         self.up = update or UpdateParams()
         self.unit = 2.0**cfg.w_frac
         self.link_state = {} if link_state is None else link_state
+        #: a factor on forward outputs: global drift compensation's (`ohmflow.host.drift`)
+        self.out_scale = 1.0
         #: a twin that reads and updates in one compiled call with the periphery
         #: (`TwinDevice.managed_read`, `TwinDevice.managed_update`)
         self._fused = isinstance(device, TwinDevice) and device.fused
@@ -145,7 +147,7 @@ class AnalogTile:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = W x for a batch x (B, n_in): one device forward call (more if BM re-reads)."""
-        return self._read(x, False, self.fwd_lsb)
+        return self._read(x, False, self.fwd_lsb * self.out_scale)
 
     def backward(self, d: np.ndarray) -> np.ndarray:
         """dx = W^T d for a batch d (B, n_out), read through the transposed array."""

@@ -30,7 +30,7 @@ import statistics
 import time
 
 import numpy as np
-from ohmflow.emulator.config import DEVICE_MODELS, DeviceModel, get_config
+from ohmflow.emulator.config import SLOPE_MODELS, DeviceModel, get_config
 from ohmflow.host import datasets
 from ohmflow.host.benchdoc import write_section
 from ohmflow.host.chips import Chips
@@ -275,7 +275,7 @@ class ModelFigures:
         return lo, hi, f"{src}recorded {date}"
 
 
-def measure(models=DEVICE_MODELS, repeats: int = 5, with_aihwkit: bool | None = None,
+def measure(models=SLOPE_MODELS, repeats: int = 5, with_aihwkit: bool | None = None,
             chip: bool = True, hidden: tuple[int, ...] = SMALL) -> list[ModelFigures]:
     """Figures of every model on the 64-<hidden>-10 network; twin and aihwkit epochs alternate
     within each model. ``chip`` adds the replayed chip operations and the twin/host split (one
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
                 ai, ratio = "not recorded (aihwkit not installed)", "–"
             large_rows.append(f"| {f.model} | {_fmt(f.step)} | {_fmt(f.step_cpu)} | {ai} | "
                               f"{ratio} |")
-        chips = train_config(DEVICE_MODELS[0], 1, LARGE).chips
+        chips = train_config(SLOPE_MODELS[0], 1, LARGE).chips
         body = (
             "The 64-32-10 digits MLP on two tiles, batch 32, lr 0.1, BL ≤ 31, aihwkit's default "
             f"devices of each model, {args.repeats} repeats of one epoch ({n} samples) after a "

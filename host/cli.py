@@ -186,7 +186,21 @@ def _explicit_flags(args) -> set[str]:
 #: device-model options: CLI flag -> DeviceModel field (aihwkit names)
 MODEL_PARAMS = ("dw_min", "dw_min_dtod", "dw_min_std", "up_down", "up_down_dtod", "w_max",
                 "w_min", "w_max_dtod", "w_min_dtod", "gamma_up", "gamma_down", "gamma_up_dtod",
-                "gamma_down_dtod")
+                "gamma_down_dtod", "A_up", "A_down", "a", "b", "pow_gamma", "pow_gamma_dtod",
+                "pow_up_down", "pow_up_down_dtod")
+#: list-valued device parameters (PiecewiseStep's nodes), comma- or space-separated
+MODEL_LISTS = ("piecewise_up", "piecewise_down")
+#: the TrainConfig fields of the time and temperature options (docs/numerics.md §11)
+TIME_FLAGS = ("temperature", "drift_nu_mean", "drift_nu_dtod", "lifetime", "lifetime_dtod",
+              "batch_time")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got "
+                                         f"{text!r}") from None
 
 
 def _widths(text: str) -> list[int]:
@@ -213,8 +227,8 @@ def add_device_source_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--device-preset", metavar="NAME",
                      help=f"one of aihwkit's device presets: {usable}; sets the device and "
                      "aihwkit's preset periphery (out_bound 20, out_noise 0.1, desired_bl 31) "
-                     "unless --out-bound/--out-noise/--desired-bl are given (ReRamESPreset "
-                     "waits for an ExpStep device model and is refused)")
+                     "unless --out-bound/--out-noise/--desired-bl are given (ReRamESPreset is "
+                     "aihwkit's ExpStep device: not on the tile engine)")
     src.add_argument("--device-config", metavar="FILE",
                      help="a device config TOML, as written by ohmflow fit-device")
 
@@ -295,15 +309,39 @@ class Train:
                        "zero mean and unit variance with the training split's statistics)")
         add_device_source_arguments(p)
         g = p.add_argument_group("device model (aihwkit names; defaults: aihwkit's)")
-        g.add_argument("--device-model", help="ConstantStep (default), LinearStep or SoftBounds")
+        g.add_argument("--device-model", help="ConstantStep (default), LinearStep, SoftBounds, "
+                       "ExpStep, PowStep or PiecewiseStep (the last three: the twin and the rv32 "
+                       "engine, not the tile engine)")
         for name in MODEL_PARAMS:
-            g.add_argument("--" + name.replace("_", "-"), type=float, metavar="X")
+            flag = {"a": "exp-a", "b": "exp-b"}.get(name, name.replace("_", "-"))
+            g.add_argument("--" + flag, dest=name, type=float, metavar="X",
+                           help={"a": "ExpStep's a", "b": "ExpStep's b"}.get(name))
+        for name in MODEL_LISTS:
+            g.add_argument("--" + name.replace("_", "-"), type=_floats, metavar="X,X,...",
+                           help="PiecewiseStep's node values")
         g.add_argument("--out-bound", type=float, help="ADC full scale (default 12)")
         g.add_argument("--out-noise", type=float, help="read noise, as aihwkit (default 0.06)")
         g.add_argument("--desired-bl", type=int, help="maximum pulse slots (default 31)")
         g.add_argument("--max-bm-rounds", type=int,
                        help="bound management: halvings of a saturated input (0: off; default 4)")
         Train.add_algorithm_arguments(p)
+        g = p.add_argument_group("time and temperature (docs/numerics.md §11; the twin backend)")
+        g.add_argument("--temperature", type=int, metavar="K",
+                       help="chip temperature in kelvin, 200 ... 450 (default 300: the reference, "
+                       "no effect)")
+        g.add_argument("--drift-nu", dest="drift_nu_mean", type=float, metavar="NU",
+                       help="mean drift exponent: w(t) = w(t0) (t/t0)^-nu, t0 = 20 s after "
+                       "programming (aihwkit's PCM: 0.05 ... 0.1; default 0: no drift)")
+        g.add_argument("--drift-nu-dtod", type=float, metavar="SIGMA",
+                       help="device-to-device standard deviation of nu (default 0)")
+        g.add_argument("--lifetime", type=float, metavar="SECONDS",
+                       help="decay toward 0 with this lifetime (capacitor-like devices; default "
+                       "0: no decay)")
+        g.add_argument("--lifetime-dtod", type=float, metavar="SIGMA",
+                       help="relative device-to-device spread of the decay rate (default 0)")
+        g.add_argument("--batch-time", type=float, metavar="SECONDS",
+                       help="simulated time of one batch, advanced after each when drift or "
+                       "decay is on (default 0.001)")
         g = p.add_argument_group("training")
         g.add_argument("--epochs", type=int, help="epochs in all (default 30)")
         g.add_argument("--lr", type=float, help="learning rate (default 0.1)")
@@ -332,7 +370,7 @@ class Train:
     def validate(args):
         """Check every option before a run folder is written; raises one ValueError naming the
         option and what would work. Returns the new run's TrainConfig (None for --resume)."""
-        from ohmflow.emulator.config import get_config
+        from ohmflow.emulator.config import SHAPE_ENGINES, get_config, has_time
         from ohmflow.host import projection
         from ohmflow.host.chips import backends_of
 
@@ -360,6 +398,21 @@ class Train:
             raise ValueError(f"--chips must be a positive integer, got {args.chips}")
         backends_of(args.backend, args.chips)
         cfg = Train.config_from_args(args)
+        chip = get_config(cfg.config)
+        if (cfg.model.is_table and chip.engine not in SHAPE_ENGINES
+                and any(b.strip() != "twin" for b in args.backend.split(","))):
+            raise ValueError(
+                f"the {cfg.model.model} device model needs the chip's step-shape tables, which "
+                f"the {chip.engine} engine of config {chip.name!r} does not hold (docs/boards.md):"
+                f" use --backend twin, a config of the {' or '.join(SHAPE_ENGINES)} engine "
+                f"(--config icebreaker), or a ConstantStep, LinearStep or SoftBounds device")
+        physics = [n for n in TIME_FLAGS if getattr(args, n) is not None]
+        if (physics and not has_time(chip)
+                and any(b.strip() != "twin" for b in args.backend.split(","))):
+            flags = ", ".join("--" + n.replace("_mean", "").replace("_", "-") for n in physics)
+            raise ValueError(f"{flags}: the {chip.engine} engine of config {chip.name!r} has no "
+                             f"chip time or temperature (config.TIME_ENGINES, TIME_UNFIT); use "
+                             f"--backend twin")
         chip_range.check(cfg, get_config(cfg.config), _explicit_flags(args))
         p = Path(cfg.dataset)  # dataset names are checked where they are loaded (datasets)
         if p.suffix in (".npz", ".csv") and not p.is_file():
@@ -401,12 +454,13 @@ class Train:
 
         base, periphery = device_source(args)
         model = base or DeviceModel(model=args.device_model or "ConstantStep")
-        changes = {k: getattr(args, k) for k in MODEL_PARAMS if getattr(args, k) is not None}
+        changes = {k: getattr(args, k) for k in MODEL_PARAMS + MODEL_LISTS
+                   if getattr(args, k) is not None}
         model = model.replace(**changes)
         kw = {"device_model": dataclasses.asdict(model), **periphery}
         for name in ("dataset", "config", "out_bound", "out_noise", "desired_bl", "epochs", "lr",
                      "batch", "seed", "fab_seed", "max_bm_rounds", "max_input_size",
-                     "max_output_size"):
+                     "max_output_size", *TIME_FLAGS):
             if getattr(args, name) is not None:
                 kw[name] = getattr(args, name)
         if args.hidden is not None:
@@ -425,12 +479,12 @@ class Train:
     def _explicit(args) -> set[str]:
         given = {k for k in ("dataset", "hidden", "config", "out_bound", "out_noise",
                              "desired_bl", "lr", "batch", "seed", "fab_seed", "max_bm_rounds",
-                             "max_input_size", "max_output_size", "chips")
+                             "max_input_size", "max_output_size", "chips", *TIME_FLAGS)
                  if getattr(args, k) is not None}
         if args.no_standardize:
             given.add("standardize")
         if args.device_model is not None or args.device_preset is not None or any(
-                getattr(args, k) is not None for k in MODEL_PARAMS):
+                getattr(args, k) is not None for k in MODEL_PARAMS + MODEL_LISTS):
             given.add("device_model")
         given |= device_source_fields(args)
         if args.algorithm is not None:

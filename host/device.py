@@ -11,9 +11,18 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from ohmflow.emulator.config import ChipConfig, Settings, get_config
+from ohmflow.emulator import config as C
+from ohmflow.emulator.config import (
+    DT_BITS,
+    PHYSICS_NAMES,
+    TIME_UNIT_MS,
+    ChipConfig,
+    Settings,
+    get_config,
+)
 from ohmflow.emulator.fabrication import DeviceMap
 from ohmflow.emulator.protocol import CONTRACT_VERSION
+from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
 from ohmflow.host import periphery
 
@@ -83,6 +92,18 @@ class Device(ABC):
         """Read per-device parameters back."""
 
     @abstractmethod
+    def load_step_shape(self, shape: StepShape) -> None:
+        """Load the chip's step-shape tables (numerics §5.4.1: ExpStep, PowStep, PiecewiseStep).
+
+        The linear shape (ConstantStep, LinearStep, SoftBounds) is every chip's power-up shape.
+        An engine without table interpolation (`config.SHAPE_ENGINES`) refuses a table.
+        """
+
+    @abstractmethod
+    def read_step_shape(self) -> StepShape:
+        """The chip's step-shape tables."""
+
+    @abstractmethod
     def forward(self, tile: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ADC codes (B, n_out) and saturated-output counts (B,) for DAC codes x (B, n_in)."""
 
@@ -129,6 +150,27 @@ class Device(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def advance(self, seconds: float) -> float:
+        """Let ``seconds`` of simulated time pass: every device drifts and decays
+        (docs/numerics.md §11). Returns the chip time in seconds. Time counts whole ms; a step
+        longer than one ADVANCE (2**32 - 1 ms, 49.7 days) is sent as several, which compose."""
+        last = None
+        for ms in advance_steps(seconds):
+            last = self._advance_ms(ms)
+        return (self.chip_time_ms() if last is None else last) * TIME_UNIT_MS / 1000
+
+    def _advance_ms(self, ms: int) -> int:
+        """One ADVANCE of ``ms`` milliseconds; returns the new chip time in ms."""
+        raise DeviceError(time_refusal(self.config))
+
+    def chip_time_ms(self) -> int:
+        """The chip time in ms."""
+        raise DeviceError(time_refusal(self.config))
+
+    def load_device_key(self, key: int) -> None:
+        """Set the chip's device key (its per-device drift and decay, §11.2; RESET keeps it)."""
+        raise DeviceError(time_refusal(self.config))
 
     def check_config(self, expected: ChipConfig) -> DeviceInfo:
         """Refuse a device whose synthesized config differs from ``expected``."""
@@ -183,8 +225,23 @@ class TwinDevice(Device):
     def read_device_map(self, tile=None) -> DeviceMap:
         return self.twin.read_device_map(tile)
 
+    def load_step_shape(self, shape: StepShape) -> None:
+        self.twin.load_step_shape(shape)
+
+    def read_step_shape(self) -> StepShape:
+        return self.twin.read_step_shape()
+
     def forward(self, tile, x):
         return self.twin.forward(tile, x)
+
+    def _advance_ms(self, ms: int) -> int:
+        return self.twin.advance(ms)
+
+    def chip_time_ms(self) -> int:
+        return self.twin.time
+
+    def load_device_key(self, key: int) -> None:
+        self.twin.load_device_key(key)
 
     def backward(self, tile, d):
         return self.twin.backward(tile, d)
@@ -276,6 +333,45 @@ class TwinDevice(Device):
         if type(tile) is not int or not 0 <= tile < len(counters):  # the usual case: checked
             tile = self._check_tile(tile)
         return dict(counters[tile])  # the twin's counters are exactly COUNTERS, in order
+
+
+def time_refusal(cfg: ChipConfig) -> str:
+    """Why a device of ``cfg`` refuses time and temperature (config.has_time)."""
+    unfit = f", except {', '.join(C.TIME_UNFIT)}" if C.TIME_UNFIT else ""
+    return (f"the {cfg.engine} engine (config {cfg.name!r}) has no chip time, drift, decay or "
+            f"temperature (config.TIME_ENGINES: {', '.join(C.TIME_ENGINES) or 'none'}{unfit}); "
+            f"the twin backend has them (docs/numerics.md §11)")
+
+
+def has_time(cfg: ChipConfig) -> bool:
+    """True if a chip of ``cfg`` executes time and temperature (config.has_time)."""
+    return C.has_time(cfg)
+
+
+def check_physics(cfg: ChipConfig, settings: Settings) -> None:
+    """Refuse time and temperature settings other than the defaults on an engine without
+    them (DeviceError naming the settings)."""
+    if has_time(cfg):
+        return
+    default = Settings.default(cfg)
+    changed = [n for n in PHYSICS_NAMES if getattr(settings, n) != getattr(default, n)]
+    if changed:
+        raise DeviceError(f"{', '.join(changed)}: {time_refusal(cfg)}")
+
+
+def advance_steps(seconds: float) -> list[int]:
+    """``seconds`` as whole milliseconds, in ADVANCE steps of at most 2**32 - 1 ms."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"advance takes a number of seconds >= 0, got {seconds!r}") from None
+    if isinstance(seconds, bool) or not np.isfinite(s) or s < 0:
+        raise ValueError(f"advance takes a finite number of seconds >= 0, got {seconds!r}")
+    ms = round(s * 1000 / TIME_UNIT_MS)
+    if ms >= 2**64:
+        raise ValueError(f"advance of {seconds!r} s exceeds the chip's 64-bit time in ms")
+    top = 2**DT_BITS - 1
+    return [top] * (ms // top) + ([ms % top] if ms % top or ms == 0 else [])
 
 
 def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import DEVICE_MODELS, DeviceModel, get_config
+from ohmflow.emulator.config import SLOPE_MODELS, DeviceModel, get_config
 from ohmflow.emulator.presets import device_config_toml, representation_notes
 
 VALUE_COLUMNS = ("weight", "conductance")
@@ -171,7 +171,7 @@ def _replay(device_fn, lo: float, hi: float, sweeps) -> tuple[float, float]:
 
 
 def fit_model(meas: Measurement, model: str) -> Fit:
-    """Fit ``model`` (one of DEVICE_MODELS) to ``meas``."""
+    """Fit ``model`` (one of SLOPE_MODELS) to ``meas``."""
     sweeps = meas.sweeps
     allw = np.concatenate([s.w for s in sweeps])
     w_hi, w_lo = float(allw.max()), float(allw.min())
@@ -259,7 +259,7 @@ def choose(fits: list[Fit]) -> Fit:
 # ----- the command -----
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="measured pulse response, CSV (docs/devices.md)")
-    p.add_argument("--model", choices=DEVICE_MODELS,
+    p.add_argument("--model", choices=SLOPE_MODELS,
                    help="fit this model (default: the simplest of the best fits)")
     p.add_argument("--out", metavar="TOML",
                    help="device config to write (default: FILE's name with .device.toml, in "

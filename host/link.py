@@ -11,6 +11,7 @@ PULSE are never applied twice. `EmulatorDevice` starts an emulator server proces
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import selectors
@@ -22,15 +23,32 @@ import time
 import numpy as np
 import serial
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import ChipConfig, Settings, get_config
+from ohmflow.emulator.config import (
+    PHYSICS_NAMES,
+    SHAPE_ENGINES,
+    SHAPE_MODES,
+    ChipConfig,
+    Settings,
+    get_config,
+)
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
-from ohmflow.host.device import Device, DeviceError, DeviceInfo
+from ohmflow.emulator.physics import check_device_key
+from ohmflow.emulator.step_shape import StepShape
+from ohmflow.host.device import (
+    Device,
+    DeviceError,
+    DeviceInfo,
+    check_physics,
+    has_time,
+    time_refusal,
+)
 from serial.tools import list_ports
 
 POLL = 0.02  #: seconds a single port read may block
 _MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
 #: commands that leave every counter as it is (docs/gateware.md, Counters)
-_KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS"))
+_KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS", "LOAD_SHAPE", "READ_SHAPE",
+                            *P.TIME_COMMANDS))
 
 
 class BadArgument(DeviceError, ValueError):
@@ -71,6 +89,7 @@ class LinkDevice(Device):
         self._parser = P.FrameParser()
         self._seq = int.from_bytes(os.urandom(1), "little")
         self._settings: Settings | None = None
+        self._device_key = 0  #: the chip's device key as last read or loaded (numerics §11.2)
         #: counters read since the last command that could change them, by tile
         self._counters: dict[int, dict[str, int]] = {}
         self.stats = dict.fromkeys(("frames", "retries", "stale", "bytes_out", "bytes_in"), 0)
@@ -253,21 +272,48 @@ class LinkDevice(Device):
         return self.refresh_settings()
 
     def refresh_settings(self) -> Settings:
-        """Read the settings from the device (GET), replacing the cached copy."""
+        """Read the settings from the device (GET, and GET_PHYSICS on an engine with time and
+        temperature), replacing the cached copy."""
         v = self._call("GET")
+        ph = self._call("GET_PHYSICS") if has_time(self.config) else {}
         try:
-            self._settings = P.settings_from_fields(v, self.config)
+            s = P.settings_from_fields(v, self.config)
+            if ph:
+                s = dataclasses.replace(s, **{n: ph[n] for n in PHYSICS_NAMES})
+            self._settings = s.validated(self.config)
         except ValueError as e:
             raise DeviceError(f"{self.url}: device reports invalid settings: {e}") from None
+        self._device_key = ph.get("device_key", 0)
         return self._settings
 
     def configure(self, **changes) -> Settings:
         if self._settings is None:
             self.settings()
-        new = self._settings.replace(self.config, **changes)
+        old, new = self._settings, self._settings.replace(self.config, **changes)
+        check_physics(self.config, new)
         self._call("SET", **P.settings_fields(new), restart=int("seed" in changes))
+        if any(getattr(new, n) != getattr(old, n) for n in PHYSICS_NAMES):
+            self._call("SET_PHYSICS", **P.physics_fields(new, self._device_key))
         self._settings = new
         return new
+
+    # ----- time (numerics §11), on an engine of config.TIME_ENGINES -----
+    def _advance_ms(self, ms: int) -> int:
+        if not has_time(self.config):
+            raise DeviceError(time_refusal(self.config))
+        return self._call("ADVANCE", dt=ms)["time"]
+
+    def chip_time_ms(self) -> int:
+        if not has_time(self.config):
+            raise DeviceError(time_refusal(self.config))
+        return self._call("GET_PHYSICS")["time"]
+
+    def load_device_key(self, key: int) -> None:
+        if not has_time(self.config):
+            raise DeviceError(time_refusal(self.config))
+        key = check_device_key(key)
+        self._call("SET_PHYSICS", **P.physics_fields(self.settings(), key))
+        self._device_key = key
 
     def program(self, tile, weights) -> None:
         n_in, n_out = self._window(tile)
@@ -312,6 +358,24 @@ class LinkDevice(Device):
                 for f in FIELDS:
                     out[f][n, k0 : k0 + v["k"]] = v[f]
         return DeviceMap(**{f: a.reshape(len(tiles), c.cols, c.rows) for f, a in out.items()})
+
+    def load_step_shape(self, shape: StepShape) -> None:
+        if not isinstance(shape, StepShape):
+            raise ValueError(f"a step shape must be a StepShape, got {type(shape).__name__}")
+        shape.validate()
+        if shape.mode != "linear" and self.config.engine not in SHAPE_ENGINES:
+            raise DeviceError(
+                f"this {self.config.engine}-engine chip holds the linear step shape only: "
+                f"ExpStep, PowStep and PiecewiseStep devices run on the twin backend and the "
+                f"{', '.join(SHAPE_ENGINES)} engine (docs/boards.md)")
+        self._call("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down)
+
+    def read_step_shape(self) -> StepShape:
+        v = self._call("READ_SHAPE")
+        if not 0 <= v["mode"] < len(SHAPE_MODES):
+            raise DeviceError(f"{self.url}: READ_SHAPE reported mode {v['mode']}, none of "
+                              f"{SHAPE_MODES}")
+        return StepShape(SHAPE_MODES[v["mode"]], v["up"], v["down"])
 
     def _read_op(self, name: str, tile, x, backward: bool):
         n_in, n_out = self._window(tile)

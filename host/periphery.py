@@ -233,7 +233,7 @@ def managed_read(x, noise_management, dac_max, lsb, w, transpose, n_in, n_out, i
 
 @njit(cache=True)
 def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
-                dw_std, sqrt, su, sd, ku, kd, wmax, wmin):
+                dw_std, sqrt, su, sd, ku, kd, wmax, wmin, mode, table, rinv, w_bits):
     """The twin's pulse update (`coincidence.update`: the states of `kernels.update`) on the live
     samples ``xc[live]``, ``dc[live]`` (in order; ``n_live`` of them, `live_samples`), in one
     call; the arguments from ``w`` on are `Twin.update_args`'. Returns the pulses, or -1 (nothing
@@ -251,13 +251,13 @@ def live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base
         xl = np.ascontiguousarray(xc)
         dl = np.ascontiguousarray(dc)
     return coincidence.update(w, xl, dl, p_max, bl, row_base, col_base, c2c_base, nonce0, rows,
-                              dw_std, sqrt, su, sd, ku, kd, wmax, wmin)
+                              dw_std, sqrt, su, sd, ku, kd, wmax, wmin, mode, table, rinv, w_bits)
 
 
 @njit(cache=True)
 def coded_update(x, d, lr, dw_min, bl_max, bl_management, update_management, u, w, p_max,
                  row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt, su, sd, ku, kd, wmax,
-                 wmin):
+                 wmin, mode, table, rinv, w_bits):
     """A whole managed pulse update in one call: ``update_codes`` of the float x (B, n_in) and
     d (B, n_out) with the uniform draws ``u`` (x's B * n_in first, then d's B * n_out, in one
     flat array), `live_samples`, and the twin's pulse update kernel of the live samples at the
@@ -277,5 +277,6 @@ def coded_update(x, d, lr, dw_min, bl_max, bl_management, update_management, u, 
     if n_live == 0:
         return 0, 0, bl
     pulses = live_update(xc, dc, live, n_live, w, p_max, bl, row_base, col_base, c2c_base, nonce0,
-                         rows, dw_std, sqrt, su, sd, ku, kd, wmax, wmin)
+                         rows, dw_std, sqrt, su, sd, ku, kd, wmax, wmin, mode, table, rinv,
+                         w_bits)
     return pulses, n_live, bl

@@ -57,7 +57,7 @@ def table(results: list[dict], epochs: int, seeds: list[int]) -> str:
     rows = []
     for name, p in PRESETS.items():
         if p.refused:
-            rows.append(f"| {name} | refused (ExpStep: issue #16, item 1) | — | — | — |")
+            rows.append(f"| {name} | refused | — | — | — |")
             continue
         rs = [r for r in results if r["preset"] == name and r["epochs"] == epochs
               and r["seed"] in seeds]

@@ -18,11 +18,20 @@ import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from ohmflow.emulator.config import DeviceModel, Settings, get_config
+from ohmflow.emulator.config import (
+    T_REF,
+    DeviceModel,
+    Settings,
+    check_temperature,
+    get_config,
+)
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap, fabricate
+from ohmflow.emulator.physics import decay_rate_code, drift_nu_code, dtod_code
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.host import checkpoint, datasets
 from ohmflow.host.algorithms import Algorithm, make_algorithm
 from ohmflow.host.checkpoint import CheckpointError
@@ -85,10 +94,23 @@ class TrainConfig:
     standardize: bool = True  #: inputs scaled by the training split's mean and std
     algorithm: str = "sgd"  #: update rule (`ohmflow.host.algorithms.ALGORITHMS`)
     algorithm_options: dict = field(default_factory=dict)  #: its options (aihwkit's names)
+    #: time and temperature (docs/numerics.md §11; aihwkit's names): chip temperature in kelvin,
+    #: drift exponent and its device-to-device spread, decay lifetime in seconds (0: none) and
+    #: its relative spread, and the simulated time one batch takes (ADVANCE after each batch
+    #: when drift or decay is on)
+    temperature: int = T_REF
+    drift_nu_mean: float = 0.0
+    drift_nu_dtod: float = 0.0
+    lifetime: float = 0.0
+    lifetime_dtod: float = 0.0
+    batch_time: float = 0.001
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        DeviceModel(**self.device_model)  # raises on an unknown model or a bad parameter
+        # raises on an unknown model or a bad parameter; every field, in its own types, so that
+        # a stored run (JSON lists, older runs without the newer fields) compares equal
+        object.__setattr__(self, "device_model",
+                           dataclasses.asdict(DeviceModel(**self.device_model)))
         MappingParameter(self.max_input_size, self.max_output_size)  # raises on bad sizes
         object.__setattr__(self, "algorithm_options", dict(self.algorithm_options))
         make_algorithm(self.algorithm, self.algorithm_options)  # raises on a bad name or option
@@ -105,6 +127,24 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        self.physics_settings()  # raises on a bad temperature, exponent or lifetime
+        if not (np.isfinite(self.batch_time) and 0 < self.batch_time <= 3600):
+            raise ValueError(f"batch_time must be a number of seconds in (0, 3600], got "
+                             f"{self.batch_time!r}")
+
+    def physics_settings(self) -> dict:
+        """The chip settings of the time and temperature fields (codes, numerics §11)."""
+        check_temperature(self.temperature)
+        return {"temperature": self.temperature,
+                "drift_nu": drift_nu_code(self.drift_nu_mean),
+                "drift_nu_dtod": dtod_code("drift_nu_dtod", self.drift_nu_dtod),
+                "decay_rate": decay_rate_code(self.lifetime),
+                "decay_dtod": dtod_code("lifetime_dtod", self.lifetime_dtod)}
+
+    @property
+    def time_effects(self) -> bool:
+        """True if the chip drifts or decays, so that each batch advances its time."""
+        return self.drift_nu_mean > 0 or self.drift_nu_dtod > 0 or self.lifetime > 0
 
     @property
     def model(self) -> DeviceModel:
@@ -189,11 +229,15 @@ class Trainer:
         fab = cfg.seed if cfg.fab_seed is None else cfg.fab_seed
         s = Settings.default(chips.config, out_bound=cfg.out_bound, out_noise=cfg.out_noise,
                              bl=cfg.desired_bl, dw_min_std=cfg.model.dw_min_std)
+        s = s.replace(chips.config, **cfg.physics_settings())
 
         def setup(k: int) -> None:
             dev = chips[k]
             dev.reset()
             dev.load_device_map(fabricate(dev.config, cfg.model, chip_fab_seed(fab, k)))
+            if cfg.time_effects:  # the chip's drift and decay spread, keyed like its map
+                dev.load_device_key(chip_fab_seed(fab, k) & 0xFFFFFFFF)
+            dev.load_step_shape(step_shape(cfg.model))
             dev.configure(**_settings_dict(s))
 
         chips.run([(k, (lambda k=k: setup(k))) for k in range(len(chips))])
@@ -246,6 +290,10 @@ class Trainer:
         missing = [k for k in need if k not in arrays]
         if missing:
             raise CheckpointError(f"{where} lacks {missing}")
+        if self.cfg.time_effects:
+            raise CheckpointError(f"{where} is of a run with drift or decay, which cannot be "
+                                  f"resumed: a checkpoint does not hold the chip time and the "
+                                  f"tiles' drift ages")
         epoch = meta.get("epoch")
         if not isinstance(epoch, int) or not 0 <= epoch <= self.cfg.epochs:
             raise CheckpointError(f"{where} has an invalid epoch {epoch!r}")
@@ -262,6 +310,7 @@ class Trainer:
                 dmap = DeviceMap(**{f: np.asarray(arrays[f"map_{f}"][k * t:(k + 1) * t],
                                                   dtype=np.int64) for f in FIELDS})
                 dev.load_device_map(dmap.validate(dev.config))
+                dev.load_step_shape(step_shape(self.cfg.model))
                 st = dict(settings[k])
                 st["shapes"] = tuple(tuple(v) for v in st["shapes"])
                 dev.configure(**st)
@@ -340,6 +389,9 @@ class Trainer:
             x, y = d.x_train[idx], d.y_train[idx]
             ta = time.perf_counter()
             loss, c = self.analog.train_batch(x, y, cfg.lr, rng, self.ledger)
+            if cfg.time_effects:  # the batch took batch_time of the chip's time
+                self.chips.run([(k, partial(dev.advance, cfg.batch_time))
+                                for k, dev in enumerate(self.chips)])
             t_analog += time.perf_counter() - ta
             stats["analog"][0] += loss * len(idx)
             stats["analog"][1] += c

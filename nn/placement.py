@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from ohmflow.emulator.config import DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.host.algorithms import Algorithm
 from ohmflow.host.analog_tile import IOParams, UpdateParams
 from ohmflow.host.chips import Chips, as_chips
@@ -142,6 +143,7 @@ def prepare_chips(chips: Device | Chips, seed: int = 0, model: DeviceModel | Non
         dev = chips[k]
         dev.reset()
         dev.load_device_map(fabricate(dev.config, model, chip_fab_seed(seed, k)))
+        dev.load_step_shape(step_shape(model))
         dev.configure(**settings)
 
     chips.run([(k, (lambda k=k: setup(k))) for k in range(len(chips))])

@@ -11,8 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, ChipConfig, Settings
+from ohmflow.emulator.config import (
+    NOISE_FRAC,
+    NU_BITS,
+    RATE_BITS,
+    SHAPE_MODES,
+    SHAPE_NODES,
+    T_MAX,
+    T_MIN,
+    ChipConfig,
+    DeviceModel,
+    Settings,
+)
 from ohmflow.emulator.executor import CommandExecutor
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.emulator.twin import Twin
 from ohmflow.sim.replies import compare_replies, reply_frames
 
@@ -59,9 +71,12 @@ class FrameGen:
     """Random frames against the current state of a reference `Twin`."""
 
     def __init__(self, cfg: ChipConfig, twin: Twin, rng: np.random.Generator,
-                 max_vectors: int = 5, bad: float = 0.15):
+                 max_vectors: int = 5, bad: float = 0.15, shapes: bool = False,
+                 times: bool = False):
         self.cfg, self.twin, self.rng = cfg, twin, rng
         self.max_vectors, self.bad = max_vectors, bad
+        self.shapes = shapes  #: `command` draws LOAD_SHAPE and READ_SHAPE too
+        self.times = times  #: `command` draws SET_PHYSICS, GET_PHYSICS and ADVANCE too
         self.seq = 0
         self.last = b""
 
@@ -89,7 +104,12 @@ class FrameGen:
         r = self.rng
         names = ["FORWARD", "BACKWARD", "UPDATE", "PULSE", "PROGRAM", "READ", "LOAD_MAP",
                  "READ_MAP", "SET", "GET", "COUNTERS", "INFO", "RESET"]
-        weights = np.array([8, 6, 6, 3, 4, 4, 2, 2, 3, 2, 2, 1, 0.5])
+        weights = [8, 6, 6, 3, 4, 4, 2, 2, 3, 2, 2, 1, 0.5]
+        if self.shapes:  # (without them, a seed gives the frames it gave before they existed)
+            names, weights = [*names, "LOAD_SHAPE", "READ_SHAPE"], [*weights, 1, 0.5]
+        if self.times:
+            names, weights = [*names, *P.TIME_COMMANDS], [*weights, 1, 0.5, 1]
+        weights = np.array(weights)
         name = names[r.choice(len(names), p=weights / weights.sum())]
         wrong = r.random() < self.bad
         return getattr(self, f"_{name.lower()}")(wrong)
@@ -224,6 +244,57 @@ class FrameGen:
 
     def _reset(self, wrong):
         return self.frame("RESET")
+
+    def _load_shape(self, wrong):
+        """A model's step-shape tables (numerics §5.4.1), or the linear shape; ``wrong``: a
+        mode, a node or a linear node out of range."""
+        r = self.rng
+        model = str(r.choice(["ConstantStep", "ExpStep", "PowStep", "PiecewiseStep"]))
+        kw = {"PowStep": {"pow_gamma": float(r.choice([0.5, 1.0, 2.0]))},
+              "PiecewiseStep": {"piecewise_up": tuple(r.uniform(0.2, 3.0, 5)),
+                                "piecewise_down": tuple(r.uniform(0.2, 3.0, 5))}}
+        s = step_shape(DeviceModel(model=model, **kw.get(model, {})))
+        fields = {"mode": s.code, "up": s.up.copy(), "down": s.down.copy()}
+        if wrong:
+            how = str(r.choice(["mode", "node", "linear"]))
+            if how == "mode":
+                fields["mode"] = int(r.integers(len(SHAPE_MODES), 256))
+            elif how == "node":
+                fields[str(r.choice(["up", "down"]))][r.integers(SHAPE_NODES)] = \
+                    self.cfg.node_max + 1
+            else:
+                fields["mode"] = 0
+                fields["up"][r.integers(SHAPE_NODES)] = int(r.integers(0, self.cfg.node_max))
+        return self.frame("LOAD_SHAPE", **fields)
+
+    def _read_shape(self, wrong):
+        return self.frame("READ_SHAPE")
+
+    def _set_physics(self, wrong):
+        """Time and temperature settings (numerics §11.1) and a device key; ``wrong``: a
+        temperature or decay rate out of range."""
+        r = self.rng
+        fields = {"drift_nu": int(r.integers(0, 2**NU_BITS)),
+                  "drift_nu_dtod": int(r.integers(0, 2**NU_BITS)),
+                  "decay_rate": int(r.integers(0, 2**RATE_BITS)) >> int(r.integers(0, RATE_BITS)),
+                  "decay_dtod": int(r.integers(0, 2**NU_BITS)),
+                  "temperature": int(r.integers(T_MIN, T_MAX + 1)),
+                  "device_key": int(r.integers(0, 2**32))}
+        if wrong:
+            how = str(r.choice(["cold", "hot", "rate"]))
+            fields.update({"cold": {"temperature": int(r.integers(0, T_MIN))},
+                           "hot": {"temperature": int(r.integers(T_MAX + 1, 2**16))},
+                           "rate": {"decay_rate": int(r.integers(2**RATE_BITS, 2**63))}}[how])
+        return self.frame("SET_PHYSICS", **fields)
+
+    def _get_physics(self, wrong):
+        return self.frame("GET_PHYSICS")
+
+    def _advance(self, wrong):
+        """A step of up to an hour, or now and then of up to 49.7 days."""
+        r = self.rng
+        return self.frame("ADVANCE", dt=int(r.integers(0, 2**32 if r.random() < 0.2 else
+                                                        3_600_001)))
 
     def _counters(self, wrong):
         tile, _ = self._tile(wrong)

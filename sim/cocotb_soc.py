@@ -28,7 +28,7 @@ class TB:
         self.frames = int(os.environ.get("OHMFLOW_FRAMES", "150"))
         self.rng = np.random.default_rng(cocotb.RANDOM_SEED)
         self.sb = Scoreboard(self.cfg)
-        self.gen = FrameGen(self.cfg, self.sb.ref.twin, self.rng)
+        self.gen = FrameGen(self.cfg, self.sb.ref.twin, self.rng, shapes=True, times=True)
         prng = random.Random(cocotb.RANDOM_SEED)
         self.source = StreamSource(dut, "rx", pause=random_pause(prng, idle))
         self.sink = StreamSink(dut, "tx", pause=random_pause(prng, stall, burst=20),

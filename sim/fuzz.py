@@ -30,11 +30,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import (
+    DT_BITS,
     DW_STD_BITS,
     GAIN_BITS,
     NOISE_FRAC,
+    NU_BITS,
+    RATE_BITS,
     SEED_BITS,
+    SHAPE_ENGINES,
+    SHAPE_FRAC,
+    SHAPE_MODES,
+    SHAPE_NODES,
     SIGMA_BITS,
+    T_MAX,
+    T_MIN,
     ChipConfig,
     Settings,
     get_config,
@@ -81,7 +90,8 @@ class CaseGen:
         return self._int(1, most if self.rng.random() < 0.2 else min(4, most))
 
     def _int(self, lo: int, hi: int) -> int:
-        return int(self.rng.integers(lo, hi, endpoint=True))
+        wide = np.uint64 if hi >= 2**63 else np.int64  # u64 fields reach past int64
+        return int(self.rng.integers(lo, hi, endpoint=True, dtype=wide))
 
     def _codes(self, kind: str, n: int) -> np.ndarray:
         lo, hi = P.kind_range(kind, self.cfg)
@@ -98,8 +108,17 @@ class CaseGen:
         cfg, r = self.cfg, self.rng
         tile = self._int(0, cfg.tiles - 1)
         n_in, n_out = settings.shapes[tile]
-        if name in ("INFO", "RESET", "GET"):
+        if name in ("INFO", "RESET", "GET", "GET_PHYSICS"):
             return {}
+        if name == "SET_PHYSICS":  # valid on an engine of config.TIME_ENGINES, refused elsewhere
+            return {"drift_nu": self._int(0, 2**NU_BITS - 1),
+                    "drift_nu_dtod": self._int(0, 2**NU_BITS - 1),
+                    "decay_rate": self._int(0, 2**RATE_BITS - 1) >> self._int(0, RATE_BITS),
+                    "decay_dtod": self._int(0, 2**NU_BITS - 1),
+                    "temperature": self._int(T_MIN, T_MAX),
+                    "device_key": self._int(0, 2**SEED_BITS - 1)}
+        if name == "ADVANCE":
+            return {"dt": self._int(0, 2**DT_BITS - 1 if r.random() < 0.2 else 3_600_000)}
         if name == "SET":
             shp = [(self._int(1, cfg.rows), self._int(1, cfg.cols)) if r.random() < 0.3
                    else (cfg.rows, cfg.cols) for _ in range(cfg.tiles)]
@@ -144,6 +163,15 @@ class CaseGen:
                     "counts": self._codes("cnt", length)}
         if name == "COUNTERS":
             return {"tile": tile}
+        if name == "READ_SHAPE":
+            return {}
+        if name == "LOAD_SHAPE":  # a table (random nodes) on an engine that holds one
+            mode = self._int(0, len(SHAPE_MODES) - 1) if cfg.engine in SHAPE_ENGINES else 0
+            if mode == 0:
+                ones = np.full(SHAPE_NODES, 1 << SHAPE_FRAC)
+                return {"mode": 0, "up": ones, "down": ones}
+            return {"mode": mode, "up": self._codes("node", SHAPE_NODES) >> self._int(0, 12),
+                    "down": self._codes("node", SHAPE_NODES) >> self._int(0, 12)}
         raise KeyError(name)
 
     def _frame(self, opcode: int, payload: bytes) -> bytes:

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, ChipConfig
+from ohmflow.emulator.config import NOISE_FRAC, SHAPE_FRAC, ChipConfig, has_time
 from ohmflow.hdl.link.command_layouts import (
     RequestArrays,
     op_flags_layout,
@@ -59,6 +59,10 @@ class CommandDecoder(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig):
+        if has_time(cfg):
+            raise ValueError(f"config {cfg.name!r}: the tile's command processor has no time and "
+                             f"temperature (docs/numerics.md §11.5), but config.has_time says "
+                             f"it has")
         self.cfg = cfg
         shapes = settings_layout(cfg)["shapes"].shape
         super().__init__({
@@ -215,8 +219,11 @@ class CommandDecoder(wiring.Component):
                                             m.d.sync += [element.eq(0), array_no.eq(array_no + 1)]
 
     def _bounds(self, name, fld):
-        """An element's range: its kind's, but LOAD_MAP's wmax >= 0 and wmin <= 0."""
+        """An element's range: its kind's, but LOAD_MAP's wmax >= 0 and wmin <= 0, and
+        LOAD_SHAPE's nodes 1.0 (the tile holds the linear step shape only)."""
         lo, hi = P.kind_range(fld.kind, self.cfg)
+        if name == "LOAD_SHAPE":
+            return 1 << SHAPE_FRAC, 1 << SHAPE_FRAC
         if name == "LOAD_MAP" and fld.name == "wmax":
             return 0, hi
         if name == "LOAD_MAP" and fld.name == "wmin":
@@ -251,5 +258,8 @@ class CommandDecoder(wiring.Component):
             "PULSE": tile_ok & (f["axis"] <= 1) & (f["index"] < Mux(f["axis"], n_out, n_in))
             & (f["n"] == Mux(f["axis"], n_in, n_out)),
             "COUNTERS": tile_ok,
+            "LOAD_SHAPE": f["mode"] == 0,  # the linear mode: the tile holds no tables
+            # no time and temperature on the tile (config.has_time): refused
+            **{name: Const(0) for name in P.TIME_COMMANDS},
         }
 

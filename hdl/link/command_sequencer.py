@@ -1,17 +1,19 @@
 """The command processor's sequencer: a decoded command to tile operations and a reply.
 
 It holds the device state the tile does not (run-time settings, seed, nonce), runs INFO, RESET,
-SET (with SEED) and GET itself, and hands the other commands to their walker: `MergeWalker`
-(PROGRAM, LOAD_MAP), `ResultCollector` (READ, READ_MAP, COUNTERS), `VectorRunner` (FORWARD,
-BACKWARD), `SampleFeeder` (UPDATE, PULSE). Refusals and the walkers' ends become requests to the
-`ReplyBuilder`; the sequencer is idle again when the reply has left.
+SET (with SEED), GET, LOAD_SHAPE and READ_SHAPE itself (the tile holds the linear step shape
+only: the decoder refuses any other, and READ_SHAPE answers it), and hands the other commands
+to their walker: `MergeWalker` (PROGRAM, LOAD_MAP), `ResultCollector` (READ, READ_MAP,
+COUNTERS), `VectorRunner` (FORWARD, BACKWARD), `SampleFeeder` (UPDATE, PULSE). Refusals and the
+walkers' ends become requests to the `ReplyBuilder`; the sequencer is idle again when the reply
+has left.
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import SETTING_NAMES, ChipConfig, Settings
+from ohmflow.emulator.config import SETTING_NAMES, SHAPE_FRAC, ChipConfig, Settings
 from ohmflow.hdl.link.command_decode import Action, Verdict
 from ohmflow.hdl.link.command_layouts import (
     op_flags_layout,
@@ -181,6 +183,10 @@ class CommandSequencer(wiring.Component):
                     reply(ReplyKind.STATUS, ST["OK"])
             with m.State("GET"):
                 self._get(m, settings, seed, nonce, byte, write, reply)
+            with m.State("LOAD_SHAPE"):  # the decoder checked it is the linear shape
+                reply(ReplyKind.STATUS, ST["OK"])
+            with m.State("READ_SHAPE"):
+                self._read_shape(m, byte, write, reply)
             with m.State("MERGE"):
                 with m.If(walkers["merge"].done):
                     reply(ReplyKind.STATUS,
@@ -206,8 +212,9 @@ class CommandSequencer(wiring.Component):
                     ("results", "RESULTS", ("READ", "READ_MAP", "COUNTERS")),
                     ("vectors", "VECTORS", ("FORWARD", "BACKWARD")),
                     ("samples", "SAMPLES", ("UPDATE", "PULSE")))
-        own = ("INFO", "RESET", "SET", "GET")
-        assert {n for *_x, ns in families for n in ns} | set(own) == set(op.shape().members)
+        own = ("INFO", "RESET", "SET", "GET", "LOAD_SHAPE", "READ_SHAPE")
+        known = {n for *_x, ns in families for n in ns} | set(own) | set(P.TIME_COMMANDS)
+        assert known == set(op.shape().members)  # the decoder refuses TIME_COMMANDS
         for name in own:
             with m.If(op[name]):
                 m.next = name
@@ -215,6 +222,22 @@ class CommandSequencer(wiring.Component):
             with m.If(sum(op[n] for n in names) != 0):
                 m.d.comb += walkers[walker].go.eq(1)
                 m.next = state
+
+    def _read_shape(self, m, field, write, reply):
+        """READ_SHAPE: the linear shape, mode 0 and every node 1.0, one field a step."""
+        scalars, arrays, off = payload_layout(P.command("READ_SHAPE").reply, self.cfg, start=1)
+        (o, sz), = scalars.values()
+        nodes = sum(int(fld.count) for fld, _sz, _sg in arrays)
+        size = arrays[0][1]
+        assert all(a[1] == size for a in arrays)
+        with m.If(field == 0):
+            with m.If(write(o, 0, sz)):
+                m.d.sync += field.eq(1)
+        with m.Else():
+            with m.If(write(off + (field - 1) * size, 1 << SHAPE_FRAC, size)):
+                m.d.sync += field.eq(field + 1)
+                with m.If(field == nodes):
+                    reply(ReplyKind.STATUS, ST["OK"], off + nodes * size)
 
     def _get(self, m, settings, seed, nonce, field, write, reply):
         """GET: the settings, seed, nonce, tile count and shapes, one field a step."""

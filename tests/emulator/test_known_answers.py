@@ -66,3 +66,49 @@ def test_spec_model_reproduces_examples():
     chip.program(0, [[1000, -2000, 300], [16384, 0, -16384]])
     assert chip.update(0, [200, -100, 0], [-150, 256]) == [[14, 6, 0], [23, 10, 0]]
     assert chip.w[0] == [[1234, -2109, 300], [9470, 168, -9830]]
+
+
+def test_step_shape_kat():
+    """§12's ExpStep pulse: ReRamESPreset's table nodes, position and interpolation at one
+    device, on the twin and on the spec model (dw_std 0, so no c2c noise)."""
+    from ohmflow.emulator.fabrication import DeviceMap
+    from ohmflow.emulator.presets import get_preset
+    from ohmflow.emulator.step_shape import step_shape
+
+    shape = step_shape(get_preset("ReRamESPreset").device)
+    assert shape.mode == "centered"
+    assert (shape.up[71], shape.up[72], shape.down[71], shape.down[72]) == (4326, 4309, 11115,
+                                                                            11685)
+    cfg = ChipConfig(tiles=1, rows=1, cols=1, lanes=1, name="one")
+    one = {f: np.array([[[v]]]) for f, v in (("su", 22), ("sd", 22), ("ku", 0), ("kd", 0),
+                                             ("wmax", 16384), ("wmin", -16384))}
+    dmap = DeviceMap(**one)
+    s = Settings.default(cfg).replace(cfg, dw_std=0)
+    for count, after in ((3, 4069), (-3, 3814)):
+        tw = Twin(cfg, s, dmap, step_shape=shape)
+        ref = spec.SpecChip(cfg, s, dmap, shape)
+        tw.program(0, [[4000]])
+        ref.program(0, [[4000]])
+        tw.pulse(0, "row", 0, [count])
+        ref.pulse(0, "row", 0, [count])
+        assert tw.read(0).tolist() == [[after]] and ref.w[0] == [[after]]
+
+
+@pytest.mark.parametrize("settings, dt, after", [
+    (dict(drift_nu=3932, drift_nu_dtod=1135), 3_600_000, 4000),  # one hour of drift
+    (dict(decay_rate=28147497671), 1000, 4524),  # one second of decay, lifetime 10 s
+])
+def test_advance_example(settings, dt, after):
+    """numerics.md §12, "One ADVANCE": the twin and the spec model."""
+    from ohmflow.emulator import physics
+
+    assert physics.log2_fixed(20000) == 936359 and physics.log2_fixed(3_600_000) == 1427345
+    assert spec.gauss(spec.draw(spec.key(0, spec.DRIFT, 0), 0)) == -252
+    cfg = ChipConfig(tiles=1, rows=1, cols=1, lanes=1, name="one")
+    s = Settings.default(cfg).replace(cfg, **settings)
+    tw = Twin(cfg, s, nominal(cfg))
+    ref = spec.SpecChip(cfg, s, nominal(cfg))
+    tw.program(0, [[5000]])
+    ref.program(0, [[5000]])
+    assert tw.advance(dt) == ref.advance(dt) == dt
+    assert tw.read(0).tolist() == [[after]] and ref.w[0] == [[after]]

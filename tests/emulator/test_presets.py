@@ -91,13 +91,18 @@ def test_exp_step_formula_is_aihwkits():
         assert down[k] == pytest.approx(dwd * (1 + 0.081404 * math.exp(-5 * z)), rel=1e-12)
 
 
-def test_reram_es_is_refused_with_its_linear_fit_error():
-    with pytest.raises(ValueError) as e:
-        get_preset("ReRamESPreset")
-    msg = str(e.value)
-    assert "issue #16" in msg and "ExpStep" in msg and "ReRamSBPreset" in msg
+def test_reram_es_is_the_exp_step_device_and_its_linear_fit_is_far():
+    """ReRamESPreset is aihwkit's ExpStep device with its values; the closest LinearStep line
+    (docs/devices.md) misses its down curve by more than 25 % RMS, so ExpStep is needed."""
+    p = get_preset("ReRamESPreset")
+    m = p.device
+    assert m.model == "ExpStep" and not p.refused
+    for k, v in RERAM_ES.items():
+        if k != "write_noise_std":
+            assert getattr(m, k) == v, k
+    assert any("write_noise_std 75" in a for a in p.approximations)
     fit = linear_step_fit(RERAM_ES)
-    assert f"{fit.rms_rel[1]:.0%} RMS (down)" in msg and f"{fit.max_rel[1]:.0%} at worst" in msg
+    assert fit.rms_rel[1] > 0.25
     # the fit is the relative least-squares line: moving it anywhere increases its error
     w = np.linspace(-1, 1, 2001)
     _, down = exp_step_steps(RERAM_ES, w)
@@ -161,7 +166,7 @@ def test_expected_fractions_match_a_fabricated_chip(name):
 
 def test_the_table_holds_aihwkits_seven_single_device_presets():
     assert set(PRESETS) == set(AIHWKIT) | {"ReRamESPreset"}
-    assert [n for n, p in PRESETS.items() if p.refused] == ["ReRamESPreset"]
+    assert [n for n, p in PRESETS.items() if p.refused] == []
 
 
 def test_device_config_files_round_trip(tmp_path):

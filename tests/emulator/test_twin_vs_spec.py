@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from ohmflow.emulator.config import ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.emulator.twin import Twin
 
 from tests.emulator import spec_model as spec
@@ -12,7 +13,20 @@ MODELS = [
     DeviceModel(),
     DeviceModel(model="LinearStep", gamma_up=0.5, gamma_down=0.3, up_down=0.1),
     DeviceModel.soft_bounds(w_max=0.3, w_min=-0.2, dw_min=0.01),
+    DeviceModel(model="ExpStep", dw_min=0.01, A_up=-1.18445, A_down=-0.081404, a=-0.5, b=-0.5,
+                gamma_up=5.0, gamma_down=5.0, up_down=0.259359),
+    DeviceModel(model="PowStep", dw_min=0.02, pow_gamma=1.7, pow_up_down=-0.3),
+    DeviceModel(model="PiecewiseStep", dw_min=0.02, piecewise_up=(1.5, 1.0, 0.7, 0.2, 0.0),
+                piecewise_down=(0.0, 0.4, 0.9, 1.0, 1.3)),
 ]
+
+
+def chip(cfg, settings, model, seed):
+    """A twin and the spec model of one fabricated chip, with the model's step shape."""
+    dmap = fabricate(cfg, model, seed=seed)
+    shape = step_shape(model)
+    return (Twin(cfg, settings, dmap, step_shape=shape),
+            spec.SpecChip(cfg, settings, dmap, shape if model.is_table else None))
 
 
 def random_settings(cfg, rng, tiles_shapes):
@@ -29,7 +43,7 @@ def random_settings(cfg, rng, tiles_shapes):
     )
 
 
-@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("case", range(18))
 def test_twin_equals_spec(case):
     rng = np.random.default_rng(1000 + case)
     cfg = ChipConfig(tiles=2, rows=int(rng.integers(1, 9)), cols=int(rng.integers(1, 9)),
@@ -37,9 +51,7 @@ def test_twin_equals_spec(case):
     shapes = [(int(rng.integers(1, cfg.rows + 1)), int(rng.integers(1, cfg.cols + 1)))
               for _ in range(cfg.tiles)]
     settings = random_settings(cfg, rng, shapes)
-    dmap = fabricate(cfg, MODELS[case % len(MODELS)], seed=case)
-    tw = Twin(cfg, settings, dmap)
-    ref = spec.SpecChip(cfg, settings, dmap)
+    tw, ref = chip(cfg, settings, MODELS[case % len(MODELS)], case)
     for t, (n_in, n_out) in enumerate(shapes):
         w = rng.integers(-12000, 12000, size=(n_out, n_in))
         tw.program(t, w)
@@ -77,7 +89,7 @@ def test_twin_equals_spec(case):
         assert tw.nonce == ref.nonce
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(12))
 def test_pulse_lines_equal_the_spec_pulses_one_after_another(case):
     """Twin.pulse_lines (one compiled call) against the spec's PULSE ops in the same order: ops
     alternate between tiles of different windows, on rows or on columns, with repeated lines."""
@@ -87,9 +99,7 @@ def test_pulse_lines_equal_the_spec_pulses_one_after_another(case):
     shapes = [(int(rng.integers(1, cfg.rows + 1)), int(rng.integers(1, cfg.cols + 1)))
               for _ in range(cfg.tiles)]
     settings = random_settings(cfg, rng, shapes)
-    dmap = fabricate(cfg, MODELS[case % len(MODELS)], seed=case)
-    tw = Twin(cfg, settings, dmap)
-    ref = spec.SpecChip(cfg, settings, dmap)
+    tw, ref = chip(cfg, settings, MODELS[case % len(MODELS)], case)
     tw.nonce = ref.nonce = 2**32 - 3  # the nonces wrap inside the batch
     for t, (n_in, n_out) in enumerate(shapes):
         w = rng.integers(-12000, 12000, size=(n_out, n_in))

@@ -103,7 +103,7 @@ def test_command_decoder_verdicts_and_requests_follow_the_executor():
     dut = CommandDecoder(CFG)
     twin = Twin(CFG)
     ex = CommandExecutor(twin)
-    gen = FrameGen(CFG, twin, rng, max_vectors=3, bad=0.4)
+    gen = FrameGen(CFG, twin, rng, max_vectors=3, bad=0.4, shapes=True, times=True)
     frames = []
     for k in range(70):
         data = gen.command()

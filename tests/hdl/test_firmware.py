@@ -68,6 +68,20 @@ def test_the_icebreaker_image_fits_its_block_ram():
     assert firmware.build("icebreaker").words == fw.words  # cached, and reproducible
 
 
+def test_time_is_compiled_in_where_the_config_has_it_and_the_icebreaker_cannot_hold_it(
+        monkeypatch):
+    """config.has_time sets chip.h's HAVE_TIME; the iCEBreaker is in TIME_UNFIT because its
+    image with time and temperature (numerics §11) would not fit the block RAM it has."""
+    from ohmflow.emulator import config as C
+
+    assert C.has_time(ODD) and not C.has_time(get_config("icebreaker"))
+    assert "#define HAVE_TIME 1" in firmware.chip_header(ODD)
+    assert "#define HAVE_TIME 0" in firmware.chip_header("icebreaker")
+    monkeypatch.setattr(C, "TIME_UNFIT", ())
+    assert "#define HAVE_TIME 1" in firmware.chip_header("icebreaker")
+    assert firmware.build("icebreaker").bram_bytes > (30 - 5) * 512
+
+
 def test_a_chip_too_large_for_the_spram_is_refused_with_the_reason():
     big = ChipConfig(tiles=4, rows=64, cols=64, lanes=1, engine="rv32", name="big-rv32")
     with pytest.raises(firmware.FirmwareError, match="SPRAM cannot hold"):

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import pytest
+from ohmflow.emulator.config import DeviceModel
 from ohmflow.emulator.presets import device_config_toml, get_preset
 from ohmflow.host import cli
 from ohmflow.host.checkpoint import load as load_ckpt
@@ -45,9 +46,9 @@ def test_conflicts_and_refusals(tmp_path, capsys):
     rc, _, err = run(capsys, "train", "--device-preset", "EcRamPreset", "--device-model",
                      "SoftBounds", "--out", str(tmp_path / "a"))
     assert rc == 2 and "--device-model conflicts with --device-preset EcRamPreset" in err
-    rc, _, err = run(capsys, "train", "--device-preset", "ReRamESPreset",
-                     "--out", str(tmp_path / "b"))
-    assert rc == 2 and "issue #16" in err and err.count("\n") == 1
+    rc, _, err = run(capsys, "train", "--device-preset", "ReRamESPreset", "--backend",
+                     "verilator", "--out", str(tmp_path / "b"))
+    assert rc == 2 and "step-shape tables, which the tile engine" in err
     rc, _, err = run(capsys, "train", "--dw-min", "1e-5", "--out", str(tmp_path / "c"))
     assert rc == 2 and "--dw-min 1e-05 is below the smallest step" in err
     rc, _, err = run(capsys, "train", "--device-config", str(tmp_path / "none.toml"))
@@ -69,7 +70,7 @@ def test_preset_run_states_its_approximations_and_resumes(tmp_path, capsys):
         in text
     assert "w_max beyond the state format" in text  # 0.62 % of bounds clipped, said so
     meta, _ = load_ckpt(out / "checkpoint.ohmckpt")
-    assert meta["train"]["device_model"] == dataclasses.asdict(get_preset("ReRamSBPreset").device)
+    assert DeviceModel(**meta["train"]["device_model"]) == get_preset("ReRamSBPreset").device
     assert meta["train"]["out_bound"] == 20.0
     rc, _, err = run(capsys, "train", "--resume", str(out), "--device-preset", "EcRamPreset",
                      "--epochs", "2", "--no-progress")
@@ -79,3 +80,34 @@ def test_preset_run_states_its_approximations_and_resumes(tmp_path, capsys):
     assert rc == 0, err
     hist = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_table_models_from_the_command_line_train_on_the_twin(tmp_path, capsys):
+    """--device-model PowStep/ExpStep/PiecewiseStep with aihwkit's parameter flags: the run's
+    chip holds the model's step-shape table (not the linear response) and its checkpoint
+    resumes with it."""
+    from ohmflow.emulator.step_shape import step_shape
+    from ohmflow.host.device import TwinDevice
+    from ohmflow.host.trainer import Trainer
+
+    cfg = config("--device-model", "PiecewiseStep", "--piecewise-up", "1.2,1,0.5",
+                 "--piecewise-down", "0.5 1 1.2", "--dw-min", "0.01")
+    assert cfg.model.piecewise_up == (1.2, 1.0, 0.5)
+    cfg = config("--device-model", "ExpStep", "--A-up", "-1.18445", "--exp-a", "-0.5",
+                 "--exp-b", "-0.5", "--gamma-up", "5")
+    assert (cfg.model.A_up, cfg.model.a, cfg.model.b, cfg.model.gamma_up) == (
+        -1.18445, -0.5, -0.5, 5.0)
+    assert cfg.model.gamma_down == 12.78785  # aihwkit's ExpStep default, not LinearStep's 0
+    cfg = config("--device-model", "PowStep", "--pow-gamma", "2", "--dw-min", "0.01",
+                 "--hidden", "8", "--epochs", "1")
+    dev = TwinDevice("default")
+    Trainer(cfg, dev, progress=False)
+    assert dev.twin.read_step_shape().equals(step_shape(cfg.model))
+    rc, _, err = run(capsys, "train", "--device-model", "PowStep", "--pow-gamma-dtod", "0.1",
+                     "--out", str(tmp_path / "p"))
+    assert rc == 2 and "pow_gamma_dtod must be 0" in err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--device-model", "PiecewiseStep", "--piecewise-up", "1,x",
+                  "--out", str(tmp_path / "q")])
+    assert e.value.code == 2
+    assert "expected numbers separated by commas" in capsys.readouterr().err

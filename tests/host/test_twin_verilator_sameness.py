@@ -1,7 +1,10 @@
 """The same training run on the twin and on the Verilator emulator (the RTL) ends identically."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+from ohmflow.emulator.config import DeviceModel
 from ohmflow.host.chips import Chips, open_chips
 from ohmflow.host.datasets import Dataset
 from ohmflow.host.device import TwinDevice
@@ -46,6 +49,16 @@ def test_training_on_the_icebreaker_emulator_matches_the_twin(digits):
     same_run(TrainConfig(config="icebreaker", epochs=1, seed=5, float_baseline=False), data)
 
 
+def test_an_expstep_network_on_the_icebreaker_emulator_matches_the_twin(digits):
+    """ExpStep devices (numerics §5.4.1: the trainer loads the step-shape tables, the rv32
+    firmware interpolates them) on the iCEBreaker's chip: one epoch of a 96-sample subset."""
+    data = Dataset("digits", digits.x_train[:96], digits.y_train[:96], digits.x_test[:40],
+                   digits.y_test[:40], digits.classes)
+    model = dataclasses.asdict(DeviceModel(model="ExpStep"))
+    same_run(TrainConfig(config="icebreaker", epochs=1, seed=6, float_baseline=False,
+                         device_model=model), data)
+
+
 def test_a_multi_chip_network_of_odd_blocks_on_twin_and_verilator():
     """9-11-4 on four tiny chips (tiles of 5x7): layer 0 in 2x2 blocks ending mid-tile, layer 1
     in 3x1; 2 epochs of a seeded 3-class set (seed 8)."""
@@ -63,3 +76,23 @@ def test_the_64_256_128_10_network_on_four_default_chips(digits):
     """64-256-128-10 digits MLP on 4 default chips (14 tiles), 2 epochs, seed 1."""
     same_run(TrainConfig(hidden=(256, 128), chips=4, epochs=2, seed=1, float_baseline=False),
              digits)
+
+
+def test_time_and_temperature_on_an_rv32_emulator_match_the_twin(tmp_path):
+    """numerics §11 through the trainer (what ``ohmflow train --backend verilator --config
+    tiny-rv32.toml --temperature 350 --drift-nu 0.06 ...`` runs): a 4-4-3 network on the odd
+    rv32 chip (two 5x7 tiles), a warm chip with drift, spread and decay, an ADVANCE of 1 s after
+    every batch; 2 epochs of a seeded 3-class set (seed 9)."""
+    from ohmflow.emulator.config import get_config, has_time
+
+    path = tmp_path / "tiny-rv32.toml"
+    path.write_text('[chip]\ntiles = 2\nrows = 5\ncols = 7\nlanes = 1\nengine = "rv32"\n')
+    assert has_time(get_config(str(path)))
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(80, 4))
+    y = (x[:, :3].argmax(axis=1)).astype(np.int64)
+    data = Dataset("blobs", x[:56], y[:56], x[56:], y[56:], 3)
+    cfg = TrainConfig(config=str(path), hidden=(4,), epochs=2, seed=4, batch=8,
+                      float_baseline=False, temperature=350, drift_nu_mean=0.06,
+                      drift_nu_dtod=0.02, lifetime=200.0, lifetime_dtod=0.3, batch_time=1.0)
+    same_run(cfg, data)

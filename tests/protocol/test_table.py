@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import COUNTERS, PRESETS, ChipConfig, Settings
+from ohmflow.emulator.config import (
+    COUNTERS,
+    PHYSICS_NAMES,
+    PRESETS,
+    ChipConfig,
+    Settings,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -36,11 +42,16 @@ def test_fields_use_known_kinds_and_counts_of_earlier_fields():
 def test_info_carries_every_config_field_and_set_every_setting():
     info = {f.name for f in P.command("INFO").reply}
     assert {f.name for f in dataclasses.fields(ChipConfig)} <= info
-    for name in ("SET",):
-        assert {f.name for f in dataclasses.fields(Settings)} <= {f.name for f in
-                                                                  P.command(name).request}
-    assert {f.name for f in dataclasses.fields(Settings)} <= {f.name for f in
-                                                              P.command("GET").reply}
+    # SET and GET carry every setting but time and temperature (numerics §11), which
+    # SET_PHYSICS and GET_PHYSICS carry with the device key; no setting is on both
+    wire = {f.name for f in dataclasses.fields(Settings)} - set(PHYSICS_NAMES)
+    assert wire <= {f.name for f in P.command("SET").request}
+    assert wire <= {f.name for f in P.command("GET").reply}
+    physics = {*PHYSICS_NAMES, "device_key"}
+    assert physics == {f.name for f in P.command("SET_PHYSICS").request}
+    assert physics <= {f.name for f in P.command("GET_PHYSICS").reply}
+    assert not physics & {f.name for f in P.command("SET").request}
+    assert set(P.TIME_COMMANDS) <= {c.name for c in P.TABLE.commands}
 
 
 def test_counters_extend_the_twins():

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import serial
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import PRESETS, get_config
+from ohmflow.emulator.config import PRESETS, DeviceModel, Settings, dw_std_code, get_config
+from ohmflow.emulator.fabrication import FIELDS, fabricate
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.sim import verilator_server
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 
@@ -41,7 +43,8 @@ def server(request):
 def session(cfg, link, rng_seed: int, frames: int) -> int:
     """``frames`` random commands one at a time; every reply compared with the reference's."""
     sb = Scoreboard(cfg)
-    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(rng_seed), max_vectors=6)
+    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(rng_seed), max_vectors=6, shapes=True,
+                   times=True)
     first = gen.frame("INFO")  # a session starts with INFO: it replaces the reply cache
     for n in range(frames):
         f = first if n == 0 else gen.last if n % 25 == 0 else \
@@ -98,3 +101,138 @@ def test_the_model_rests_while_no_byte_arrives(server):
     time.sleep(0.3)
     after = verilator_server.stats(proc)["cycles"]
     assert after - before < 5000, (before, after)
+
+
+@pytest.mark.parametrize("model", ["ExpStep", "PowStep", "PiecewiseStep"])
+def test_step_shape_models_update_as_the_twin(server, model):
+    """numerics §5.4.1 on the firmware: a fabricated map (every device its own range, so its own
+    rinv), the model's tables (LOAD_SHAPE), random states, stochastic updates with c2c noise and
+    deterministic pulses on every tile; every reply byte for byte the reference's. The same
+    frames without the table give other states (the table is what is tested)."""
+    cfg, _proc, link = server
+    kw = {"PiecewiseStep": {"piecewise_up": (1.5, 1.0, 0.4, 0.1),
+                            "piecewise_down": (0.2, 0.7, 1.0, 2.5)}}
+    dev = DeviceModel(model=model, dw_min=0.01, **kw.get(model, {}))
+    shape, dmap = step_shape(dev), fabricate(cfg, dev, 3)
+    sb = Scoreboard(cfg)
+    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(21))
+    rng = np.random.default_rng(22)
+    frames = [gen.frame("INFO"), gen.frame("SET", **{**P.settings_fields(
+        Settings.default(cfg).replace(cfg, seed=5, dw_std=dw_std_code(0.3))), "restart": 1})]
+    devices = cfg.rows * cfg.cols
+    k = gen.most("LOAD_MAP", "k")
+    for t in range(cfg.tiles):
+        flat = {f: getattr(dmap, f)[t].ravel() for f in FIELDS}
+        for k0 in range(0, devices, k):
+            part = {f: a[k0:k0 + k] for f, a in flat.items()}
+            frames.append(gen.frame("LOAD_MAP", tile=t, k0=k0, k=len(part["su"]), **part))
+    shape_frame = gen.frame("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down)
+    frames += [shape_frame, gen.frame("READ_SHAPE")]
+    for t in range(cfg.tiles):
+        w = rng.integers(-12000, 12000, devices)
+        step = gen.most("PROGRAM", "k")
+        frames += [gen.frame("PROGRAM", tile=t, k0=k0, k=len(w[k0:k0 + step]),
+                             w=w[k0:k0 + step]) for k0 in range(0, devices, step)]
+        for _ in range(3):
+            frames.append(gen.frame("UPDATE", tile=t, b=4, ni=cfg.rows, nj=cfg.cols,
+                                    x=rng.integers(-256, 257, 4 * cfg.rows),
+                                    d=rng.integers(-256, 257, 4 * cfg.cols)))
+        frames += [gen.frame("PULSE", tile=t, axis=0, index=1, n=cfg.cols,
+                             counts=rng.integers(-cfg.bl_max, cfg.bl_max + 1, cfg.cols)),
+                   gen.frame("PULSE", tile=t, axis=1, index=cfg.cols - 1, n=cfg.rows,
+                             counts=rng.integers(-cfg.bl_max, cfg.bl_max + 1, cfg.rows)),
+                   gen.frame("READ", tile=t, k0=0, k=min(devices, gen.most("READ", "k")))]
+    for f in frames:
+        sb.sent(f)
+        reply = call(link, f, timeout=120.0)
+        sb.received += P.encode_frame(reply.opcode, reply.seq, reply.payload)
+    assert sb.compare() == len(frames)
+    assert sb.ref.twin.read_step_shape().equals(shape)
+    linear = Scoreboard(cfg)
+    for f in frames:
+        if f != shape_frame:
+            linear.sent(f)
+
+    def last_reply(data):
+        return P.FrameParser().feed(bytes(data))[-1].payload
+
+    assert last_reply(linear.expected) != last_reply(sb.expected)  # the last READ differs
+
+
+@pytest.mark.parametrize("model", ["ConstantStep", "PowStep"])
+def test_time_and_temperature_as_the_twin(server, model):
+    """numerics §11 on the firmware where config.has_time: a fabricated map, drift with spread
+    and decay with spread (SET_PHYSICS, a device key), ADVANCE by 1 s, 1 h and 30 days at 350 K
+    and at 450 K, reads (gain and noise factors) and updates (step factor, linear mode and a
+    PowStep table) at 350 K, PROGRAM restarting a tile's age, GET_PHYSICS, an ADVANCE past the
+    64-bit time refused, RESET; every reply byte for byte the reference's. Where the config has
+    no time (the iCEBreaker) each of them is refused as the reference refuses it."""
+    from ohmflow.emulator.config import has_time
+    from ohmflow.emulator.physics import decay_rate_code, drift_nu_code, dtod_code
+
+    cfg, _proc, link = server
+    dev = DeviceModel(model=model, dw_min=0.01)
+    dmap = fabricate(cfg, dev, 4)
+    sb = Scoreboard(cfg)
+    gen = FrameGen(cfg, sb.ref.twin, np.random.default_rng(31))
+    rng = np.random.default_rng(32)
+    devices = cfg.rows * cfg.cols
+    frames = [gen.frame("INFO"), gen.frame("SET", **{**P.settings_fields(
+        Settings.default(cfg).replace(cfg, seed=6, dw_std=dw_std_code(0.3),
+                                      fwd_sigma=300, bwd_sigma=200)), "restart": 1})]
+    k = gen.most("LOAD_MAP", "k")
+    for t in range(cfg.tiles):
+        flat = {f: getattr(dmap, f)[t].ravel() for f in FIELDS}
+        frames += [gen.frame("LOAD_MAP", tile=t, k0=k0, k=len(flat["su"][k0:k0 + k]),
+                             **{f: a[k0:k0 + k] for f, a in flat.items()})
+                   for k0 in range(0, devices, k)]
+    shape = step_shape(dev)  # ConstantStep: the linear shape (the chip keeps an earlier one)
+    frames.append(gen.frame("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down))
+    physics = dict(drift_nu=drift_nu_code(0.06), drift_nu_dtod=dtod_code("drift_nu_dtod", 0.02),
+                   decay_rate=decay_rate_code(86400.0 * 10),
+                   decay_dtod=dtod_code("decay_dtod", 0.3), temperature=350, device_key=0xA5A5)
+    step, read = gen.most("PROGRAM", "k"), min(devices, gen.most("READ", "k"))
+
+    def reads(t):
+        return [gen.frame("READ", tile=t, k0=k0, k=min(read, devices - k0))
+                for k0 in range(0, devices, read)]
+
+    frames.append(gen.frame("SET_PHYSICS", **physics))
+    for t in range(cfg.tiles):
+        w = rng.integers(-12000, 12000, devices)
+        frames += [gen.frame("PROGRAM", tile=t, k0=k0, k=len(w[k0:k0 + step]),
+                             w=w[k0:k0 + step]) for k0 in range(0, devices, step)]
+    for dt in (1000, 3_600_000, 30 * 86_400_000):
+        frames += [gen.frame("ADVANCE", dt=dt), gen.frame("GET_PHYSICS"), *reads(0), *reads(1)]
+    for t in range(cfg.tiles):  # reads and updates at 350 K
+        frames += [gen.frame("FORWARD", tile=t, b=2, n=cfg.rows,
+                             x=rng.integers(-63, 64, 2 * cfg.rows)),
+                   gen.frame("BACKWARD", tile=t, b=2, n=cfg.cols,
+                             x=rng.integers(-63, 64, 2 * cfg.cols)),
+                   gen.frame("UPDATE", tile=t, b=3, ni=cfg.rows, nj=cfg.cols,
+                             x=rng.integers(-256, 257, 3 * cfg.rows),
+                             d=rng.integers(-256, 257, 3 * cfg.cols)),
+                   gen.frame("PULSE", tile=t, axis=0, index=2, n=cfg.cols,
+                             counts=rng.integers(-cfg.bl_max, cfg.bl_max + 1, cfg.cols)),
+                   *reads(t)]
+    w = rng.integers(-9000, 9000, devices)  # tile 1 programmed again: its age restarts
+    frames += [gen.frame("PROGRAM", tile=1, k0=k0, k=len(w[k0:k0 + step]), w=w[k0:k0 + step])
+               for k0 in range(0, devices, step)]
+    frames += [gen.frame("SET_PHYSICS", **{**physics, "temperature": 450}),
+               gen.frame("ADVANCE", dt=4_000_000_000), gen.frame("GET_PHYSICS"),
+               *reads(0), *reads(1),
+               gen.frame("SET_PHYSICS", **{**physics, "temperature": 451}),  # refused
+               gen.frame("ADVANCE", dt=2**32 - 1), gen.frame("RESET"), gen.frame("GET_PHYSICS")]
+    for f in frames:
+        sb.sent(f)
+        reply = call(link, f, timeout=120.0)
+        sb.received += P.encode_frame(reply.opcode, reply.seq, reply.payload)
+    assert sb.compare() == len(frames)
+    statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.expected))]
+    names = [P.command(f[2]).name for f in frames]
+    timed = [s for s, n in zip(statuses, names, strict=True) if n in P.TIME_COMMANDS]
+    if has_time(cfg):
+        assert timed.count(P.ST["BAD_ARGUMENT"]) == 1 and sb.ref.twin.time == 0
+        assert sb.ref.twin.device_key == 0xA5A5
+    else:
+        assert set(timed) == {P.ST["BAD_ARGUMENT"]}

@@ -19,7 +19,13 @@ from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 CFG = get_config("tiny")
 BYTE_TIMEOUT = 300
 #: (bytes in, bytes out, last cycle, sha256 of the (cycle, direction, byte) list)
-TRACE = (1054, 1198, 7851, "07e46387903890222261ebd7ba756c18a03f0482cbec646f977b08ef0ce929e1")
+#: (LOAD_SHAPE and READ_SHAPE, new opcodes, moved frame 11's unknown opcode from 0x9E to 0x9F:
+#: same bytes otherwise, same cycle for every byte; the frames of before still give the trace
+#: of before, 07e46387…)
+#: (SET_PHYSICS, GET_PHYSICS and ADVANCE, new opcodes 0x05, 0x06, 0x16, moved frame 5's unknown
+#: opcode from 0x06 to 0x08 and frame 11's from 0x9F to 0xA0: the gateware before them gives
+#: this same trace for these frames, byte for byte and cycle for cycle)
+TRACE = (1054, 1198, 7851, "2b5400b4688c4464a59984a75d66ac7fffdf5fa581ac5b5d6cf4be324c49eda6")
 
 
 def stream(seed: int = 21, commands: int = 36):

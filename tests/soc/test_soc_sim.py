@@ -59,3 +59,59 @@ def test_reply_larger_than_a_frame_is_refused():
     replies = P.FrameParser().feed(run([frame, gen.frame("INFO")]))
     assert [r.payload[:1] for r in replies] == [bytes((P.ST["BAD_ARGUMENT"],)),
                                                 bytes((P.ST["OK"],))]
+
+
+def test_the_tile_takes_the_linear_step_shape_and_refuses_a_table():
+    """LOAD_SHAPE / READ_SHAPE on the tile engine (numerics §5.4.1): the linear shape is taken
+    and read back, a table (a model's, or the linear nodes under a table mode, or one node off
+    1.0) is BAD_ARGUMENT; every reply byte for byte the reference's, and the updates after it
+    are the linear shape's."""
+    from ohmflow.emulator.config import DeviceModel
+    from ohmflow.emulator.step_shape import linear_shape, step_shape
+
+    sb = Scoreboard(CFG)
+    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(5), max_vectors=2)
+    lin, table = linear_shape(), step_shape(DeviceModel(model="ExpStep"))
+    off = lin.up.copy()
+    off[64] += 1
+    frames = [gen.frame("LOAD_SHAPE", mode=0, up=lin.up, down=lin.down),
+              gen.frame("READ_SHAPE"),
+              gen.frame("LOAD_SHAPE", mode=table.code, up=table.up, down=table.down),
+              gen.frame("LOAD_SHAPE", mode=2, up=lin.up, down=lin.down),
+              gen.frame("LOAD_SHAPE", mode=0, up=off, down=lin.down),
+              gen.frame("READ_SHAPE"),
+              gen.frame("UPDATE", tile=1, b=1, ni=CFG.rows, nj=CFG.cols,
+                        x=np.full(CFG.rows, 200), d=np.full(CFG.cols, -200)),
+              gen.frame("READ", tile=1, k0=0, k=CFG.rows * CFG.cols)]
+    for f in frames:
+        sb.sent(f)
+    sb.received += run(frames)
+    assert sb.compare() == len(frames)
+    statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.expected))]
+    assert statuses[:6] == [P.ST["OK"], P.ST["OK"]] + [P.ST["BAD_ARGUMENT"]] * 3 + [P.ST["OK"]]
+
+
+def test_the_tile_refuses_time_and_temperature():
+    """SET_PHYSICS, GET_PHYSICS and ADVANCE on the tile engine (not in config.TIME_ENGINES):
+    BAD_ARGUMENT for a well-formed frame, BAD_LENGTH for a wrong length, as the reference
+    answers; the chip's state after them is as before (READ and GET byte for byte)."""
+    from ohmflow.emulator.config import TIME_ENGINES
+
+    assert CFG.engine not in TIME_ENGINES
+    sb = Scoreboard(CFG)
+    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(6), max_vectors=2)
+    physics = dict(drift_nu=4000, drift_nu_dtod=0, decay_rate=2**30, decay_dtod=0,
+                   temperature=350, device_key=9)
+    cmd = P.command("ADVANCE")
+    frames = [gen.frame("PROGRAM", tile=1, k0=0, k=35, w=np.arange(35) * 200 - 3500),
+              gen.frame("SET_PHYSICS", **physics), gen.frame("GET_PHYSICS"),
+              gen.frame("ADVANCE", dt=3_600_000),
+              P.encode_frame(cmd.opcode, 200, b"\x01\x02\x03"),
+              gen.frame("READ", tile=1, k0=0, k=35), gen.frame("GET")]
+    for f in frames:
+        sb.sent(f)
+    sb.received += run(frames)
+    assert sb.compare() == len(frames)
+    statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.received))]
+    assert statuses == [P.ST[s] for s in ("OK", "BAD_ARGUMENT", "BAD_ARGUMENT", "BAD_ARGUMENT",
+                                          "BAD_LENGTH", "OK", "OK")]

@@ -27,18 +27,38 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ohmflow.emulator import prng
+from ohmflow.emulator import physics, prng
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import (
+    ACCEL_FRAC,
     C2C_FRAC,
     C2C_SHIFT,
+    DRIFT_T0_MS,
+    FACTOR_FRAC,
+    LOG_FRAC,
     NOISE_FRAC,
+    NU_FRAC,
+    PHYSICS_NAMES,
+    RATE_BITS,
+    RATE_FRAC,
+    RINV_EXTRA,
     SETTING_NAMES,
+    SHAPE_ENGINES,
+    SHAPE_FRAC,
+    SHAPE_MODES,
+    SHAPE_NODES,
+    SHAPE_POS_FRAC,
+    SHAPE_SEGS,
     SLOPE_FRAC,
     SQRT_FRAC,
+    T_MAX,
+    T_MIN,
+    T_REF,
+    TEMP_FRAC,
     ChipConfig,
     Settings,
     get_config,
+    has_time,
 )
 from ohmflow.emulator.fabrication import FIELDS, nominal
 from ohmflow.emulator.twin import sqrt_table
@@ -48,7 +68,7 @@ __all__ = ["Firmware", "FirmwareError", "SOURCES", "CFLAGS", "STACK_BYTES", "chi
            "linker_script", "build", "cache_root"]
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("start.S", "link.c", "commands.c", "numerics.c", "memory.c")
+SOURCES = ("start.S", "link.c", "commands.c", "numerics.c", "physics.c", "memory.c")
 #: RV32I + Zmmul, no compressed instructions; no C library, no builtins (memory.c has the two
 #: functions the compiler calls); no unwind tables; warnings are errors
 CFLAGS = ("-target", "riscv32-freestanding-none", "-mcpu=generic_rv32+zmmul", "-Os",
@@ -101,6 +121,35 @@ def _c_bytes(data: bytes) -> str:
     return ", ".join(f"0x{b:02x}" for b in data)
 
 
+def _time_defines(cfg: ChipConfig, s: Settings) -> list[str]:
+    """Time and temperature (numerics §11), if the config has them: formats, defaults and the
+    tables of `emulator.physics` (log2, exp2 and the four factors of T)."""
+    if not has_time(cfg):
+        return ["", "#define HAVE_TIME 0  /* config.has_time */"]
+    t = physics.temperature_tables()
+    out = ["", "/* time and temperature (docs/numerics.md §11; config.has_time) */",
+           "#define HAVE_TIME 1", f"#define T_MIN {T_MIN}", f"#define T_MAX {T_MAX}",
+           f"#define T_REF {T_REF}", f"#define TEMP_FRAC {TEMP_FRAC}",
+           f"#define ACCEL_FRAC {ACCEL_FRAC}", f"#define LOG_FRAC {LOG_FRAC}",
+           f"#define POS_BITS {physics.POS_BITS}", f"#define FACTOR_FRAC {FACTOR_FRAC}",
+           f"#define NU_FRAC {NU_FRAC}", f"#define RATE_FRAC {RATE_FRAC}",
+           f"#define RATE_BITS {RATE_BITS}", f"#define DRIFT_T0_MS {DRIFT_T0_MS}ull",
+           f"#define LOG2E {physics.LOG2E}ull", f"#define X_ZERO {physics.X_ZERO}u",
+           f"#define DOMAIN_DRIFT {physics.DOMAIN_DRIFT}",
+           f"#define DOMAIN_DECAY {physics.DOMAIN_DECAY}",
+           f"#define SHAPE_BOTTOM {SHAPE_MODES.index('bottom')}"]
+    out += [f"#define DEF_{n.upper()} {getattr(s, n)}ull" for n in PHYSICS_NAMES]
+    out += [f"static const unsigned int LOG2T[{len(physics.LOG2T)}] = "
+            f"{{{', '.join(map(str, physics.LOG2T))}}};",
+            f"static const unsigned int EXP2T[{len(physics.EXP2T)}] = "
+            f"{{{', '.join(map(str, physics.EXP2T))}}};",
+            f"static const unsigned long long ACCEL_T[{len(t['ACCEL'])}] = "
+            f"{{{', '.join(f'{int(v)}ull' for v in t['ACCEL'])}}};"]
+    out += [f"static const unsigned short {n}_T[{len(t[n])}] = "
+            f"{{{', '.join(str(int(v)) for v in t[n])}}};" for n in ("CG", "CS", "CN")]
+    return out
+
+
 def chip_header(cfg: ChipConfig | str) -> str:
     """The firmware's ``chip.h`` for ``cfg`` (ValueError if the engine cannot serve it)."""
     cfg = get_config(cfg)
@@ -135,6 +184,12 @@ def chip_header(cfg: ChipConfig | str) -> str:
         f"#define NOISE_FRAC {NOISE_FRAC}", f"#define SLOPE_FRAC {SLOPE_FRAC}",
         f"#define C2C_FRAC {C2C_FRAC}", f"#define C2C_SHIFT {C2C_SHIFT}",
         f"#define SQRT_FRAC {SQRT_FRAC}", "#define MAX_SHIFT 63",
+        f"#define SHAPE_NODES {SHAPE_NODES}", f"#define SHAPE_SEGS {SHAPE_SEGS}",
+        f"#define SHAPE_FRAC {SHAPE_FRAC}", f"#define SHAPE_POS_FRAC {SHAPE_POS_FRAC}",
+        f"#define RINV_EXTRA {RINV_EXTRA}", f"#define N_SHAPE_MODES {len(SHAPE_MODES)}",
+        f"#define SHAPE_CENTERED {SHAPE_MODES.index('centered')}",
+        f"#define SHAPE_TABLES {int(cfg.engine in SHAPE_ENGINES)}"
+        "  /* config.SHAPE_ENGINES: the engine interpolates step-shape tables */",
         *(f"#define DOMAIN_{d} {getattr(prng, f'DOMAIN_{d}')}"
           for d in ("FWD", "BWD", "ROW", "COL", "C2C")), "",
         "/* the protocol table (emulator/protocol.py) */",
@@ -155,6 +210,7 @@ def chip_header(cfg: ChipConfig | str) -> str:
     for f in (*SETTING_NAMES, "seed"):
         lines.append(f"#define DEF_{f.upper()} {getattr(s, f)}u")
     lines += [f"#define NOMINAL_{n.upper()} ({v})" for n, v in values.items()]
+    lines += _time_defines(cfg, s)
     info = P.encode_payload(P.command("INFO").reply, P.info_fields(cfg), cfg)
     sq = sqrt_table(cfg.bl_max)
     lines += ["", "/* the address map (hdl/rv32/core_map.py) */", *core_map.c_defines(), "",

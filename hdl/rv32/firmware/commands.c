@@ -159,6 +159,9 @@ static u32 program(const u8 *rx, u32 len)
         weights[s.tile][at.j][at.i] =
             (i16)(v > dv->wmax ? dv->wmax : v < dv->wmin ? dv->wmin : v);
     }
+#if HAVE_TIME
+    ages[s.tile] = 0; /* §11.3: the tile was programmed now */
+#endif
     charge_cycles(s.tile);
     return ST_OK;
 }
@@ -244,6 +247,40 @@ static u32 read_map(const u8 *rx, u32 len, u8 *out, u32 *out_len)
     return ST_OK;
 }
 
+#define SHAPE_ONE (1u << SHAPE_FRAC)
+
+/* LOAD_SHAPE's and READ_SHAPE's T_up and T_down, one array of 2 * SHAPE_NODES nodes, as
+ * shape_table is */
+_Static_assert(REQ_LOAD_SHAPE_DOWN == REQ_LOAD_SHAPE_UP + SHAPE_NODES * W_NODE
+               && REP_READ_SHAPE_DOWN == REP_READ_SHAPE_UP + SHAPE_NODES * W_NODE,
+               "the tables follow each other");
+
+static u32 load_shape(const u8 *rx, u32 len)
+{
+    if (len != REQ_LOAD_SHAPE_FIXED)
+        return ST_BAD_LENGTH;
+    u32 mode = FIELD(rx, REQ_LOAD_SHAPE_MODE);
+    const u8 *nodes = rx + REQ_LOAD_SHAPE_UP;
+    /* a table's nodes in their kind's range; the linear shape's every node 1.0 */
+    i64 lo = mode ? NODE_LO : SHAPE_ONE, hi = mode ? NODE_HI : SHAPE_ONE;
+    if (mode >= N_SHAPE_MODES || (mode && !SHAPE_TABLES)
+        || !in_range(nodes, 2 * SHAPE_NODES, W_NODE, NODE_SIGNED, lo, hi))
+        return ST_BAD_ARGUMENT;
+    for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
+        shape_table[k] = get_u(nodes + k * W_NODE, W_NODE);
+    shape_mode = mode;
+    return ST_OK;
+}
+
+static u32 read_shape(u8 *out, u32 *out_len)
+{
+    put_u(out + REP_READ_SHAPE_MODE, REP_READ_SHAPE_MODE_W, shape_mode);
+    for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
+        put_u(out + REP_READ_SHAPE_UP + k * W_NODE, W_NODE, shape_table[k]);
+    *out_len = REP_READ_SHAPE_FIXED;
+    return ST_OK;
+}
+
 static u32 read_op(const u8 *rx, u32 len, u8 *out, u32 *out_len, int backward)
 {
     if (len < REQ_FORWARD_FIXED)
@@ -322,6 +359,69 @@ static u32 read_counters(const u8 *rx, u32 len, u8 *out, u32 *out_len)
     return ST_OK;
 }
 
+#if HAVE_TIME
+/* §11: SET_PHYSICS, GET_PHYSICS (u64 fields as two words) and ADVANCE */
+static u64 get_u64(const u8 *p)
+{
+    return get_u(p, 4) | (u64)get_u(p + 4, 4) << 32;
+}
+
+static void put_u64(u8 *p, u64 v)
+{
+    put_u(p, 4, (u32)v);
+    put_u(p + 4, 4, (u32)(v >> 32));
+}
+
+_Static_assert(REQ_SET_PHYSICS_DECAY_RATE_W == 8 && REP_GET_PHYSICS_TIME_W == 8
+               && REP_GET_PHYSICS_AGES_W == 8 && REP_ADVANCE_TIME_W == 8, "u64 fields");
+
+static u32 set_physics(const u8 *rx, u32 len)
+{
+    if (len != REQ_SET_PHYSICS_FIXED)
+        return ST_BAD_LENGTH;
+    struct physics p;
+    p.drift_nu = FIELD(rx, REQ_SET_PHYSICS_DRIFT_NU);
+    p.drift_nu_dtod = FIELD(rx, REQ_SET_PHYSICS_DRIFT_NU_DTOD);
+    p.decay_rate = get_u64(rx + REQ_SET_PHYSICS_DECAY_RATE);
+    p.decay_dtod = FIELD(rx, REQ_SET_PHYSICS_DECAY_DTOD);
+    p.temperature = FIELD(rx, REQ_SET_PHYSICS_TEMPERATURE);
+    if (p.decay_rate >> RATE_BITS || p.temperature < T_MIN || p.temperature > T_MAX)
+        return ST_BAD_ARGUMENT;
+    physics = p;
+    device_key = FIELD(rx, REQ_SET_PHYSICS_DEVICE_KEY);
+    return ST_OK;
+}
+
+static u32 get_physics(u8 *out, u32 *out_len)
+{
+    put_u(out + REP_GET_PHYSICS_DRIFT_NU, REP_GET_PHYSICS_DRIFT_NU_W, physics.drift_nu);
+    put_u(out + REP_GET_PHYSICS_DRIFT_NU_DTOD, REP_GET_PHYSICS_DRIFT_NU_DTOD_W,
+          physics.drift_nu_dtod);
+    put_u64(out + REP_GET_PHYSICS_DECAY_RATE, physics.decay_rate);
+    put_u(out + REP_GET_PHYSICS_DECAY_DTOD, REP_GET_PHYSICS_DECAY_DTOD_W, physics.decay_dtod);
+    put_u(out + REP_GET_PHYSICS_TEMPERATURE, REP_GET_PHYSICS_TEMPERATURE_W, physics.temperature);
+    put_u(out + REP_GET_PHYSICS_DEVICE_KEY, REP_GET_PHYSICS_DEVICE_KEY_W, device_key);
+    put_u64(out + REP_GET_PHYSICS_TIME, chip_time);
+    put_u(out + REP_GET_PHYSICS_TILES, REP_GET_PHYSICS_TILES_W, TILES);
+    for (u32 t = 0; t < TILES; t++)
+        put_u64(out + REP_GET_PHYSICS_FIXED + 8 * t, ages[t]);
+    *out_len = REP_GET_PHYSICS_FIXED + 8 * TILES;
+    return ST_OK;
+}
+
+static u32 advance(const u8 *rx, u32 len, u8 *out, u32 *out_len)
+{
+    if (len != REQ_ADVANCE_FIXED)
+        return ST_BAD_LENGTH;
+    u32 st = chip_advance(FIELD(rx, REQ_ADVANCE_DT));
+    if (st == ST_OK) {
+        put_u64(out + REP_ADVANCE_TIME, chip_time);
+        *out_len = REP_ADVANCE_FIXED;
+    }
+    return st;
+}
+#endif
+
 u32 execute(u32 opcode, const u8 *rx, u32 len, u8 *out, u32 *out_len)
 {
     *out_len = 0;
@@ -353,6 +453,12 @@ u32 execute(u32 opcode, const u8 *rx, u32 len, u8 *out, u32 *out_len)
         return load_map(rx, len);
     case OP_READ_MAP:
         return read_map(rx, len, out, out_len);
+    case OP_LOAD_SHAPE:
+        return load_shape(rx, len);
+    case OP_READ_SHAPE:
+        if (len)
+            return ST_BAD_LENGTH;
+        return read_shape(out, out_len);
     case OP_FORWARD:
         return read_op(rx, len, out, out_len, 0);
     case OP_BACKWARD:
@@ -363,6 +469,23 @@ u32 execute(u32 opcode, const u8 *rx, u32 len, u8 *out, u32 *out_len)
         return pulse(rx, len);
     case OP_COUNTERS:
         return read_counters(rx, len, out, out_len);
+#if HAVE_TIME
+    case OP_SET_PHYSICS:
+        return set_physics(rx, len);
+    case OP_GET_PHYSICS:
+        if (len)
+            return ST_BAD_LENGTH;
+        return get_physics(out, out_len);
+    case OP_ADVANCE:
+        return advance(rx, len, out, out_len);
+#else /* time and temperature (docs/numerics.md §11): not in this config (config.has_time) */
+    case OP_SET_PHYSICS:
+        return len == REQ_SET_PHYSICS_FIXED ? ST_BAD_ARGUMENT : ST_BAD_LENGTH;
+    case OP_GET_PHYSICS:
+        return len == REQ_GET_PHYSICS_FIXED ? ST_BAD_ARGUMENT : ST_BAD_LENGTH;
+    case OP_ADVANCE:
+        return len == REQ_ADVANCE_FIXED ? ST_BAD_ARGUMENT : ST_BAD_LENGTH;
+#endif
     default:
         return ST_UNKNOWN_OPCODE;
     }

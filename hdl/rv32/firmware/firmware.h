@@ -41,6 +41,30 @@ extern u32 nonce;
 extern i16 weights[TILES][COLS][ROWS];
 extern struct device devices[TILES][COLS][ROWS];
 extern u64 counters[TILES][N_COUNTERS];
+/* the step-shape tables (§5.4.1): mode (0 linear) and nodes, T_up then T_down */
+extern u32 shape_mode;
+extern u32 shape_table[2 * SHAPE_NODES];
+
+#if HAVE_TIME
+/* time and temperature (docs/numerics.md §11; physics.c): the five settings, the device key,
+ * the chip time and each tile's drift age (ms) */
+struct physics {
+    u64 decay_rate;
+    u32 drift_nu, drift_nu_dtod, decay_dtod, temperature;
+};
+extern struct physics physics;
+extern u32 device_key;
+extern u64 chip_time, ages[TILES];
+void physics_reset(void);
+/* ADVANCE by dt ms: ST_OK, or ST_BAD_ARGUMENT (nothing changed) past the 64-bit time */
+u32 chip_advance(u32 dt);
+/* the factors of T (§11.4), TEMP_FRAC bits: rnd(v * table[T - T_MIN], TEMP_FRAC) */
+static inline u32 at_temperature(u32 v, const unsigned short *table)
+{
+    return (u32)(((u64)v * table[physics.temperature - T_MIN] + (1u << (TEMP_FRAC - 1)))
+                 >> TEMP_FRAC);
+}
+#endif
 
 void chip_power_up(void);
 void chip_reset(void);

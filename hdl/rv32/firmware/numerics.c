@@ -8,6 +8,8 @@ u32 nonce;
 i16 weights[TILES][COLS][ROWS] SPRAM __attribute__((aligned(4)));
 struct device devices[TILES][COLS][ROWS] SPRAM;
 u64 counters[TILES][N_COUNTERS];
+u32 shape_mode;
+u32 shape_table[2 * SHAPE_NODES];
 
 /* lowbias32(lowbias32(seed) ^ domain) for the five domains of §6.2, index = domain */
 static u32 domain_base[6];
@@ -84,6 +86,9 @@ void chip_reset(void)
         c[k] = 0;
     nonce = 0;
     default_settings();
+#if HAVE_TIME
+    physics_reset();
+#endif
 }
 
 /* the chip as manufactured: the nominal device map (§7.2), then RESET */
@@ -91,6 +96,9 @@ void chip_power_up(void)
 {
     struct device nominal = {NOMINAL_KU, NOMINAL_KD, NOMINAL_WMAX, NOMINAL_WMIN, NOMINAL_SU,
                              NOMINAL_SD};
+    shape_mode = 0; /* the linear shape: every node 1.0 */
+    for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
+        shape_table[k] = 1u << SHAPE_FRAC;
     const u32 *from = (const u32 *)&nominal; /* a device is four words */
     u32 *to = (u32 *)&devices[0][0][0];
     for (u32 k = 0; k < TILES * COLS * ROWS; k++, to += 4) {
@@ -113,6 +121,10 @@ void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward)
     i32 sigma = (i32)(backward ? settings.bwd_sigma : settings.fwd_sigma);
     u32 domain = backward ? DOMAIN_BWD : DOMAIN_FWD;
     u64 saturated = 0;
+#if HAVE_TIME /* §11.4: the conductance and read-noise factors of T, once per command */
+    gain = (i32)at_temperature((u32)gain, CG_T);
+    sigma = (i32)at_temperature((u32)sigma, CN_T);
+#endif
 #if HAVE_CROSSBAR_READ
     IO(IO_XB_STRIDE) = backward ? 2 * ROWS : 2; /* along a row of W, or down a column */
 #endif
@@ -167,6 +179,67 @@ void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward)
     c[C_ADC_SATURATIONS] += saturated;
 }
 
+#if HAVE_TIME
+/* §11.4: the step-shape tables an update uses, scaled once per command by the step factor of
+ * T; the linear mode as the bottom mode with every node CS[T] (at T0, the tables as loaded) */
+static u32 use_mode, use_scaled[2 * SHAPE_NODES];
+static const u32 *use_table;
+
+static void shape_at_temperature(void)
+{
+    use_mode = shape_mode;
+    use_table = shape_table;
+    if (physics.temperature == T_REF)
+        return;
+    if (!use_mode)
+        use_mode = SHAPE_BOTTOM;
+    for (u32 k = 0; k < 2 * SHAPE_NODES; k++)
+        use_scaled[k] = at_temperature(shape_table[k], CS_T);
+    use_table = use_scaled;
+}
+#define SHAPE_MODE use_mode
+#define SHAPE_TABLE use_table
+#else
+#define SHAPE_MODE shape_mode
+#define SHAPE_TABLE shape_table
+#endif
+
+/* rinv = floor(2^(w_bits + RINV_EXTRA) / range) by shift and subtract (the core has no
+ * divider), one quotient bit a step from the leading one; range >= 1 */
+static u32 range_reciprocal(u32 range)
+{
+    u32 q = 0, r = 1;
+    for (u32 b = 0; b <= W_BITS + RINV_EXTRA; b++) {
+        q <<= 1;
+        if (r >= range) {
+            r -= range;
+            q |= 1;
+        }
+        r <<= 1;
+    }
+    return q;
+}
+
+/* §5.4.1: rnd(s g, SHAPE_FRAC), g the step-shape table interpolated at the device's position
+ * (rinv computed here, for each device updated while a table mode is loaded) */
+static i32 shape_base(u32 s, i32 w, const struct device *dv, int up)
+{
+    u32 rinv = range_reciprocal((u32)(dv->wmax - dv->wmin));
+    /* bottom: x = (w - wmin) / range; centered: x = (w + range) / (2 range), whose floor
+     * by 2^(w_bits + 1) is the floor by 2^w_bits halved */
+    u32 centered = SHAPE_MODE == SHAPE_CENTERED;
+    u32 num = (u32)(w - dv->wmin + (centered ? dv->wmax : 0));
+    u32 pos = (u32)(((u64)num * rinv) >> W_BITS) >> centered;
+    u32 idx = pos >> SHAPE_POS_FRAC;
+    if (idx > SHAPE_SEGS - 1)
+        idx = SHAPE_SEGS - 1;
+    u32 f = pos - (idx << SHAPE_POS_FRAC);
+    const u32 *t = SHAPE_TABLE + (up ? 0 : SHAPE_NODES);
+    u32 g = (t[idx] * ((1u << SHAPE_POS_FRAC) - f) + t[idx + 1] * f
+             + (1u << (SHAPE_POS_FRAC - 1))) >> SHAPE_POS_FRAC;
+    return (i32)(((u64)s * g + (1u << (SHAPE_FRAC - 1))) >> SHAPE_FRAC);
+}
+
 /* §5.4: n coincidences on device (j, i), up or down, from its state now */
 static void respond(u32 tile, u32 j, u32 i, u32 n, int up, u32 key_c2c)
 {
@@ -174,6 +247,8 @@ static void respond(u32 tile, u32 j, u32 i, u32 n, int up, u32 key_c2c)
     i32 w = weights[tile][j][i];
     i32 k = up ? dv->ku : dv->kd;
     i32 step = up ? dv->su : dv->sd;
+    if (SHAPE_MODE)
+        step = shape_base((u32)step, w, dv, up);
     if (k)
         step += (i32)(((i64)k * w + (1 << (SLOPE_FRAC - 1))) >> SLOPE_FRAC);
     if (step < 0)
@@ -238,6 +313,9 @@ void chip_update(u32 tile, u32 b, const u8 *x, const u8 *d)
 {
     u32 n_in = settings.shapes[tile][0], n_out = settings.shapes[tile][1];
     u64 pulses = 0;
+#if HAVE_TIME
+    shape_at_temperature();
+#endif
     for (u32 s = 0; s < b; s++) {
         make_trains(x + s * n_in * W_P, n_in, next_key(DOMAIN_ROW), row_lo, row_hi, row_neg);
         make_trains(d + s * n_out * W_P, n_out, next_key(DOMAIN_COL), col_lo, col_hi, col_neg);
@@ -276,6 +354,9 @@ void chip_pulse(u32 tile, u32 axis, u32 index, const u8 *counts)
     u32 key_c2c = next_key(DOMAIN_C2C);
     nonce++;
     u64 pulses = 0;
+#if HAVE_TIME
+    shape_at_temperature();
+#endif
     for (u32 q = 0; q < len; q++) {
         i32 c = get_s(counts + q * W_CNT, W_CNT);
         if (!c)
