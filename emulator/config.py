@@ -519,10 +519,17 @@ class Settings:
             return 0, 2**SIGMA_BITS - 1
         if name == "dw_std":
             return 0, 2**DW_STD_BITS - 1
+        if name in ("drift_nu", "drift_nu_dtod", "decay_dtod"):
+            return 0, 2**NU_BITS - 1
+        if name == "decay_rate":
+            return 0, 2**RATE_BITS - 1
+        if name == "temperature":
+            return T_MIN, T_MAX
         return 0, 2**SEED_BITS - 1  # seed
 
     def validated(self, cfg: ChipConfig) -> Settings:
         """Return self after checking every field against ``cfg``; raises ValueError."""
+        check_temperature(self.temperature)
         for name in _SCALARS:
             _check_int(name, getattr(self, name), *self._range(cfg, name))
         if len(self.shapes) != cfg.tiles:
@@ -533,10 +540,6 @@ class Settings:
                 raise ValueError(f"shapes[{t}] must be (n_in, n_out), got {shp!r}")
             _check_int(f"shapes[{t}] n_in", shp[0], 1, cfg.rows)
             _check_int(f"shapes[{t}] n_out", shp[1], 1, cfg.cols)
-        for name in ("drift_nu", "drift_nu_dtod", "decay_dtod"):
-            _check_int(name, getattr(self, name), 0, 2**NU_BITS - 1)
-        _check_int("decay_rate", self.decay_rate, 0, 2**RATE_BITS - 1)
-        check_temperature(self.temperature)
         return self
 
     def replace(self, cfg: ChipConfig, **kw) -> Settings:
@@ -556,7 +559,7 @@ class Settings:
     def changed(self, cfg: ChipConfig, name: str, value) -> Settings:
         """``replace(cfg, name=value)`` for settings already valid on ``cfg`` (a twin's current
         settings): an integer setting is checked alone, anything else as `replace` does."""
-        if name not in _SCALARS:
+        if name not in _SCALARS or name == "temperature":
             return self.replace(cfg, **{name: value})
         _check_int(name, value, *self._range(cfg, name))
         new = copy.copy(self)

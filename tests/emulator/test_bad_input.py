@@ -149,7 +149,7 @@ def test_one_changed_setting_equals_a_validated_replace():
     cfg = get_config("default")
     s = Settings.default(cfg)
     ints = [f for f in Settings.__dataclass_fields__ if f != "shapes"]
-    assert len(ints) == 11
+    assert len(ints) == 16  # the 11 of SET and the 5 of §11 (SET_PHYSICS)
     for name in ints:
         for value in Settings._range(cfg, name):
             assert s.changed(cfg, name, value) == s.replace(cfg, **{name: value})
