@@ -25,6 +25,7 @@ from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig, Settings, get_config
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
 from ohmflow.host.device import Device, DeviceError, DeviceInfo
+from ohmflow.host.socket_port import SocketPort
 from serial.tools import list_ports
 
 POLL = 0.02  #: seconds a single port read may block
@@ -41,8 +42,11 @@ class _Lost(Exception):
     """No usable reply (timeout, corrupt frame or a link-level error status)."""
 
 
-def _open_port(url: str, baudrate: int, write_timeout: float) -> serial.SerialBase:
+def _open_port(url: str, baudrate: int, write_timeout: float):
+    """A pyserial port for ``url``; a `SocketPort` for a plain ``socket://HOST:PORT``."""
     try:
+        if url.startswith("socket://") and "?" not in url:
+            return SocketPort(url, POLL, write_timeout)
         return serial.serial_for_url(url, baudrate=baudrate, timeout=POLL,
                                      write_timeout=write_timeout)
     except (serial.SerialException, ValueError, OSError) as e:
@@ -151,12 +155,14 @@ class LinkDevice(Device):
     def _await(self, cmd: P.Command, seq: int, wait: float) -> tuple[int, bytes]:
         deadline = time.monotonic() + wait
         want = cmd.opcode | P.TABLE.reply_flag
+        # a port that can wait for a whole frame part wakes once for it (`SocketPort`)
+        read = getattr(self.port, "read_some", None) or self.port.read
         while True:
             if time.monotonic() >= deadline:
                 if not self._device_busy():
                     break
                 deadline = time.monotonic() + wait
-            data = self.port.read(self._parser.needed())
+            data = read(self._parser.needed())
             if not data:
                 continue
             self.stats["bytes_in"] += len(data)
