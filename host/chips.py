@@ -6,12 +6,20 @@ or serial port with the GIL released, so N emulator servers (one process each) c
 while the host waits for all of them. Devices that compute in the host's own thread holding the
 GIL (`Device.concurrent` false: the twin) gain nothing from a thread, so their jobs run in the
 calling thread, in job order, without a hand-off per job.
+
+Jobs whose results are not needed (pulse updates) may be `post`-ed inside an `overlapped` block:
+they go to the chips' workers at once and the block's end waits for them, so a chip starts a
+block's update while the host still computes the next block's codes, and goes on to the next
+layer's update without waiting for the other chips. Each chip's jobs keep their order, so every
+chip receives the same commands in the same order as with `run`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
+from contextlib import contextmanager
 from typing import TypeVar
 
 from ohmflow.emulator.config import ChipConfig, get_config
@@ -43,6 +51,8 @@ class Chips:
         threads = len(devices) > 1 and any(d.concurrent for d in devices)
         self._workers = ([ThreadPoolExecutor(1, thread_name_prefix=f"chip{k}")
                           for k in range(len(devices))] if threads else None)
+        #: futures of jobs posted inside an `overlapped` block (None outside one)
+        self._posted: list[Future] | None = None
 
     @property
     def config(self) -> ChipConfig:
@@ -63,21 +73,57 @@ class Chips:
     def __iter__(self) -> Iterator[Device]:
         return iter(self.devices)
 
-    def run(self, jobs: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:
+    def run(self, jobs: Iterable[tuple[int, Callable[[], T]]]) -> list[T]:
         """Run ``(chip, fn)`` jobs: in order per chip, chips at once; results in job order.
 
-        Every job is waited for; the first failure (in job order) is then raised.
+        ``jobs`` may be a generator: each job starts as soon as it is produced. Every job is
+        waited for; the first failure (in job order) is then raised.
         """
         if self._workers is None:
             if len(self.devices) == 1:
                 return [fn() for _, fn in jobs]
             return _run_inline(jobs)
-        futures = [self._workers[chip].submit(fn) for chip, fn in jobs]
-        errors = [f.exception() for f in futures]
-        for e in errors:
-            if e is not None:
-                raise e
+        futures = self._submit(jobs)
+        _raise_first([f.exception() for f in futures])
         return [f.result() for f in futures]
+
+    def post(self, jobs: Iterable[tuple[int, Callable[[], object]]]) -> None:
+        """Run jobs whose results are not needed: inside `overlapped` on the workers without
+        waiting (the block's end waits for them), otherwise as `run`."""
+        if self._workers is None or self._posted is None:
+            self.run(jobs)
+            return
+        self._posted.extend(self._submit(jobs))
+
+    @contextmanager
+    def overlapped(self) -> Iterator[None]:
+        """A block whose `post`-ed jobs are waited for at its end; the first failure among them
+        (in posting order) is then raised, unless the block itself raised. Nested blocks belong
+        to the outermost."""
+        if self._posted is not None:
+            yield
+            return
+        self._posted = []
+        try:
+            yield
+        except BaseException:
+            wait_all(self._posted)
+            raise
+        finally:
+            posted, self._posted = self._posted, None
+        _raise_first([f.exception() for f in posted])
+
+    def _submit(self, jobs: Iterable[tuple[int, Callable[[], T]]]) -> list[Future]:
+        """Queue jobs on their chips' workers; if producing a job fails, the queued ones are
+        waited for before the failure is raised."""
+        futures: list[Future] = []
+        try:
+            for chip, fn in jobs:
+                futures.append(self._workers[chip].submit(fn))
+        except BaseException:
+            wait_all(futures)
+            raise
+        return futures
 
     def each(self, fn: Callable[[Device], T]) -> list[T]:
         """``fn(device)`` on every chip at once; results by chip."""
@@ -109,7 +155,13 @@ class Chips:
         self.close()
 
 
-def _run_inline(jobs: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:
+def _raise_first(errors: list[BaseException | None]) -> None:
+    for e in errors:
+        if e is not None:
+            raise e
+
+
+def _run_inline(jobs: Iterable[tuple[int, Callable[[], T]]]) -> list[T]:
     """`Chips.run` in the calling thread: every job runs, then the first failure is raised."""
     results, error = [], None
     for _, fn in jobs:

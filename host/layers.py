@@ -146,15 +146,18 @@ class AnalogLinear:
                 return fn()
         return run
 
-    def _run(self, fns: list, ledger, phase: str) -> list:
-        """One call per block (``fns`` in block order), each in its ledger phase; results in
-        block order. When the chips compute in this thread (`Chips.inline`) the calls run here,
-        in order, as `Chips.run` would run them: on one chip up to the first failure, on
-        several chips all of them, then the first failure is raised."""
+    def _run(self, fns, ledger, phase: str, post: bool = False) -> list | None:
+        """One call per block (``fns`` in block order, a list or a generator), each in its
+        ledger phase; results in block order. ``post``: the results are not needed, the calls
+        may still run when this returns (`Chips.post`). When the chips compute in this thread
+        (`Chips.inline`) the calls run here, in order, as `Chips.run` would run them: on one
+        chip up to the first failure, on several chips all of them, then the first failure is
+        raised."""
         chips = self.chips
         if not chips.inline:
-            return chips.run([(b.chip, self._job(fn, ledger, b, phase))
-                              for b, fn in zip(self.blocks, fns, strict=True)])
+            jobs = ((b.chip, self._job(fn, ledger, b, phase))
+                    for b, fn in zip(self.blocks, fns, strict=True))
+            return chips.post(jobs) if post else chips.run(jobs)
         if len(chips) == 1 and ledger is None:
             return [fn() for fn in fns]
         out, error = [], None
@@ -231,9 +234,11 @@ class AnalogLinear:
         """W += -lr d^T x in expectation (summed over the batch), by stochastic pulses.
 
         Each block draws its codes from ``rng`` in block order (so the run does not depend on
-        which chip answers first), then the chips pulse at once (twins in this thread: each
-        block's codes and pulses in one compiled call, block after block: the same draws). The
-        bias is not touched (see `update_bias`).
+        which chip answers first). Twins in this thread run each block's codes and pulses in one
+        compiled call, block after block (the same draws); on other chips a block's chip pulses
+        as soon as its codes are drawn, while the next block's are, and inside
+        `Chips.overlapped` the pulses may still run when this returns. The bias is not touched
+        (see `update_bias`).
         """
         if self._one and lr > 0:  # finiteness checked in the compiled call, before it pulses
             x, d = _shaped("x", x, self.n_in), _shaped("d", d, self.n_out)
@@ -250,11 +255,9 @@ class AnalogLinear:
             self._run([partial(t.coded_update, x[:, b.inputs], d[:, b.outputs], lr, rng)
                        for b, t in zip(self.blocks, self.tiles, strict=True)], ledger, "update")
             return
-        fns = []
-        for b, t in zip(self.blocks, self.tiles, strict=True):
-            xc, dc, bl = t.update_codes(x[:, b.inputs], d[:, b.outputs], lr, rng)
-            fns.append(partial(t.apply_update, xc, dc, bl))
-        self._run(fns, ledger, "update")
+        fns = (partial(t.apply_update, *t.update_codes(x[:, b.inputs], d[:, b.outputs], lr, rng))
+               for b, t in zip(self.blocks, self.tiles, strict=True))
+        self._run(fns, ledger, "update", post=True)
 
     def update_bias(self, d: np.ndarray, lr: float) -> None:
         """Digital SGD on the bias: b -= lr * sum_b d."""

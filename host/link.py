@@ -1,23 +1,22 @@
 """Link backends: the `Device` API over the framed protocol on a pyserial byte link.
 
-`LinkDevice` speaks `ohmflow.emulator.protocol` over ``serial.serial_for_url``: a board's serial
-port (``/dev/ttyUSB0``) or an emulator's ``socket://127.0.0.1:PORT``. Flow control is stop and
-wait: one frame in flight, every frame answered. Big operations are split into as few frames as
-the max payload allows. A lost, corrupt or late reply is retried with the same frame (same seq):
-the device answers a retransmission of its last frame from its reply cache, so even UPDATE and
-PULSE are never applied twice. `EmulatorDevice` starts an emulator server process and connects.
+`LinkDevice` speaks `ohmflow.emulator.protocol` over a byte link: a board's serial port
+(``/dev/ttyUSB0``, pyserial) or an emulator's ``socket://127.0.0.1:PORT`` (`SocketPort`). Every
+frame is answered. Big operations are split into as few frames as the max payload allows. On a
+serial line flow control is stop and wait, one frame in flight; on TCP the frames of one
+operation go out up to `WINDOW` at a time (docs/protocol.md, Flow control). A lost, corrupt or
+late reply to a frame sent alone is retried with the same frame (same seq): the device answers a
+retransmission of its last frame from its reply cache, so even UPDATE and PULSE are never
+applied twice. `EmulatorDevice` starts an emulator server process and connects.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
-import json
 import os
-import selectors
 import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
@@ -42,9 +41,13 @@ from ohmflow.host.device import (
     has_time,
     time_refusal,
 )
+from ohmflow.host.servers import start_twin_server, stop_process
+from ohmflow.host.socket_port import SocketPort
 from serial.tools import list_ports
 
 POLL = 0.02  #: seconds a single port read may block
+#: frames in flight on a pipelined link (their replies, at most 4 KB each, fit the buffers)
+WINDOW = 4
 _MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
 #: commands that leave every counter as it is (docs/gateware.md, Counters)
 _KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS", "LOAD_SHAPE", "READ_SHAPE",
@@ -59,8 +62,11 @@ class _Lost(Exception):
     """No usable reply (timeout, corrupt frame or a link-level error status)."""
 
 
-def _open_port(url: str, baudrate: int, write_timeout: float) -> serial.SerialBase:
+def _open_port(url: str, baudrate: int, write_timeout: float):
+    """A pyserial port for ``url``; a `SocketPort` for a plain ``socket://HOST:PORT``."""
     try:
+        if url.startswith("socket://") and "?" not in url:
+            return SocketPort(url, POLL, write_timeout)
         return serial.serial_for_url(url, baudrate=baudrate, timeout=POLL,
                                      write_timeout=write_timeout)
     except (serial.SerialException, ValueError, OSError) as e:
@@ -87,6 +93,7 @@ class LinkDevice(Device):
         self.retries = retries
         self.baudrate = baudrate
         self._parser = P.FrameParser()
+        self._events: collections.deque = collections.deque()
         self._seq = int.from_bytes(os.urandom(1), "little")
         self._settings: Settings | None = None
         self._device_key = 0  #: the chip's device key as last read or loaded (numerics §11.2)
@@ -116,10 +123,16 @@ class LinkDevice(Device):
         self.refresh_settings()
 
     # ----- transport -----
-    def _call(self, name: str, **values) -> dict:
-        cmd = P.command(name)
+    @property
+    def pipelined(self) -> bool:
+        """Whether several frames may be in flight: on a TCP stream (`SocketPort`), which
+        neither loses nor reorders bytes and holds back what the device cannot take yet."""
+        return isinstance(self.port, SocketPort)
+
+    def _frame(self, cmd: P.Command, values: dict) -> tuple[bytes, int, float]:
+        """A request frame with the next seq, and how long to wait for its reply."""
         payload = P.encode_payload(cmd.request, values, self.config)
-        if name not in _KEEP_COUNTERS:
+        if cmd.name not in _KEEP_COUNTERS:
             if "tile" in values:
                 self._counters.pop(int(values["tile"]), None)
             else:
@@ -129,38 +142,95 @@ class LinkDevice(Device):
         wait = self.timeout
         if self.baudrate:  # wire time of the request and the longest reply, 10 bits a byte
             wait += (len(frame) + P.TABLE.max_payload + P.OVERHEAD) * 10 / self.baudrate
+        return frame, self._seq, wait
+
+    def _send(self, frame: bytes) -> None:
+        self.port.write(frame)
+        self.stats["frames"] += 1
+        self.stats["bytes_out"] += len(frame)
+
+    def _lost(self, name: str, seq: int, e: Exception) -> DeviceError:
+        return DeviceError(f"{self.url}: link lost during {name} (seq {seq}): {e}; the device "
+                           "or emulator server has gone")
+
+    def _decode(self, cmd: P.Command, seq: int, status: int, data: bytes) -> dict:
+        """The values of an OK reply; the refusal of any other status (not a link status)."""
+        if status == P.ST["OK"]:
+            try:
+                return P.decode_payload(cmd.reply, data, self.config)
+            except P.PayloadError as e:
+                raise DeviceError(f"{self.url}: malformed {cmd.name} reply: {e}") from None
+        err = BadArgument if status == P.ST["BAD_ARGUMENT"] else DeviceError
+        raise err(f"{self.url}: device refused {cmd.name} (seq {seq}) with "
+                  f"{P.status_name(status)}; host and device disagree on the contract or "
+                  "the settings")
+
+    def _call(self, name: str, **values) -> dict:
+        cmd = P.command(name)
+        frame, seq, wait = self._frame(cmd, values)
         problems: list[str] = []
         for attempt in range(self.retries + 1):
             try:
                 if attempt:
                     self.stats["retries"] += 1
                     self._drain()
-                self.port.write(frame)
-                self.stats["frames"] += 1
-                self.stats["bytes_out"] += len(frame)
-                status, data = self._await(cmd, self._seq, wait)
+                self._send(frame)
+                status, data = self._await(cmd, seq, wait)
             except _Lost as e:
                 problems.append(str(e))
                 self._counters.clear()
                 continue
             except (serial.SerialException, OSError) as e:
-                raise DeviceError(f"{self.url}: link lost during {name} (seq {self._seq}): {e}; "
-                                  "the device or emulator server has gone") from None
-            if status == P.ST["OK"]:
-                try:
-                    return P.decode_payload(cmd.reply, data, self.config)
-                except P.PayloadError as e:
-                    raise DeviceError(f"{self.url}: malformed {name} reply: {e}") from None
+                raise self._lost(name, seq, e) from None
             if P.is_link_status(status):
                 problems.append(f"device answered {P.status_name(status)}")
                 continue
-            err = BadArgument if status == P.ST["BAD_ARGUMENT"] else DeviceError
-            raise err(f"{self.url}: device refused {name} (seq {self._seq}) with "
-                      f"{P.status_name(status)}; host and device disagree on the contract or "
-                      "the settings")
-        raise DeviceError(f"{self.url}: no valid reply to {name} (seq {self._seq}) after "
+            return self._decode(cmd, seq, status, data)
+        raise DeviceError(f"{self.url}: no valid reply to {name} (seq {seq}) after "
                           f"{self.retries + 1} attempts: {'; '.join(problems)}. Is the device "
                           f"running and speaking ohmflow protocol v{P.CONTRACT_VERSION}?")
+
+    def _calls(self, name: str, parts: list[dict]) -> list[dict]:
+        """`_call` for each of ``parts``, in order. On a `pipelined` link up to `WINDOW` frames
+        are in flight (the device takes the next frame while the host reads a reply). After a
+        refusal no more frames are sent; the replies in flight are read, then it is raised. A
+        frame with frames sent after it is never resent (they would run twice): a lost reply
+        there is an error."""
+        if not self.pipelined or len(parts) < 2:
+            return [self._call(name, **v) for v in parts]
+        cmd = P.command(name)
+        out: list[dict] = []
+        flight: collections.deque[int] = collections.deque()
+        error: DeviceError | None = None
+        for k in range(len(parts) + WINDOW):
+            if len(flight) == WINDOW or (k >= len(parts) or error) and flight:
+                seq = flight.popleft()
+                try:
+                    status, data = self._await(cmd, seq, self.timeout)
+                    if P.is_link_status(status):
+                        raise _Lost(f"device answered {P.status_name(status)}")
+                    out.append(self._decode(cmd, seq, status, data))
+                except _Lost as e:
+                    self._counters.clear()
+                    self._parser, self._events = P.FrameParser(), collections.deque()
+                    raise DeviceError(f"{self.url}: no valid reply to {name} (seq {seq}, frame "
+                                      f"{len(out) + 1} of {len(parts)}, sent with others in "
+                                      f"flight): {e}; it cannot be resent after the frames "
+                                      "that followed it") from None
+                except (serial.SerialException, OSError) as e:
+                    raise self._lost(name, seq, e) from None
+                except DeviceError as e:  # a refusal: read the replies in flight, then raise
+                    error = error or e
+            if k < len(parts) and error is None:
+                frame, seq, _ = self._frame(cmd, parts[k])
+                try:
+                    self._send(frame)
+                except (serial.SerialException, OSError) as e:
+                    raise self._lost(name, seq, e) from None
+                flight.append(seq)
+        if error is not None:
+            raise error
+        return out
 
     def _device_busy(self) -> bool:
         """Whether the device is visibly still working when a reply is late (a backend that can
@@ -170,16 +240,12 @@ class LinkDevice(Device):
     def _await(self, cmd: P.Command, seq: int, wait: float) -> tuple[int, bytes]:
         deadline = time.monotonic() + wait
         want = cmd.opcode | P.TABLE.reply_flag
+        # a port that can wait for a whole frame part wakes once for it (`SocketPort`)
+        read = getattr(self.port, "read_some", None) or self.port.read
+        events = self._events  # frames parsed but not yet taken (replies to later frames)
         while True:
-            if time.monotonic() >= deadline:
-                if not self._device_busy():
-                    break
-                deadline = time.monotonic() + wait
-            data = self.port.read(self._parser.needed())
-            if not data:
-                continue
-            self.stats["bytes_in"] += len(data)
-            for ev in self._parser.feed(data):
+            while events:
+                ev = events.popleft()
                 if isinstance(ev, P.FrameError):
                     raise _Lost(f"corrupt reply ({ev.message})")
                 if not ev.payload or not ev.opcode & P.TABLE.reply_flag:
@@ -188,6 +254,14 @@ class LinkDevice(Device):
                 if P.is_link_status(status) or (ev.opcode == want and ev.seq == seq):
                     return status, ev.payload[1:]
                 self.stats["stale"] += 1
+            if time.monotonic() >= deadline:
+                if not self._device_busy():
+                    break
+                deadline = time.monotonic() + wait
+            data = read(self._parser.needed())
+            if data:
+                self.stats["bytes_in"] += len(data)
+                events.extend(self._parser.feed(data))
         raise _Lost(f"no reply within {wait:.2f} s")
 
     def _drain(self) -> None:
@@ -200,6 +274,7 @@ class LinkDevice(Device):
         board runs it in real time: the host reads until the line has been quiet for twice the
         byte timeout."""
         self._parser = P.FrameParser()
+        self._events.clear()
         if self.url.startswith("socket://") and hasattr(self.port, "open"):
             self.port.close()
             self.port.open()
@@ -319,16 +394,15 @@ class LinkDevice(Device):
         n_in, n_out = self._window(tile)
         w = self._codes("weights", weights, "w", (n_out, n_in)).ravel()
         step = self._per_frame("PROGRAM", "k")
-        for k0 in range(0, w.size, step):
-            part = w[k0 : k0 + step]
-            self._call("PROGRAM", tile=tile, k0=k0, k=part.size, w=part)
+        self._calls("PROGRAM", [dict(tile=tile, k0=k0, k=w[k0 : k0 + step].size,
+                                     w=w[k0 : k0 + step]) for k0 in range(0, w.size, step)])
 
     def read(self, tile) -> np.ndarray:
         n_in, n_out = self._window(tile)
         total, step = n_in * n_out, self._per_frame("READ", "k")
-        parts = [self._call("READ", tile=tile, k0=k0, k=min(step, total - k0))["w"]
-                 for k0 in range(0, total, step)]
-        return np.concatenate(parts).reshape(n_out, n_in)
+        parts = self._calls("READ", [dict(tile=tile, k0=k0, k=min(step, total - k0))
+                                     for k0 in range(0, total, step)])
+        return np.concatenate([v["w"] for v in parts]).reshape(n_out, n_in)
 
     def _tiles(self, tile) -> list[int]:
         if tile is None:
@@ -343,9 +417,10 @@ class LinkDevice(Device):
         total, step = self.config.rows * self.config.cols, self._per_frame("LOAD_MAP", "k")
         for n, t in enumerate(tiles):
             flat = {f: getattr(dmap, f)[n].ravel() for f in FIELDS}
-            for k0 in range(0, total, step):
-                part = {f: a[k0 : k0 + step] for f, a in flat.items()}
-                self._call("LOAD_MAP", tile=t, k0=k0, k=part["su"].size, **part)
+            parts = [{f: a[k0 : k0 + step] for f, a in flat.items()}
+                     for k0 in range(0, total, step)]
+            self._calls("LOAD_MAP", [dict(tile=t, k0=k0, k=p["su"].size, **p)
+                                     for k0, p in zip(range(0, total, step), parts, strict=True)])
 
     def read_device_map(self, tile=None) -> DeviceMap:
         tiles = self._tiles(tile)
@@ -353,8 +428,10 @@ class LinkDevice(Device):
         total, step = c.rows * c.cols, self._per_frame("READ_MAP", "k")
         out = {f: np.zeros((len(tiles), total), dtype=np.int64) for f in FIELDS}
         for n, t in enumerate(tiles):
-            for k0 in range(0, total, step):
-                v = self._call("READ_MAP", tile=t, k0=k0, k=min(step, total - k0))
+            starts = range(0, total, step)
+            replies = self._calls("READ_MAP", [dict(tile=t, k0=k0, k=min(step, total - k0))
+                                               for k0 in starts])
+            for k0, v in zip(starts, replies, strict=True):
                 for f in FIELDS:
                     out[f][n, k0 : k0 + v["k"]] = v[f]
         return DeviceMap(**{f: a.reshape(len(tiles), c.cols, c.rows) for f, a in out.items()})
@@ -382,13 +459,11 @@ class LinkDevice(Device):
         n, m = (n_out, n_in) if backward else (n_in, n_out)
         x = self._codes(f"{name.lower()} input", x, "dac", (None, n))
         step = self._per_frame(name, "b", n=n, m=m)
-        ys, sats = [], []
-        for b0 in range(0, len(x), step):
-            part = x[b0 : b0 + step]
-            v = self._call(name, tile=tile, b=len(part), n=n, x=part)
-            ys.append(v["y"].reshape(len(part), m))
-            sats.append(v["sat"])
-        return np.concatenate(ys), np.concatenate(sats)
+        parts = [x[b0 : b0 + step] for b0 in range(0, len(x), step)]
+        replies = self._calls(name, [dict(tile=tile, b=len(p), n=n, x=p) for p in parts])
+        return (np.concatenate([v["y"].reshape(len(p), m) for v, p in
+                                zip(replies, parts, strict=True)]),
+                np.concatenate([v["sat"] for v in replies]))
 
     def forward(self, tile, x):
         return self._read_op("FORWARD", tile, x, backward=False)
@@ -403,9 +478,9 @@ class LinkDevice(Device):
         if len(x) != len(d):
             raise ValueError(f"update codes need the same batch, got {len(x)} and {len(d)}")
         step = self._per_frame("UPDATE", "b", ni=n_in, nj=n_out)
-        for b0 in range(0, len(x), step):
-            xs, ds = x[b0 : b0 + step], d[b0 : b0 + step]
-            self._call("UPDATE", tile=tile, b=len(xs), ni=n_in, nj=n_out, x=xs, d=ds)
+        self._calls("UPDATE", [dict(tile=tile, b=len(x[b0 : b0 + step]), ni=n_in, nj=n_out,
+                                    x=x[b0 : b0 + step], d=d[b0 : b0 + step])
+                               for b0 in range(0, len(x), step)])
 
     def pulse(self, tile, axis, index, counts) -> None:
         n_in, n_out = self._window(tile)
@@ -434,40 +509,6 @@ class LinkDevice(Device):
             self._counters[tile] = {k: int(x) for k, x in
                                     zip(P.TABLE.counters, v["values"], strict=False)}
         return dict(self._counters[tile])
-
-
-def start_twin_server(cfg: ChipConfig, startup_timeout: float = 30.0):
-    """Start ``python -m ohmflow.sim.twin_server`` for ``cfg``; returns (process, port)."""
-    err = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ohmflow.sim.twin_server", "--config-json",
-         json.dumps(cfg.to_dict())], stdout=subprocess.PIPE, stderr=err, text=True)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    line = proc.stdout.readline() if sel.select(startup_timeout) else ""
-    sel.close()
-    if not line.startswith("listening on "):
-        stop_process(proc)
-        err.seek(0)
-        tail = err.read().decode(errors="replace")[-2000:]
-        raise DeviceError(f"the twin server did not start within {startup_timeout} s "
-                          f"(said {line!r}); its stderr:\n{tail}")
-    err.close()
-    return proc, int(line.rsplit(":", 1)[1])
-
-
-def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """Terminate a server process (kill it after ``grace`` seconds)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(grace)
-    for f in (proc.stdout, proc.stderr):
-        if f is not None:
-            f.close()
 
 
 class EmulatorDevice(LinkDevice):
@@ -533,6 +574,10 @@ class EmulatorDevice(LinkDevice):
     def _call(self, name: str, **values) -> dict:
         self._cycles_seen = None
         return super()._call(name, **values)
+
+    def _calls(self, name: str, parts: list[dict]) -> list[dict]:
+        self._cycles_seen = None
+        return super()._calls(name, parts)
 
     def close(self) -> None:
         if getattr(self, "port", None) is not None:

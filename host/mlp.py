@@ -189,10 +189,11 @@ class AnalogMLP:
         for k in range(len(self.layers) - 1, 0, -1):
             g = self.layers[k].backward(g, ledger) * (acts[k] > 0)
             deltas.append(g)
-        for layer, rule, a, d in zip(self.layers, self.rules, acts[:-1], reversed(deltas),
-                                     strict=True):
-            rule.update(a, d, lr, rng, ledger)
-            layer.update_bias(d, lr)
+        with self.chips.overlapped():  # a chip goes on to the next layer's update at once
+            for layer, rule, a, d in zip(self.layers, self.rules, acts[:-1], reversed(deltas),
+                                         strict=True):
+                rule.update(a, d, lr, rng, ledger)
+                layer.update_bias(d, lr)
         return loss, correct
 
     def state(self) -> dict[str, np.ndarray]:

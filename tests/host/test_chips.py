@@ -81,3 +81,49 @@ def test_inline_twins_train_exactly_as_twins_on_worker_threads(algorithm, n):
     drop = ("seconds", "analog_samples_per_s")
     assert [{k: v for k, v in r.items() if k not in drop} for r in a.history] == \
         [{k: v for k, v in r.items() if k not in drop} for r in b.history]
+
+
+def test_posted_jobs_run_in_order_per_chip_and_the_block_waits_for_them():
+    chips = Chips([ThreadedTwin("tiny") for _ in range(2)])
+    release, ran = threading.Event(), []
+    with chips.overlapped():
+        chips.post([(0, release.wait), (0, lambda: ran.append("0a")), (1, lambda: ran.append("1"))])
+        chips.post([(0, lambda: ran.append("0b"))])
+        assert "0a" not in ran  # chip 0 is still held: post did not wait
+        release.set()
+    assert ran.index("0a") < ran.index("0b") and sorted(ran) == ["0a", "0b", "1"]
+    chips.close()
+
+
+@pytest.mark.parametrize("kind", [TwinDevice, ThreadedTwin])
+def test_a_failed_posted_job_is_raised_at_the_end_of_the_block(kind):
+    chips = Chips([kind("tiny") for _ in range(2)])
+    ran = []
+
+    def fail(k):
+        raise ValueError(f"job {k}")
+
+    with pytest.raises(ValueError, match="job 1"), chips.overlapped():
+        chips.post([(0, lambda: fail(1)), (1, lambda: fail(2))])
+        chips.post([(1, lambda: ran.append(1))])
+        ran.append("body")
+    assert sorted(ran, key=str) == [1, "body"] if kind is ThreadedTwin else ran == []
+    chips.close()
+
+
+def test_the_block_own_failure_wins_after_its_jobs_have_run():
+    chips = Chips([ThreadedTwin("tiny") for _ in range(2)])
+    ran = []
+    with pytest.raises(KeyError), chips.overlapped():
+        chips.post([(0, lambda: ran.append(0)), (1, lambda: 1 / 0)])
+        raise KeyError("body")
+    assert ran == [0]
+    chips.close()
+
+
+def test_post_outside_a_block_runs_at_once():
+    chips = Chips([ThreadedTwin("tiny") for _ in range(2)])
+    ran = []
+    chips.post([(0, lambda: ran.append(0)), (1, lambda: ran.append(1))])
+    assert sorted(ran) == [0, 1]
+    chips.close()
