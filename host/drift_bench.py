@@ -137,7 +137,7 @@ def plot(figures: dict, path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ohmflow.host.drift_bench", description=__doc__)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--drift", nargs=2, type=float, action="append", metavar=("NU", "DTOD"),
                    help="a drift exponent and its spread (repeat; default 0.06 0.02 and 0.3 0)")
