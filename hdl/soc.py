@@ -43,7 +43,8 @@ class LinkSlices(wiring.Component):
         wiring.connect(m, data_in.o, wiring.flipped(tile.data_in))
         wiring.connect(m, wiring.flipped(tile.data_out), data_out.i)
         wiring.connect(m, data_out.o, wiring.flipped(cp.data_out))
-        m.d.comb += [tile.settings.eq(cp.settings),
+        m.d.comb += [tile.settings.eq(cp.settings), tile.shape_mode.eq(cp.shape_mode),
+                     tile.shape_wr.eq(cp.shape_wr),
                      cp.busy.eq(tile.busy | data_in.busy | data_out.busy)]
         return m
 

@@ -29,7 +29,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, 
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from ohmflow.emulator.config import C2C_FRAC, SLOPE_FRAC, ChipConfig
+from ohmflow.emulator.config import C2C_FRAC, SHAPE_MODES, SLOPE_FRAC, ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap, nominal
 from ohmflow.hdl.lib.fixed import clip, mul_lut, rnd_shift, rotate, sum_tree
 from ohmflow.hdl.tile.layouts import Geometry, ProgCmd
@@ -85,7 +85,7 @@ class AnalogArray(wiring.Component):
             "pulse": In(stream.Signature(g.pulse_layout)),
             "prog": In(stream.Signature(g.prog_layout)),
             "prog_out": Out(stream.Signature(g.prog_out_layout)),
-            "shape_mode": In(2),
+            "shape_mode": In(range(len(SHAPE_MODES))),
             "shape_wr": In(shape_write_layout()),
             "idle": Out(1),
         })

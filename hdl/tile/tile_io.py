@@ -12,11 +12,13 @@ from ohmflow.emulator.config import (
     DW_STD_BITS,
     GAIN_BITS,
     SETTING_NAMES,
+    SHAPE_MODES,
     SHIFT_BITS,
     SIGMA_BITS,
     ChipConfig,
     Settings,
 )
+from ohmflow.hdl.tile.shape_unit import shape_write_layout
 
 __all__ = ["COUNTER_NAMES", "COUNTER_BITS", "WORD", "RESULT", "Op", "TileLink", "cmd_layout",
            "settings_layout", "settings_value", "result_word", "decode_result", "op_cycles"]
@@ -91,6 +93,8 @@ class TileLink(wiring.Signature):
     data_in: Out stream of `WORD`-bit operand words.
     data_out: In stream of `WORD`-bit result words (`RESULT` for FORWARD and BACKWARD).
     settings: Out run-time settings (`settings_layout`), sampled when a command is accepted.
+    shape_mode, shape_wr: Out, the step shape's mode (0 linear, 1 bottom, 2 centered) and its
+        node writes (`shape_write_layout`), both while the tile is idle (§5.4.1).
     busy: In, high from the cycle after a command is accepted until it has completed.
 
     The TileController's own signature is ``TileLink(cfg).flip()``.
@@ -102,6 +106,8 @@ class TileLink(wiring.Signature):
             "data_in": Out(stream.Signature(WORD)),
             "data_out": In(stream.Signature(WORD)),
             "settings": Out(settings_layout(cfg)),
+            "shape_mode": Out(range(len(SHAPE_MODES))),
+            "shape_wr": Out(shape_write_layout()),
             "busy": In(1),
         })
 
