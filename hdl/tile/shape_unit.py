@@ -28,8 +28,8 @@ from ohmflow.emulator.config import (
 )
 from ohmflow.emulator.step_shape import ONE, range_reciprocal
 
-__all__ = ["SHAPE_LATENCY", "RangeDivider", "ShapeLane", "rinv_bits", "rinv_values",
-           "shape_write_layout"]
+__all__ = ["SHAPE_LATENCY", "RangeDivider", "ShapeLane", "divider_latency", "rinv_bits",
+           "rinv_values", "shape_write_layout"]
 
 #: cycles a beat spends in the array's extra stages while a table mode is loaded
 SHAPE_LATENCY = 6
@@ -43,6 +43,11 @@ def rinv_bits(cfg: ChipConfig) -> int:
 def rinv_values(cfg: ChipConfig, wmax, wmin) -> np.ndarray:
     """rinv of devices with bounds (wmax, wmin), as the twin derives it (§5.4.1)."""
     return range_reciprocal(cfg, wmax, wmin)
+
+
+def divider_latency(cfg: ChipConfig) -> int:
+    """`RangeDivider.LATENCY`: cycles from a map write to its rinv write."""
+    return -(-rinv_bits(cfg) // RangeDivider.STEP_BITS) + 1
 
 
 def shape_write_layout() -> data.StructLayout:
@@ -64,8 +69,8 @@ class RangeDivider(wiring.Component):
     def __init__(self, cfg: ChipConfig, tag_shape):
         self.cfg = cfg
         self.n_bits = rinv_bits(cfg)
-        self.stages = -(-self.n_bits // self.STEP_BITS)
-        self.LATENCY = self.stages + 1
+        self.LATENCY = divider_latency(cfg)
+        self.stages = self.LATENCY - 1
         span = unsigned(cfg.w_bits)
         super().__init__({
             "i": In(data.StructLayout({"valid": 1, "span": span, "tag": tag_shape})),

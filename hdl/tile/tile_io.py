@@ -18,7 +18,7 @@ from ohmflow.emulator.config import (
     ChipConfig,
     Settings,
 )
-from ohmflow.hdl.tile.shape_unit import shape_write_layout
+from ohmflow.hdl.tile.shape_unit import SHAPE_LATENCY, divider_latency, shape_write_layout
 
 __all__ = ["COUNTER_NAMES", "COUNTER_BITS", "WORD", "RESULT", "Op", "TileLink", "cmd_layout",
            "settings_layout", "settings_value", "result_word", "decode_result", "op_cycles"]
@@ -123,6 +123,10 @@ def decode_result(word: int) -> tuple[int, bool]:
     return r.code, bool(r.saturated)
 
 
+#: cycles from a program beat's acceptance to its state write in the array (linear mode)
+ARRAY_WRITE = 6
+
+
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -146,10 +150,26 @@ def _vector_pipeline(n: int, t: int, d: int, count: int) -> int:
 
 
 def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0,
-              count: int = 1) -> int:
+              count: int = 1, table: bool = False) -> int:
     """Busy cycles of one operation when ``data_in`` always has a word and ``data_out`` is always
     ready (docs/gateware.md, "Cycle counts"). The ``cycles`` counter adds exactly this for the
-    operations on a tile (all but COUNTERS, SEED, RESET, NOP)."""
+    operations on a tile (all but COUNTERS, SEED, RESET, NOP). ``table``: a step-shape table
+    mode is loaded (its extra array stages, and a map write waits for the range divider)."""
+    if not table:
+        return _linear_cycles(cfg, s, op, tile, axis, count)
+    base = _linear_cycles(cfg, s, op, tile, axis, count)
+    if op in (Op.FORWARD, Op.BACKWARD) and count == 0:
+        return base
+    extra = {Op.FORWARD: SHAPE_LATENCY, Op.BACKWARD: SHAPE_LATENCY,
+             Op.UPDATE: SHAPE_LATENCY * count, Op.PULSE: SHAPE_LATENCY,
+             Op.PROGRAM: SHAPE_LATENCY, Op.RESET: SHAPE_LATENCY,
+             Op.MAP_WRITE: max(SHAPE_LATENCY, divider_latency(cfg) - ARRAY_WRITE)}
+    return base + extra.get(op, 0)
+
+
+def _linear_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int, axis: int,
+                   count: int) -> int:
+    """`op_cycles` in the linear mode."""
     n_in, n_out = s.shapes[tile]
     L = cfg.lanes
     if op in (Op.FORWARD, Op.BACKWARD):

@@ -59,6 +59,15 @@ def test_an_expstep_network_on_the_icebreaker_emulator_matches_the_twin(digits):
                          device_model=model), data)
 
 
+def test_an_expstep_network_on_the_default_emulator_matches_the_twin(digits):
+    """ExpStep devices on the `default` chip's RTL (the tile engine: 16 lanes interpolate the
+    step-shape tables, numerics §5.4.1): one epoch of a 96-sample subset, seed 7."""
+    data = Dataset("digits", digits.x_train[:96], digits.y_train[:96], digits.x_test[:40],
+                   digits.y_test[:40], digits.classes)
+    model = dataclasses.asdict(DeviceModel(model="ExpStep"))
+    same_run(TrainConfig(epochs=1, seed=7, float_baseline=False, device_model=model), data)
+
+
 def test_a_multi_chip_network_of_odd_blocks_on_twin_and_verilator():
     """9-11-4 on four tiny chips (tiles of 5x7): layer 0 in 2x2 blocks ending mid-tile, layer 1
     in 3x1; 2 epochs of a seeded 3-class set (seed 8)."""
