@@ -37,6 +37,9 @@ from ohmflow.hdl.tile.tile_io import WORD, Op, TileLink, settings_layout, settin
 __all__ = ["CommandSequencer"]
 
 ST = P.ST
+#: LOAD_SHAPE's cycles before its first read: a gated tile clock, then the array's, are running
+#: before the first node is written (hdl/lib/clock_gate.py)
+WARM_UP = 2
 
 
 class CommandSequencer(wiring.Component):
@@ -119,6 +122,7 @@ class CommandSequencer(wiring.Component):
         m.submodules.shape_table = table = Memory(shape=len(link.shape_wr.value), depth=nodes,
                                                   init=[ONE] * nodes)
         shape_mode, job_sent = Signal.like(link.shape_mode), Signal()
+        warm = Signal(range(WARM_UP + 1))
         m.d.comb += link.shape_mode.eq(shape_mode)
         cmd = link.cmd.payload
         m.d.comb += [cmd.tile.eq(f["tile"]), cmd.axis.eq(f["axis"]), cmd.index.eq(f["index"]),
@@ -151,7 +155,7 @@ class CommandSequencer(wiring.Component):
         with m.FSM(name="sequencer_fsm"):
             with m.State("IDLE"):
                 m.d.comb += [self.idle.eq(1), self.verdict.ready.eq(1)]
-                m.d.sync += [byte.eq(0), tile_started.eq(0), job_sent.eq(0)]
+                m.d.sync += [byte.eq(0), tile_started.eq(0), job_sent.eq(0), warm.eq(0)]
                 v = self.verdict.payload
                 with m.If(self.verdict.valid):
                     with m.Switch(v.action):
@@ -195,7 +199,8 @@ class CommandSequencer(wiring.Component):
             with m.State("GET"):
                 self._get(m, settings, seed, nonce, byte, write, reply)
             with m.State("LOAD_SHAPE"):  # the decoder checked the mode and the nodes
-                self._load_shape(m, own, table.write_port(), byte, job_sent, shape_mode, reply)
+                self._load_shape(m, own, table.write_port(), byte, job_sent, warm, shape_mode,
+                                 reply)
             with m.State("READ_SHAPE"):
                 self._read_shape(m, table.read_port(domain="comb"), shape_mode, byte, write,
                                  reply)
@@ -234,13 +239,16 @@ class CommandSequencer(wiring.Component):
                 m.d.comb += walkers[walker].go.eq(1)
                 m.next = state
 
-    def _load_shape(self, m, own, wp, node, job_sent, shape_mode, reply):
+    def _load_shape(self, m, own, wp, node, job_sent, warm, shape_mode, reply):
         """LOAD_SHAPE: both tables' nodes, one a cycle, into the copy and the tile; the mode."""
         (up, off, cnt, size, _sg), (down, off2, *_x) = RequestArrays(self.cfg, self.request)(
             "LOAD_SHAPE")[0]
         assert (up.name, down.name, cnt, off2) == ("up", "down", SHAPE_NODES, off + cnt * size)
         job, el, wr = own["reader"], own["elements"], self.tile.shape_wr
-        with m.If(~job_sent):
+        m.d.comb += wr.load.eq(1)
+        with m.If(warm != WARM_UP):  # gated simulation clocks start before the first write
+            m.d.sync += warm.eq(warm + 1)
+        with m.Elif(~job_sent):
             m.d.comb += [job.valid.eq(1), job.payload.addr.eq(off),
                          job.payload.count.eq(2 * SHAPE_NODES), job.payload.width.eq(size)]
             with m.If(job.ready):

@@ -87,6 +87,7 @@ class AnalogArray(wiring.Component):
             "prog_out": Out(stream.Signature(g.prog_out_layout)),
             "shape_mode": In(range(len(SHAPE_MODES))),
             "shape_wr": In(shape_write_layout()),
+            "rinv_busy": Out(1),
             "idle": Out(1),
         })
 
@@ -230,6 +231,7 @@ class AnalogArray(wiring.Component):
         # ----- stage 0: addresses, memory reads, parameter writes -----
         st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g, div_busy = self._memories(
             m, adv, take)
+        m.d.comb += self.rinv_busy.eq(div_busy)
         table = self.shape_mode != 0  # a table mode: the step base from the tables (§5.4.1)
         centered = self.shape_mode == 2
         codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)

@@ -51,8 +51,10 @@ def divider_latency(cfg: ChipConfig) -> int:
 
 
 def shape_write_layout() -> data.StructLayout:
-    """A node write: ``en``, direction ``down`` (0: T_up), ``node`` 0 .. SHAPE_NODES - 1, value."""
-    return data.StructLayout({"en": 1, "down": 1, "node": range(SHAPE_NODES),
+    """A node write: ``en``, direction ``down`` (0: T_up), ``node`` 0 .. SHAPE_NODES - 1, value;
+    ``load``: a LOAD_SHAPE is under way (from before its first write: simulation clock gates
+    keep the tables' clock running)."""
+    return data.StructLayout({"en": 1, "load": 1, "down": 1, "node": range(SHAPE_NODES),
                               "value": SHAPE_BITS})
 
 

@@ -96,6 +96,8 @@ class TileLink(wiring.Signature):
     shape_mode, shape_wr: Out, the step shape's mode (0 linear, 1 bottom, 2 centered) and its
         node writes (`shape_write_layout`), both while the tile is idle (§5.4.1).
     busy: In, high from the cycle after a command is accepted until it has completed.
+    settling: In, the tile still writes derived state (rinv after a map write) while not busy:
+        a simulation clock gate keeps the tile's clock running.
 
     The TileController's own signature is ``TileLink(cfg).flip()``.
     """
@@ -109,6 +111,7 @@ class TileLink(wiring.Signature):
             "shape_mode": Out(range(len(SHAPE_MODES))),
             "shape_wr": Out(shape_write_layout()),
             "busy": In(1),
+            "settling": In(1),
         })
 
 
