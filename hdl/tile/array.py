@@ -113,7 +113,7 @@ class AnalogArray(wiring.Component):
         """Stage 0: each lane's state, bounds and slopes memories, their addresses for the beat
         taken (pulse, drive or program) and the device map's writes. Returns the read data
         (state, bounds, slopes, rinv per lane), the state write ports, the pulse and program
-        addresses and program bank, and the range divider's ``busy``."""
+        addresses and program bank."""
         g, cfg = self.geom, self.cfg
         L = cfg.lanes
         P, D, G = self.pulse.payload, self.drive.payload, self.prog.payload
@@ -164,7 +164,8 @@ class AnalogArray(wiring.Component):
                          wp_rv.addr.eq(div.o.tag.addr), wp_rv.data.eq(div.o.rinv),
                          wp_rv.en.eq(div.o.valid & (div.o.tag.bank == b))]
             rv_rd.append(rp_rv.data)
-        return st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g, div.busy
+        m.d.comb += self.rinv_busy.eq(div.busy)
+        return st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g
 
     def _read_back(self, m: Module, when, bank, st_rd, bd_rd, sl_rd) -> None:
         """The program port's read-back: the state and map of lane ``bank`` when ``when``."""
@@ -196,20 +197,35 @@ class AnalogArray(wiring.Component):
             with m.If(last):
                 m.d.sync += [self.readout.valid.eq(1), self.readout.payload.eq(acc_next)]
 
-    @staticmethod
-    def _shape_delay(m: Module, reg, table, v2, held: dict):
-        """Stage 2's registers delayed by SHAPE_LATENCY stages, selected in a table mode.
+    def _step_bases(self, m: Module, reg, adv, en, centered, st_rd, bd_rd, sl_rd, rv_rd, up):
+        """Every lane's tables and step-base pipeline (`ShapeLane`): b, SHAPE_LATENCY cycles
+        after stage 2, of the pulse beat whose memory data is registered when ``en``."""
+        base = []
+        for b in range(self.cfg.lanes):
+            lane = ShapeLane(self.cfg, b)
+            lane.tables(m, self.shape_wr)
+            sl, bd = sl_rd[b], bd_rd[b]
+            base.append(lane.build(m, reg, adv, en, centered, st_rd[b], bd.wmin, bd.wmax,
+                                   rv_rd[b], Mux(up[b], sl.su, sl.sd), up[b]))
+        return base
 
-        Returns the selected valid, whether a beat is in the delay stages, and the selected
-        registers by name (the linear mode takes stage 2's own, so its cycles are unchanged).
-        """
-        v, late, regs = v2 & table, Const(0, 1), dict(held)
+    @staticmethod
+    def _shape_delay(m: Module, reg, table, v2, shared, lanes):
+        """Stage 2's registers (``shared`` ones and per-lane lists) delayed by SHAPE_LATENCY
+        stages and selected in a table mode (the linear mode takes stage 2's own, so its cycles
+        are unchanged). Returns the selected valid, whether a beat is in the delay stages, and
+        the selected registers in the same shapes."""
+        v, late = v2 & table, Const(0, 1)
+        regs = [*shared, *(x for lane in lanes for x in lane)]
+        held = list(regs)
         for k in range(SHAPE_LATENCY):
-            regs = {n: reg(x, f"{n}_d{k}", v) for n, x in regs.items()}
+            regs = [reg(x, f"held{n}_d{k}", v) for n, x in enumerate(regs)]
             v = reg(v, f"v2_d{k}", valid=True)
             late = late | v
-        sel = {n: Mux(table, regs[n], held[n]) for n in held}
-        return Mux(table, v, v2), late, sel
+        sel = [Mux(table, d, x) for d, x in zip(regs, held, strict=True)]
+        n, L = len(shared), len(lanes[0])
+        return (Mux(table, v, v2), late, sel[:n],
+                [sel[n + k * L:n + (k + 1) * L] for k in range(len(lanes))])
 
     def elaborate(self, platform):
         m = Module()
@@ -229,9 +245,7 @@ class AnalogArray(wiring.Component):
         kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
 
         # ----- stage 0: addresses, memory reads, parameter writes -----
-        st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g, div_busy = self._memories(
-            m, adv, take)
-        m.d.comb += self.rinv_busy.eq(div_busy)
+        st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g = self._memories(m, adv, take)
         table = self.shape_mode != 0  # a table mode: the step base from the tables (§5.4.1)
         centered = self.shape_mode == 2
         codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)
@@ -308,25 +322,12 @@ class AnalogArray(wiring.Component):
                            f"we2_{b}", store1))
         self._read_back(m, adv & v1 & prog1 & (cmd1 == ProgCmd.READ), bank1, st_rd, bd_rd,
                         sl_rd)
-        base6 = []  # the step base of the table modes, SHAPE_LATENCY cycles after stage 2
-        for b in range(L):
-            lane = ShapeLane(cfg, b)
-            lane.tables(m, self.shape_wr)
-            sl, bd = sl_rd[b], bd_rd[b]
-            base6.append(lane.build(m, reg, adv, pulse1 & table, centered, st_rd[b], bd.wmin,
-                                    bd.wmax, rv_rd[b], Mux(up1[b], sl.su, sl.sd), up1[b]))
-        # in a table mode every beat waits SHAPE_LATENCY cycles here for the step base
-        held = {"k2": k2, "last2": last2, "wa2": wa2}
-        for b in range(L):
-            held.update({f"{n}_{b}": x[b] for n, x in (
-                ("prod2", prod2), ("kw2", kw2), ("s2", s2), ("n2", n2), ("up2", up2),
-                ("t2", t2), ("x2", x2), ("lo2", lo2), ("hi2", hi2), ("we2", we2))})
-        v2_own = v2
-        v2, late, held = self._shape_delay(m, reg, table, v2, held)
-        k2, last2, wa2 = held["k2"], held["last2"], held["wa2"]
-        prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2 = (
-            [held[f"{n}_{b}"] for b in range(L)]
-            for n in ("prod2", "kw2", "s2", "n2", "up2", "t2", "x2", "lo2", "hi2", "we2"))
+        base6 = self._step_bases(m, reg, adv, pulse1 & table, centered, st_rd, bd_rd, sl_rd,
+                                 rv_rd, up1)
+        v2_own = v2  # in a table mode every beat waits SHAPE_LATENCY cycles for its step base
+        v2, late, (k2, last2, wa2), (prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2) = \
+            self._shape_delay(m, reg, table, v2, (k2, last2, wa2),
+                              (prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2))
 
         # ----- stage 3: column sum; step -----
         drive2, pulse2 = v2 & (k2 == KIND_DRIVE), v2 & (k2 == KIND_PULSE)
@@ -384,6 +385,6 @@ class AnalogArray(wiring.Component):
                 wp.en.eq(adv & v5 & (k5 != KIND_DRIVE) & we5),
             ]
         m.d.comb += self.idle.eq(~(v1_mem | v1 | v2_own | late | v3 | v4 | v5 | self.readout.valid
-                                   | self.prog_out.valid | (table & div_busy)))
+                                   | self.prog_out.valid | (table & self.rinv_busy)))
         return m
 
