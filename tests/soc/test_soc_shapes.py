@@ -59,3 +59,30 @@ def test_updates_and_pulses_through_the_tables(name):
     assert statuses == [P.ST["OK"]] * len(frames)
     after = sb.ref.twin.read(1).ravel()
     assert (after != np.clip(w, dm.wmin[1].ravel(), dm.wmax[1].ravel())).sum() > devices // 3
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.06])
+def test_table_mode_backward_with_a_fast_dac_ends(noise):
+    """A table mode's longer array pipeline keeps the read noise busy with earlier vectors' results
+    while the 3-bit DAC drives the last vector: its key is still owed when its last drive request
+    is accepted, and must still be requested (the SoC used to stop there and take no more bytes).
+    Replies byte for byte the reference's, within a cycle limit."""
+    from ohmflow.emulator.config import Settings
+
+    sb = Scoreboard(CFG)
+    rng = np.random.default_rng(69)
+    gen = FrameGen(CFG, sb.ref.twin, rng, max_vectors=4)
+    shape = step_shape(MODELS["PowStep"])
+    s = Settings.default(CFG, out_noise=noise).replace(CFG, shapes=((3, 2), (5, 3)), in_bits=3)
+    pm = 2 ** (s.in_bits - 1) - 1
+    frames = [gen.frame("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down),
+              gen.frame("SET", **P.settings_fields(s), restart=1),
+              gen.frame("BACKWARD", tile=0, b=4, n=2, x=rng.integers(-pm, pm + 1, size=8)),
+              gen.frame("FORWARD", tile=0, b=4, n=3, x=rng.integers(-pm, pm + 1, size=12)),
+              gen.frame("INFO")]
+    for f in frames:
+        sb.sent(f)
+    sb.received += run(frames, max_cycles=20_000)
+    assert sb.compare() == len(frames)
+    statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.expected))]
+    assert statuses == [P.ST["OK"]] * len(frames)
