@@ -89,9 +89,9 @@ MODEL_DEFAULTS = {
 #: same contract as firmware on a small RV32 core (hdl/rv32/core_soc.py), for FPGAs too small
 #: for the tile. The index is the engine's code on the wire (INFO).
 ENGINES = ("tile", "rv32")
-#: the engines whose update interpolates step-shape tables (§5.4.1); the others hold the linear
-#: shape only and refuse a table (LOAD_SHAPE answers BAD_ARGUMENT; docs/boards.md)
-SHAPE_ENGINES = ("rv32",)
+#: the engines whose update interpolates step-shape tables (§5.4.1); an engine not named holds the
+#: linear shape only and refuses a table (LOAD_SHAPE answers BAD_ARGUMENT; docs/boards.md)
+SHAPE_ENGINES = ("rv32", "tile")
 #: the per-tile operation counters of the contract (docs/numerics.md), in the order the twin keeps
 #: them and the COUNTERS command returns them; the gateware adds ``cycles`` (protocol.TABLE)
 COUNTERS = (

@@ -43,7 +43,8 @@ class LinkSlices(wiring.Component):
         wiring.connect(m, data_in.o, wiring.flipped(tile.data_in))
         wiring.connect(m, wiring.flipped(tile.data_out), data_out.i)
         wiring.connect(m, data_out.o, wiring.flipped(cp.data_out))
-        m.d.comb += [tile.settings.eq(cp.settings),
+        m.d.comb += [tile.settings.eq(cp.settings), tile.shape_mode.eq(cp.shape_mode),
+                     tile.shape_wr.eq(cp.shape_wr), cp.settling.eq(tile.settling),
                      cp.busy.eq(tile.busy | data_in.busy | data_out.busy)]
         return m
 
@@ -121,7 +122,10 @@ class SoC(Checked, wiring.Component):
             # pipelines have drained and its one free-running register, the operation's cycle
             # count, restarts with the next command); the emulator tests compare the gated
             # SoC with the reference device byte for byte.
-            gate_domain(m, "tile", tc.busy | cp.tile.cmd.valid, enable=self.tile_clock_on)
+            # step shapes: the tables are written while the tile is idle, and rinv writes may
+            # follow a map write's end
+            gate_domain(m, "tile", tc.busy | cp.tile.cmd.valid | cp.tile.shape_wr.load
+                        | tc.settling, enable=self.tile_clock_on)
         m.submodules.tile = tc
         m.submodules.link = link = LinkSlices(self.cfg)
         wiring.connect(m, cp.tile, link.cp)

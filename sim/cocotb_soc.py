@@ -17,6 +17,10 @@ from ohmflow.emulator.config import get_config
 from ohmflow.sim.cocotb_frames import FrameGen, Scoreboard
 from ohmflow.sim.cocotb_stream import StreamSink, StreamSource, random_pause, reset, start_clock
 
+#: cycles the device may take no byte while bytes wait before a test fails as hung (a long
+#: operation of the tiny config answers in far fewer)
+STALL_CYCLES = 500_000
+
 
 class TB:
     """Clock, reset, a frame driver on ``rx`` and a monitor on ``tx`` feeding the scoreboard."""
@@ -43,14 +47,33 @@ class TB:
         self.sb.sent(data)
         self.source.send(data)
 
+    async def wait_sent(self, max_stall: int = STALL_CYCLES) -> None:
+        """Until the design took every queued byte; AssertionError if it takes none for
+        ``max_stall`` cycles while bytes are waiting (a hung device fails instead of waiting)."""
+        last, still = self.source.sent, 0
+        while self.source.queue:
+            await ClockCycles(self.dut.clk, 100)
+            if self.source.sent != last:
+                last, still = self.source.sent, 0
+                continue
+            still += 100
+            if still >= max_stall:
+                got, want = self.sb.replies()
+                raise AssertionError(
+                    f"the device took no byte for {max_stall} cycles: {self.source.sent} bytes "
+                    f"taken, {len(self.source.queue)} waiting; {got} of {want} replies")
+
     async def silence(self) -> None:
         """Let the line go quiet for longer than the byte timeout, after every byte was taken."""
-        await self.source.wait_sent()
+        await self.wait_sent()
         await ClockCycles(self.dut.clk, self.timeout + 20)
         self.sb.silence()
 
     async def finish(self, max_cycles: int = 2_000_000) -> None:
-        await self.source.wait_sent()
+        """Until every byte was taken and every reply came, then compare them with the
+        reference's; AssertionError on a stall (`wait_sent`) or a missing reply after
+        ``max_cycles``."""
+        await self.wait_sent()
         await wait_replies(self.dut, self.sb, max_cycles)
         await ClockCycles(self.dut.clk, 50)
         n = self.sb.compare()

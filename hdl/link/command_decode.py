@@ -13,7 +13,14 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import NOISE_FRAC, SHAPE_FRAC, ChipConfig, has_time
+from ohmflow.emulator.config import (
+    NOISE_FRAC,
+    SHAPE_ENGINES,
+    SHAPE_FRAC,
+    SHAPE_MODES,
+    ChipConfig,
+    has_time,
+)
 from ohmflow.hdl.link.command_layouts import (
     RequestArrays,
     op_flags_layout,
@@ -208,7 +215,7 @@ class CommandDecoder(wiring.Component):
                                     with m.If(done & ~element[0]):
                                         m.d.sync += staged.n_in.eq(v)
                                 else:
-                                    lo, hi = self._bounds(c.name, fld)
+                                    lo, hi = self._bounds(c.name, fld, f)
                                     ok = (v >= lo) & (v <= hi)
                                 m.d.sync += [partial.eq(whole), byte_no.eq(byte_no + 1)]
                                 with m.If(done):
@@ -218,12 +225,16 @@ class CommandDecoder(wiring.Component):
                                         with m.If(element + 1 == ends[c.name, n]):
                                             m.d.sync += [element.eq(0), array_no.eq(array_no + 1)]
 
-    def _bounds(self, name, fld):
+    def _bounds(self, name, fld, f):
         """An element's range: its kind's, but LOAD_MAP's wmax >= 0 and wmin <= 0, and
-        LOAD_SHAPE's nodes 1.0 (the tile holds the linear step shape only)."""
+        LOAD_SHAPE's nodes 1.0 in the linear mode (or on an engine without tables)."""
         lo, hi = P.kind_range(fld.kind, self.cfg)
         if name == "LOAD_SHAPE":
-            return 1 << SHAPE_FRAC, 1 << SHAPE_FRAC
+            one = 1 << SHAPE_FRAC
+            if self.cfg.engine not in SHAPE_ENGINES:
+                return one, one
+            linear = f["mode"] == 0
+            return Mux(linear, one, lo), Mux(linear, one, hi)
         if name == "LOAD_MAP" and fld.name == "wmax":
             return 0, hi
         if name == "LOAD_MAP" and fld.name == "wmin":
@@ -258,7 +269,7 @@ class CommandDecoder(wiring.Component):
             "PULSE": tile_ok & (f["axis"] <= 1) & (f["index"] < Mux(f["axis"], n_out, n_in))
             & (f["n"] == Mux(f["axis"], n_in, n_out)),
             "COUNTERS": tile_ok,
-            "LOAD_SHAPE": f["mode"] == 0,  # the linear mode: the tile holds no tables
+            "LOAD_SHAPE": f["mode"] < (len(SHAPE_MODES) if cfg.engine in SHAPE_ENGINES else 1),
             # no time and temperature on the tile (config.has_time): refused
             **{name: Const(0) for name in P.TIME_COMMANDS},
         }

@@ -1,8 +1,9 @@
 """The command processor's sequencer: a decoded command to tile operations and a reply.
 
-It holds the device state the tile does not (run-time settings, seed, nonce), runs INFO, RESET,
-SET (with SEED), GET, LOAD_SHAPE and READ_SHAPE itself (the tile holds the linear step shape
-only: the decoder refuses any other, and READ_SHAPE answers it), and hands the other commands
+It holds the device state the tile does not (run-time settings, seed, nonce, and a copy of the
+step-shape tables and mode for READ_SHAPE), runs INFO, RESET, SET (with SEED), GET, LOAD_SHAPE
+(the nodes into its copy and every lane's tables, then the mode) and READ_SHAPE itself, and
+hands the other commands
 to their walker: `MergeWalker` (PROGRAM, LOAD_MAP), `ResultCollector` (READ, READ_MAP,
 COUNTERS), `VectorRunner` (FORWARD, BACKWARD), `SampleFeeder` (UPDATE, PULSE). Refusals and the
 walkers' ends become requests to the `ReplyBuilder`; the sequencer is idle again when the reply
@@ -11,11 +12,14 @@ has left.
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
-from ohmflow.emulator.config import SETTING_NAMES, SHAPE_FRAC, ChipConfig, Settings
+from ohmflow.emulator.config import SETTING_NAMES, SHAPE_NODES, ChipConfig, Settings
+from ohmflow.emulator.step_shape import ONE
 from ohmflow.hdl.link.command_decode import Action, Verdict
 from ohmflow.hdl.link.command_layouts import (
+    RequestArrays,
     op_flags_layout,
     payload_layout,
     request_layout,
@@ -33,6 +37,9 @@ from ohmflow.hdl.tile.tile_io import WORD, Op, TileLink, settings_layout, settin
 __all__ = ["CommandSequencer"]
 
 ST = P.ST
+#: LOAD_SHAPE's cycles before its first read: a gated tile clock, then the array's, are running
+#: before the first node is written (hdl/lib/clock_gate.py)
+WARM_UP = 2
 
 
 class CommandSequencer(wiring.Component):
@@ -72,7 +79,8 @@ class CommandSequencer(wiring.Component):
         walkers = {"merge": MergeWalker(cfg), "results": ResultCollector(cfg),
                    "vectors": VectorRunner(cfg), "samples": SampleFeeder(cfg)}
         own = {n: stream.Signature(s).create() for n, s in (
-            ("tile_op", Op), ("write", WriteJob), ("data_in", WORD), ("reply", ReplyRequest))}
+            ("tile_op", Op), ("write", WriteJob), ("data_in", WORD), ("reply", ReplyRequest),
+            ("reader", ReadJob), ("elements", 32))}
         link = self.tile
         for name, w in walkers.items():
             m.submodules[name] = w
@@ -90,8 +98,8 @@ class CommandSequencer(wiring.Component):
         join_sources(m, tile_op, [own["tile_op"], *having("tile_op")])
         m.d.comb += [link.cmd.valid.eq(tile_op.valid), link.cmd.payload.op.eq(tile_op.payload),
                      tile_op.ready.eq(link.cmd.ready)]
-        join_sources(m, self.reader, having("reader"))
-        join_sinks(m, self.elements, having("elements"))
+        join_sources(m, self.reader, [own["reader"], *having("reader")])
+        join_sinks(m, self.elements, [own["elements"], *having("elements")])
         join_sources(m, self.write, [own["write"], *having("write")])
         join_sources(m, link.data_in, [own["data_in"], *having("data_in")])
         join_sinks(m, link.data_out, having("data_out"))
@@ -109,6 +117,13 @@ class CommandSequencer(wiring.Component):
         m.d.comb += link.settings.eq(settings)
         byte = Signal(range(P.constants()["MAX_PAYLOAD"] + 1))  # INFO's byte, GET's field
         tile_started = Signal()
+        # the step shape: its mode, and both tables (T_up, then T_down) for READ_SHAPE
+        nodes = 2 * SHAPE_NODES
+        m.submodules.shape_table = table = Memory(shape=len(link.shape_wr.value), depth=nodes,
+                                                  init=[ONE] * nodes)
+        shape_mode, job_sent = Signal.like(link.shape_mode), Signal()
+        warm = Signal(range(WARM_UP + 1))
+        m.d.comb += link.shape_mode.eq(shape_mode)
         cmd = link.cmd.payload
         m.d.comb += [cmd.tile.eq(f["tile"]), cmd.axis.eq(f["axis"]), cmd.index.eq(f["index"]),
                      cmd.count.eq(f["b"])]
@@ -140,7 +155,7 @@ class CommandSequencer(wiring.Component):
         with m.FSM(name="sequencer_fsm"):
             with m.State("IDLE"):
                 m.d.comb += [self.idle.eq(1), self.verdict.ready.eq(1)]
-                m.d.sync += [byte.eq(0), tile_started.eq(0)]
+                m.d.sync += [byte.eq(0), tile_started.eq(0), job_sent.eq(0), warm.eq(0)]
                 v = self.verdict.payload
                 with m.If(self.verdict.valid):
                     with m.Switch(v.action):
@@ -183,10 +198,12 @@ class CommandSequencer(wiring.Component):
                     reply(ReplyKind.STATUS, ST["OK"])
             with m.State("GET"):
                 self._get(m, settings, seed, nonce, byte, write, reply)
-            with m.State("LOAD_SHAPE"):  # the decoder checked it is the linear shape
-                reply(ReplyKind.STATUS, ST["OK"])
+            with m.State("LOAD_SHAPE"):  # the decoder checked the mode and the nodes
+                self._load_shape(m, own, table.write_port(), byte, job_sent, warm, shape_mode,
+                                 reply)
             with m.State("READ_SHAPE"):
-                self._read_shape(m, byte, write, reply)
+                self._read_shape(m, table.read_port(domain="comb"), shape_mode, byte, write,
+                                 reply)
             with m.State("MERGE"):
                 with m.If(walkers["merge"].done):
                     reply(ReplyKind.STATUS,
@@ -223,18 +240,45 @@ class CommandSequencer(wiring.Component):
                 m.d.comb += walkers[walker].go.eq(1)
                 m.next = state
 
-    def _read_shape(self, m, field, write, reply):
-        """READ_SHAPE: the linear shape, mode 0 and every node 1.0, one field a step."""
+    def _load_shape(self, m, own, wp, node, job_sent, warm, shape_mode, reply):
+        """LOAD_SHAPE: both tables' nodes, one a cycle, into the copy and the tile; the mode."""
+        (up, off, cnt, size, _sg), (down, off2, *_x) = RequestArrays(self.cfg, self.request)(
+            "LOAD_SHAPE")[0]
+        assert (up.name, down.name, cnt, off2) == ("up", "down", SHAPE_NODES, off + cnt * size)
+        job, el, wr = own["reader"], own["elements"], self.tile.shape_wr
+        m.d.comb += wr.load.eq(1)
+        with m.If(warm != WARM_UP):  # gated simulation clocks start before the first write
+            m.d.sync += warm.eq(warm + 1)
+        with m.Elif(~job_sent):
+            m.d.comb += [job.valid.eq(1), job.payload.addr.eq(off),
+                         job.payload.count.eq(2 * SHAPE_NODES), job.payload.width.eq(size)]
+            with m.If(job.ready):
+                m.d.sync += job_sent.eq(1)
+        with m.Elif(node == 2 * SHAPE_NODES):
+            m.d.sync += shape_mode.eq(self.request["mode"])
+            reply(ReplyKind.STATUS, ST["OK"])
+        with m.Else():
+            is_down = node >= SHAPE_NODES
+            m.d.comb += [el.ready.eq(1), wp.addr.eq(node), wp.data.eq(el.payload),
+                         wp.en.eq(el.valid), wr.en.eq(el.valid), wr.down.eq(is_down),
+                         wr.node.eq(Mux(is_down, node - SHAPE_NODES, node)),
+                         wr.value.eq(el.payload)]
+            with m.If(el.valid):
+                m.d.sync += node.eq(node + 1)
+
+    def _read_shape(self, m, rp, shape_mode, field, write, reply):
+        """READ_SHAPE: the mode, then both tables' nodes, one field a step."""
         scalars, arrays, off = payload_layout(P.command("READ_SHAPE").reply, self.cfg, start=1)
         (o, sz), = scalars.values()
         nodes = sum(int(fld.count) for fld, _sz, _sg in arrays)
         size = arrays[0][1]
-        assert all(a[1] == size for a in arrays)
+        assert all(a[1] == size for a in arrays) and nodes == 2 * SHAPE_NODES
+        m.d.comb += rp.addr.eq(field - 1)
         with m.If(field == 0):
-            with m.If(write(o, 0, sz)):
+            with m.If(write(o, shape_mode, sz)):
                 m.d.sync += field.eq(1)
         with m.Else():
-            with m.If(write(off + (field - 1) * size, 1 << SHAPE_FRAC, size)):
+            with m.If(write(off + (field - 1) * size, rp.data, size)):
                 m.d.sync += field.eq(field + 1)
                 with m.If(field == nodes):
                     reply(ReplyKind.STATUS, ST["OK"], off + nodes * size)

@@ -9,23 +9,38 @@ Device physics (``Twin._apply``): for a device hit by ``n > 0`` coincidences,
 ``step = max(0, s + rnd(k*w, 20))``, ``total = n*step + rnd(step*t, 12)``,
 ``w = clip(w ± total, wmin, wmax)``, with ``(s, k) = (su, ku)`` up and ``(sd, kd)`` down.
 
+Step shapes (§5.4.1): ``shape_mode`` (0 linear, 1 bottom, 2 centered; constant while beats are
+in flight) and ``shape_wr`` (node writes into every lane's tables, `ShapeLane`). In a table mode
+``s`` is replaced by b = rnd(s g, 12), g interpolated from the tables at the device's position,
+which takes each device's rinv from a per-device memory written by a `RangeDivider` on every map
+write (and ``idle`` waits for those writes).
+
 Pipeline: a beat is accepted at cycle 0; memories answer at 1 and are registered at 2; a drive
 beat's products are registered at 3 and summed at 4; the column sum of a line leaves at cycle 5
-after its last beat. States are written back at cycle 6. A beat on ``pulse`` has priority over
-``drive``, which has priority over ``prog``. Beats reading a device written by an earlier beat
-must wait for ``idle``.
+after its last beat. States are written back at cycle 6. In a table mode every beat spends
+`SHAPE_LATENCY` more cycles between its products and its sum (the step base's pipeline). A beat
+on ``pulse`` has priority over ``drive``, which has priority over ``prog``. Beats reading a device
+written by an earlier beat must wait for ``idle``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from ohmflow.emulator.config import C2C_FRAC, SLOPE_FRAC, ChipConfig
+from ohmflow.emulator.config import C2C_FRAC, SHAPE_MODES, SLOPE_FRAC, ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap, nominal
 from ohmflow.hdl.lib.fixed import clip, mul_lut, rnd_shift, rotate, sum_tree
 from ohmflow.hdl.tile.layouts import Geometry, ProgCmd
+from ohmflow.hdl.tile.shape_unit import (
+    SHAPE_LATENCY,
+    RangeDivider,
+    ShapeLane,
+    rinv_bits,
+    rinv_values,
+    shape_write_layout,
+)
 
 __all__ = ["AnalogArray"]
 
@@ -70,14 +85,17 @@ class AnalogArray(wiring.Component):
             "pulse": In(stream.Signature(g.pulse_layout)),
             "prog": In(stream.Signature(g.prog_layout)),
             "prog_out": Out(stream.Signature(g.prog_out_layout)),
+            "shape_mode": In(range(len(SHAPE_MODES))),
+            "shape_wr": In(shape_write_layout()),
+            "rinv_busy": Out(1),
             "idle": Out(1),
         })
 
     def _init(self, bank: int):
-        """Initial contents of one bank: (states, bounds, slopes) lists over the bank's depth."""
+        """Initial contents of one bank: (bounds, slopes, rinv) lists over the bank's depth."""
         g, cfg, dm = self.geom, self.cfg, self.device_map
         L = cfg.lanes
-        bounds, slopes = [], []
+        bounds, slopes, rinv = [], [], []
         for addr in range(g.depth):
             iq = addr & ((1 << g.iq_bits) - 1)
             jr = (addr >> g.iq_bits) & ((1 << g.r_bits) - 1)
@@ -88,12 +106,13 @@ class AnalogArray(wiring.Component):
                 t = j = i = 0
             bounds.append({"wmax": int(dm.wmax[t, j, i]), "wmin": int(dm.wmin[t, j, i])})
             slopes.append({f: int(getattr(dm, f)[t, j, i]) for f in ("su", "sd", "ku", "kd")})
-        return bounds, slopes
+            rinv.append(int(rinv_values(cfg, dm.wmax[t, j, i], dm.wmin[t, j, i])))
+        return bounds, slopes, rinv
 
     def _memories(self, m: Module, adv, take):
         """Stage 0: each lane's state, bounds and slopes memories, their addresses for the beat
         taken (pulse, drive or program) and the device map's writes. Returns the read data
-        (state, bounds, slopes per lane), the state write ports, and the pulse and program
+        (state, bounds, slopes, rinv per lane), the state write ports, the pulse and program
         addresses and program bank."""
         g, cfg = self.geom, self.cfg
         L = cfg.lanes
@@ -102,9 +121,14 @@ class AnalogArray(wiring.Component):
         addr_p = Cat(P.chunk[:ib], P.jr[:rb], P.jq[:jb], P.tile[:tb])
         addr_g = Cat(G.iq[:ib], G.jr[:rb], G.jq[:jb], G.tile[:tb])
         bank_g = _mod_add(G.jr, G.ir, L) if L > 1 else Const(0, 1)
-        st_rd, bd_rd, sl_rd, st_wr = [], [], [], []
+        st_rd, bd_rd, sl_rd, rv_rd, st_wr = [], [], [], [], []
+        map_take = self.prog.valid & self.prog.ready & (G.cmd == ProgCmd.MAP)
+        tag = data.StructLayout({"addr": len(addr_g), "bank": unsigned(max(1, len(bank_g)))})
+        m.submodules.range_divider = div = RangeDivider(cfg, tag)
+        m.d.comb += [div.i.valid.eq(map_take), div.i.span.eq(G.map.wmax - G.map.wmin),
+                     div.i.tag.addr.eq(addr_g), div.i.tag.bank.eq(bank_g)]
         for b in range(L):
-            bounds_init, slopes_init = self._init(b)
+            bounds_init, slopes_init, rinv_init = self._init(b)
             st = Memory(shape=signed(cfg.w_bits), depth=g.depth, init=[])
             bd = Memory(shape=g.bounds_layout, depth=g.depth, init=bounds_init)
             sl = Memory(shape=g.slopes_layout, depth=g.depth, init=slopes_init)
@@ -119,7 +143,7 @@ class AnalogArray(wiring.Component):
                                     Mux(self.drive.valid, Mux(D.transpose, bwd, fwd), addr_g)))
             rp_st, rp_bd, rp_sl = st.read_port(), bd.read_port(), sl.read_port()
             wp_bd, wp_sl = bd.write_port(), sl.write_port()
-            map_we = self.prog.valid & self.prog.ready & (G.cmd == ProgCmd.MAP) & (bank_g == b)
+            map_we = map_take & (bank_g == b)
             m.d.comb += [
                 rp_st.addr.eq(addr), rp_bd.addr.eq(addr), rp_sl.addr.eq(addr),
                 rp_st.en.eq(adv & take), rp_bd.en.eq(adv & take), rp_sl.en.eq(adv & take),
@@ -133,7 +157,15 @@ class AnalogArray(wiring.Component):
             bd_rd.append(rp_bd.data)
             sl_rd.append(rp_sl.data)
             st_wr.append(st.write_port())
-        return st_rd, bd_rd, sl_rd, st_wr, addr_p, addr_g, bank_g
+            rv = Memory(shape=rinv_bits(cfg), depth=g.depth, init=rinv_init)
+            m.submodules[f"rinv{b}"] = rv
+            rp_rv, wp_rv = rv.read_port(), rv.write_port()
+            m.d.comb += [rp_rv.addr.eq(addr), rp_rv.en.eq(adv & take),
+                         wp_rv.addr.eq(div.o.tag.addr), wp_rv.data.eq(div.o.rinv),
+                         wp_rv.en.eq(div.o.valid & (div.o.tag.bank == b))]
+            rv_rd.append(rp_rv.data)
+        m.d.comb += self.rinv_busy.eq(div.busy)
+        return st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g
 
     def _read_back(self, m: Module, when, bank, st_rd, bd_rd, sl_rd) -> None:
         """The program port's read-back: the state and map of lane ``bank`` when ``when``."""
@@ -165,6 +197,36 @@ class AnalogArray(wiring.Component):
             with m.If(last):
                 m.d.sync += [self.readout.valid.eq(1), self.readout.payload.eq(acc_next)]
 
+    def _step_bases(self, m: Module, reg, adv, en, centered, st_rd, bd_rd, sl_rd, rv_rd, up):
+        """Every lane's tables and step-base pipeline (`ShapeLane`): b, SHAPE_LATENCY cycles
+        after stage 2, of the pulse beat whose memory data is registered when ``en``."""
+        base = []
+        for b in range(self.cfg.lanes):
+            lane = ShapeLane(self.cfg, b)
+            lane.tables(m, self.shape_wr)
+            sl, bd = sl_rd[b], bd_rd[b]
+            base.append(lane.build(m, reg, adv, en, centered, st_rd[b], bd.wmin, bd.wmax,
+                                   rv_rd[b], Mux(up[b], sl.su, sl.sd), up[b]))
+        return base
+
+    @staticmethod
+    def _shape_delay(m: Module, reg, table, v2, shared, lanes):
+        """Stage 2's registers (``shared`` ones and per-lane lists) delayed by SHAPE_LATENCY
+        stages and selected in a table mode (the linear mode takes stage 2's own, so its cycles
+        are unchanged). Returns the selected valid, whether a beat is in the delay stages, and
+        the selected registers in the same shapes."""
+        v, late = v2 & table, Const(0, 1)
+        regs = [*shared, *(x for lane in lanes for x in lane)]
+        held = list(regs)
+        for k in range(SHAPE_LATENCY):
+            regs = [reg(x, f"held{n}_d{k}", v) for n, x in enumerate(regs)]
+            v = reg(v, f"v2_d{k}", valid=True)
+            late = late | v
+        sel = [Mux(table, d, x) for d, x in zip(regs, held, strict=True)]
+        n, L = len(shared), len(lanes[0])
+        return (Mux(table, v, v2), late, sel[:n],
+                [sel[n + k * L:n + (k + 1) * L] for k in range(len(lanes))])
+
     def elaborate(self, platform):
         m = Module()
         g, cfg = self.geom, self.cfg
@@ -183,7 +245,9 @@ class AnalogArray(wiring.Component):
         kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
 
         # ----- stage 0: addresses, memory reads, parameter writes -----
-        st_rd, bd_rd, sl_rd, st_wr, addr_p, addr_g, bank_g = self._memories(m, adv, take)
+        st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g = self._memories(m, adv, take)
+        table = self.shape_mode != 0  # a table mode: the step base from the tables (§5.4.1)
+        centered = self.shape_mode == 2
         codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)
         n_b = rotate([P.n[l] for l in range(L)], P.jr, L)
         up_b = rotate([P.up[l] for l in range(L)], P.jr, L)
@@ -221,6 +285,7 @@ class AnalogArray(wiring.Component):
         st_rd = [reg(w, f"w1b_{b}", v1_mem) for b, w in enumerate(st_rd)]
         bd_rd = [reg(d, f"bd1b_{b}", store_m) for b, d in enumerate(bd_rd)]
         sl_rd = [reg(d, f"sl1b_{b}", store_m) for b, d in enumerate(sl_rd)]
+        rv_rd = [reg(d, f"rv1b_{b}", pulse_m) for b, d in enumerate(rv_rd)]
         code1 = [reg(c, f"code1b_{b}", drive_m) for b, c in enumerate(code1)]
         n1 = [reg(x, f"n1b_{b}", pulse_m) for b, x in enumerate(n1)]
         up1 = [reg(x, f"up1b_{b}", pulse_m) for b, x in enumerate(up1)]
@@ -257,6 +322,12 @@ class AnalogArray(wiring.Component):
                            f"we2_{b}", store1))
         self._read_back(m, adv & v1 & prog1 & (cmd1 == ProgCmd.READ), bank1, st_rd, bd_rd,
                         sl_rd)
+        base6 = self._step_bases(m, reg, adv, pulse1 & table, centered, st_rd, bd_rd, sl_rd,
+                                 rv_rd, up1)
+        v2_own = v2  # in a table mode every beat waits SHAPE_LATENCY cycles for its step base
+        v2, late, (k2, last2, wa2), (prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2) = \
+            self._shape_delay(m, reg, table, v2, (k2, last2, wa2),
+                              (prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2))
 
         # ----- stage 3: column sum; step -----
         drive2, pulse2 = v2 & (k2 == KIND_DRIVE), v2 & (k2 == KIND_PULSE)
@@ -269,7 +340,7 @@ class AnalogArray(wiring.Component):
         step3, n3, up3, t3 = [], [], [], []
         x3, lo3, hi3, we3 = [], [], [], []
         for b in range(L):
-            st = s2[b] + rnd_shift(kw2[b], SLOPE_FRAC)
+            st = Mux(table, base6[b], s2[b]) + rnd_shift(kw2[b], SLOPE_FRAC)
             step3.append(reg(Mux(st < 0, 0, st)[: g.step_width], f"step3_{b}", pulse2))
             n3.append(reg(n2[b], f"n3_{b}", pulse2))
             up3.append(reg(up2[b], f"up3_{b}", pulse2))
@@ -313,7 +384,7 @@ class AnalogArray(wiring.Component):
                 wp.data.eq(clip(x5, lo5, hi5)),
                 wp.en.eq(adv & v5 & (k5 != KIND_DRIVE) & we5),
             ]
-        m.d.comb += self.idle.eq(~(v1_mem | v1 | v2 | v3 | v4 | v5 | self.readout.valid
-                                   | self.prog_out.valid))
+        m.d.comb += self.idle.eq(~(v1_mem | v1 | v2_own | late | v3 | v4 | v5 | self.readout.valid
+                                   | self.prog_out.valid | (table & self.rinv_busy)))
         return m
 

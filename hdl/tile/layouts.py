@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import ceil_log2
-from ohmflow.emulator.config import C2C_SHIFT, DW_STD_BITS, SLOPE_FRAC, SQRT_FRAC, ChipConfig
+from ohmflow.emulator.config import (
+    C2C_SHIFT,
+    DW_STD_BITS,
+    SHAPE_FRAC,
+    SLOPE_FRAC,
+    SQRT_FRAC,
+    ChipConfig,
+)
 
 __all__ = ["Geometry", "ProgCmd"]
 
@@ -105,10 +112,12 @@ class Geometry:
 
     @property
     def step_width(self) -> int:
-        """Unsigned width of a pulse step, max(0, s + rnd(k*w, SLOPE_FRAC))."""
+        """Unsigned width of a pulse step, max(0, b + rnd(k*w, SLOPE_FRAC)), b = s or, in a step
+        shape's table mode, rnd(s g, SHAPE_FRAC) with g up to the largest node (§5.4.1)."""
         c = self.cfg
         kw = c.slope_max * (2 ** (c.w_bits - 1))
-        return (c.step_max + ((kw + (1 << (SLOPE_FRAC - 1))) >> SLOPE_FRAC)).bit_length()
+        base = max(c.step_max, (c.step_max * c.node_max + (1 << (SHAPE_FRAC - 1))) >> SHAPE_FRAC)
+        return (base + ((kw + (1 << (SLOPE_FRAC - 1))) >> SLOPE_FRAC)).bit_length()
 
     @property
     def e_shape(self):

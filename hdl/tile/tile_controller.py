@@ -135,6 +135,8 @@ class TileController(wiring.Component):
         wiring.connect(m, samples.codes, pe.codes)
         wiring.connect(m, program.prog, arr.prog)
         wiring.connect(m, arr.prog_out, program.prog_out)
+        m.d.comb += [arr.shape_mode.eq(self.shape_mode), arr.shape_wr.eq(self.shape_wr),
+                     self.settling.eq(arr.rinv_busy)]
 
         # ----- the operation: command and settings, sampled when it is accepted -----
         c = Signal(cmd_layout(cfg), reset_less=True)
@@ -263,5 +265,5 @@ class TileController(wiring.Component):
             gate_domain(m, "pulse", ((c.op == Op.UPDATE) | (c.op == Op.PULSE)) & busy | pe.busy)
             # the array only in cycles with a beat offered or in flight (idle covers its outputs)
             gate_domain(m, "array", ~arr.idle | arr.drive.valid | arr.pulse.valid
-                        | arr.prog.valid, tail=2)
+                        | arr.prog.valid | arr.shape_wr.load | arr.rinv_busy, tail=2)
         return m

@@ -12,11 +12,13 @@ from ohmflow.emulator.config import (
     DW_STD_BITS,
     GAIN_BITS,
     SETTING_NAMES,
+    SHAPE_MODES,
     SHIFT_BITS,
     SIGMA_BITS,
     ChipConfig,
     Settings,
 )
+from ohmflow.hdl.tile.shape_unit import SHAPE_LATENCY, divider_latency, shape_write_layout
 
 __all__ = ["COUNTER_NAMES", "COUNTER_BITS", "WORD", "RESULT", "Op", "TileLink", "cmd_layout",
            "settings_layout", "settings_value", "result_word", "decode_result", "op_cycles"]
@@ -91,7 +93,11 @@ class TileLink(wiring.Signature):
     data_in: Out stream of `WORD`-bit operand words.
     data_out: In stream of `WORD`-bit result words (`RESULT` for FORWARD and BACKWARD).
     settings: Out run-time settings (`settings_layout`), sampled when a command is accepted.
+    shape_mode, shape_wr: Out, the step shape's mode (0 linear, 1 bottom, 2 centered) and its
+        node writes (`shape_write_layout`), both while the tile is idle (§5.4.1).
     busy: In, high from the cycle after a command is accepted until it has completed.
+    settling: In, the tile still writes derived state (rinv after a map write) while not busy:
+        a simulation clock gate keeps the tile's clock running.
 
     The TileController's own signature is ``TileLink(cfg).flip()``.
     """
@@ -102,7 +108,10 @@ class TileLink(wiring.Signature):
             "data_in": Out(stream.Signature(WORD)),
             "data_out": In(stream.Signature(WORD)),
             "settings": Out(settings_layout(cfg)),
+            "shape_mode": Out(range(len(SHAPE_MODES))),
+            "shape_wr": Out(shape_write_layout()),
             "busy": In(1),
+            "settling": In(1),
         })
 
 
@@ -115,6 +124,10 @@ def decode_result(word: int) -> tuple[int, bool]:
     """``(code, saturated)`` of a `RESULT` word."""
     r = RESULT.from_bits(word & ((1 << RESULT.size) - 1))
     return r.code, bool(r.saturated)
+
+
+#: cycles from a program beat's acceptance to its state write in the array (linear mode)
+ARRAY_WRITE = 6
 
 
 def _ceil(a: int, b: int) -> int:
@@ -140,10 +153,26 @@ def _vector_pipeline(n: int, t: int, d: int, count: int) -> int:
 
 
 def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0,
-              count: int = 1) -> int:
+              count: int = 1, table: bool = False) -> int:
     """Busy cycles of one operation when ``data_in`` always has a word and ``data_out`` is always
     ready (docs/gateware.md, "Cycle counts"). The ``cycles`` counter adds exactly this for the
-    operations on a tile (all but COUNTERS, SEED, RESET, NOP)."""
+    operations on a tile (all but COUNTERS, SEED, RESET, NOP). ``table``: a step-shape table
+    mode is loaded (its extra array stages, and a map write waits for the range divider)."""
+    if not table:
+        return _linear_cycles(cfg, s, op, tile, axis, count)
+    base = _linear_cycles(cfg, s, op, tile, axis, count)
+    if op in (Op.FORWARD, Op.BACKWARD) and count == 0:
+        return base
+    extra = {Op.FORWARD: SHAPE_LATENCY, Op.BACKWARD: SHAPE_LATENCY,
+             Op.UPDATE: SHAPE_LATENCY * count, Op.PULSE: SHAPE_LATENCY,
+             Op.PROGRAM: SHAPE_LATENCY, Op.RESET: SHAPE_LATENCY,
+             Op.MAP_WRITE: max(SHAPE_LATENCY, divider_latency(cfg) - ARRAY_WRITE)}
+    return base + extra.get(op, 0)
+
+
+def _linear_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int, axis: int,
+                   count: int) -> int:
+    """`op_cycles` in the linear mode."""
     n_in, n_out = s.shapes[tile]
     L = cfg.lanes
     if op in (Op.FORWARD, Op.BACKWARD):

@@ -39,7 +39,8 @@ class VectorWalker(wiring.Component):
     Ports
     -----
     begin: an operation is accepted (the counts restart); active: it loads and drives vectors;
-    on: it is a vector operation and has not ended (results and keys flow).
+    on: it is a vector operation and has not ended (results and keys flow, and the vectors not
+        yet loaded when the last drive request is accepted finish loading).
     count, tile, transpose: the batch size, the tile, backward; n_dac, n_adc: input and output
         lines of a vector.
     issued: the last drive request is accepted; drained: every result of the batch is sent.
@@ -103,7 +104,15 @@ class VectorWalker(wiring.Component):
             m.d.sync += [driven.eq(0), loaded.eq(0), codes_in.eq(0), codes_done.eq(0),
                          key_sent.eq(0), sent.eq(0), sent_lines.eq(0), *walk.clear()]
 
+        # keys and codes load from the first drive cycle until every vector is in: the last
+        # vector's key may still be owed after its drive requests (the DAC does not wait for it,
+        # and the key hash waits while the read noise waits for earlier vectors' results)
+        started = Signal()
         with m.If(self.active):
+            m.d.sync += started.eq(1)
+        with m.If(self.begin):
+            m.d.sync += started.eq(0)
+        with m.If(self.active | (self.on & started)):
             loading = loaded != count
             last_code = codes_in + 1 == n_dac
             m.d.comb += [
@@ -126,6 +135,7 @@ class VectorWalker(wiring.Component):
                 m.d.sync += [loaded.eq(loaded + 1), codes_in.eq(0), codes_done.eq(0),
                              key_sent.eq(0)]
 
+        with m.If(self.active):
             rq = self.dac_req.payload
             end = walk.at(n_adc - 1, chunk_last)
             m.d.comb += [

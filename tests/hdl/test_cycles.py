@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from ohmflow.emulator.config import PRESETS, ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import fabricate, nominal
+from ohmflow.emulator.step_shape import step_shape
 from ohmflow.emulator.twin import Twin
 from ohmflow.hdl.tile.tile_io import Op, op_cycles
 
@@ -18,11 +19,14 @@ CFGS = [PRESETS["tiny"], ChipConfig(tiles=1, rows=3, cols=4, lanes=1, bl_max=16,
         ChipConfig(tiles=3, rows=9, cols=6, lanes=4, name="four-lanes")]
 
 
-@pytest.mark.parametrize("k", range(len(CFGS)), ids=[c.name for c in CFGS])
-def test_cycle_counts_follow_the_formulas(k):
+@pytest.mark.parametrize("k,table", [(k, False) for k in range(len(CFGS))] + [(2, True)],
+                         ids=[c.name for c in CFGS] + ["four-lanes-table"])
+def test_cycle_counts_follow_the_formulas(k, table):
+    """Linear mode on three configs; a table mode (PowStep's tables) on one (§5.4.1)."""
     cfg = CFGS[k]
     rng = np.random.default_rng(70 + k)
-    twin = Twin(cfg)
+    shape = step_shape(DeviceModel(model="PowStep")) if table else None
+    twin = Twin(cfg, step_shape=shape) if table else Twin(cfg)
     sc = Script(cfg, twin)
     for trial in range(3):
         shapes = tuple((int(rng.integers(1, cfg.rows + 1)), int(rng.integers(1, cfg.cols + 1)))
@@ -46,11 +50,12 @@ def test_cycle_counts_follow_the_formulas(k):
         sc.pulse(t, "row", int(rng.integers(0, n_in)), rng.integers(-9, 10, size=n_out))
         sc.pulse(t, "col", int(rng.integers(0, n_out)), rng.integers(-9, 10, size=n_in))
         sc.counters(t)
-    results, spans = execute(cfg, None, sc.steps, rng)
+    results, spans = execute(cfg, None, sc.steps, rng, shape=shape)
     check(cfg, sc.steps, results)
     total = [0] * cfg.tiles
     for st, span in zip(sc.steps, spans, strict=True):
-        assert span == op_cycles(cfg, st.settings, st.op, st.tile, st.axis, st.count), st.op
+        assert span == op_cycles(cfg, st.settings, st.op, st.tile, st.axis, st.count,
+                                 table=table), st.op
         if st.op in COUNTED:
             total[st.tile] += span
         if st.op == Op.COUNTERS:

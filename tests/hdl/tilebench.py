@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ohmflow.emulator.config import COUNTERS, ChipConfig, Settings
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
+from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
 from ohmflow.hdl.tile.tile_controller import TileController
 from ohmflow.hdl.tile.tile_io import COUNTER_NAMES, Op, decode_result, settings_value
@@ -99,12 +100,20 @@ def n_results(cfg: ChipConfig, s: Step) -> int:
 
 
 def execute(cfg: ChipConfig, device_map: DeviceMap | None, steps: list[Step], rng,
-            p_valid=1.0, p_ready=1.0, max_cycles=300_000):
-    """Run ``steps`` on a TileController; returns the result words and busy cycles of each step."""
+            p_valid=1.0, p_ready=1.0, max_cycles=300_000, shape: StepShape | None = None):
+    """Run ``steps`` on a TileController; returns the result words and busy cycles of each step.
+    ``shape``: step-shape tables written (as the command processor does) before the first."""
     dut = TileController(cfg, device_map)
     results, spans = [], []
 
     async def driver(ctx):
+        if shape is not None:
+            for d, table in enumerate((shape.up, shape.down)):
+                for k, v in enumerate(table):
+                    ctx.set(dut.shape_wr, {"en": 1, "down": d, "node": k, "value": int(v)})
+                    await ctx.tick()
+            ctx.set(dut.shape_wr.en, 0)
+            ctx.set(dut.shape_mode, shape.code)
         for s in steps:
             ctx.set(dut.settings, settings_value(cfg, s.settings))
             await send(ctx, dut.cmd, [{"op": s.op, "tile": s.tile, "axis": s.axis,

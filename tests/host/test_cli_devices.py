@@ -46,9 +46,6 @@ def test_conflicts_and_refusals(tmp_path, capsys):
     rc, _, err = run(capsys, "train", "--device-preset", "EcRamPreset", "--device-model",
                      "SoftBounds", "--out", str(tmp_path / "a"))
     assert rc == 2 and "--device-model conflicts with --device-preset EcRamPreset" in err
-    rc, _, err = run(capsys, "train", "--device-preset", "ReRamESPreset", "--backend",
-                     "verilator", "--out", str(tmp_path / "b"))
-    assert rc == 2 and "step-shape tables, which the tile engine" in err
     rc, _, err = run(capsys, "train", "--dw-min", "1e-5", "--out", str(tmp_path / "c"))
     assert rc == 2 and "--dw-min 1e-05 is below the smallest step" in err
     rc, _, err = run(capsys, "train", "--device-config", str(tmp_path / "none.toml"))

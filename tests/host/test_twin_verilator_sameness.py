@@ -59,6 +59,16 @@ def test_an_expstep_network_on_the_icebreaker_emulator_matches_the_twin(digits):
                          device_model=model), data)
 
 
+@pytest.mark.slow  # about a minute of training on the default chip's RTL (and its build)
+def test_an_expstep_network_on_the_default_emulator_matches_the_twin(digits):
+    """ExpStep devices on the `default` chip's RTL (the tile engine: 16 lanes interpolate the
+    step-shape tables, numerics §5.4.1): one epoch of a 96-sample subset, seed 7."""
+    data = Dataset("digits", digits.x_train[:96], digits.y_train[:96], digits.x_test[:40],
+                   digits.y_test[:40], digits.classes)
+    model = dataclasses.asdict(DeviceModel(model="ExpStep"))
+    same_run(TrainConfig(epochs=1, seed=7, float_baseline=False, device_model=model), data)
+
+
 def test_a_multi_chip_network_of_odd_blocks_on_twin_and_verilator():
     """9-11-4 on four tiny chips (tiles of 5x7): layer 0 in 2x2 blocks ending mid-tile, layer 1
     in 3x1; 2 epochs of a seeded 3-class set (seed 8)."""
@@ -69,6 +79,20 @@ def test_a_multi_chip_network_of_odd_blocks_on_twin_and_verilator():
     cfg = TrainConfig(config="tiny", hidden=(11,), chips=4, epochs=2, seed=4, batch=8,
                       float_baseline=False)
     same_run(cfg, data)
+
+
+def test_step_shape_networks_on_the_tiny_tile_emulator():
+    """5-4-3 on one tiny chip (the tile engine, 3 lanes, tiles of 5x7) with PiecewiseStep
+    and ExpStep devices: their tables interpolated in the RTL, 2 epochs of a seeded 3-class
+    set (seed 9)."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(60, 5))
+    y = (x[:, :3].argmax(axis=1)).astype(np.int64)
+    data = Dataset("blobs", x[:40], y[:40], x[40:], y[40:], 3)
+    for m in (DeviceModel(model="PiecewiseStep", piecewise_up=(1.5, 1.0, 0.4),
+                          piecewise_down=(0.3, 1.0, 1.8)), DeviceModel(model="ExpStep")):
+        same_run(TrainConfig(config="tiny", hidden=(4,), chips=1, epochs=2, seed=9, batch=8,
+                             float_baseline=False, device_model=dataclasses.asdict(m)), data)
 
 
 @pytest.mark.slow

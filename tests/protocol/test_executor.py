@@ -105,7 +105,7 @@ BAD_ARGS.update({
     "shape mode": ("LOAD_SHAPE", dict(mode=3, up=LINEAR.up, down=LINEAR.down)),
     "shape node": ("LOAD_SHAPE", dict(mode=0, up=LINEAR.up, down=np.r_[LINEAR.down[:-1], 1 << 20])),
     "linear node": ("LOAD_SHAPE", dict(mode=0, up=np.r_[LINEAR.up[:-1], 4095], down=LINEAR.down)),
-    "tile engine table": ("LOAD_SHAPE", dict(mode=1, up=LINEAR.up, down=LINEAR.down)),
+    "table node": ("LOAD_SHAPE", dict(mode=2, up=np.r_[1 << 20, LINEAR.up[1:]], down=LINEAR.down)),
     "in_bits": ("SET", set_fields(in_bits=8)),
     "restart": ("SET", set_fields(restart=2)),
     "shape": ("SET", set_fields(shapes=np.array([5, 7, 6, 7]))),
@@ -269,11 +269,13 @@ def test_load_shape_on_the_rv32_engine_sets_the_twins_tables_and_read_shape_retu
     assert ex.twin.read_step_shape().equals(shape)
 
 
-def test_the_tile_engine_takes_the_linear_shape_only():
+def test_the_tile_engine_holds_tables():
     ex = prepared()
-    assert status_of(ex, frame("LOAD_SHAPE", **shape_fields(LINEAR))) == P.ST["OK"]
+    assert ex.cfg.engine == "tile"
     table = step_shape(DeviceModel(model="PowStep"))
-    assert status_of(ex, frame("LOAD_SHAPE", **shape_fields(table))) == P.ST["BAD_ARGUMENT"]
+    assert status_of(ex, frame("LOAD_SHAPE", **shape_fields(table))) == P.ST["OK"]
+    assert ex.twin.read_step_shape().equals(table)
+    assert status_of(ex, frame("LOAD_SHAPE", **shape_fields(LINEAR))) == P.ST["OK"]
     assert ex.twin.read_step_shape().equals(LINEAR)
 
 

@@ -61,11 +61,11 @@ def test_reply_larger_than_a_frame_is_refused():
                                                 bytes((P.ST["OK"],))]
 
 
-def test_the_tile_takes_the_linear_step_shape_and_refuses_a_table():
-    """LOAD_SHAPE / READ_SHAPE on the tile engine (numerics §5.4.1): the linear shape is taken
-    and read back, a table (a model's, or the linear nodes under a table mode, or one node off
-    1.0) is BAD_ARGUMENT; every reply byte for byte the reference's, and the updates after it
-    are the linear shape's."""
+def test_the_tile_checks_step_shapes():
+    """LOAD_SHAPE / READ_SHAPE on the tile engine (numerics §5.4.1): the linear shape, a table
+    and the linear nodes under a table mode are taken and read back; a mode beyond the three,
+    and the linear mode with a node off 1.0, are BAD_ARGUMENT and keep the loaded shape; every
+    reply byte for byte the reference's."""
     from ohmflow.emulator.config import DeviceModel
     from ohmflow.emulator.step_shape import linear_shape, step_shape
 
@@ -77,18 +77,18 @@ def test_the_tile_takes_the_linear_step_shape_and_refuses_a_table():
     frames = [gen.frame("LOAD_SHAPE", mode=0, up=lin.up, down=lin.down),
               gen.frame("READ_SHAPE"),
               gen.frame("LOAD_SHAPE", mode=table.code, up=table.up, down=table.down),
-              gen.frame("LOAD_SHAPE", mode=2, up=lin.up, down=lin.down),
+              gen.frame("READ_SHAPE"),
+              gen.frame("LOAD_SHAPE", mode=3, up=table.up, down=table.down),
               gen.frame("LOAD_SHAPE", mode=0, up=off, down=lin.down),
               gen.frame("READ_SHAPE"),
-              gen.frame("UPDATE", tile=1, b=1, ni=CFG.rows, nj=CFG.cols,
-                        x=np.full(CFG.rows, 200), d=np.full(CFG.cols, -200)),
-              gen.frame("READ", tile=1, k0=0, k=CFG.rows * CFG.cols)]
+              gen.frame("LOAD_SHAPE", mode=1, up=lin.up, down=lin.down),
+              gen.frame("READ_SHAPE")]
     for f in frames:
         sb.sent(f)
     sb.received += run(frames)
     assert sb.compare() == len(frames)
     statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.expected))]
-    assert statuses[:6] == [P.ST["OK"], P.ST["OK"]] + [P.ST["BAD_ARGUMENT"]] * 3 + [P.ST["OK"]]
+    assert statuses == [P.ST["OK"]] * 4 + [P.ST["BAD_ARGUMENT"]] * 2 + [P.ST["OK"]] * 3
 
 
 def test_the_tile_refuses_time_and_temperature():
