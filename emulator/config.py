@@ -525,7 +525,9 @@ class Settings:
             return 0, 2**RATE_BITS - 1
         if name == "temperature":
             return T_MIN, T_MAX
-        return 0, 2**SEED_BITS - 1  # seed
+        if name == "seed":
+            return 0, 2**SEED_BITS - 1
+        raise ValueError(f"{name!r} is not an integer setting; those are {list(_SCALARS)}")
 
     def validated(self, cfg: ChipConfig) -> Settings:
         """Return self after checking every field against ``cfg``; raises ValueError."""

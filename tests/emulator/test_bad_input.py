@@ -163,4 +163,6 @@ def test_one_changed_setting_equals_a_validated_replace():
     assert s.changed(cfg, "shapes", shapes) == s.replace(cfg, shapes=shapes)
     with pytest.raises(ValueError, match="unknown setting"):
         s.changed(cfg, "nonsense", 1)
+    with pytest.raises(ValueError, match="'shapes' is not an integer setting"):
+        Settings._range(cfg, "shapes")  # no silent fallback to another setting's range
     assert s == Settings.default(cfg)  # unchanged: a copy was changed
