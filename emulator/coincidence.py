@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros  # cttz; numba is pinned exactly
-from ohmflow.emulator.kernels import _hash, _nonce_key, _outside, _popcount, _respond
+from ohmflow.emulator.kernels import _hash, _nonce_key, _outside, _popcount, _pulse_device
 
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
@@ -90,8 +90,6 @@ def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_st
                     met &= met - _ONE
                     n = _popcount(r_tr[i] & cj)
                     pulses += n
-                    word = _hash(c2c ^ np.uint64(j * rows + i))
-                    w[j, i] = _respond(w[j, i], n, d_neg != (x[b, i] < 0), su[j, i], sd[j, i],
-                                       ku[j, i], kd[j, i], wmin[j, i], wmax[j, i], word, dw_std,
-                                       sqrt, mode, table, rinv[j, i], w_bits)
+                    _pulse_device(w, j, i, n, d_neg != (x[b, i] < 0), c2c, rows, su, sd, ku,
+                                  kd, wmin, wmax, dw_std, sqrt, mode, table, rinv, w_bits)
     return pulses

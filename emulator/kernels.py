@@ -207,6 +207,16 @@ def _respond(w, n, up, s_up, s_dn, k_up, k_dn, lo, hi, word, dw_std, sqrt, mode,
     return v
 
 
+@njit(cache=True, inline="always")
+def _pulse_device(w, j, i, n, up, c2c, rows, su, sd, ku, kd, wmin, wmax, dw_std, sqrt, mode,
+                  table, rinv, w_bits):
+    """n same-direction pulses on device (j, i) of a tile's (cols, rows) arrays (§5.4), its
+    cycle-to-cycle word drawn at index j · rows + i under the key ``c2c``."""
+    word = _hash(c2c ^ np.uint64(j * rows + i))
+    w[j, i] = _respond(w[j, i], n, up, su[j, i], sd[j, i], ku[j, i], kd[j, i], wmin[j, i],
+                       wmax[j, i], word, dw_std, sqrt, mode, table, rinv[j, i], w_bits)
+
+
 @njit(cache=True)
 def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_std, sqrt,
            su, sd, ku, kd, wmax, wmin, mode, table, rinv, w_bits, counts, want_counts):
@@ -249,10 +259,8 @@ def update(w, x, d, p_max, bl, row_base, col_base, c2c_base, nonce0, rows, dw_st
                 pulses += n
                 if want_counts:
                     counts[b, j, i] = n
-                word = _hash(c2c ^ np.uint64(j * rows + i))
-                w[j, i] = _respond(w[j, i], n, d_neg != (x[b, i] < 0), su[j, i], sd[j, i],
-                                   ku[j, i], kd[j, i], wmin[j, i], wmax[j, i], word, dw_std, sqrt,
-                                   mode, table, rinv[j, i], w_bits)
+                _pulse_device(w, j, i, n, d_neg != (x[b, i] < 0), c2c, rows, su, sd, ku, kd,
+                              wmin, wmax, dw_std, sqrt, mode, table, rinv, w_bits)
     return pulses
 
 
@@ -276,10 +284,8 @@ def pulse_line(w, along_row, index, counts, bound, c2c_base, nonce, rows, dw_std
             n = c if c > 0 else -c
             j = k if along_row else index
             i = index if along_row else k
-            word = _hash(c2c ^ np.uint64(j * rows + i))
-            w[j, i] = _respond(w[j, i], n, c > 0, su[j, i], sd[j, i], ku[j, i], kd[j, i],
-                               wmin[j, i], wmax[j, i], word, dw_std, sqrt, mode, table,
-                               rinv[j, i], w_bits)
+            _pulse_device(w, j, i, n, c > 0, c2c, rows, su, sd, ku, kd, wmin, wmax, dw_std,
+                          sqrt, mode, table, rinv, w_bits)
             total += n
     return total
 
@@ -309,10 +315,8 @@ def pulse_lines(w, tiles, along_row, indices, counts, starts, bound, c2c_base, n
                 pos = m - starts[k]
                 j = pos if along_row else index
                 i = index if along_row else pos
-                word = _hash(c2c ^ np.uint64(j * rows + i))
-                w[t, j, i] = _respond(w[t, j, i], n, c > 0, su[t, j, i], sd[t, j, i],
-                                      ku[t, j, i], kd[t, j, i], wmin[t, j, i], wmax[t, j, i],
-                                      word, dw_std, sqrt, mode, table, rinv[t, j, i], w_bits)
+                _pulse_device(w[t], j, i, n, c > 0, c2c, rows, su[t], sd[t], ku[t], kd[t],
+                              wmin[t], wmax[t], dw_std, sqrt, mode, table, rinv[t], w_bits)
                 op += n
         sent[k] = op
         total += op
