@@ -73,6 +73,23 @@ void chip_forward(u32 tile, u32 b, const u8 *x, u8 *y, u8 *sat, int backward);
 void chip_update(u32 tile, u32 b, const u8 *x, const u8 *d);
 void chip_pulse(u32 tile, u32 axis, u32 index, const u8 *counts);
 
+/* §6.1: C. Wellons' lowbias32 */
+static inline u32 lowbias32(u32 x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* §6.3: the Irwin-Hall sum of the four bytes of r, centred: -510 .. 510 */
+static inline i32 gauss(u32 r)
+{
+    return (i32)((r & 255) + ((r >> 8) & 255) + ((r >> 16) & 255) + (r >> 24)) - 510;
+}
+
 /* ----- little-endian fields ----- */
 static inline u32 get_u(const u8 *p, u32 width)
 {

@@ -26,23 +26,6 @@ typedef i32 acc_t;
 typedef i64 acc_t;
 #endif
 
-/* §6.1: C. Wellons' lowbias32 */
-static inline u32 lowbias32(u32 x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-
-/* §6.3: the Irwin-Hall sum of the four bytes of r, centred: -510 .. 510 */
-static inline i32 gauss(u32 r)
-{
-    return (i32)((r & 255) + ((r >> 8) & 255) + ((r >> 16) & 255) + (r >> 24)) - 510;
-}
-
 static inline u32 next_key(u32 domain)
 {
     return lowbias32(domain_base[domain] ^ nonce);

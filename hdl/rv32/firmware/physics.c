@@ -20,23 +20,6 @@ void physics_reset(void)
         ages[t] = 0;
 }
 
-/* §6.1 (numerics.c keeps its own inline copy for the hot loops) */
-static u32 hash(u32 x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-
-/* §6.3: centred Irwin-Hall sum of the four bytes */
-static i32 irwin_hall(u32 r)
-{
-    return (i32)((r & 255) + ((r >> 8) & 255) + ((r >> 16) & 255) + (r >> 24)) - 510;
-}
-
 /* §11.3 LOG2(a), a >= 1: LOG_FRAC fractional bits */
 static u32 log2_fixed(u64 a)
 {
@@ -113,20 +96,20 @@ u32 chip_advance(u32 dt)
         if (!(drift || decay))
             continue;
         /* key(device key, domain, tile) of §6.2, the tile in the nonce's place */
-        u32 base = hash(device_key);
-        u32 kn = hash(hash(base ^ DOMAIN_DRIFT) ^ t), kl = hash(hash(base ^ DOMAIN_DECAY) ^ t);
+        u32 base = lowbias32(device_key);
+        u32 kn = lowbias32(lowbias32(base ^ DOMAIN_DRIFT) ^ t), kl = lowbias32(lowbias32(base ^ DOMAIN_DECAY) ^ t);
         for (u32 j = 0; j < COLS; j++) {
             for (u32 i = 0; i < ROWS; i++) {
                 u32 k = j * ROWS + i;
                 u64 x = 0;
                 if (drift) {
-                    i32 g = irwin_hall(hash(k ^ kn));
+                    i32 g = gauss(lowbias32(k ^ kn));
                     i32 nu = (i32)physics.drift_nu + ((g * (i32)physics.drift_nu_dtod + 128) >> 8);
                     if (nu > 0)
                         x = ((u64)nu * dl + (1u << (NU_FRAC - 1))) >> NU_FRAC;
                 }
                 if (decay)
-                    x += decay_exponent(device_rate(irwin_hall(hash(k ^ kl))), big_d);
+                    x += decay_exponent(device_rate(gauss(lowbias32(k ^ kl))), big_d);
                 i16 *w = &weights[t][j][i];
                 *w = (i16)(((i64)*w * exp2n(x) + (1 << (FACTOR_FRAC - 1))) >> FACTOR_FRAC);
             }
