@@ -73,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def train_parser() -> argparse.ArgumentParser:
-    from ohmflow.host.cli import Train
+    from ohmflow.host.train_command import Train
 
     p = _Parser(prog="ohmflow train", add_help=False)
     Train.add_arguments(p)
@@ -100,7 +100,7 @@ def to_args(options: dict) -> list[str]:
 
 def load_spec(path: str | Path, out: str | Path | None = None) -> Spec:
     """Read, expand and validate a spec: every run's arguments are parsed by ``ohmflow train``'s
-    parser and checked by `ohmflow.host.cli.Train.validate` before anything runs."""
+    parser and checked by `ohmflow.host.train_command.Train.validate` before anything runs."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -161,7 +161,7 @@ def load_spec(path: str | Path, out: str | Path | None = None) -> Spec:
 
 
 def _validate(parser: argparse.ArgumentParser, args: tuple[str, ...], where: str) -> None:
-    from ohmflow.host.cli import Train
+    from ohmflow.host.train_command import Train
 
     try:
         ns = parser.parse_args(list(args))

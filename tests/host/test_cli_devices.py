@@ -7,13 +7,13 @@ import json
 import pytest
 from ohmflow.emulator.config import DeviceModel
 from ohmflow.emulator.presets import device_config_toml, get_preset
-from ohmflow.host import cli
+from ohmflow.host import cli, train_command
 from ohmflow.host.checkpoint import load as load_ckpt
 
 
 def config(*argv):
     args = cli.build_parser(["train"]).parse_args(["train", *argv])
-    return cli.Train.config_from_args(args)
+    return train_command.Train.config_from_args(args)
 
 
 def run(capsys, *argv):

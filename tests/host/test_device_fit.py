@@ -9,7 +9,7 @@ from ohmflow.emulator.config import ChipConfig, DeviceModel, Settings
 from ohmflow.emulator.fabrication import nominal
 from ohmflow.emulator.presets import load_device_config
 from ohmflow.emulator.twin import Twin
-from ohmflow.host import cli, device_fit
+from ohmflow.host import cli, device_fit, train_command
 
 #: one device: a 1x1 window on a 1x1 tile
 ONE = ChipConfig(tiles=1, rows=1, cols=1, lanes=1, name="one")
@@ -95,7 +95,7 @@ def test_conductance_is_normalized_and_the_config_feeds_train(tmp_path, capsys):
     assert m.w_min == pytest.approx((true.w_min - mid) / scale, rel=0.05)
     args = cli.build_parser(["train"]).parse_args(["train", "--device-config", str(out),
                                                    "--dw-min-dtod", "0.2"])
-    cfg = cli.Train.config_from_args(args)
+    cfg = train_command.Train.config_from_args(args)
     assert cfg.model == m.replace(dw_min_dtod=0.2)
 
 
