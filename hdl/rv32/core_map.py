@@ -71,9 +71,9 @@ def render_markdown() -> str:
 
 def update_doc(path) -> bool:
     """Rewrite the generated section of ``path``; True if it changed."""
-    from ohmflow.emulator import protocol
+    from ohmflow.emulator import protocol_doc
 
-    return protocol.update_doc(path, render_markdown(), DOC_BEGIN, DOC_END)
+    return protocol_doc.update_doc(path, render_markdown(), DOC_BEGIN, DOC_END)
 
 
 if __name__ == "__main__":  # pragma: no cover
