@@ -44,16 +44,26 @@ RECORDED = ("configure", "forward", "backward", "update")
 SMALL, LARGE = (32,), (256, 128)
 
 #: aihwkit's last recorded figures on this recipe (samples/s, low and high over alternating
-#: runs, date): aihwkit 1.2.0 built from source against torch 2.13.0 (CPU), one thread, on the
-#: 2-core machine of docs/benchmarks.md. Only ConstantStep and SoftBounds were recorded.
+#: runs, date), by (device model, hidden layers): aihwkit 1.2.0 built from source against torch
+#: 2.13.0 (CPU) and OpenBLAS as `AIHWKIT_INSTALL` says, one thread, on the 2-core machine of
+#: docs/benchmarks.md. ConstantStep's and SoftBounds' 64-32-10 figures are the highest seen
+#: (2026-12-06); the others were measured beside the twin with the load average near 3.
 AIHWKIT_RECORDED = {
-    "ConstantStep": (31_000.0, 44_000.0, "2026-12-06"),
-    "SoftBounds": (40_000.0, 40_000.0, "2026-12-06"),
+    ("ConstantStep", SMALL): (31_000.0, 44_000.0, "2026-12-06"),
+    ("SoftBounds", SMALL): (40_000.0, 40_000.0, "2026-12-06"),
+    ("LinearStep", SMALL): (15_267.0, 31_049.0, "2026-12-07"),
+    ("ConstantStep", LARGE): (1_892.0, 3_463.0, "2026-12-07"),
+    ("LinearStep", LARGE): (2_596.0, 3_174.0, "2026-12-07"),
+    ("SoftBounds", LARGE): (2_261.0, 3_299.0, "2026-12-07"),
 }
 AIHWKIT_INSTALL = (
-    "aihwkit is not installed: `pip install aihwkit torch` where PyPI has an aihwkit wheel for "
-    "your Python and torch (aihwkit's compiled simulator links against the torch it was built "
-    "with); otherwise build it from source (github.com/IBM/aihwkit, 'Advanced installation')."
+    "aihwkit is not installed: `pip install aihwkit` where PyPI has an aihwkit wheel for your "
+    "Python and torch (its compiled simulator links against the torch it was built with). "
+    "Otherwise build it from source into this environment: `apt-get install libopenblas-dev`, "
+    "`pip install pybind11 scikit-build cmake ninja mypy`, then `pip install --no-deps "
+    "--no-build-isolation aihwkit==1.2.0` with the environment's `bin` on PATH (the build runs "
+    "mypy's `stubgen`); it builds in about 15 minutes on one core and links against the torch "
+    "already installed."
 )
 
 
@@ -268,11 +278,11 @@ class ModelFigures:
         recorded for this network."""
         if self.aihwkit:
             return min(self.aihwkit), max(self.aihwkit), "measured in this run"
-        if self.hidden != SMALL:
+        recorded = AIHWKIT_RECORDED.get((self.model, self.hidden))
+        if recorded is None:
             return None
-        lo, hi, date = AIHWKIT_RECORDED.get(self.model, AIHWKIT_RECORDED["ConstantStep"])
-        src = "" if self.model in AIHWKIT_RECORDED else "ConstantStep's, "
-        return lo, hi, f"{src}recorded {date}"
+        lo, hi, date = recorded
+        return lo, hi, f"recorded {date}"
 
 
 def measure(models=SLOPE_MODELS, repeats: int = 5, with_aihwkit: bool | None = None,
@@ -335,7 +345,12 @@ def environment() -> str:
     blas = ", ".join(f"{k}={os.environ.get(k, 'unset')}"
                      for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"numpy {np.__version__}, numba {numba.__version__}; {blas}; load average "
+    peer = ""
+    if aihwkit_available():
+        from importlib.metadata import version
+
+        peer = f", aihwkit {version('aihwkit')} with torch {version('torch')}"
+    return (f"numpy {np.__version__}, numba {numba.__version__}{peer}; {blas}; load average "
             f"{load:.2f} when the run started (the machine is shared)")
 
 
@@ -360,7 +375,7 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
               f"{_fmt(f.step_cpu)} per CPU second"
               + (f"; aihwkit {_fmt(f.aihwkit)}, {_fmt(f.aihwkit_cpu)} per CPU second"
                  if f.aihwkit else ""))
-    for line in ratio_lines(figs + large)[1 if not any(f.aihwkit for f in large) else 0:]:
+    for line in ratio_lines(figs + large):
         print(line)
     if not args.no_write:
         rows = []
@@ -377,9 +392,14 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
                         f"{f.pulses_per_sample:.0f} |")
         large_rows = []
         for f in large:
+            ref = f.reference()
             if f.aihwkit:
                 ai = f"{_fmt(f.aihwkit)}; per CPU second {_fmt(f.aihwkit_cpu)}"
                 ratio = f"{statistics.median(f.step) / statistics.median(f.aihwkit):.2f}×"
+            elif ref is not None:
+                med = statistics.median(f.step)
+                ai = f"{ref[0]:,.0f} – {ref[1]:,.0f} ({ref[2]})"
+                ratio = f"{med / ref[1]:.2f}× – {med / ref[0]:.2f}×"
             else:
                 ai, ratio = "not recorded (aihwkit not installed)", "–"
             large_rows.append(f"| {f.model} | {_fmt(f.step)} | {_fmt(f.step_cpu)} | {ai} | "
@@ -410,7 +430,8 @@ def main(argv: list[str] | None = None) -> list[ModelFigures]:
             f"\nThe {network_name(LARGE)} network (`ohmflow train --hidden 256 128`: 14 blocks "
             f"of at most 64 × 64 on {chips} twin chips), the same recipe and repeats; aihwkit "
             "with the same tile size (`rpu_config.mapping` max_input_size and max_output_size "
-            "64). aihwkit's figure for this network was never recorded here.\n\n"
+            "64). Ratio: the twin's median over aihwkit's median when both ran here, else "
+            "over aihwkit's recorded high and low end.\n\n"
             "| device model | twin, training step | twin, training step per CPU second "
             "| aihwkit CPU simulator | twin step / aihwkit |\n"
             "|---|---|---|---|---|\n" + "\n".join(large_rows) + "\n"

@@ -1,6 +1,7 @@
 """The twin benchmark: its chip figure replays the training's own work, and without aihwkit it
 compares with the recorded figure and says how to install aihwkit."""
 
+import dataclasses
 import statistics
 
 import pytest
@@ -22,13 +23,15 @@ def test_without_aihwkit_the_recorded_figure_is_the_reference():
                               with_aihwkit=False, chip=False)
     lines = bench_twin.ratio_lines(figs)
     assert lines[0] == bench_twin.AIHWKIT_INSTALL
-    lo, hi, date = bench_twin.AIHWKIT_RECORDED["ConstantStep"]
     for f, line in zip(figs, lines[1:], strict=True):
+        lo, hi, date = bench_twin.AIHWKIT_RECORDED[(f.model, bench_twin.SMALL)]
         assert not f.aihwkit and len(f.step) == len(f.step_cpu) == 1
         assert f.model in line and f"recorded {date}" in line
         med = statistics.median(f.step)
         assert f"{med / hi:.2f}-{med / lo:.2f}x" in line
-    assert "ConstantStep's" in lines[2]  # LinearStep has no recorded aihwkit figure of its own
+    other = dataclasses.replace(figs[0], hidden=(7,))
+    assert other.reference() is None  # a network without a recorded figure has none
+    assert "not recorded" in bench_twin.ratio_lines([other])[1]
 
 
 def test_bad_repeats_are_refused():
@@ -51,16 +54,19 @@ def test_ohmflow_bench_prints_the_ratios(monkeypatch, capsys):
     assert "twin vs aihwkit, SoftBounds: training step" in out and "recorded 2026-12-06" in out
 
 
-def test_the_larger_network_has_no_recorded_aihwkit_figure_and_says_so():
+def test_the_larger_network_compares_with_its_own_recorded_aihwkit_figure():
     """64-256-128-10 runs on the chips `ohmflow train --hidden 256 128` takes on the twin; its
-    line says aihwkit's figure is not recorded instead of comparing with the small network's."""
+    line compares with aihwkit's figure of that network, not the small network's."""
     cfg = bench_twin.train_config("ConstantStep", 1, bench_twin.LARGE)
     assert cfg.hidden == (256, 128) and cfg.chips == 4
     figs = bench_twin.measure(models=("ConstantStep",), repeats=1, with_aihwkit=False,
                               chip=False, hidden=bench_twin.LARGE)
-    assert figs[0].reference() is None and figs[0].step[0] > 0
+    lo, hi, date = bench_twin.AIHWKIT_RECORDED[("ConstantStep", bench_twin.LARGE)]
+    assert hi < bench_twin.AIHWKIT_RECORDED[("ConstantStep", bench_twin.SMALL)][0]
+    assert figs[0].reference() == (lo, hi, f"recorded {date}") and figs[0].step[0] > 0
     lines = bench_twin.ratio_lines(figs)
     assert lines[0] == bench_twin.AIHWKIT_INSTALL
-    assert "64-256-128-10" in lines[1] and "not recorded" in lines[1]
+    med = figs[0].step[0]
+    assert "64-256-128-10" in lines[1] and f"{med / hi:.2f}-{med / lo:.2f}x" in lines[1]
     with pytest.raises(ValueError, match="chip=False"):
         bench_twin.measure(repeats=1, hidden=bench_twin.LARGE)
