@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import os
 import statistics
 import time
 
 import numpy as np
 from ohmflow.emulator.config import SLOPE_MODELS, DeviceModel, get_config
-from ohmflow.host import datasets
+from ohmflow.host import aihwkit_peer, datasets
 from ohmflow.host.benchdoc import write_section
 from ohmflow.host.chips import Chips
 from ohmflow.host.device import TwinDevice
@@ -56,15 +55,7 @@ AIHWKIT_RECORDED = {
     ("LinearStep", LARGE): (2_596.0, 3_174.0, "2026-12-07"),
     ("SoftBounds", LARGE): (2_261.0, 3_299.0, "2026-12-07"),
 }
-AIHWKIT_INSTALL = (
-    "aihwkit is not installed: `pip install aihwkit` where PyPI has an aihwkit wheel for your "
-    "Python and torch (its compiled simulator links against the torch it was built with). "
-    "Otherwise build it from source into this environment: `apt-get install libopenblas-dev`, "
-    "`pip install pybind11 scikit-build cmake ninja mypy`, then `pip install --no-deps "
-    "--no-build-isolation aihwkit==1.2.0` with the environment's `bin` on PATH (the build runs "
-    "mypy's `stubgen`); it builds in about 15 minutes on one core and links against the torch "
-    "already installed."
-)
+AIHWKIT_INSTALL = aihwkit_peer.INSTALL
 
 
 class RecordingTwin(TwinDevice):
@@ -208,54 +199,24 @@ class TwinRun:
 
 
 def aihwkit_available() -> bool:
-    return importlib.util.find_spec("aihwkit") is not None
+    return aihwkit_peer.available()
 
 
 class AihwkitRun:
-    """The same network in aihwkit (imported only here): AnalogLinear layers with a
-    ``SingleRPUConfig`` of aihwkit's default device of the model, AnalogSGD, one torch thread."""
+    """The same network in aihwkit (`aihwkit_peer.AihwkitMLP`): a ``SingleRPUConfig`` of
+    aihwkit's default device of the model, layers split into the twin's 64 x 64 tiles."""
 
     def __init__(self, model: str, data: datasets.Dataset, seed: int = 0,
                  hidden: tuple[int, ...] = SMALL):
-        import torch
-        from aihwkit.nn import AnalogLinear, AnalogSequential
-        from aihwkit.optim import AnalogSGD
-        from aihwkit.simulator import configs
-
-        torch.set_num_threads(1)
-        torch.manual_seed(seed)
-        device = getattr(configs, f"{model}Device")()
-        rpu = configs.SingleRPUConfig(device=device)
-        # the twin's mapping: layers split into tiles of at most rows x cols (aihwkit's names)
         chip = get_config("default")
-        rpu.mapping.max_input_size, rpu.mapping.max_output_size = chip.rows, chip.cols
-        sizes = [data.features, *hidden, data.classes]
-        self.torch = torch
-        layers = []
-        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            layers += [torch.nn.ReLU()] if k else []
-            layers.append(AnalogLinear(n_in, n_out, bias=True, rpu_config=rpu))
-        self.net = AnalogSequential(*layers)
-        self.opt = AnalogSGD(self.net.parameters(), lr=0.1)
-        self.opt.regroup_param_groups(self.net)
-        self.x = torch.tensor(data.x_train, dtype=torch.float32)
-        self.y = torch.tensor(data.y_train, dtype=torch.long)
-        self.rng = np.random.default_rng(seed)
-        self.step_epoch()  # warm-up
+        self.mlp = aihwkit_peer.AihwkitMLP(aihwkit_peer.device_config(model), data, hidden,
+                                           seed, tile=(chip.rows, chip.cols))
+        self.mlp.epoch()  # warm-up
 
     def step_epoch(self) -> tuple[float, float]:
         """Samples/s of one epoch of aihwkit training steps (forward, backward, update), per
         wall-clock and per CPU second."""
-        torch = self.torch
-        perm = torch.from_numpy(self.rng.permutation(len(self.x)))
-        t0, c0 = time.perf_counter(), time.process_time()
-        for s in range(0, len(perm), 32):
-            idx = perm[s : s + 32]
-            self.opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(self.net(self.x[idx]), self.y[idx])
-            loss.backward()
-            self.opt.step()
-        return (len(perm) / (time.perf_counter() - t0), len(perm) / (time.process_time() - c0))
+        return self.mlp.epoch()
 
 
 @dataclasses.dataclass
@@ -345,11 +306,7 @@ def environment() -> str:
     blas = ", ".join(f"{k}={os.environ.get(k, 'unset')}"
                      for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    peer = ""
-    if aihwkit_available():
-        from importlib.metadata import version
-
-        peer = f", aihwkit {version('aihwkit')} with torch {version('torch')}"
+    peer = f", {aihwkit_peer.versions()}" if aihwkit_available() else ""
     return (f"numpy {np.__version__}, numba {numba.__version__}{peer}; {blas}; load average "
             f"{load:.2f} when the run started (the machine is shared)")
 
