@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -31,6 +32,8 @@ DOC = benchdoc.DOC.with_name("devices.md")
 #: aihwkit 1.2.0 on the CPU, the same recipe (30 epochs, lr 0.1, 3 runs), recorded before the
 #: benchmark ran aihwkit itself; shown where the results hold no aihwkit run of a preset
 AIHWKIT = {"ReRamSBPreset": "0.301 (0.181–0.481), 3 runs"}
+#: the engine name of aihwkit's runs with the preset's write noise taken out
+NO_WRITE_NOISE = "aihwkit-no-write-noise"
 
 
 def train_one(name: str, seed: int, epochs: int, data) -> dict:
@@ -49,15 +52,26 @@ def train_one(name: str, seed: int, epochs: int, data) -> dict:
             "pulses_per_sample": pulses / (epochs * len(data.x_train)), "wall_s": wall}
 
 
-def aihwkit_one(name: str, seed: int, epochs: int, data) -> dict:
-    """One run of aihwkit's preset ``name`` with the same recipe: final test accuracy."""
+def aihwkit_one(name: str, seed: int, epochs: int, data, write_noise: bool = True) -> dict:
+    """One run of aihwkit's preset ``name`` with the same recipe: final test accuracy. Without
+    ``write_noise`` the preset's device has ``write_noise_std`` 0 (the chip has no write noise);
+    the run is then recorded under the engine ``aihwkit-no-write-noise``."""
     t0 = time.perf_counter()
-    mlp = aihwkit_peer.AihwkitMLP(aihwkit_peer.preset_config(name), data, (32,), seed)
+    rpu = aihwkit_peer.preset_config(name)
+    if not write_noise:
+        rpu.device.write_noise_std = 0.0
+    mlp = aihwkit_peer.AihwkitMLP(rpu, data, (32,), seed)
     for _ in range(epochs):
         mlp.epoch()
-    return {"preset": name, "seed": seed, "epochs": epochs, "engine": "aihwkit",
+    return {"preset": name, "seed": seed, "epochs": epochs,
+            "engine": "aihwkit" if write_noise else NO_WRITE_NOISE,
             "versions": aihwkit_peer.versions(), "test_acc": mlp.test_accuracy(),
             "wall_s": time.perf_counter() - t0}
+
+
+def has_write_noise(name: str) -> bool:
+    """Whether aihwkit's preset ``name`` has write noise (``write_noise_std`` > 0)."""
+    return getattr(aihwkit_peer.preset_config(name).device, "write_noise_std", 0.0) > 0
 
 
 def load_results(path: Path) -> list[dict]:
@@ -84,6 +98,8 @@ def table(results: list[dict], epochs: int, seeds: list[int]) -> str:
         ai = _runs(results, name, epochs, seeds, "aihwkit")
         ref = (f"{_acc(ai)}, {len(ai)} runs" if ai else
                AIHWKIT.get(name, "—") if epochs == 30 else "—")
+        quiet = _runs(results, name, epochs, seeds, NO_WRITE_NOISE)
+        ref += f" | {_acc(quiet)}, {len(quiet)} runs" if quiet else " | —"
         if p.refused:
             rows.append(f"| {name} | refused | — | — | {ref} |")
             continue
@@ -94,7 +110,8 @@ def table(results: list[dict], epochs: int, seeds: list[int]) -> str:
         pps = sum(r["pulses_per_sample"] for r in rs) / len(rs)
         rows.append(f"| {name} | {_acc(rs)} | {len(rs)} | {pps:,.0f} | {ref} |")
     return ("| preset | test accuracy, mean (min–max) | seeds | pulses per training sample | "
-            "aihwkit, same recipe, mean (min–max) |\n|---|---|---|---|---|\n" + "\n".join(rows))
+            "aihwkit, same recipe, mean (min–max) | aihwkit without its write noise |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     data = datasets.digits()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     results = load_results(args.results)
-    engines = (("twin", train_one),) + ((("aihwkit", aihwkit_one),) if args.aihwkit else ())
     for name in args.presets:
+        engines = [("twin", train_one)]
+        if args.aihwkit:
+            engines.append(("aihwkit", aihwkit_one))
+            if has_write_noise(name):
+                engines.append((NO_WRITE_NOISE, functools.partial(aihwkit_one,
+                                                                  write_noise=False)))
         for seed in args.seeds:
             for engine, run in engines:
                 if _runs(results, name, args.epochs, [seed], engine):
@@ -155,10 +177,12 @@ def write_doc(results: list[dict], args) -> None:
             if peer else
             "aihwkit 1.2.0 built from source, on the CPU, `ReRamSBPreset` with the same recipe, "
             "30 epochs, 3 runs; `--aihwkit` runs every preset where aihwkit is installed.") +
-        " The chip's ReRamSBPreset leaves out aihwkit's write noise "
-        "(`write_noise_std` 56: a Gaussian of σ 0.112 on every written weight's reads) and has "
-        "multiplicative instead of additive cycle-to-cycle noise (see the presets table); how "
-        "much of the gap to aihwkit's figure that explains has not been measured.")
+        " The chip has no write noise: aihwkit's ReRamESPreset and ReRamSBPreset have it "
+        "(`write_noise_std` 75 and 56 in dw_min units: a Gaussian redrawn at every write and "
+        "added to the weight's reads) and the chip's versions leave it out (docs/devices.md, "
+        "presets table). The last column is aihwkit with the preset's `write_noise_std` set "
+        "to 0 (`--aihwkit` runs it for the presets that have write noise): it shows how much "
+        "of the gap the write noise makes.")
     cmd = "python -m ohmflow.host.preset_bench" + (
         f" --epochs {args.epochs}" if args.epochs != 30 else "") + (
         f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != list(range(10)) else "") + (

@@ -61,8 +61,7 @@ def add_device_source_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--device-preset", metavar="NAME",
                      help=f"one of aihwkit's device presets: {usable}; sets the device and "
                      "aihwkit's preset periphery (out_bound 20, out_noise 0.1, desired_bl 31) "
-                     "unless --out-bound/--out-noise/--desired-bl are given (ReRamESPreset is "
-                     "aihwkit's ExpStep device: not on the tile engine)")
+                     "unless --out-bound/--out-noise/--desired-bl are given")
     src.add_argument("--device-config", metavar="FILE",
                      help="a device config TOML, as written by ohmflow fit-device")
 

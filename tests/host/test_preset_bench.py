@@ -16,7 +16,7 @@ def test_table_summarizes_runs_per_preset():
     assert "0.800 (0.700–0.900) | 3 | 200 |" in row
     assert "| ReRamESPreset | not run" in t and "| IdealizedPreset | not run" in t
     assert "0.301 (0.181–0.481)" not in t  # the recorded aihwkit figure is a 30-epoch one
-    assert "| ReRamSBPreset | not run | — | — | 0.301 (0.181–0.481), 3 runs |" in \
+    assert "| ReRamSBPreset | not run | — | — | 0.301 (0.181–0.481), 3 runs | — |" in \
         preset_bench.table(rs, epochs=30, seeds=[0])
 
 
@@ -28,9 +28,12 @@ def test_aihwkit_runs_in_the_results_sit_beside_the_twins():
     rs += [{"preset": "ReRamSBPreset", "seed": s, "epochs": 30, "test_acc": a,
             "engine": "aihwkit", "versions": "aihwkit 1.2.0 with torch 2.13.0"}
            for s, a in ((0, 0.5), (1, 0.3), (2, 0.1))]
+    rs += [{"preset": "ReRamSBPreset", "seed": 1, "epochs": 30, "test_acc": 0.75,
+            "engine": preset_bench.NO_WRITE_NOISE}]
     t = preset_bench.table(rs, epochs=30, seeds=[0, 1])
     row = next(line for line in t.splitlines() if line.startswith("| ReRamSBPreset"))
-    assert row == "| ReRamSBPreset | 0.700 (0.600–0.800) | 2 | 50 | 0.400 (0.300–0.500), 2 runs |"
+    assert row == ("| ReRamSBPreset | 0.700 (0.600–0.800) | 2 | 50 | 0.400 (0.300–0.500), 2 runs "
+                   "| 0.750 (0.750–0.750), 1 runs |")
     assert "0.301" not in t
 
 
