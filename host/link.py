@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Mapping
 
 import numpy as np
 import serial
@@ -37,20 +36,14 @@ from ohmflow.host.device import (
     check_physics,
     has_time,
 )
-from ohmflow.host.link_posted import (
-    WINDOW,
-    PostedCounters,
-    Posting,
-    _Lost,
-    counter_values,
-    ignore_reply,
-)
 from ohmflow.host.link_tables import LinkTables
 from ohmflow.host.servers import start_twin_server, stop_process  # noqa: F401 (re-exported)
 from ohmflow.host.socket_port import SocketPort
 from serial.tools import list_ports
 
 POLL = 0.02  #: seconds a single port read may block
+#: frames in flight on a pipelined link (their replies, at most 4 KB each, fit the buffers)
+WINDOW = 4
 _MAP_KINDS = dict(zip(FIELDS, ("step", "step", "slope", "slope", "w", "w"), strict=True))
 #: commands that leave every counter as it is (docs/gateware.md, Counters)
 _KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS", "LOAD_SHAPE", "READ_SHAPE",
@@ -59,6 +52,10 @@ _KEEP_COUNTERS = frozenset(("INFO", "GET", "SET", "COUNTERS", "LOAD_SHAPE", "REA
 
 class BadArgument(DeviceError, ValueError):
     """The device refused a frame's arguments (BAD_ARGUMENT); nothing was changed."""
+
+
+class _Lost(Exception):
+    """No usable reply (timeout, corrupt frame or a link-level error status)."""
 
 
 def _open_port(url: str, baudrate: int, write_timeout: float):
@@ -77,7 +74,7 @@ def _open_port(url: str, baudrate: int, write_timeout: float):
             "(ohmflow --backend verilator) starts one itself, and 'twin' needs no link.") from None
 
 
-class LinkDevice(Posting, LinkTables, Device):
+class LinkDevice(LinkTables, Device):
     """A chip behind a byte link (board serial port or emulator socket)."""
 
     backend = "link"
@@ -99,10 +96,6 @@ class LinkDevice(Posting, LinkTables, Device):
         #: counters read since the last command that could change them, by tile
         self._counters: dict[int, dict[str, int]] = {}
         self.stats = dict.fromkeys(("frames", "retries", "stale", "bytes_out", "bytes_in"), 0)
-        #: frames sent whose replies are read later (`posting`): (command, seq, sink)
-        self._posted: collections.deque[tuple[P.Command, int, Callable[[dict], None]]] = (
-            collections.deque())
-        self._posting = False
 
     @classmethod
     def open(cls, url: str, config: ChipConfig | str = "default", *, baudrate: int = 3_000_000,
@@ -169,8 +162,6 @@ class LinkDevice(Posting, LinkTables, Device):
                   "the settings")
 
     def _call(self, name: str, **values) -> dict:
-        if self._posted:  # its frame goes out before the posted replies are read
-            return self._calls(name, [values])[0]
         cmd = P.command(name)
         frame, seq, wait = self._frame(cmd, values)
         problems: list[str] = []
@@ -201,7 +192,7 @@ class LinkDevice(Posting, LinkTables, Device):
         refusal no more frames are sent; the replies in flight are read, then it is raised. A
         frame with frames sent after it is never resent (they would run twice): a lost reply
         there is an error."""
-        if not self.pipelined or (len(parts) < 2 and not self._posted):
+        if not self.pipelined or len(parts) < 2:
             return [self._call(name, **v) for v in parts]
         cmd = P.command(name)
         out: list[dict] = []
@@ -233,8 +224,6 @@ class LinkDevice(Posting, LinkTables, Device):
                 except (serial.SerialException, OSError) as e:
                     raise self._lost(name, seq, e) from None
                 flight.append(seq)
-                if k == 0 and self._posted:  # the device has its next frame: read the posted
-                    self.settle()
         if error is not None:
             raise error
         return out
@@ -417,13 +406,9 @@ class LinkDevice(Posting, LinkTables, Device):
         if len(x) != len(d):
             raise ValueError(f"update codes need the same batch, got {len(x)} and {len(d)}")
         step = self._per_frame("UPDATE", "b", ni=n_in, nj=n_out)
-        parts = [dict(tile=tile, b=len(x[b0 : b0 + step]), ni=n_in, nj=n_out,
-                      x=x[b0 : b0 + step], d=d[b0 : b0 + step]) for b0 in range(0, len(x), step)]
-        if self._posting:
-            for v in parts:
-                self._post("UPDATE", v, ignore_reply)
-        else:
-            self._calls("UPDATE", parts)
+        self._calls("UPDATE", [dict(tile=tile, b=len(x[b0 : b0 + step]), ni=n_in, nj=n_out,
+                                    x=x[b0 : b0 + step], d=d[b0 : b0 + step])
+                               for b0 in range(0, len(x), step)])
 
     def pulse(self, tile, axis, index, counts) -> None:
         n_in, n_out = self._window(tile)
@@ -439,23 +424,19 @@ class LinkDevice(Posting, LinkTables, Device):
                    n=length, counts=c)
 
     def counters(self) -> list[dict[str, int]]:
-        return [dict(self._tile_counters(t)) for t in range(self.config.tiles)]
+        return [self._tile_counters(t) for t in range(self.config.tiles)]
 
     def tile_counters(self, tile: int) -> dict[str, int]:
         """One tile's counters; read again only after a command that could have changed them
         (so a cost ledger's reading after one phase serves as the next phase's start)."""
         return self._tile_counters(self._check_tile(tile))
 
-    def _tile_counters(self, tile: int) -> Mapping[str, int]:
+    def _tile_counters(self, tile: int) -> dict[str, int]:
         if tile not in self._counters:
-            if self._posting:  # filled in when the reply is read (`PostedCounters`)
-                self._counters[tile] = got = PostedCounters(self.settle)
-                self._post("COUNTERS", {"tile": tile}, got.fill)
-                return got
             v = self._call("COUNTERS", tile=tile)
-            self._counters[tile] = counter_values(v)
-        got = self._counters[tile]
-        return got if isinstance(got, PostedCounters) else dict(got)
+            self._counters[tile] = {k: int(x) for k, x in
+                                    zip(P.TABLE.counters, v["values"], strict=False)}
+        return dict(self._counters[tile])
 
 
 def __getattr__(name: str):

@@ -14,7 +14,6 @@ never stopped, on any backend.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import time
@@ -61,22 +60,6 @@ def chip_seed(seed: int, epoch: int, chip: int) -> int:
 def chip_fab_seed(fab: int, chip: int) -> int:
     """The fabrication seed of ``chip`` (chip 0: ``fab`` itself, as on a one-chip run)."""
     return fab if chip == 0 else derive_seed(fab, chip, FAB)
-
-
-def posting(chips: Chips):
-    """The block in which a training step's UPDATE frames and counter reads are posted
-    (`LinkDevice.posting`): on one chip whose jobs run in this thread; several chips already
-    overlap on their worker threads (`Chips.post`)."""
-    dev = chips[0]
-    if len(chips) == 1 and chips.inline and hasattr(dev, "posting"):
-        return dev.posting()
-    return contextlib.nullcontext()
-
-
-def settle(chips: Chips) -> None:
-    """Wait for the replies of the frames `posting` sent ahead (none outside its block)."""
-    if len(chips) == 1 and hasattr(chips[0], "settle"):
-        chips[0].settle()
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -401,26 +384,21 @@ class Trainer:
                            unit="batch", dynamic_ncols=True)
         t0 = time.perf_counter()
         t_analog = 0.0
-        with posting(self.chips):  # one chip on a TCP link: updates do not wait for replies
-            for s in batches:
-                idx = perm[s : s + cfg.batch]
-                x, y = d.x_train[idx], d.y_train[idx]
-                ta = time.perf_counter()
-                loss, c = self.analog.train_batch(x, y, cfg.lr, rng, self.ledger)
-                if cfg.time_effects:  # the batch took batch_time of the chip's time
-                    self.chips.run([(k, partial(dev.advance, cfg.batch_time))
-                                    for k, dev in enumerate(self.chips)])
-                if self.float is not None:  # the chip's work ends within the analog time
-                    settle(self.chips)
-                t_analog += time.perf_counter() - ta
-                stats["analog"][0] += loss * len(idx)
-                stats["analog"][1] += c
-                if self.float is not None:
-                    loss, c = self.float.train_batch(x, y, cfg.lr)
-                    stats["float"][0] += loss * len(idx)
-                    stats["float"][1] += c
-            ts = time.perf_counter()
-        t_analog += time.perf_counter() - ts  # the last posted replies, read at the block's end
+        for s in batches:
+            idx = perm[s : s + cfg.batch]
+            x, y = d.x_train[idx], d.y_train[idx]
+            ta = time.perf_counter()
+            loss, c = self.analog.train_batch(x, y, cfg.lr, rng, self.ledger)
+            if cfg.time_effects:  # the batch took batch_time of the chip's time
+                self.chips.run([(k, partial(dev.advance, cfg.batch_time))
+                                for k, dev in enumerate(self.chips)])
+            t_analog += time.perf_counter() - ta
+            stats["analog"][0] += loss * len(idx)
+            stats["analog"][1] += c
+            if self.float is not None:
+                loss, c = self.float.train_batch(x, y, cfg.lr)
+                stats["float"][0] += loss * len(idx)
+                stats["float"][1] += c
         rec = {"epoch": e + 1, "seconds": time.perf_counter() - t0,
                "analog_samples_per_s": len(perm) / t_analog if t_analog else 0.0}
         if cfg.algorithm != "sgd":
