@@ -26,6 +26,8 @@ import cProfile
 import os
 import pstats
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from ohmflow.emulator import protocol as P
@@ -124,45 +126,65 @@ def _split(prof: cProfile.Profile, samples: int) -> dict[str, float]:
     return {k: 1e6 * v / samples for k, v in out.items()}
 
 
-def cycle_costs(config: str = "default", rounds: int = 3, frames: int = 10) -> list[dict]:
+def cycle_costs(config: str = "default", rounds: int = 3, frames: int = 10,
+                executables: list[str] | None = None) -> list[dict]:
     """Server CPU time per simulated cycle of three kinds of frames, in alternating rounds of
     ``frames`` frames each: received only (a full payload with a bad CRC), FORWARD and UPDATE
-    frames as full as the protocol allows (`ohmflow.sim.workload.scenarios`)."""
+    frames as full as the protocol allows (`ohmflow.sim.workload.scenarios`).
+
+    ``executables``: built emulators of the config to compare (e.g. of earlier RTL, from the
+    build cache), all running at once and measured in turn in every round; default the build of
+    the current sources."""
     import serial
     from ohmflow.emulator.config import get_config
     from ohmflow.sim import verilator_server
-    from ohmflow.sim.workload import scenarios
 
     cfg = get_config(config)
-    proc, port_no = verilator_server.start(cfg)
+    exes = [Path(e) for e in executables] if executables else [verilator_server.build(cfg)]
+    for exe in exes:
+        if not exe.is_file():
+            raise ValueError(f"{exe} is not a built emulator (an ohmflow-emulator executable)")
+    servers = []
     try:
-        port = serial.serial_for_url(f"socket://127.0.0.1:{port_no}", timeout=1)
-        fwd, upd = scenarios(cfg, np.random.default_rng(0))[2:4]
-
-        def bad_crc(seq: int) -> bytes:
-            frame = bytearray(P.encode_frame(P.command("INFO").opcode, seq,
-                                             bytes(P.TABLE.max_payload)))
-            frame[-1] ^= 0xFF
-            return bytes(frame)
-
-        kinds = [("received only (bad CRC)", bad_crc, P.ST["BAD_CRC"]),
-                 (fwd[0], fwd[2], P.ST["OK"]), (upd[0], upd[2], P.ST["OK"])]
-        sums = {label: [0, 0.0] for label, _, _ in kinds}
+        for exe in exes:
+            proc, port_no = verilator_server.start(exe)
+            servers.append((exe, proc, serial.serial_for_url(f"socket://127.0.0.1:{port_no}",
+                                                             timeout=1)))
+        kinds = _cost_kinds(cfg)
+        sums = {(str(exe), label): [0, 0.0] for exe, _, _ in servers for label, _, _ in kinds}
         seq = 0
         for _ in range(rounds):
-            for label, make, status in kinds:
-                s0, c0 = verilator_server.stats(proc), _cpu_s(proc.pid)
-                for _ in range(frames):
-                    seq = (seq + 1) & 0xFF
-                    _exchange(port, make(seq), status)
-                s1, c1 = verilator_server.stats(proc), _cpu_s(proc.pid)
-                sums[label][0] += s1["cycles"] - s0["cycles"]
-                sums[label][1] += c1 - c0
-        port.close()
+            for exe, proc, port in servers:
+                for label, make, status in kinds:
+                    s0, c0 = verilator_server.stats(proc), _cpu_s(proc.pid)
+                    for _ in range(frames):
+                        seq = (seq + 1) & 0xFF
+                        _exchange(port, make(seq), status)
+                    s1, c1 = verilator_server.stats(proc), _cpu_s(proc.pid)
+                    sums[(str(exe), label)][0] += s1["cycles"] - s0["cycles"]
+                    sums[(str(exe), label)][1] += c1 - c0
     finally:
-        verilator_server.stop(proc)
-    return [{"kind": k, "cycles_per_frame": c / (rounds * frames), "ns_per_cycle": 1e9 * s / c}
-            for k, (c, s) in sums.items()]
+        for _, proc, port in servers:
+            port.close()
+            verilator_server.stop(proc)
+    return [{"executable": e, "kind": k, "cycles_per_frame": c / (rounds * frames),
+             "ns_per_cycle": 1e9 * s / c} for (e, k), (c, s) in sums.items()]
+
+
+def _cost_kinds(cfg) -> list[tuple[str, Callable[[int], bytes], int]]:
+    """(label, frame of a seq, expected reply status) of `cycle_costs`' kinds of frames."""
+    from ohmflow.sim.workload import scenarios
+
+    fwd, upd = scenarios(cfg, np.random.default_rng(0))[2:4]
+
+    def bad_crc(seq: int) -> bytes:
+        frame = bytearray(P.encode_frame(P.command("INFO").opcode, seq,
+                                         bytes(P.TABLE.max_payload)))
+        frame[-1] ^= 0xFF
+        return bytes(frame)
+
+    return [("received only (bad CRC)", bad_crc, P.ST["BAD_CRC"]),
+            (fwd[0], fwd[2], P.ST["OK"]), (upd[0], upd[2], P.ST["OK"])]
 
 
 def _exchange(port, frame: bytes, status: int, timeout: float = 120.0) -> None:
@@ -182,7 +204,7 @@ def report(rows: list[dict], costs: list[dict]) -> str:
     """The figures as markdown: one table row per epoch, the host split and the cycle costs."""
     out = ["| epoch | samples/s | load | cycles / sample | tile (forward / backward / update) | "
            "request bytes | other | server CPU ns / cycle | server waits for host | "
-           "host CPU µs / sample |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "host CPU µs / sample |", "|---|---|---|---|---|---|---|---|---|---|"] if rows else []
     split = None
     for r in rows:
         if "host_split" in r:
@@ -197,17 +219,22 @@ def report(rows: list[dict], costs: list[dict]) -> str:
             f"{r['server_ns_per_cycle']:,.0f} | "
             f"{100 * r['server_wait_s'] / r['wall_s']:.1f} % of {r['wall_s']:.2f} s | "
             f"{r['host_us_per_sample']:,.0f} |")
-    last = rows[-2] if split else rows[-1]
-    out.append(f"\nReply bytes {last['tx_bytes_per_sample']:,.0f} and frames "
-               f"{last['frames_per_sample']:.2f} per sample.")
+    if rows:
+        last = rows[-2] if split else rows[-1]
+        out.append(f"\nReply bytes {last['tx_bytes_per_sample']:,.0f} and frames "
+                   f"{last['frames_per_sample']:.2f} per sample.")
     if split:
         us = split["host_us_per_sample"]
         out.append(f"\nHost CPU per sample under cProfile (CPU time, {us:,.0f} µs with the "
                    "profiler's overhead): " + "; ".join(
                        f"{k} {v:,.0f} µs" for k, v in split["host_split"].items()) + ".")
     if costs:
-        out += ["", "| frames | cycles / frame | server CPU ns / cycle |", "|---|---|---|"]
-        out += [f"| {c['kind']} | {c['cycles_per_frame']:,.0f} | {c['ns_per_cycle']:,.0f} |"
+        several = len({c["executable"] for c in costs}) > 1
+        out += [""] if out else []
+        out += [("| emulator " if several else "") + "| frames | cycles / frame | "
+                "server CPU ns / cycle |", ("|---" if several else "") + "|---|---|---|"]
+        out += [(f"| {Path(c['executable']).parent.name} " if several else "")
+                + f"| {c['kind']} | {c['cycles_per_frame']:,.0f} | {c['ns_per_cycle']:,.0f} |"
                 for c in costs]
     return "\n".join(out)
 
@@ -221,12 +248,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="one more epoch under cProfile: the host's CPU split")
     ap.add_argument("--no-costs", action="store_true",
                     help="skip the CPU cost per cycle of received, FORWARD and UPDATE frames")
+    ap.add_argument("--compare", nargs="+", metavar="EXE",
+                    help="only the CPU cost per cycle of received, FORWARD and UPDATE frames, "
+                         "on these built emulators in turn (e.g. builds of earlier RTL)")
     ap.add_argument("--write-docs", action="store_true",
                     help="also write the figures into docs/benchmarks.md (section emulator-epoch)")
     args = ap.parse_args(argv)
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
     load = os.getloadavg()[0]
+    if args.compare:
+        print(f"load average {load:.2f} at the start")
+        print(report([], cycle_costs(args.config, executables=args.compare)))
+        return 0
     rows = measure(args.epochs, args.config, args.profile)
     costs = [] if args.no_costs else cycle_costs(args.config)
     text = report(rows, costs)

@@ -24,3 +24,26 @@ def test_measured_steps_are_the_training_epoch():
 def test_bad_epochs_are_refused():
     with pytest.raises(ValueError, match="--epochs must be at least 1, got 0"):
         emulator_epoch.main(["--epochs", "0"])
+
+
+def test_compare_refuses_what_is_not_a_built_emulator(tmp_path):
+    with pytest.raises(ValueError, match="is not a built emulator"):
+        emulator_epoch.cycle_costs("tiny", executables=[str(tmp_path / "ohmflow-emulator")])
+
+
+@pytest.mark.slow
+def test_cycle_costs_time_each_kind_of_frame():
+    """The received-only frame costs a cycle a byte and runs no operation: fewer cycles than the
+    FORWARD frame's bytes and tile work (`ohmflow.sim.workload`'s frames, as the bench)."""
+    from ohmflow.emulator import protocol as P
+    from ohmflow.emulator.config import get_config
+    from ohmflow.host import emulator_bench
+
+    rows = {r["kind"]: r for r in emulator_epoch.cycle_costs("tiny", rounds=1, frames=2)}
+    frame_bytes = P.TABLE.max_payload + P.OVERHEAD
+    bad = rows.pop("received only (bad CRC)")
+    assert frame_bytes <= bad["cycles_per_frame"] < frame_bytes + 200
+    bench = {r["scenario"]: r for r in emulator_bench.bench(get_config("tiny"), seconds=0.2)}
+    for kind, row in rows.items():
+        assert row["cycles_per_frame"] == bench[kind]["cycles_per_command"], kind
+        assert row["ns_per_cycle"] > 0
