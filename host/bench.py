@@ -14,6 +14,7 @@ the table also goes to docs/benchmarks.md (section ``bench``) with the command.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -100,6 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     cfg = get_config(args.config)
+    load = os.getloadavg()[0]
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     rows: list[tuple[str, str, float, float]] = []
@@ -136,7 +138,9 @@ def run(args) -> int:
         body = (f"Config `{cfg.name}`; {args.repeats} runs of each figure. Training: the "
                 "64-32-10 digits MLP, batch 32, lr 0.1, ConstantStep devices, one epoch per run, "
                 "the whole training step (host periphery, link, device). Amaranth and Verilator "
-                "both execute FORWARD frames fed on the SoC's byte stream.\n\n"
+                "both execute FORWARD frames fed on the SoC's byte stream. Load average "
+                f"{load:.2f} when the run started (2 cores shared with other work: a loaded "
+                "machine lowers every figure; docs/emulator.md, section Speed).\n\n"
                 + "\n".join(table))
         key = "bench" if cfg.name == "default" else f"bench-{cfg.name}"
         write_section(key, "ohmflow bench" + ("" if key == "bench" else f" ({cfg.name})"), body,

@@ -383,10 +383,12 @@ def open_device(spec: str, config: ChipConfig | str = "default", **kw) -> Device
     cfg = get_config(config)
     if spec == "twin":
         return TwinDevice(cfg, **kw)
-    from ohmflow.host import link  # the link backends need pyserial and the emulator build
+    # the link backends need pyserial and the emulator build
+    from ohmflow.host import link
+    from ohmflow.host.emulator_device import EmulatorDevice
 
     if spec == "verilator":
-        dev = link.EmulatorDevice(cfg, **kw)
+        dev = EmulatorDevice(cfg, **kw)
     else:
         dev = link.LinkDevice.open(spec, cfg, **kw)
     try:

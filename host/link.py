@@ -7,7 +7,8 @@ serial line flow control is stop and wait, one frame in flight; on TCP the frame
 operation go out up to `WINDOW` at a time (docs/protocol.md, Flow control). A lost, corrupt or
 late reply to a frame sent alone is retried with the same frame (same seq): the device answers a
 retransmission of its last frame from its reply cache, so even UPDATE and PULSE are never
-applied twice. `EmulatorDevice` starts an emulator server process and connects.
+applied twice. `EmulatorDevice` (`ohmflow.host.emulator_device`, importable from here too) starts
+an emulator server process and connects.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import collections
 import contextlib
 import dataclasses
 import os
-import subprocess
 import time
 
 import numpy as np
@@ -24,24 +24,20 @@ import serial
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import (
     PHYSICS_NAMES,
-    SHAPE_ENGINES,
-    SHAPE_MODES,
     ChipConfig,
     Settings,
     get_config,
 )
-from ohmflow.emulator.fabrication import FIELDS, DeviceMap
-from ohmflow.emulator.physics import check_device_key
-from ohmflow.emulator.step_shape import StepShape
+from ohmflow.emulator.fabrication import FIELDS
 from ohmflow.host.device import (
     Device,
     DeviceError,
     DeviceInfo,
     check_physics,
     has_time,
-    time_refusal,
 )
-from ohmflow.host.servers import start_twin_server, stop_process
+from ohmflow.host.link_tables import LinkTables
+from ohmflow.host.servers import start_twin_server, stop_process  # noqa: F401 (re-exported)
 from ohmflow.host.socket_port import SocketPort
 from serial.tools import list_ports
 
@@ -78,7 +74,7 @@ def _open_port(url: str, baudrate: int, write_timeout: float):
             "(ohmflow --backend verilator) starts one itself, and 'twin' needs no link.") from None
 
 
-class LinkDevice(Device):
+class LinkDevice(LinkTables, Device):
     """A chip behind a byte link (board serial port or emulator socket)."""
 
     backend = "link"
@@ -372,24 +368,6 @@ class LinkDevice(Device):
         self._settings = new
         return new
 
-    # ----- time (numerics §11), on an engine of config.TIME_ENGINES -----
-    def _advance_ms(self, ms: int) -> int:
-        if not has_time(self.config):
-            raise DeviceError(time_refusal(self.config))
-        return self._call("ADVANCE", dt=ms)["time"]
-
-    def chip_time_ms(self) -> int:
-        if not has_time(self.config):
-            raise DeviceError(time_refusal(self.config))
-        return self._call("GET_PHYSICS")["time"]
-
-    def load_device_key(self, key: int) -> None:
-        if not has_time(self.config):
-            raise DeviceError(time_refusal(self.config))
-        key = check_device_key(key)
-        self._call("SET_PHYSICS", **P.physics_fields(self.settings(), key))
-        self._device_key = key
-
     def program(self, tile, weights) -> None:
         n_in, n_out = self._window(tile)
         w = self._codes("weights", weights, "w", (n_out, n_in)).ravel()
@@ -403,56 +381,6 @@ class LinkDevice(Device):
         parts = self._calls("READ", [dict(tile=tile, k0=k0, k=min(step, total - k0))
                                      for k0 in range(0, total, step)])
         return np.concatenate([v["w"] for v in parts]).reshape(n_out, n_in)
-
-    def _tiles(self, tile) -> list[int]:
-        if tile is None:
-            return list(range(self.config.tiles))
-        self._window(tile)
-        return [int(tile)]
-
-    def load_device_map(self, dmap: DeviceMap, tile=None) -> None:
-        tiles = self._tiles(tile)
-        dmap.validate(self.config if tile is None else
-                      ChipConfig(**{**self.config.to_dict(), "tiles": 1}))
-        total, step = self.config.rows * self.config.cols, self._per_frame("LOAD_MAP", "k")
-        for n, t in enumerate(tiles):
-            flat = {f: getattr(dmap, f)[n].ravel() for f in FIELDS}
-            parts = [{f: a[k0 : k0 + step] for f, a in flat.items()}
-                     for k0 in range(0, total, step)]
-            self._calls("LOAD_MAP", [dict(tile=t, k0=k0, k=p["su"].size, **p)
-                                     for k0, p in zip(range(0, total, step), parts, strict=True)])
-
-    def read_device_map(self, tile=None) -> DeviceMap:
-        tiles = self._tiles(tile)
-        c = self.config
-        total, step = c.rows * c.cols, self._per_frame("READ_MAP", "k")
-        out = {f: np.zeros((len(tiles), total), dtype=np.int64) for f in FIELDS}
-        for n, t in enumerate(tiles):
-            starts = range(0, total, step)
-            replies = self._calls("READ_MAP", [dict(tile=t, k0=k0, k=min(step, total - k0))
-                                               for k0 in starts])
-            for k0, v in zip(starts, replies, strict=True):
-                for f in FIELDS:
-                    out[f][n, k0 : k0 + v["k"]] = v[f]
-        return DeviceMap(**{f: a.reshape(len(tiles), c.cols, c.rows) for f, a in out.items()})
-
-    def load_step_shape(self, shape: StepShape) -> None:
-        if not isinstance(shape, StepShape):
-            raise ValueError(f"a step shape must be a StepShape, got {type(shape).__name__}")
-        shape.validate()
-        if shape.mode != "linear" and self.config.engine not in SHAPE_ENGINES:
-            raise DeviceError(
-                f"this {self.config.engine}-engine chip holds the linear step shape only: "
-                f"ExpStep, PowStep and PiecewiseStep devices run on the twin backend and the "
-                f"{', '.join(SHAPE_ENGINES)} engine (docs/boards.md)")
-        self._call("LOAD_SHAPE", mode=shape.code, up=shape.up, down=shape.down)
-
-    def read_step_shape(self) -> StepShape:
-        v = self._call("READ_SHAPE")
-        if not 0 <= v["mode"] < len(SHAPE_MODES):
-            raise DeviceError(f"{self.url}: READ_SHAPE reported mode {v['mode']}, none of "
-                              f"{SHAPE_MODES}")
-        return StepShape(SHAPE_MODES[v["mode"]], v["up"], v["down"])
 
     def _read_op(self, name: str, tile, x, backward: bool):
         n_in, n_out = self._window(tile)
@@ -511,75 +439,10 @@ class LinkDevice(Device):
         return dict(self._counters[tile])
 
 
-class EmulatorDevice(LinkDevice):
-    """An emulator server process (Verilator, or the Python twin server) behind a socket.
+def __getattr__(name: str):
+    """`EmulatorDevice` lives in `ohmflow.host.emulator_device`; still importable from here."""
+    if name == "EmulatorDevice":
+        from ohmflow.host.emulator_device import EmulatorDevice
 
-    ``server="verilator"`` builds and starts ``ohmflow.sim.verilator_server``; ``server="twin"``
-    starts ``ohmflow.sim.twin_server``. Closing the device stops the process.
-    """
-
-    def __init__(self, config: ChipConfig | str = "default", *, server: str = "verilator",
-                 device_map: DeviceMap | None = None, timeout: float = 2.0, retries: int = 3,
-                 startup_timeout: float = 30.0):
-        cfg = get_config(config)
-        if server == "twin":
-            proc, port = start_twin_server(cfg, startup_timeout)
-        elif server == "verilator":
-            try:
-                from ohmflow.sim import verilator_server
-            except ImportError as e:
-                raise DeviceError(
-                    "the Verilator emulator server (ohmflow.sim.verilator_server) is not "
-                    f"available: {e}. "
-                    "Use EmulatorDevice(cfg, server='twin') for the Python twin server, or "
-                    "open_device('twin') in process.") from None
-            try:
-                proc, port = verilator_server.start(cfg)
-            except (ImportError, RuntimeError, OSError, subprocess.SubprocessError) as e:
-                raise DeviceError(f"the Verilator emulator server did not start: "
-                                  f"{type(e).__name__}: {e}") from e
-            self._stop = verilator_server.stop
-        else:
-            raise ValueError(f"server must be 'verilator' or 'twin', got {server!r}")
-        self.process = proc
-        self._stop = getattr(self, "_stop", stop_process)
-        self.backend = "verilator" if server == "verilator" else "twin-server"
-        url = f"socket://127.0.0.1:{port}"
-        try:
-            super().__init__(_open_port(url, 3_000_000, timeout), cfg, url=url,
-                             timeout=timeout, retries=retries)
-            self.connect()
-            if device_map is not None:
-                self.load_device_map(device_map)
-        except BaseException:
-            self.close()
-            raise
-
-    def _device_busy(self) -> bool:
-        """A Verilator server's simulated clock stands still while the device is idle, so a late
-        reply is waited for as long as the clock advances (the device executes, or runs its own
-        byte timeout), however slowly a loaded machine runs it; a stopped or idle server gives
-        the first look's baseline one more ``timeout``, then the usual retry."""
-        if self.backend != "verilator":
-            return False
-        from ohmflow.sim import verilator_server
-
-        try:
-            cycles = verilator_server.stats(self.process, timeout=0.5)["cycles"]
-        except (TimeoutError, RuntimeError, OSError, KeyError, ValueError):
-            return False
-        last, self._cycles_seen = getattr(self, "_cycles_seen", None), cycles
-        return last is None or cycles > last
-
-    def _call(self, name: str, **values) -> dict:
-        self._cycles_seen = None
-        return super()._call(name, **values)
-
-    def _calls(self, name: str, parts: list[dict]) -> list[dict]:
-        self._cycles_seen = None
-        return super()._calls(name, parts)
-
-    def close(self) -> None:
-        if getattr(self, "port", None) is not None:
-            super().close()
-        self._stop(self.process)
+        return EmulatorDevice
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

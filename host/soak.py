@@ -23,7 +23,7 @@ import numpy as np
 from ohmflow.emulator.config import get_config
 from ohmflow.host.datasets import Dataset
 from ohmflow.host.device import TwinDevice
-from ohmflow.host.link import EmulatorDevice
+from ohmflow.host.emulator_device import EmulatorDevice
 from ohmflow.host.trainer import TrainConfig, Trainer
 from ohmflow.sim.fuzz import rss_kb
 
