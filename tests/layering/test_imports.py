@@ -27,7 +27,7 @@ LAYERS = {
 }
 NN = "ohmflow.nn"
 #: modules outside ohmflow.nn that may import torch, and why
-TORCH_PEERS = {"ohmflow.host.bench_twin": "runs aihwkit, a torch library, beside the twin"}
+TORCH_PEERS = {"ohmflow.host.aihwkit_peer": "runs aihwkit, a torch library, beside the twin"}
 
 
 def _sources() -> list[Path]:
