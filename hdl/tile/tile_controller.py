@@ -56,6 +56,8 @@ class TileController(wiring.Component):
         self.geom = Geometry(cfg)
         self.device_map = device_map
         self.gate_units = gate_units
+        #: with ``gate_units``: high in the cycles the array's table-mode registers are clocked
+        self.shape_clock_on = Signal(init=1, name="shape_clock_on") if gate_units else None
         super().__init__(TileLink(cfg).flip())
 
     def _datapath(self, m: Module):
@@ -269,5 +271,6 @@ class TileController(wiring.Component):
             arr_work = (~arr.idle | arr.drive.valid | arr.pulse.valid | arr.prog.valid
                         | arr.shape_wr.load | arr.rinv_busy)
             gate_domain(m, "array", arr_work, tail=2)
-            gate_domain(m, "shape", arr_work & (arr.shape_mode != 0), tail=2)
+            gate_domain(m, "shape", arr_work & (arr.shape_mode != 0), tail=2,
+                        enable=self.shape_clock_on)
         return m
