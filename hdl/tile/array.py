@@ -13,7 +13,9 @@ Step shapes (§5.4.1): ``shape_mode`` (0 linear, 1 bottom, 2 centered; constant 
 in flight) and ``shape_wr`` (node writes into every lane's tables, `ShapeLane`). In a table mode
 ``s`` is replaced by b = rnd(s g, 12), g interpolated from the tables at the device's position,
 which takes each device's rinv from a per-device memory written by a `RangeDivider` on every map
-write (and ``idle`` waits for those writes).
+write (and ``idle`` waits for those writes). The step-base pipelines and the delay stages of a
+table mode are registers of ``shape_domain`` (default ``sync``): a simulation can stop its clock
+while the mode is linear, where none of them ever loads.
 
 Pipeline: a beat is accepted at cycle 0; memories answer at 1 and are registered at 2; a drive
 beat's products are registered at 3 and summed at 4; the column sum of a line leaves at cycle 5
@@ -73,10 +75,15 @@ class AnalogArray(wiring.Component):
         The chip configuration.
     device_map:
         The device parameters at power-up (default: the nominal map, as `Twin` starts with).
+    shape_domain:
+        The clock domain of the table modes' registers (`ShapeLane` pipelines, delay stages);
+        its clock must run like ``sync``'s whenever ``shape_mode`` is not linear.
     """
 
-    def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None):
+    def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None, *,
+                 shape_domain: str = "sync"):
         self.cfg = cfg
+        self.shape_domain = shape_domain
         self.geom = g = Geometry(cfg)
         self.device_map = (device_map or nominal(cfg)).validate(cfg)
         super().__init__({
@@ -109,9 +116,11 @@ class AnalogArray(wiring.Component):
             rinv.append(int(rinv_values(cfg, dm.wmax[t, j, i], dm.wmin[t, j, i])))
         return bounds, slopes, rinv
 
-    def _memories(self, m: Module, adv, take):
+    def _memories(self, m: Module, adv, take, table):
         """Stage 0: each lane's state, bounds and slopes memories, their addresses for the beat
-        taken (pulse, drive or program) and the device map's writes. Returns the read data
+        taken (pulse, drive or program) and the device map's writes. Each memory is read only
+        for the beats that use it: bounds and slopes for pulse and program beats, rinv for pulse
+        beats in a table mode (``table``). Returns the read data
         (state, bounds, slopes, rinv per lane), the state write ports, the pulse and program
         addresses and program bank."""
         g, cfg = self.geom, self.cfg
@@ -123,6 +132,7 @@ class AnalogArray(wiring.Component):
         bank_g = _mod_add(G.jr, G.ir, L) if L > 1 else Const(0, 1)
         st_rd, bd_rd, sl_rd, rv_rd, st_wr = [], [], [], [], []
         map_take = self.prog.valid & self.prog.ready & (G.cmd == ProgCmd.MAP)
+        store_take = adv & (self.pulse.valid | (self.prog.valid & ~self.drive.valid))
         tag = data.StructLayout({"addr": len(addr_g), "bank": unsigned(max(1, len(bank_g)))})
         m.submodules.range_divider = div = RangeDivider(cfg, tag)
         m.d.comb += [div.i.valid.eq(map_take), div.i.span.eq(G.map.wmax - G.map.wmin),
@@ -146,7 +156,7 @@ class AnalogArray(wiring.Component):
             map_we = map_take & (bank_g == b)
             m.d.comb += [
                 rp_st.addr.eq(addr), rp_bd.addr.eq(addr), rp_sl.addr.eq(addr),
-                rp_st.en.eq(adv & take), rp_bd.en.eq(adv & take), rp_sl.en.eq(adv & take),
+                rp_st.en.eq(adv & take), rp_bd.en.eq(store_take), rp_sl.en.eq(store_take),
                 wp_bd.addr.eq(addr), wp_sl.addr.eq(addr),
                 wp_bd.data.wmax.eq(G.map.wmax), wp_bd.data.wmin.eq(G.map.wmin),
                 wp_sl.data.su.eq(G.map.su), wp_sl.data.sd.eq(G.map.sd),
@@ -160,7 +170,7 @@ class AnalogArray(wiring.Component):
             rv = Memory(shape=rinv_bits(cfg), depth=g.depth, init=rinv_init)
             m.submodules[f"rinv{b}"] = rv
             rp_rv, wp_rv = rv.read_port(), rv.write_port()
-            m.d.comb += [rp_rv.addr.eq(addr), rp_rv.en.eq(adv & take),
+            m.d.comb += [rp_rv.addr.eq(addr), rp_rv.en.eq(adv & self.pulse.valid & table),
                          wp_rv.addr.eq(div.o.tag.addr), wp_rv.data.eq(div.o.rinv),
                          wp_rv.en.eq(div.o.valid & (div.o.tag.bank == b))]
             rv_rd.append(rp_rv.data)
@@ -245,21 +255,26 @@ class AnalogArray(wiring.Component):
         kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
 
         # ----- stage 0: addresses, memory reads, parameter writes -----
-        st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g = self._memories(m, adv, take)
         table = self.shape_mode != 0  # a table mode: the step base from the tables (§5.4.1)
+        st_rd, bd_rd, sl_rd, rv_rd, st_wr, addr_p, addr_g, bank_g = \
+            self._memories(m, adv, take, table)
         centered = self.shape_mode == 2
         codes_b = rotate([D.codes[l] for l in range(L)], D.line_r, L)
         n_b = rotate([P.n[l] for l in range(L)], P.jr, L)
         up_b = rotate([P.up[l] for l in range(L)], P.jr, L)
         t_b = rotate([P.t[l] for l in range(L)], P.jr, L)
 
-        def reg(expr, name, en=None, valid=False):
+        def reg(expr, name, en=None, valid=False, domain="sync"):
             """A pipeline register; datapath registers load only when ``en`` (their beat's kind
             is in flight), so idle lanes cost a simulator nothing and hold their last value."""
             r = Signal(expr.shape(), name=name, reset_less=not valid)
             with m.If(adv if en is None else adv & en):
-                m.d.sync += r.eq(expr)
+                m.d[domain] += r.eq(expr)
             return r
+
+        def shape_reg(expr, name, en=None, valid=False):
+            """A register of the table modes (`shape_domain`)."""
+            return reg(expr, name, en, valid, domain=self.shape_domain)
 
         # ----- stage 1: beat registered, memory data arrives -----
         drive0 = self.drive.valid & ~self.pulse.valid
@@ -285,7 +300,7 @@ class AnalogArray(wiring.Component):
         st_rd = [reg(w, f"w1b_{b}", v1_mem) for b, w in enumerate(st_rd)]
         bd_rd = [reg(d, f"bd1b_{b}", store_m) for b, d in enumerate(bd_rd)]
         sl_rd = [reg(d, f"sl1b_{b}", store_m) for b, d in enumerate(sl_rd)]
-        rv_rd = [reg(d, f"rv1b_{b}", pulse_m) for b, d in enumerate(rv_rd)]
+        rv_rd = [reg(d, f"rv1b_{b}", pulse_m & table) for b, d in enumerate(rv_rd)]
         code1 = [reg(c, f"code1b_{b}", drive_m) for b, c in enumerate(code1)]
         n1 = [reg(x, f"n1b_{b}", pulse_m) for b, x in enumerate(n1)]
         up1 = [reg(x, f"up1b_{b}", pulse_m) for b, x in enumerate(up1)]
@@ -322,11 +337,11 @@ class AnalogArray(wiring.Component):
                            f"we2_{b}", store1))
         self._read_back(m, adv & v1 & prog1 & (cmd1 == ProgCmd.READ), bank1, st_rd, bd_rd,
                         sl_rd)
-        base6 = self._step_bases(m, reg, adv, pulse1 & table, centered, st_rd, bd_rd, sl_rd,
+        base6 = self._step_bases(m, shape_reg, adv, pulse1 & table, centered, st_rd, bd_rd, sl_rd,
                                  rv_rd, up1)
         v2_own = v2  # in a table mode every beat waits SHAPE_LATENCY cycles for its step base
         v2, late, (k2, last2, wa2), (prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2) = \
-            self._shape_delay(m, reg, table, v2, (k2, last2, wa2),
+            self._shape_delay(m, shape_reg, table, v2, (k2, last2, wa2),
                               (prod2, kw2, s2, n2, up2, t2, x2, lo2, hi2, we2))
 
         # ----- stage 3: column sum; step -----

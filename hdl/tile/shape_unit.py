@@ -88,8 +88,11 @@ class RangeDivider(wiring.Component):
         tag = Signal.like(self.i.tag, name="div_tag0", reset_less=True)
         r = Signal(W + 1, name="div_r0", reset_less=True)
         q = Signal(self.n_bits, name="div_q0", reset_less=True)
-        m.d.sync += [valid.eq(self.i.valid), span.eq(self.i.span), tag.eq(self.i.tag),
-                     r.eq(1), q.eq(0)]
+        # the datapath loads only behind a valid request, stage by stage (only the valid bits
+        # follow every cycle), so an idle divider costs a simulator nothing
+        m.d.sync += valid.eq(self.i.valid)
+        with m.If(self.i.valid):
+            m.d.sync += [span.eq(self.i.span), tag.eq(self.i.tag), r.eq(1), q.eq(0)]
         valids, left = [valid], self.n_bits
         for k in range(self.stages):
             rr, qq = r, q
@@ -102,7 +105,9 @@ class RangeDivider(wiring.Component):
             nq = Signal(self.n_bits, name=f"div_q{k + 1}", reset_less=True)
             ns = Signal(W, name=f"div_span{k + 1}", reset_less=True)
             nt = Signal.like(tag, name=f"div_tag{k + 1}", reset_less=True)
-            m.d.sync += [nv.eq(valid), nr.eq(rr), nq.eq(qq), ns.eq(span), nt.eq(tag)]
+            m.d.sync += nv.eq(valid)
+            with m.If(valid):
+                m.d.sync += [nr.eq(rr), nq.eq(qq), ns.eq(span), nt.eq(tag)]
             valid, r, q, span, tag = nv, nr, nq, ns, nt
             valids.append(valid)
         m.d.comb += [self.o.valid.eq(valid), self.o.rinv.eq(q), self.o.tag.eq(tag),
@@ -161,7 +166,8 @@ class ShapeLane:
         f = Mux(top, 1 << SHAPE_POS_FRAC, pos[:SHAPE_POS_FRAC])
         rp_e, rp_o = self.even.read_port(), self.odd.read_port()
         m.d.comb += [rp_e.addr.eq(Cat(((idx + 1) >> 1)[:SHAPE_SEG_BITS], ~up1)),
-                     rp_o.addr.eq(Cat(idx[1:], ~up1)), rp_e.en.eq(adv), rp_o.en.eq(adv)]
+                     rp_o.addr.eq(Cat(idx[1:], ~up1)), rp_e.en.eq(adv & pv[2]),
+                     rp_o.en.eq(adv & pv[2])]
         f2, par2 = reg(f, f"shape_f2_{b}", pv[2]), reg(idx[0], f"shape_par2_{b}", pv[2])
         s2 = reg(s1, f"shape_s2_{b}", pv[2])
         # E3: the nodes registered (the memories' clock-to-out)

@@ -45,8 +45,9 @@ class TileController(wiring.Component):
     ``busy``): a command processor connects to it with one ``wiring.connect``.
 
     ``gate_units`` (simulation only, `ohmflow.hdl.lib.clock_gate`) clocks the pulse engine only in
-    UPDATE and PULSE, the DAC, ADC and read noise only in FORWARD and BACKWARD, and the array
-    only while a beat is offered or in flight.
+    UPDATE and PULSE, the DAC, ADC and read noise only in FORWARD and BACKWARD, the array
+    only while a beat is offered or in flight, and the array's table-mode registers only then
+    and in a table mode.
     """
 
     def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None, *,
@@ -55,13 +56,16 @@ class TileController(wiring.Component):
         self.geom = Geometry(cfg)
         self.device_map = device_map
         self.gate_units = gate_units
+        #: with ``gate_units``: high in the cycles the array's table-mode registers are clocked
+        self.shape_clock_on = Signal(init=1, name="shape_clock_on") if gate_units else None
         super().__init__(TileLink(cfg).flip())
 
     def _datapath(self, m: Module):
         """The DAC, array, ADC, read noise and pulse engine, connected among themselves."""
         cfg = self.cfg
         dac, adc, noise = DAC(cfg, drive_tag(cfg)), ADC(cfg), ReadNoise(cfg)
-        arr, pe = AnalogArray(cfg, self.device_map), PulseEngine(cfg)
+        arr = AnalogArray(cfg, self.device_map, shape_domain="shape" if self.gate_units else "sync")
+        pe = PulseEngine(cfg)
         vectors = VectorWalker(cfg, dac, noise, adc)
         if self.gate_units:
             dac, adc, noise = (DomainRenamer("read")(u) for u in (dac, adc, noise))
@@ -264,6 +268,9 @@ class TileController(wiring.Component):
             gate_domain(m, "read", vec_op & busy)
             gate_domain(m, "pulse", ((c.op == Op.UPDATE) | (c.op == Op.PULSE)) & busy | pe.busy)
             # the array only in cycles with a beat offered or in flight (idle covers its outputs)
-            gate_domain(m, "array", ~arr.idle | arr.drive.valid | arr.pulse.valid
-                        | arr.prog.valid | arr.shape_wr.load | arr.rinv_busy, tail=2)
+            arr_work = (~arr.idle | arr.drive.valid | arr.pulse.valid | arr.prog.valid
+                        | arr.shape_wr.load | arr.rinv_busy)
+            gate_domain(m, "array", arr_work, tail=2)
+            gate_domain(m, "shape", arr_work & (arr.shape_mode != 0), tail=2,
+                        enable=self.shape_clock_on)
         return m

@@ -124,3 +124,67 @@ def test_gated_tile_clock_runs_only_for_the_tile():
     assert log[1][0] == 0  # the UPDATE frame's bytes arrive with the tile's clock stopped
     upd_busy = op_cycles(CFG, sb.ref.twin.settings, Op.UPDATE, tile=1, count=b)
     assert log[1][1] >= upd_busy
+
+
+def test_table_mode_clock_stands_still_in_the_linear_mode(monkeypatch):
+    """In the linear mode (the reset state) the array's table-mode registers are never clocked
+    through FORWARD and UPDATE frames, while the tile's clock runs; the replies are the
+    reference's."""
+    from ohmflow.hdl import soc as soc_module
+
+    made = []
+
+    class Recorded(soc_module.TileController):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(soc_module, "TileController", Recorded)
+    dut = SoC(CFG, byte_timeout=300, gate_tile_clock=True)
+    sb = Scoreboard(CFG)
+    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(7), max_vectors=2)
+    rng = np.random.default_rng(7)
+    b = 4
+    frames = [gen.frame("FORWARD", tile=0, b=2, n=5, x=np.arange(10) - 5),
+              gen.frame("UPDATE", tile=1, b=b, ni=5, nj=7, x=rng.integers(-255, 256, b * 5),
+                        d=rng.integers(-255, 256, b * 7))]
+    sim = Simulator(dut)  # elaborates the SoC, so its TileController exists from here
+    shape_on, tile_on = made[0].shape_clock_on, dut.tile_clock_on
+    counts, shape_cycles = {"tile": 0, "ticks": 0}, []  # ticks with the table clock on
+
+    async def tb(ctx):
+        ctx.set(dut.tx.ready, 1)
+        out = bytearray()
+
+        async def tick():
+            _, _, *got = await ctx.tick().sample(shape_on, tile_on, dut.rx.ready, dut.tx.valid,
+                                                 dut.tx.payload, dut.idle)
+            if got[0]:
+                shape_cycles.append(counts["ticks"])
+            counts["tile"] += got[1]
+            counts["ticks"] += 1
+            return got[2:]
+
+        for f in frames:
+            sb.sent(f)
+            for byte in f:
+                ctx.set(dut.rx.valid, 1)
+                ctx.set(dut.rx.payload, byte)
+                while not (await tick())[0]:
+                    pass
+            ctx.set(dut.rx.valid, 0)
+            for _ in range(20_000):
+                _, valid, byte, idle = await tick()
+                if valid:
+                    out.append(byte)
+                if idle and not valid:
+                    break
+        sb.received += bytes(out)
+
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert sb.compare() == len(frames)
+    assert counts["tile"] > 0
+    # the gate's enable starts high (power-on), so only the first cycle may be clocked
+    assert shape_cycles in ([], [0]), shape_cycles
