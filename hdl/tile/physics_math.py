@@ -19,10 +19,22 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import physics
-from ohmflow.emulator.config import FACTOR_FRAC, LOG_FRAC, T_MAX, T_MIN, TEMP_FRAC, TIME_BITS
+from ohmflow.emulator.config import (
+    FACTOR_FRAC,
+    GAIN_BITS,
+    LOG_FRAC,
+    SHAPE_BITS,
+    SIGMA_BITS,
+    T_MAX,
+    T_MIN,
+    TEMP_FRAC,
+    TIME_BITS,
+)
 
-__all__ = ["EXP2N_LATENCY", "L_BITS", "X_BITS", "Exp2n", "Log2", "SerialMul", "rom", "rom_read",
-           "scale12", "temperature_factor", "temperature_width"]
+__all__ = ["CS_BITS", "EXP2N_LATENCY", "GAIN_T_BITS", "L_BITS", "NODE_T_BITS", "NODE_T_MAX",
+           "SIGMA_T_BITS",
+           "X_BITS", "Exp2n", "Log2", "SerialMul", "rom", "rom_read", "scale12",
+           "temperature_factor", "temperature_width"]
 
 POS_BITS = physics.POS_BITS  #: interpolation weight bits of LOG2 and EXP2N
 SEG_BITS = LOG_FRAC - POS_BITS  #: table index bits
@@ -61,6 +73,20 @@ _TEMP_TABLES = {name: rom(physics.temperature_tables()[name])
 def temperature_width(name: str) -> int:
     """The bit width of the factor table ``name`` (ACCEL, CG, CS or CN)."""
     return _TEMP_TABLES[name][1]
+
+
+def _scaled_max(bits: int, name: str) -> int:
+    top = max(physics.temperature_tables()[name])
+    return (2**bits - 1) * int(top) + (1 << (TEMP_FRAC - 1)) >> TEMP_FRAC
+
+
+#: the largest step-shape node scaled by CS[T] over every T (§11.4)
+NODE_T_MAX = _scaled_max(SHAPE_BITS, "CS")
+#: widths of gain_T, sigma_T and the scaled step-shape nodes over every T (§11.4)
+GAIN_T_BITS = _scaled_max(GAIN_BITS, "CG").bit_length()
+SIGMA_T_BITS = _scaled_max(SIGMA_BITS, "CN").bit_length()
+NODE_T_BITS = NODE_T_MAX.bit_length()
+CS_BITS = temperature_width("CS")
 
 
 def temperature_factor(name: str, temperature) -> Value:
