@@ -97,7 +97,7 @@ class PhysicsWalker(CommandWalker):
         t = Signal(range(cfg.tiles + 1))
         l_old = Signal.like(log2.l)
         dl = Signal.like(log2.l)
-        word = Signal(range(len(ADVANCE_WORDS) + 1))
+        word = Signal(range(P.constants()["MAX_PAYLOAD"] + 1))  # a word, or GET's field
         started = Signal()
         m.d.comb += self.tile.eq(t)
         age_t = ages[t]
