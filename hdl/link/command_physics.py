@@ -69,6 +69,9 @@ class PhysicsWalker(CommandWalker):
             "settings": In(layout), "shape_mode": In(modes), "tile_settings": Out(layout),
             "tile_shape_mode": Out(modes), "step_factor": Out(CS_BITS, init=1 << TEMP_FRAC),
         })
+        #: the chip time and the tiles' drift ages (simulation tests set them near 2^64)
+        self.time_reg = Signal(TIME_BITS, name="time")
+        self.age_regs = [Signal(TIME_BITS, name=f"age{t}") for t in range(cfg.tiles)]
 
     def elaborate(self, platform):
         m = Module()
@@ -80,8 +83,7 @@ class PhysicsWalker(CommandWalker):
                 "decay_dtod": Signal(16, init=d.decay_dtod),
                 "temperature": Signal(range(T_MAX + 1), init=d.temperature)}
         key = Signal(32)
-        time = Signal(TIME_BITS)
-        ages = Array(Signal(TIME_BITS, name=f"age{t}") for t in range(cfg.tiles))
+        time, ages = self.time_reg, Array(self.age_regs)
         self._temperature(m, regs["temperature"])
         with m.If(self.reset):
             m.d.sync += [r.eq(r.init) for r in regs.values()]
