@@ -176,7 +176,7 @@ class PhysicsWalker(CommandWalker):
             with m.State("AGE"):
                 m.d.sync += [age_t.eq(new_age), t.eq(t + 1)]
                 with m.If(t == cfg.tiles - 1):
-                    m.d.sync += time.eq(time + dt)
+                    m.d.sync += [time.eq(time + dt), word.eq(0)]
                     m.next = "TIME"
                 with m.Else():
                     m.next = "LOG_OLD"

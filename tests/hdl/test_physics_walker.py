@@ -43,7 +43,7 @@ def _driver(dut, script, out):
             ctx.set(dut.go, 1)
             await ctx.tick()
             ctx.set(dut.go, 0)
-            rec = {"bytes": bytearray(64), "ops": [], "words": []}
+            rec = {"bytes": bytearray(64), "ops": [], "words": [], "cycles": 1}
             while True:
                 if ctx.get(dut.tile_op.valid):
                     rec["ops"].append((Op(ctx.get(dut.tile_op.payload)), ctx.get(dut.tile)))
@@ -58,6 +58,7 @@ def _driver(dut, script, out):
                     await ctx.tick()
                     break
                 await ctx.tick()
+                rec["cycles"] += 1
             ctx.set(dut.op[name], 0)
             out.append(rec)
 
@@ -111,6 +112,9 @@ def test_set_get_advance_program_and_reset_as_the_twin():
             assert rec["ops"] == [(Op.ADVANCE, t) for t in acts]
             assert rec["words"] == [x for t in acts for x in words[t]]
             assert int.from_bytes(rec["bytes"][1:9], "little") == time
+            # docs/gateware.md: at most 69 + 115 per tile, the tiles' operations aside (here
+            # each answers at once)
+            assert rec["cycles"] <= 69 + 115 * CFG.tiles
 
 
 def test_advance_past_the_64_bit_time_is_refused_and_changes_nothing():
