@@ -122,6 +122,24 @@ class TileController(wiring.Component):
         for name in ("update_samples", "pulse_ops"):
             m.d.comb += inc[_C[name]].eq(getattr(samples, name))
 
+    @staticmethod
+    def _program_port(m, arr, program, drift):
+        """The array's program port: the program walker's, or the drift walker's while the
+        returned signal is high (ADVANCE)."""
+        drifting = Signal()
+        m.d.comb += [
+            arr.prog.valid.eq(Mux(drifting, drift.prog.valid, program.prog.valid)),
+            arr.prog.payload.eq(Mux(drifting, drift.prog.payload, program.prog.payload)),
+            program.prog.ready.eq(arr.prog.ready & ~drifting),
+            drift.prog.ready.eq(arr.prog.ready & drifting),
+            program.prog_out.valid.eq(arr.prog_out.valid & ~drifting),
+            drift.prog_out.valid.eq(arr.prog_out.valid & drifting),
+            program.prog_out.payload.eq(arr.prog_out.payload),
+            drift.prog_out.payload.eq(arr.prog_out.payload),
+            arr.prog_out.ready.eq(Mux(drifting, drift.prog_out.ready, program.prog_out.ready)),
+        ]
+        return drifting
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -138,19 +156,7 @@ class TileController(wiring.Component):
         wiring.connect(m, adc.o, vectors.results)
         wiring.connect(m, samples.start, pe.start)
         wiring.connect(m, samples.codes, pe.codes)
-        # the program port: the program walker's, or the drift walker's in ADVANCE
-        drifting = Signal()
-        m.d.comb += [
-            arr.prog.valid.eq(Mux(drifting, drift.prog.valid, program.prog.valid)),
-            arr.prog.payload.eq(Mux(drifting, drift.prog.payload, program.prog.payload)),
-            program.prog.ready.eq(arr.prog.ready & ~drifting),
-            drift.prog.ready.eq(arr.prog.ready & drifting),
-            program.prog_out.valid.eq(arr.prog_out.valid & ~drifting),
-            drift.prog_out.valid.eq(arr.prog_out.valid & drifting),
-            program.prog_out.payload.eq(arr.prog_out.payload),
-            drift.prog_out.payload.eq(arr.prog_out.payload),
-            arr.prog_out.ready.eq(Mux(drifting, drift.prog_out.ready, program.prog_out.ready)),
-        ]
+        drifting = self._program_port(m, arr, program, drift)
         m.d.comb += [arr.shape_mode.eq(self.shape_mode), arr.shape_wr.eq(self.shape_wr),
                      arr.step_factor.eq(self.step_factor),
                      self.settling.eq(arr.rinv_busy)]
@@ -258,10 +264,7 @@ class TileController(wiring.Component):
             with m.State("DRIFT"):
                 m.d.comb += drift.active.eq(1)
                 with m.If(drift.done):
-                    m.next = "DRIFT_WAIT"
-            with m.State("DRIFT_WAIT"):  # the last write lands
-                with m.If(arr.idle):
-                    m.next = "IDLE"
+                    m.next = "ARRAY_WAIT"
             with m.State("REPORT_COUNTERS"):
                 m.d.comb += counters.reporting.eq(1)
                 with m.If(counters.reported):
@@ -282,8 +285,8 @@ class TileController(wiring.Component):
                 m.d.comb += counters.clear.eq(1)
                 with m.If(counters.cleared):
                     m.d.comb += keys.clear.eq(1)
-                    m.next = "RESET_WAIT"
-            with m.State("RESET_WAIT"):
+                    m.next = "ARRAY_WAIT"
+            with m.State("ARRAY_WAIT"):  # RESET, ADVANCE: the last write lands
                 with m.If(arr.idle):
                     m.next = "IDLE"
 
