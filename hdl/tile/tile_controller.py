@@ -28,7 +28,7 @@ from ohmflow.hdl.tile.layouts import Geometry
 from ohmflow.hdl.tile.noise import ReadNoise
 from ohmflow.hdl.tile.pulse_engine import PulseEngine
 from ohmflow.hdl.tile.tile_counters import CounterBank
-from ohmflow.hdl.tile.tile_drift import DriftWalker
+from ohmflow.hdl.tile.tile_drift import DriftWalker, drift_prog_layout
 from ohmflow.hdl.tile.tile_io import COUNTER_NAMES, Op, TileLink, cmd_layout, settings_layout
 from ohmflow.hdl.tile.tile_keys import KeyHash, seed_bases
 from ohmflow.hdl.tile.tile_program import ProgramWalker
@@ -129,7 +129,7 @@ class TileController(wiring.Component):
         drifting = Signal()
         m.d.comb += [
             arr.prog.valid.eq(Mux(drifting, drift.prog.valid, program.prog.valid)),
-            arr.prog.payload.eq(Mux(drifting, drift.prog.payload, program.prog.payload)),
+            arr.prog.payload.eq(program.prog.payload),
             program.prog.ready.eq(arr.prog.ready & ~drifting),
             drift.prog.ready.eq(arr.prog.ready & drifting),
             program.prog_out.valid.eq(arr.prog_out.valid & ~drifting),
@@ -138,6 +138,9 @@ class TileController(wiring.Component):
             drift.prog_out.payload.eq(arr.prog_out.payload),
             arr.prog_out.ready.eq(Mux(drifting, drift.prog_out.ready, program.prog_out.ready)),
         ]
+        with m.If(drifting):  # its beats have no map (the array reads it only for MAP)
+            m.d.comb += [getattr(arr.prog.payload, k).eq(getattr(drift.prog.payload, k))
+                         for k in drift_prog_layout(Geometry(arr.cfg)).members]
         return drifting
 
     def elaborate(self, platform):

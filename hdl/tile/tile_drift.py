@@ -11,7 +11,7 @@ number of cycles, `DEVICE_CYCLES` (docs/gateware.md).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import physics
 from ohmflow.emulator.config import (
@@ -28,7 +28,7 @@ from ohmflow.hdl.tile.prng import Lowbias32, gauss
 from ohmflow.hdl.tile.tile_io import WORD
 from ohmflow.hdl.tile.walk import Walk
 
-__all__ = ["ADVANCE_WORDS", "D_BITS", "DriftWalker", "advance_words"]
+__all__ = ["ADVANCE_WORDS", "D_BITS", "DriftWalker", "advance_words", "drift_prog_layout"]
 
 #: D = dt * LOG2E < 2**D_BITS for dt < 2**32
 D_BITS = ((2**32 - 1) * physics.LOG2E).bit_length()
@@ -49,6 +49,12 @@ def advance_words(dl: int, device_key: int, drift_nu: int, drift_nu_dtod: int, d
     d = dt * physics.LOG2E
     return [dl, device_key, drift_nu | drift_nu_dtod << 16, decay_dtod,
             decay_rate & 0xFFFFFFFF, decay_rate >> 32, d & 0xFFFFFFFF, d >> 32]
+
+
+def drift_prog_layout(g: Geometry) -> data.StructLayout:
+    """The program-port beats of ADVANCE: READ and STATE, without the map's fields."""
+    return data.StructLayout({k: v for k, v in g.prog_layout.members.items()
+                              if k != "map"})
 
 
 class DriftWalker(wiring.Component):
@@ -77,7 +83,7 @@ class DriftWalker(wiring.Component):
             "active": In(1),
             "done": Out(1),
             "data_in": In(stream.Signature(WORD)),
-            "prog": Out(stream.Signature(g.prog_layout)),
+            "prog": Out(stream.Signature(drift_prog_layout(g))),
             "prog_out": In(stream.Signature(g.prog_out_layout)),
         })
 
