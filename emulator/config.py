@@ -67,7 +67,7 @@ ALPHA_G = 0.002  #: conductance temperature coefficient, 1 / K
 ALPHA_S = 0.001  #: step-size temperature coefficient, 1 / K
 #: the engines that implement §11 (ADVANCE, time and temperature settings); the others refuse
 #: them (the twin implements them for every config): `has_time` says which configs run them
-TIME_ENGINES: tuple[str, ...] = ("rv32",)
+TIME_ENGINES: tuple[str, ...] = ("rv32", "tile")
 #: configs of a time engine whose board cannot hold §11: the iCEBreaker's rv32 image with the
 #: time code and the temperature tables would pass its block RAM (docs/rv32.md)
 TIME_UNFIT: tuple[str, ...] = ("icebreaker",)

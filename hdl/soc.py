@@ -24,8 +24,8 @@ __all__ = ["LinkSlices", "SoC", "make_soc"]
 class LinkSlices(wiring.Component):
     """Register slices (`Skid`) on a `TileLink`'s operand and result words, so that no
     combinational path runs between the command processor's sequencer and the tile's pipelines
-    (valid, data or ready). ``cmd`` and ``settings`` pass through; ``busy`` toward the command
-    processor also covers a word still in a slice.
+    (valid, data or ready). ``cmd``, ``settings`` and the step shape's inputs pass through;
+    ``busy`` toward the command processor also covers a word still in a slice.
 
     Ports: ``cp``, the command processor's end of the link; ``tile``, the tile's.
     """
@@ -44,7 +44,8 @@ class LinkSlices(wiring.Component):
         wiring.connect(m, wiring.flipped(tile.data_out), data_out.i)
         wiring.connect(m, data_out.o, wiring.flipped(cp.data_out))
         m.d.comb += [tile.settings.eq(cp.settings), tile.shape_mode.eq(cp.shape_mode),
-                     tile.shape_wr.eq(cp.shape_wr), cp.settling.eq(tile.settling),
+                     tile.shape_wr.eq(cp.shape_wr), tile.step_factor.eq(cp.step_factor),
+                     cp.settling.eq(tile.settling),
                      cp.busy.eq(tile.busy | data_in.busy | data_out.busy)]
         return m
 

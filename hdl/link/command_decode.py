@@ -15,9 +15,12 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import (
     NOISE_FRAC,
+    RATE_BITS,
     SHAPE_ENGINES,
     SHAPE_FRAC,
     SHAPE_MODES,
+    T_MAX,
+    T_MIN,
     ChipConfig,
     has_time,
 )
@@ -66,10 +69,6 @@ class CommandDecoder(wiring.Component):
     """
 
     def __init__(self, cfg: ChipConfig):
-        if has_time(cfg):
-            raise ValueError(f"config {cfg.name!r}: the tile's command processor has no time and "
-                             f"temperature (docs/numerics.md §11.5), but config.has_time says "
-                             f"it has")
         self.cfg = cfg
         shapes = settings_layout(cfg)["shapes"].shape
         super().__init__({
@@ -270,7 +269,9 @@ class CommandDecoder(wiring.Component):
             & (f["n"] == Mux(f["axis"], n_in, n_out)),
             "COUNTERS": tile_ok,
             "LOAD_SHAPE": f["mode"] < (len(SHAPE_MODES) if cfg.engine in SHAPE_ENGINES else 1),
-            # no time and temperature on the tile (config.has_time): refused
-            **{name: Const(0) for name in P.TIME_COMMANDS},
+            # time and temperature where config.has_time (numerics §11.5), else refused
+            **({"SET_PHYSICS": (f["decay_rate"] < 2**RATE_BITS) & (f["temperature"] >= T_MIN)
+                & (f["temperature"] <= T_MAX)} if has_time(cfg) else
+               {name: Const(0) for name in P.TIME_COMMANDS}),
         }
 

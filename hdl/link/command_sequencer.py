@@ -3,11 +3,11 @@
 It holds the device state the tile does not (run-time settings, seed, nonce, and a copy of the
 step-shape tables and mode for READ_SHAPE), runs INFO, RESET, SET (with SEED), GET, LOAD_SHAPE
 (the nodes into its copy and every lane's tables, then the mode) and READ_SHAPE itself, and
-hands the other commands
-to their walker: `MergeWalker` (PROGRAM, LOAD_MAP), `ResultCollector` (READ, READ_MAP,
-COUNTERS), `VectorRunner` (FORWARD, BACKWARD), `SampleFeeder` (UPDATE, PULSE). Refusals and the
-walkers' ends become requests to the `ReplyBuilder`; the sequencer is idle again when the reply
-has left.
+hands the other commands to their walker: `MergeWalker` (PROGRAM, LOAD_MAP), `ResultCollector`
+(READ, READ_MAP, COUNTERS), `VectorRunner` (FORWARD, BACKWARD), `SampleFeeder` (UPDATE, PULSE),
+`PhysicsWalker` (SET_PHYSICS, GET_PHYSICS, ADVANCE; it also gives the tile its settings at the
+temperature). Refusals and the walkers' ends become requests to the `ReplyBuilder`; the
+sequencer is idle again when the reply has left.
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
@@ -26,6 +26,7 @@ from ohmflow.hdl.link.command_layouts import (
     spans_layout,
 )
 from ohmflow.hdl.link.command_merge import MergeWalker
+from ohmflow.hdl.link.command_physics import PhysicsWalker
 from ohmflow.hdl.link.command_results import ResultCollector
 from ohmflow.hdl.link.command_samples import SampleFeeder
 from ohmflow.hdl.link.command_vectors import VectorRunner
@@ -77,7 +78,8 @@ class CommandSequencer(wiring.Component):
         """The walkers, joined to the sequencer's own moves on the shared streams."""
         cfg = self.cfg
         walkers = {"merge": MergeWalker(cfg), "results": ResultCollector(cfg),
-                   "vectors": VectorRunner(cfg), "samples": SampleFeeder(cfg)}
+                   "vectors": VectorRunner(cfg), "samples": SampleFeeder(cfg),
+                   "physics": PhysicsWalker(cfg)}
         own = {n: stream.Signature(s).create() for n, s in (
             ("tile_op", Op), ("write", WriteJob), ("data_in", WORD), ("reply", ReplyRequest),
             ("reader", ReadJob), ("elements", 32))}
@@ -114,7 +116,9 @@ class CommandSequencer(wiring.Component):
         settings = Signal(layout, init=settings_value(cfg, Settings.default(cfg)))
         default = layout.const(settings_value(cfg, Settings.default(cfg)))
         seed, nonce = Signal(32), Signal(32)
-        m.d.comb += link.settings.eq(settings)
+        phys = walkers["physics"]  # the tile's settings at the set temperature (§11.4)
+        m.d.comb += [phys.settings.eq(settings), link.settings.eq(phys.tile_settings),
+                     link.step_factor.eq(phys.step_factor)]
         byte = Signal(range(P.constants()["MAX_PAYLOAD"] + 1))  # INFO's byte, GET's field
         tile_started = Signal()
         # the step shape: its mode, and both tables (T_up, then T_down) for READ_SHAPE
@@ -123,10 +127,12 @@ class CommandSequencer(wiring.Component):
                                                   init=[ONE] * nodes)
         shape_mode, job_sent = Signal.like(link.shape_mode), Signal()
         warm = Signal(range(WARM_UP + 1))
-        m.d.comb += link.shape_mode.eq(shape_mode)
+        m.d.comb += [phys.shape_mode.eq(shape_mode), link.shape_mode.eq(phys.tile_shape_mode)]
         cmd = link.cmd.payload
-        m.d.comb += [cmd.tile.eq(f["tile"]), cmd.axis.eq(f["axis"]), cmd.index.eq(f["index"]),
-                     cmd.count.eq(f["b"])]
+        m.d.comb += [cmd.tile.eq(Mux(op.ADVANCE, phys.tile, f["tile"])), cmd.axis.eq(f["axis"]),
+                     cmd.index.eq(f["index"]), cmd.count.eq(f["b"]),
+                     phys.programmed.eq(walkers["merge"].done & op.PROGRAM),
+                     phys.programmed_tile.eq(f["tile"])]
         with m.If(link.cmd.valid & link.cmd.ready):
             m.d.sync += tile_started.eq(1)
             with m.If(op.FORWARD | op.BACKWARD | op.UPDATE):
@@ -178,6 +184,7 @@ class CommandSequencer(wiring.Component):
             with m.State("RESET_WAIT"):
                 with m.If(tile_started & ~link.busy):
                     m.d.sync += [settings.eq(default), seed.eq(0), nonce.eq(0)]
+                    m.d.comb += phys.reset.eq(1)
                     reply(ReplyKind.STATUS, ST["OK"])
             with m.State("SET"):
                 m.d.sync += [getattr(settings, n).eq(f[n]) for n in SETTING_NAMES]
@@ -217,6 +224,10 @@ class CommandSequencer(wiring.Component):
             with m.State("SAMPLES"):
                 with m.If(walkers["samples"].done):
                     reply(ReplyKind.STATUS, ST["OK"])
+            with m.State("PHYSICS"):
+                with m.If(phys.done):
+                    reply(ReplyKind.STATUS, Mux(phys.refused, ST["BAD_ARGUMENT"], ST["OK"]),
+                          phys.length)
             with m.State("REPLYING"):
                 with m.If(self.reply_done):
                     m.next = "IDLE"
@@ -228,10 +239,11 @@ class CommandSequencer(wiring.Component):
         families = (("merge", "MERGE", ("PROGRAM", "LOAD_MAP")),
                     ("results", "RESULTS", ("READ", "READ_MAP", "COUNTERS")),
                     ("vectors", "VECTORS", ("FORWARD", "BACKWARD")),
-                    ("samples", "SAMPLES", ("UPDATE", "PULSE")))
+                    ("samples", "SAMPLES", ("UPDATE", "PULSE")),
+                    ("physics", "PHYSICS", P.TIME_COMMANDS))
         own = ("INFO", "RESET", "SET", "GET", "LOAD_SHAPE", "READ_SHAPE")
-        known = {n for *_x, ns in families for n in ns} | set(own) | set(P.TIME_COMMANDS)
-        assert known == set(op.shape().members)  # the decoder refuses TIME_COMMANDS
+        known = {n for *_x, ns in families for n in ns} | set(own)
+        assert known == set(op.shape().members)
         for name in own:
             with m.If(op[name]):
                 m.next = name

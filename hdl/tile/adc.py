@@ -14,9 +14,10 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from ohmflow.emulator.config import GAIN_BITS, NOISE_FRAC, SHIFT_BITS, SIGMA_BITS, ChipConfig
+from ohmflow.emulator.config import NOISE_FRAC, SHIFT_BITS, ChipConfig
 from ohmflow.hdl.lib.fixed import clip
 from ohmflow.hdl.lib.skid import Skid
+from ohmflow.hdl.tile.physics_math import GAIN_T_BITS, SIGMA_T_BITS
 
 __all__ = ["ADC", "NOISE_SHAPE"]
 
@@ -31,7 +32,8 @@ class ADC(wiring.Component):
     i: In stream of accumulator values (signed ``cfg.acc_bits``).
     noise: In stream of Gaussian variates g, one consumed per conversion (joined with ``i``).
     o: Out stream of ``{code, sat}``.
-    gain, shift, sigma, bits: run-time settings, registered (a change applies from the next
+    gain, shift, sigma, bits: run-time settings (gain and sigma with their factors of
+        temperature, docs/numerics.md §11.4), registered (a change applies from the next
         cycle); hold them stable while conversions are in flight.
     """
 
@@ -42,9 +44,9 @@ class ADC(wiring.Component):
             "i": In(stream.Signature(signed(cfg.acc_bits))),
             "noise": In(stream.Signature(NOISE_SHAPE)),
             "o": Out(stream.Signature(self.out_layout)),
-            "gain": In(GAIN_BITS),
+            "gain": In(GAIN_T_BITS),
             "shift": In(SHIFT_BITS),
-            "sigma": In(SIGMA_BITS),
+            "sigma": In(SIGMA_T_BITS),
             "bits": In(range(cfg.out_bits + 1)),
         })
 
@@ -66,8 +68,8 @@ class ADC(wiring.Component):
         ]
         # stage 1: gain and noise products
         v1 = Signal()
-        prod = Signal(signed(cfg.acc_bits + GAIN_BITS + 1), reset_less=True)
-        gs = Signal(signed(NOISE_SHAPE.width + SIGMA_BITS + 1), reset_less=True)
+        prod = Signal(signed(cfg.acc_bits + GAIN_T_BITS + 1), reset_less=True)
+        gs = Signal(signed(NOISE_SHAPE.width + SIGMA_T_BITS + 1), reset_less=True)
         # the settings' derived values, registered (the settings are stable while converting)
         sh = Signal(6, reset_less=True)
         mx = Signal(unsigned(cfg.out_bits), reset_less=True)

@@ -10,7 +10,8 @@ Device physics (``Twin._apply``): for a device hit by ``n > 0`` coincidences,
 ``w = clip(w ± total, wmin, wmax)``, with ``(s, k) = (su, ku)`` up and ``(sd, kd)`` down.
 
 Step shapes (§5.4.1): ``shape_mode`` (0 linear, 1 bottom, 2 centered; constant while beats are
-in flight) and ``shape_wr`` (node writes into every lane's tables, `ShapeLane`). In a table mode
+in flight), ``shape_wr`` (node writes into every lane's tables, `ShapeLane`) and ``step_factor``
+(CS[T], the nodes' factor of temperature, §11.4; likewise constant). In a table mode
 ``s`` is replaced by b = rnd(s g, 12), g interpolated from the tables at the device's position,
 which takes each device's rinv from a per-device memory written by a `RangeDivider` on every map
 write (and ``idle`` waits for those writes). The step-base pipelines and the delay stages of a
@@ -31,10 +32,11 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, 
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from ohmflow.emulator.config import C2C_FRAC, SHAPE_MODES, SLOPE_FRAC, ChipConfig
+from ohmflow.emulator.config import C2C_FRAC, SHAPE_MODES, SLOPE_FRAC, TEMP_FRAC, ChipConfig
 from ohmflow.emulator.fabrication import DeviceMap, nominal
 from ohmflow.hdl.lib.fixed import clip, mul_lut, rnd_shift, rotate, sum_tree
 from ohmflow.hdl.tile.layouts import Geometry, ProgCmd
+from ohmflow.hdl.tile.physics_math import CS_BITS
 from ohmflow.hdl.tile.shape_unit import (
     SHAPE_LATENCY,
     RangeDivider,
@@ -94,6 +96,7 @@ class AnalogArray(wiring.Component):
             "prog_out": Out(stream.Signature(g.prog_out_layout)),
             "shape_mode": In(range(len(SHAPE_MODES))),
             "shape_wr": In(shape_write_layout()),
+            "step_factor": In(CS_BITS, init=1 << TEMP_FRAC),
             "rinv_busy": Out(1),
             "idle": Out(1),
         })
@@ -216,7 +219,8 @@ class AnalogArray(wiring.Component):
             lane.tables(m, self.shape_wr)
             sl, bd = sl_rd[b], bd_rd[b]
             base.append(lane.build(m, reg, adv, en, centered, st_rd[b], bd.wmin, bd.wmax,
-                                   rv_rd[b], Mux(up[b], sl.su, sl.sd), up[b]))
+                                   rv_rd[b], Mux(up[b], sl.su, sl.sd), up[b],
+                                   self.step_factor))
         return base
 
     @staticmethod

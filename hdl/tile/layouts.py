@@ -22,6 +22,7 @@ from ohmflow.emulator.config import (
     SQRT_FRAC,
     ChipConfig,
 )
+from ohmflow.hdl.tile.physics_math import NODE_T_MAX
 
 __all__ = ["Geometry", "ProgCmd"]
 
@@ -113,10 +114,11 @@ class Geometry:
     @property
     def step_width(self) -> int:
         """Unsigned width of a pulse step, max(0, b + rnd(k*w, SLOPE_FRAC)), b = s or, in a step
-        shape's table mode, rnd(s g, SHAPE_FRAC) with g up to the largest node (§5.4.1)."""
+        shape's table mode, rnd(s g, SHAPE_FRAC) with g up to the largest node scaled by the
+        step factor of any temperature (§5.4.1, §11.4)."""
         c = self.cfg
         kw = c.slope_max * (2 ** (c.w_bits - 1))
-        base = max(c.step_max, (c.step_max * c.node_max + (1 << (SHAPE_FRAC - 1))) >> SHAPE_FRAC)
+        base = max(c.step_max, (c.step_max * NODE_T_MAX + (1 << (SHAPE_FRAC - 1))) >> SHAPE_FRAC)
         return (base + ((kw + (1 << (SLOPE_FRAC - 1))) >> SLOPE_FRAC)).bit_length()
 
     @property

@@ -27,6 +27,7 @@ from ohmflow.emulator.config import (
     ChipConfig,
 )
 from ohmflow.emulator.step_shape import ONE, range_reciprocal
+from ohmflow.hdl.tile.physics_math import NODE_T_BITS, scale12
 
 __all__ = ["SHAPE_LATENCY", "RangeDivider", "ShapeLane", "divider_latency", "rinv_bits",
            "rinv_values", "shape_write_layout"]
@@ -140,11 +141,13 @@ class ShapeLane:
             m.d.comb += [wp.addr.eq(Cat(wr.node[1:1 + abits], wr.down)),
                          wp.data.eq(wr.value), wp.en.eq(wr.en & (wr.node[0] != odd))]
 
-    def build(self, m: Module, reg, adv, en, centered, w, wmin, wmax, rinv, s, up):
-        """pos, idx, f, g and b = rnd(s g, SHAPE_FRAC) of a device (§5.4.1).
+    def build(self, m: Module, reg, adv, en, centered, w, wmin, wmax, rinv, s, up, factor):
+        """pos, idx, f, g and b = rnd(s g, SHAPE_FRAC) of a device (§5.4.1), g interpolated
+        between the nodes scaled by the step factor of the temperature (§11.4).
 
         ``en``: a pulse beat offers its operands (state w, bounds, rinv, scale s, direction up)
-        this cycle; ``centered``: the mode (1) or bottom (0), constant while beats are in flight.
+        this cycle; ``centered``: the mode (1) or bottom (0), and ``factor``: CS[T], both
+        constant while beats are in flight.
         """
         cfg, b = self.cfg, self.lane
         W = cfg.w_bits
@@ -170,14 +173,16 @@ class ShapeLane:
                      rp_o.en.eq(adv & pv[2])]
         f2, par2 = reg(f, f"shape_f2_{b}", pv[2]), reg(idx[0], f"shape_par2_{b}", pv[2])
         s2 = reg(s1, f"shape_s2_{b}", pv[2])
-        # E3: the nodes registered (the memories' clock-to-out)
-        te3, to3 = reg(rp_e.data, f"shape_te_{b}", pv[3]), reg(rp_o.data, f"shape_to_{b}", pv[3])
+        # E3: the nodes scaled by CS[T] and registered: T'[k] = rnd(T[k] CS[T], 12) (§11.4;
+        # exactly T[k] at T0)
+        te3 = reg(scale12(rp_e.data, factor)[:NODE_T_BITS], f"shape_te_{b}", pv[3])
+        to3 = reg(scale12(rp_o.data, factor)[:NODE_T_BITS], f"shape_to_{b}", pv[3])
         f3, par3 = reg(f2, f"shape_f3_{b}", pv[3]), reg(par2, f"shape_par3_{b}", pv[3])
         s3 = reg(s2, f"shape_s3_{b}", pv[3])
         # E4: g = rnd(T[idx] (64 - f) + T[idx + 1] f, 6) = rnd(64 T[idx] + (T[idx+1] - T[idx]) f, 6)
         lo, hi = Mux(par3, to3, te3), Mux(par3, te3, to3)
         acc = (lo << SHAPE_POS_FRAC) + (hi - lo) * f3 + (1 << (SHAPE_POS_FRAC - 1))
-        g4 = reg(acc.as_unsigned()[SHAPE_POS_FRAC:SHAPE_POS_FRAC + SHAPE_BITS], f"shape_g_{b}",
+        g4 = reg(acc.as_unsigned()[SHAPE_POS_FRAC:SHAPE_POS_FRAC + NODE_T_BITS], f"shape_g_{b}",
                  pv[4])
         s4 = reg(s3, f"shape_s4_{b}", pv[4])
         # E5: s g; E6: b = rnd(s g, SHAPE_FRAC)

@@ -9,8 +9,9 @@ idle. Settings are sampled when a command is accepted.
 
 The controller is the operation sequencer; the work of an operation is done by its walker:
 `VectorWalker` (FORWARD, BACKWARD), `SampleWalker` (UPDATE, PULSE), `ProgramWalker` (PROGRAM,
-MAP_WRITE, READ, MAP_READ, RESET), with the `KeyHash` (seed, nonce, keys; SEED) and the
-`CounterBank` (COUNTERS, and every operation's counts).
+MAP_WRITE, READ, MAP_READ, RESET), `DriftWalker` (ADVANCE of one tile, §11.3), with the
+`KeyHash` (seed, nonce, keys; SEED) and the `CounterBank` (COUNTERS, and every operation's
+counts).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ohmflow.hdl.tile.layouts import Geometry
 from ohmflow.hdl.tile.noise import ReadNoise
 from ohmflow.hdl.tile.pulse_engine import PulseEngine
 from ohmflow.hdl.tile.tile_counters import CounterBank
+from ohmflow.hdl.tile.tile_drift import DriftWalker, drift_prog_layout
 from ohmflow.hdl.tile.tile_io import COUNTER_NAMES, Op, TileLink, cmd_layout, settings_layout
 from ohmflow.hdl.tile.tile_keys import KeyHash, seed_bases
 from ohmflow.hdl.tile.tile_program import ProgramWalker
@@ -85,15 +87,17 @@ class TileController(wiring.Component):
         ]
         return dac, adc, noise, arr, pe, vectors
 
-    def _join(self, m, vectors, samples, program, keys, counters, pe, vec_op, seed_ready):
+    def _join(self, m, vectors, samples, program, drift, keys, counters, pe, vec_op,
+              seed_ready):
         """The walkers to the link, to the key hash and to the counters' increments: each
         drives its ports only while its operation runs, so they are joined by OR."""
-        walkers = (vectors, samples, program)
+        walkers = (vectors, samples, program, drift)
         for w in walkers:
             m.d.comb += [w.data_in.valid.eq(self.data_in.valid),
                          w.data_in.payload.eq(self.data_in.payload)]
         m.d.comb += self.data_in.ready.eq(
-            vectors.data_in.ready | samples.data_in.ready | program.data_in.ready | seed_ready)
+            vectors.data_in.ready | samples.data_in.ready | program.data_in.ready
+            | drift.data_in.ready | seed_ready)
         sources = (vectors.data_out, program.data_out, counters.report)
         for s in sources:
             m.d.comb += s.ready.eq(self.data_out.ready)
@@ -122,6 +126,27 @@ class TileController(wiring.Component):
         for name in ("update_samples", "pulse_ops"):
             m.d.comb += inc[_C[name]].eq(getattr(samples, name))
 
+    @staticmethod
+    def _program_port(m, arr, program, drift):
+        """The array's program port: the program walker's, or the drift walker's while the
+        returned signal is high (ADVANCE)."""
+        drifting = Signal()
+        m.d.comb += [
+            arr.prog.valid.eq(Mux(drifting, drift.prog.valid, program.prog.valid)),
+            arr.prog.payload.eq(program.prog.payload),
+            program.prog.ready.eq(arr.prog.ready & ~drifting),
+            drift.prog.ready.eq(arr.prog.ready & drifting),
+            program.prog_out.valid.eq(arr.prog_out.valid & ~drifting),
+            drift.prog_out.valid.eq(arr.prog_out.valid & drifting),
+            program.prog_out.payload.eq(arr.prog_out.payload),
+            drift.prog_out.payload.eq(arr.prog_out.payload),
+            arr.prog_out.ready.eq(Mux(drifting, drift.prog_out.ready, program.prog_out.ready)),
+        ]
+        with m.If(drifting):  # its beats have no map (the array reads it only for MAP)
+            m.d.comb += [getattr(arr.prog.payload, k).eq(getattr(drift.prog.payload, k))
+                         for k in drift_prog_layout(Geometry(arr.cfg)).members]
+        return drifting
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -129,6 +154,7 @@ class TileController(wiring.Component):
         m.submodules.vectors = vectors
         m.submodules.samples = samples = SampleWalker(cfg)
         m.submodules.program = program = ProgramWalker(cfg)
+        m.submodules.drift = drift = DriftWalker(cfg)
         m.submodules.keys = keys = KeyHash()
         m.submodules.counters = counters = CounterBank(cfg)
         wiring.connect(m, vectors.dac_codes, dac.i)
@@ -137,9 +163,9 @@ class TileController(wiring.Component):
         wiring.connect(m, adc.o, vectors.results)
         wiring.connect(m, samples.start, pe.start)
         wiring.connect(m, samples.codes, pe.codes)
-        wiring.connect(m, program.prog, arr.prog)
-        wiring.connect(m, arr.prog_out, program.prog_out)
+        drifting = self._program_port(m, arr, program, drift)
         m.d.comb += [arr.shape_mode.eq(self.shape_mode), arr.shape_wr.eq(self.shape_wr),
+                     arr.step_factor.eq(self.step_factor),
                      self.settling.eq(arr.rinv_busy)]
 
         # ----- the operation: command and settings, sampled when it is accepted -----
@@ -166,12 +192,13 @@ class TileController(wiring.Component):
             samples.engine_idle.eq(~pe.busy & arr.idle),
             program.op.eq(c.op), program.tile.eq(c.tile), program.n_in.eq(n_in),
             program.n_out.eq(n_out),
+            drift.tile.eq(c.tile), drifting.eq(c.op == Op.ADVANCE),
             counters.tile.eq(c.tile),
         ]
 
         # ----- the link: one walker (or the counters, or the seed) at a time -----
         seed_ready = Signal()
-        self._join(m, vectors, samples, program, keys, counters, pe, vec_op, seed_ready)
+        self._join(m, vectors, samples, program, drift, keys, counters, pe, vec_op, seed_ready)
 
         cmd = self.cmd.payload
         in_shape = self.settings.shapes[cmd.tile]
@@ -180,7 +207,8 @@ class TileController(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.cmd.ready.eq(1), counters.restart.eq(self.cmd.valid),
-                             vectors.begin.eq(self.cmd.valid), program.begin.eq(self.cmd.valid)]
+                             vectors.begin.eq(self.cmd.valid), program.begin.eq(self.cmd.valid),
+                             drift.begin.eq(self.cmd.valid)]
                 with m.If(self.cmd.valid):
                     m.d.sync += [c.eq(cmd), sl.eq(self.settings), n_in.eq(in_shape.n_in),
                                  n_out.eq(in_shape.n_out)]
@@ -194,6 +222,9 @@ class TileController(wiring.Component):
                                 m.next = "READ_COUNTERS"
                         with m.Case(Op.SEED):
                             m.next = "SEED_IN"
+                        with m.Case(Op.ADVANCE):  # not counted: it is the chip's, not a tile's
+                            with m.If(tile_ok):
+                                m.next = "DRIFT"
                         with m.Case(Op.RESET):
                             m.next = "PROGRAM"
             with m.State("READ_COUNTERS"):  # the tile's counter row is read
@@ -237,6 +268,10 @@ class TileController(wiring.Component):
             with m.State("PROGRAM_WAIT"):  # the last writes land
                 with m.If(arr.idle):
                     m.next = "STORE_COUNTERS"
+            with m.State("DRIFT"):
+                m.d.comb += drift.active.eq(1)
+                with m.If(drift.done):
+                    m.next = "ARRAY_WAIT"
             with m.State("REPORT_COUNTERS"):
                 m.d.comb += counters.reporting.eq(1)
                 with m.If(counters.reported):
@@ -257,8 +292,8 @@ class TileController(wiring.Component):
                 m.d.comb += counters.clear.eq(1)
                 with m.If(counters.cleared):
                     m.d.comb += keys.clear.eq(1)
-                    m.next = "RESET_WAIT"
-            with m.State("RESET_WAIT"):
+                    m.next = "ARRAY_WAIT"
+            with m.State("ARRAY_WAIT"):  # RESET, ADVANCE: the last write lands
                 with m.If(arr.idle):
                     m.next = "IDLE"
 

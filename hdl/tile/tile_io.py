@@ -10,14 +10,14 @@ from amaranth.lib.wiring import In, Out
 from ohmflow.emulator.config import (
     COUNTERS,
     DW_STD_BITS,
-    GAIN_BITS,
     SETTING_NAMES,
     SHAPE_MODES,
     SHIFT_BITS,
-    SIGMA_BITS,
+    TEMP_FRAC,
     ChipConfig,
     Settings,
 )
+from ohmflow.hdl.tile.physics_math import CS_BITS, GAIN_T_BITS, SIGMA_T_BITS
 from ohmflow.hdl.tile.shape_unit import SHAPE_LATENCY, divider_latency, shape_write_layout
 
 __all__ = ["COUNTER_NAMES", "COUNTER_BITS", "WORD", "RESULT", "Op", "TileLink", "cmd_layout",
@@ -48,6 +48,7 @@ class Op(enum.Enum, shape=4):
     COUNTERS = 9
     SEED = 10
     RESET = 11
+    ADVANCE = 12
 
 
 def cmd_layout(cfg: ChipConfig) -> data.StructLayout:
@@ -62,14 +63,15 @@ def cmd_layout(cfg: ChipConfig) -> data.StructLayout:
 
 
 def settings_layout(cfg: ChipConfig) -> data.StructLayout:
-    """Run-time settings as one input signal; the seed is set by the SEED operation instead."""
+    """Run-time settings as one input signal; the seed is set by the SEED operation instead.
+    The gains and sigmas are wide enough for their values at any temperature (§11.4)."""
     shape = data.StructLayout({"n_in": range(cfg.rows + 1), "n_out": range(cfg.cols + 1)})
     return data.StructLayout({
         "in_bits": range(cfg.in_bits + 1),
         "out_bits": range(cfg.out_bits + 1),
-        "fwd_gain": GAIN_BITS, "fwd_shift": SHIFT_BITS,
-        "bwd_gain": GAIN_BITS, "bwd_shift": SHIFT_BITS,
-        "fwd_sigma": SIGMA_BITS, "bwd_sigma": SIGMA_BITS,
+        "fwd_gain": GAIN_T_BITS, "fwd_shift": SHIFT_BITS,
+        "bwd_gain": GAIN_T_BITS, "bwd_shift": SHIFT_BITS,
+        "fwd_sigma": SIGMA_T_BITS, "bwd_sigma": SIGMA_T_BITS,
         "bl": range(cfg.bl_max + 1),
         "dw_std": DW_STD_BITS,
         "shapes": data.ArrayLayout(shape, cfg.tiles),
@@ -95,6 +97,8 @@ class TileLink(wiring.Signature):
     settings: Out run-time settings (`settings_layout`), sampled when a command is accepted.
     shape_mode, shape_wr: Out, the step shape's mode (0 linear, 1 bottom, 2 centered) and its
         node writes (`shape_write_layout`), both while the tile is idle (§5.4.1).
+    step_factor: Out, CS[T], the step factor of the temperature (TEMP_FRAC bits, §11.4) the
+        nodes are scaled by, while the tile is idle (1.0 when not driven).
     busy: In, high from the cycle after a command is accepted until it has completed.
     settling: In, the tile still writes derived state (rinv after a map write) while not busy:
         a simulation clock gate keeps the tile's clock running.
@@ -110,6 +114,7 @@ class TileLink(wiring.Signature):
             "settings": Out(settings_layout(cfg)),
             "shape_mode": Out(range(len(SHAPE_MODES))),
             "shape_wr": Out(shape_write_layout()),
+            "step_factor": Out(CS_BITS, init=1 << TEMP_FRAC),
             "busy": In(1),
             "settling": In(1),
         })
@@ -156,8 +161,9 @@ def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0
               count: int = 1, table: bool = False) -> int:
     """Busy cycles of one operation when ``data_in`` always has a word and ``data_out`` is always
     ready (docs/gateware.md, "Cycle counts"). The ``cycles`` counter adds exactly this for the
-    operations on a tile (all but COUNTERS, SEED, RESET, NOP). ``table``: a step-shape table
-    mode is loaded (its extra array stages, and a map write waits for the range divider)."""
+    operations on a tile (all but COUNTERS, SEED, RESET, ADVANCE, NOP). ``table``: a step-shape
+    table mode is loaded (its extra array stages, and a map write waits for the range divider),
+    as the linear mode is at a temperature other than T0 (§11.4)."""
     if not table:
         return _linear_cycles(cfg, s, op, tile, axis, count)
     base = _linear_cycles(cfg, s, op, tile, axis, count)
@@ -165,7 +171,7 @@ def op_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int = 0, axis: int = 0
         return base
     extra = {Op.FORWARD: SHAPE_LATENCY, Op.BACKWARD: SHAPE_LATENCY,
              Op.UPDATE: SHAPE_LATENCY * count, Op.PULSE: SHAPE_LATENCY,
-             Op.PROGRAM: SHAPE_LATENCY, Op.RESET: SHAPE_LATENCY,
+             Op.PROGRAM: SHAPE_LATENCY, Op.RESET: SHAPE_LATENCY, Op.ADVANCE: SHAPE_LATENCY,
              Op.MAP_WRITE: max(SHAPE_LATENCY, divider_latency(cfg) - ARRAY_WRITE)}
     return base + extra.get(op, 0)
 
@@ -200,4 +206,7 @@ def _linear_cycles(cfg: ChipConfig, s: Settings, op: Op, tile: int, axis: int,
         return 13
     if op == Op.RESET:
         return cfg.tiles * cfg.rows * cfg.cols + max(6, cfg.tiles + 1)
+    if op == Op.ADVANCE:
+        from ohmflow.hdl.tile.tile_drift import DriftWalker  # it takes WORD from here
+        return DriftWalker.OVERHEAD_CYCLES + DriftWalker.DEVICE_CYCLES * cfg.rows * cfg.cols
     return 0

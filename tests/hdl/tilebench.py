@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from ohmflow.emulator.config import COUNTERS, ChipConfig, Settings
+from ohmflow.emulator import physics
+from ohmflow.emulator.config import COUNTERS, T_MIN, T_REF, ChipConfig, Settings
 from ohmflow.emulator.fabrication import FIELDS, DeviceMap
 from ohmflow.emulator.step_shape import StepShape
 from ohmflow.emulator.twin import Twin
 from ohmflow.hdl.tile.tile_controller import TileController
+from ohmflow.hdl.tile.tile_drift import advance_words
 from ohmflow.hdl.tile.tile_io import COUNTER_NAMES, Op, decode_result, settings_value
 
 from .hdlbench import recv, run, send, signed32
@@ -86,9 +88,37 @@ class Script:
         self._add(Op.COUNTERS, tile=t, kind="counters",
                   expected=[self.twin.counters[t][k] for k in COUNTERS])
 
+    def set_physics(self, device_key: int | None = None, **kw):
+        """Time and temperature settings (and the device key) for the following steps."""
+        self.twin.set(**kw)
+        if device_key is not None:
+            self.twin.load_device_key(device_key)
+
+    def advance(self, dt: int):
+        """ADVANCE as the command processor runs it: one tile operation per tile, with the
+        tile's log2 age ratio, then the twin's advance."""
+        tw, s = self.twin, self.twin.settings
+        step = physics.age_step(dt, s.temperature)
+        for t in range(self.cfg.tiles):
+            dl = physics.drift_log(tw.ages[t], tw.ages[t] + step)
+            self._add(Op.ADVANCE, tile=t, words=advance_words(
+                dl, tw.device_key, s.drift_nu, s.drift_nu_dtod, s.decay_rate, s.decay_dtod, dt))
+        tw.advance(dt)
+
     def reset(self):
         self.twin.reset(self.twin.settings.replace(self.cfg, seed=0))
         self._add(Op.RESET)
+
+
+def tile_settings(cfg: ChipConfig, s: Settings) -> dict:
+    """The tile's settings input as the command processor drives it: the gains and sigmas
+    scaled by their factors of the temperature (§11.4)."""
+    v = settings_value(cfg, s)
+    for name in ("fwd_gain", "bwd_gain"):
+        v[name] = physics.scaled_gain(v[name], s.temperature)
+    for name in ("fwd_sigma", "bwd_sigma"):
+        v[name] = physics.scaled_sigma(v[name], s.temperature)
+    return v
 
 
 def n_results(cfg: ChipConfig, s: Step) -> int:
@@ -115,7 +145,11 @@ def execute(cfg: ChipConfig, device_map: DeviceMap | None, steps: list[Step], rn
             ctx.set(dut.shape_wr.en, 0)
             ctx.set(dut.shape_mode, shape.code)
         for s in steps:
-            ctx.set(dut.settings, settings_value(cfg, s.settings))
+            ctx.set(dut.settings, tile_settings(cfg, s.settings))
+            temp = s.settings.temperature
+            ctx.set(dut.step_factor, int(physics.temperature_tables()["CS"][temp - T_MIN]))
+            mode = 0 if shape is None else shape.code
+            ctx.set(dut.shape_mode, 1 if mode == 0 and temp != T_REF else mode)
             await send(ctx, dut.cmd, [{"op": s.op, "tile": s.tile, "axis": s.axis,
                                        "index": s.index, "count": s.count}], rng, p_valid)
             await send(ctx, dut.data_in, [w & 0xFFFFFFFF for w in s.words], rng, p_valid)

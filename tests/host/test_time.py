@@ -6,6 +6,7 @@ import pytest
 from ohmflow.emulator.config import (
     PRESETS,
     Settings,
+    get_config,
 )
 from ohmflow.emulator.physics import decay_rate_code, drift_nu_code, dtod_code
 from ohmflow.emulator.twin import Twin
@@ -43,10 +44,12 @@ def test_bad_advance_refused(bad):
 
 
 def test_engines_without_time_refuse_its_settings():
-    cfg = PRESETS["tiny"]
+    cfg = get_config("icebreaker")  # the rv32 engine, in TIME_UNFIT
     check_physics(cfg, Settings.default(cfg))  # the defaults are what every engine does
-    with pytest.raises(DeviceError, match="temperature: the tile engine .* has no chip time"):
+    with pytest.raises(DeviceError, match="temperature: the rv32 engine .* has no chip time"):
         check_physics(cfg, Settings.default(cfg).replace(cfg, temperature=350))
+    tiny = PRESETS["tiny"]  # the tile engine has time and temperature
+    check_physics(tiny, Settings.default(tiny).replace(tiny, temperature=350))
 
 
 def layer_outputs(layer, x):
@@ -118,8 +121,6 @@ def test_bad_time_options_refused(change, message):
 @pytest.mark.parametrize("argv, words", [
     (["--temperature", "0"], ["temperature must be an integer number of kelvin"]),
     (["--lifetime", "-3"], ["lifetime must be a finite number of seconds >= 0"]),
-    (["--temperature", "350", "--backend", "verilator"],
-     ["--temperature", "the tile engine", "config.TIME_ENGINES", "--backend twin"]),
     (["--drift-nu", "0.06", "--backend", "verilator", "--config", "icebreaker"],
      ["--drift-nu", "rv32 engine of config 'icebreaker'", "TIME_UNFIT", "--backend twin"]),
 ])

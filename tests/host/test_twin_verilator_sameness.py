@@ -102,21 +102,26 @@ def test_the_64_256_128_10_network_on_four_default_chips(digits):
              digits)
 
 
-def test_time_and_temperature_on_an_rv32_emulator_match_the_twin(tmp_path):
+@pytest.mark.parametrize("engine", ["rv32", "tile"])
+def test_time_and_temperature_on_an_emulator_match_the_twin(tmp_path, engine):
     """numerics §11 through the trainer (what ``ohmflow train --backend verilator --config
     tiny-rv32.toml --temperature 350 --drift-nu 0.06 ...`` runs): a 4-4-3 network on the odd
-    rv32 chip (two 5x7 tiles), a warm chip with drift, spread and decay, an ADVANCE of 1 s after
-    every batch; 2 epochs of a seeded 3-class set (seed 9)."""
+    chip (two 5x7 tiles) of either engine, a warm chip with drift, spread and decay, an ADVANCE
+    of 1 s after every batch; 2 epochs of a seeded 3-class set (seed 9)."""
     from ohmflow.emulator.config import get_config, has_time
 
-    path = tmp_path / "tiny-rv32.toml"
-    path.write_text('[chip]\ntiles = 2\nrows = 5\ncols = 7\nlanes = 1\nengine = "rv32"\n')
-    assert has_time(get_config(str(path)))
+    if engine == "rv32":
+        path = tmp_path / "tiny-rv32.toml"
+        path.write_text('[chip]\ntiles = 2\nrows = 5\ncols = 7\nlanes = 1\nengine = "rv32"\n')
+        chip = str(path)
+    else:
+        chip = "tiny"  # the tile engine's 5x7 chip (3 lanes)
+    assert has_time(get_config(chip)) and get_config(chip).engine == engine
     rng = np.random.default_rng(9)
     x = rng.normal(size=(80, 4))
     y = (x[:, :3].argmax(axis=1)).astype(np.int64)
     data = Dataset("blobs", x[:56], y[:56], x[56:], y[56:], 3)
-    cfg = TrainConfig(config=str(path), hidden=(4,), epochs=2, seed=4, batch=8,
+    cfg = TrainConfig(config=chip, hidden=(4,), epochs=2, seed=4, batch=8,
                       float_baseline=False, temperature=350, drift_nu_mean=0.06,
                       drift_nu_dtod=0.02, lifetime=200.0, lifetime_dtod=0.3, batch_time=1.0)
     same_run(cfg, data)

@@ -1,5 +1,6 @@
-"""A link device of an engine without time and temperature (config.TIME_ENGINES) refuses ADVANCE
-and those settings with the reason, and changes nothing."""
+"""A link device with time and temperature (config.TIME_ENGINES) drifts and decays as the twin;
+one of an engine without them refuses ADVANCE and those settings with the reason, and changes
+nothing."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,12 @@ from ohmflow.emulator.config import TIME_ENGINES
 from ohmflow.host.device import DeviceError
 
 
-def test_link_refuses_time_and_temperature(tiny_link):
-    assert tiny_link.config.engine not in TIME_ENGINES
+def test_link_refuses_time_and_temperature(tiny_link, monkeypatch):
+    from ohmflow.emulator import config as C
+
+    # the tiny chip's engine taken out of TIME_ENGINES: an engine without time and temperature
+    monkeypatch.setattr(C, "TIME_ENGINES", tuple(e for e in TIME_ENGINES if e != "tile"))
+    assert tiny_link.config.engine not in C.TIME_ENGINES
     before = tiny_link.settings()
     with pytest.raises(DeviceError, match="has no chip time, drift, decay or temperature"):
         tiny_link.advance(1.0)
@@ -23,14 +28,13 @@ def test_link_refuses_time_and_temperature(tiny_link):
 
 
 @pytest.fixture
-def timed_link(monkeypatch):
-    """A link device to the reference executor of the tiny chip, its engine among
-    config.TIME_ENGINES (as an engine that implements §11 will be)."""
-    from ohmflow.emulator import config as C
+def timed_link():
+    """A link device to the reference executor of the tiny chip, its engine (the tile) among
+    config.TIME_ENGINES."""
     from ohmflow.host.link import LinkDevice
     from ohmflow.sim.twin_server import TwinServer
 
-    monkeypatch.setattr(C, "TIME_ENGINES", (*C.TIME_ENGINES, "tile"))
+    assert "tile" in TIME_ENGINES
     with TwinServer("tiny") as srv:
         dev = LinkDevice.open(f"socket://127.0.0.1:{srv.port}", "tiny", timeout=2.0)
         yield dev, srv.executor.twin

@@ -46,14 +46,15 @@ def same(a, b) -> bool:
 
 
 @pytest.fixture
-def timed(monkeypatch):
-    """The tiny chip's engine among the engines with time and temperature."""
-    monkeypatch.setattr(C, "TIME_ENGINES", (*C.TIME_ENGINES, CFG.engine))
+def timed():
+    """The tiny chip's engine (the tile) is among the engines with time and temperature."""
+    assert C.has_time(CFG)
 
 
 @pytest.mark.parametrize("name", P.TIME_COMMANDS)
-def test_an_engine_without_time_refuses_them_and_changes_nothing(name):
-    assert CFG.engine not in C.TIME_ENGINES
+def test_an_engine_without_time_refuses_them_and_changes_nothing(name, monkeypatch):
+    monkeypatch.setattr(C, "TIME_ENGINES", tuple(e for e in C.TIME_ENGINES if e != CFG.engine))
+    assert not C.has_time(CFG)  # an engine without time (the iCEBreaker's, by TIME_UNFIT)
     ex = CommandExecutor(chip())
     before = state(ex.twin)
     values = {"ADVANCE": {"dt": 3_600_000}, "SET_PHYSICS": physics(temperature=350),

@@ -91,27 +91,31 @@ def test_the_tile_checks_step_shapes():
     assert statuses == [P.ST["OK"]] * 4 + [P.ST["BAD_ARGUMENT"]] * 2 + [P.ST["OK"]] * 3
 
 
-def test_the_tile_refuses_time_and_temperature():
-    """SET_PHYSICS, GET_PHYSICS and ADVANCE on the tile engine (not in config.TIME_ENGINES):
-    BAD_ARGUMENT for a well-formed frame, BAD_LENGTH for a wrong length, as the reference
-    answers; the chip's state after them is as before (READ and GET byte for byte)."""
+def test_the_tile_executes_time_and_temperature():
+    """SET_PHYSICS, GET_PHYSICS and ADVANCE on the tile engine (config.TIME_ENGINES, numerics
+    §11): an ADVANCE of an hour at 350 K with drift, decay and their spreads moves the states
+    as the reference's, a wrong length is BAD_LENGTH, T = 451 K is BAD_ARGUMENT and changes
+    nothing, RESET restores the defaults and keeps the key; every reply byte for byte."""
     from ohmflow.emulator.config import TIME_ENGINES
 
-    assert CFG.engine not in TIME_ENGINES
+    assert CFG.engine in TIME_ENGINES
     sb = Scoreboard(CFG)
     gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(6), max_vectors=2)
-    physics = dict(drift_nu=4000, drift_nu_dtod=0, decay_rate=2**30, decay_dtod=0,
+    physics = dict(drift_nu=4000, drift_nu_dtod=900, decay_rate=2**30, decay_dtod=2000,
                    temperature=350, device_key=9)
     cmd = P.command("ADVANCE")
     frames = [gen.frame("PROGRAM", tile=1, k0=0, k=35, w=np.arange(35) * 200 - 3500),
               gen.frame("SET_PHYSICS", **physics), gen.frame("GET_PHYSICS"),
               gen.frame("ADVANCE", dt=3_600_000),
               P.encode_frame(cmd.opcode, 200, b"\x01\x02\x03"),
-              gen.frame("READ", tile=1, k0=0, k=35), gen.frame("GET")]
+              gen.frame("READ", tile=1, k0=0, k=35), gen.frame("GET"),
+              gen.frame("SET_PHYSICS", **{**physics, "temperature": 451}),
+              gen.frame("GET_PHYSICS"), gen.frame("RESET"), gen.frame("GET_PHYSICS")]
     for f in frames:
         sb.sent(f)
-    sb.received += run(frames)
+    sb.received += run(frames, max_cycles=200_000)
     assert sb.compare() == len(frames)
     statuses = [r.payload[0] for r in P.FrameParser().feed(bytes(sb.received))]
-    assert statuses == [P.ST[s] for s in ("OK", "BAD_ARGUMENT", "BAD_ARGUMENT", "BAD_ARGUMENT",
-                                          "BAD_LENGTH", "OK", "OK")]
+    assert statuses == [P.ST[s] for s in ("OK", "OK", "OK", "OK", "BAD_LENGTH", "OK", "OK",
+                                          "BAD_ARGUMENT", "OK", "OK", "OK")]
+    assert sb.ref.twin.device_key == 9 and sb.ref.twin.time == 0
