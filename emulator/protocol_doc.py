@@ -65,9 +65,16 @@ def update_doc(path: str | Path, section: str | None = None, begin: str = DOC_BE
     return new != text
 
 
-if __name__ == "__main__":  # pragma: no cover
-    if sys.argv[1:2] == ["--write"]:
-        doc = sys.argv[2] if len(sys.argv) > 2 else "docs/protocol.md"
-        print(f"{doc}: {'updated' if update_doc(doc) else 'up to date'}")
+def main(render, update, default_doc: str, argv: list[str] | None = None) -> None:
+    """A generated section's command line: ``--write [DOC]`` rewrites it in DOC (default
+    ``default_doc``) with ``update(DOC)``; without arguments ``render()`` is printed."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--write"]:
+        doc = argv[1] if len(argv) > 1 else default_doc
+        print(f"{doc}: {'updated' if update(doc) else 'up to date'}")
     else:
-        print(render_markdown())
+        print(render())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(render_markdown, update_doc, "docs/protocol.md")

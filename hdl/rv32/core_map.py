@@ -77,10 +77,6 @@ def update_doc(path) -> bool:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import sys
+    from ohmflow.emulator import protocol_doc
 
-    if sys.argv[1:2] == ["--write"]:
-        doc = sys.argv[2] if len(sys.argv) > 2 else "docs/rv32.md"
-        print(f"{doc}: {'updated' if update_doc(doc) else 'up to date'}")
-    else:
-        print(render_markdown())
+    protocol_doc.main(render_markdown, update_doc, "docs/rv32.md")

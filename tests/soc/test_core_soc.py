@@ -9,6 +9,7 @@ fuzzing: tests/reliability.)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 
@@ -29,15 +30,23 @@ ODD = dataclasses.replace(PRESETS["tiny"], lanes=1, engine="rv32", name="tiny-rv
 CONFIGS = {"icebreaker": get_config("icebreaker"), "tiny-rv32": ODD}
 
 
-@pytest.fixture(scope="module", params=sorted(CONFIGS))
-def server(request):
-    cfg = CONFIGS[request.param]
+@contextlib.contextmanager
+def served(cfg):
+    """(cfg, server process, serial link) of a running emulator server of ``cfg``."""
     exe = verilator_server.build(cfg)
     proc, port = verilator_server.start(exe)
     link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=10)
-    yield cfg, proc, link
-    link.close()
-    verilator_server.stop(proc)
+    try:
+        yield cfg, proc, link
+    finally:
+        link.close()
+        verilator_server.stop(proc)
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def server(request):
+    with served(CONFIGS[request.param]) as s:
+        yield s
 
 
 def session(cfg, link, rng_seed: int, frames: int) -> int:

@@ -7,12 +7,10 @@ other commands."""
 from __future__ import annotations
 
 import pytest
-import serial
 from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import PRESETS, ChipConfig
-from ohmflow.sim import verilator_server
 
-from .test_core_soc import session
+from .test_core_soc import served, session
 from .test_core_soc import test_time_and_temperature_as_the_twin as _as_the_twin
 from .test_emulator_e2e import call
 
@@ -22,13 +20,8 @@ CONFIGS = {"tiny": PRESETS["tiny"],
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def server(request):
-    cfg = CONFIGS[request.param]
-    exe = verilator_server.build(cfg)
-    proc, port = verilator_server.start(exe)
-    link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=10)
-    yield cfg, proc, link
-    link.close()
-    verilator_server.stop(proc)
+    with served(CONFIGS[request.param]) as s:
+        yield s
 
 
 def test_random_sessions_with_time_are_byte_exact(server):
