@@ -2,7 +2,9 @@
 
 The Amaranth platform writes the build plan (RTLIL, constraints, the Yosys script and the tool
 commands); its digest, with the YoWASP tool versions, keys the build: a build folder holding a
-finished build of the same key is reused, not rebuilt. The tools' logs stay in the build folder
+finished build of the same key is reused, not rebuilt. The RTLIL carries no source locations
+(``emit_src=False``), so the plan, its key and the placement nextpnr makes of it are the same
+from whatever folder the project was cloned into. The tools' logs stay in the build folder
 (``top.rpt`` Yosys, ``top.tim`` nextpnr, ``build.log`` everything the tools printed) beside the
 bitstream and ``report.json`` / ``report.txt``.
 
@@ -169,7 +171,7 @@ def _plan(b: Board, cfg, design: str, seed: int | None):
     opts = NEXTPNR_OPTS + (f" --seed {seed}" if seed is not None else "")
     plan = b.platform_class()().build(BoardTop(b, cfg, design), name="top", do_build=False,
                                       nextpnr_opts=opts, synth_opts=b.synth_opts,
-                                      script_after_read=YOSYS_AFTER_READ)
+                                      script_after_read=YOSYS_AFTER_READ, emit_src=False)
     tools = _tool_versions()
     return plan, plan.digest(16).hex() + "-" + "-".join(tools.values()), tools
 

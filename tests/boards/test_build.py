@@ -100,6 +100,22 @@ def test_registered_in_the_ohmflow_cli(tmp_path, monkeypatch, capsys):
     assert "not exactly 48" in capsys.readouterr().err
 
 
+def test_the_plan_names_no_folder_of_the_checkout():
+    """The build key, and so the cache and the placement, are the same from any clone: the
+    RTLIL carries no source locations (Amaranth writes absolute paths into ``src`` attributes
+    unless told not to)."""
+    from ohmflow.boards.build import _plan
+
+    b = BOARDS["icebreaker"]
+    plan, key, _ = _plan(b, board_config(b.name), "loopback", None)
+    root = str(Path(__file__).resolve().parents[2])
+    for name, text in plan.files.items():
+        text = text.decode() if isinstance(text, bytes) else text
+        assert root not in text, name
+        assert ".py:" not in text, name
+    assert _plan(b, board_config(b.name), "loopback", None)[1] == key
+
+
 # ----- the SoC -----
 def test_soc_fits_the_icebreaker_and_meets_its_clock():
     """The UP5K carries the rv32 engine (the tile datapath needs about 3.4 times its logic
