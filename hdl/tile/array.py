@@ -241,12 +241,9 @@ class AnalogArray(wiring.Component):
         return (Mux(table, v, v2), late, sel[:n],
                 [sel[n + k * L:n + (k + 1) * L] for k in range(len(lanes))])
 
-    def elaborate(self, platform):
-        m = Module()
-        g, cfg = self.geom, self.cfg
-        L = cfg.lanes
-        P, D, G = self.pulse.payload, self.drive.payload, self.prog.payload
-
+    def _intake(self, m):
+        """The three input ports in priority order (pulse, drive, program): ``adv`` (the pipeline
+        moves: no result waits on a stalled output), ``take`` (a beat enters) and its kind."""
         adv = Signal()
         m.d.comb += [
             adv.eq(~(self.readout.valid & ~self.readout.ready)
@@ -257,6 +254,15 @@ class AnalogArray(wiring.Component):
         ]
         take = self.pulse.valid | self.drive.valid | self.prog.valid
         kind0 = Mux(self.pulse.valid, KIND_PULSE, Mux(self.drive.valid, KIND_DRIVE, KIND_PROG))
+        return adv, take, kind0
+
+    def elaborate(self, platform):
+        m = Module()
+        g, cfg = self.geom, self.cfg
+        L = cfg.lanes
+        P, D, G = self.pulse.payload, self.drive.payload, self.prog.payload
+
+        adv, take, kind0 = self._intake(m)
 
         # ----- stage 0: addresses, memory reads, parameter writes -----
         table = self.shape_mode != 0  # a table mode: the step base from the tables (§5.4.1)

@@ -299,13 +299,17 @@ class TileController(wiring.Component):
 
         m.d.comb += self.busy.eq(busy)
         if self.gate_units:
-            # idle units hold: their pipelines drain before the operation ends
-            gate_domain(m, "read", vec_op & busy)
-            gate_domain(m, "pulse", ((c.op == Op.UPDATE) | (c.op == Op.PULSE)) & busy | pe.busy)
-            # the array only in cycles with a beat offered or in flight (idle covers its outputs)
-            arr_work = (~arr.idle | arr.drive.valid | arr.pulse.valid | arr.prog.valid
-                        | arr.shape_wr.load | arr.rinv_busy)
-            gate_domain(m, "array", arr_work, tail=2)
-            gate_domain(m, "shape", arr_work & (arr.shape_mode != 0), tail=2,
-                        enable=self.shape_clock_on)
+            self._gate_clocks(m, c.op, busy, vec_op, pe, arr)
         return m
+
+    def _gate_clocks(self, m, op, busy, vec_op, pe, arr):
+        """The emulator's clock gates: each unit's clock runs only while it has work."""
+        # idle units hold: their pipelines drain before the operation ends
+        gate_domain(m, "read", vec_op & busy)
+        gate_domain(m, "pulse", ((op == Op.UPDATE) | (op == Op.PULSE)) & busy | pe.busy)
+        # the array only in cycles with a beat offered or in flight (idle covers its outputs)
+        arr_work = (~arr.idle | arr.drive.valid | arr.pulse.valid | arr.prog.valid
+                    | arr.shape_wr.load | arr.rinv_busy)
+        gate_domain(m, "array", arr_work, tail=2)
+        gate_domain(m, "shape", arr_work & (arr.shape_mode != 0), tail=2,
+                    enable=self.shape_clock_on)
