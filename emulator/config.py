@@ -284,13 +284,13 @@ class ChipConfig:
 
 #: Named configurations. The same name selects the twin, the emulator build and the board build.
 PRESETS: dict[str, ChipConfig] = {
-    # The reference chip: four 64x64 tiles, 16 lanes (the emulator's; it fits the ULX3S too,
-    # but its place and route takes 45-60 minutes on 2 cores).
+    # The reference chip: four 64x64 tiles, 16 lanes (the emulator's; with the step-shape tables
+    # it needs more multipliers than the ULX3S has, docs/boards.md).
     "default": ChipConfig(),
-    # The ULX3S ECP5-85F: four 64x64 tiles, 4 lanes. At 3 Mbaud the link, not the lanes, sets
-    # the board's speed (a 64x64 forward vector computes in 1,024 cycles, 20 us, and takes
-    # 640 us on the wire), and the board builds in minutes (docs/boards.md).
-    "ulx3s": ChipConfig(tiles=4, rows=64, cols=64, lanes=4, name="ulx3s"),
+    # The ULX3S ECP5-85F: four 64x64 tiles, 2 lanes. At 3 Mbaud the link, not the lanes, sets
+    # the board's speed (a 64x64 forward vector computes in 2,048 cycles, 41 us, and takes
+    # 640 us on the wire), and fewer lanes build sooner with more timing margin (docs/boards.md).
+    "ulx3s": ChipConfig(tiles=4, rows=64, cols=64, lanes=2, name="ulx3s"),
     # The iCEBreaker iCE40UP5K: two 64x32 tiles as firmware on an RV32 core, devices in SPRAM
     # (the tile datapath needs about 3.4 times its logic cells); the 64-32-10 MLP fits.
     "icebreaker": ChipConfig(

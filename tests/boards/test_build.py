@@ -4,17 +4,14 @@ Slow (synthesis, place and route): deselect with ``-m "not slow"``. Builds are c
 ``$OHMFLOW_CACHE/boards``, keyed on the generated design, so an unchanged design is not rebuilt
 (failed builds included). The link-test design (a UART echo) builds for both boards in about
 10 s each. Each board's SoC builds with the board's config: the iCEBreaker's (the rv32 engine)
-in about a minute, the ULX3S's (4 lanes) in about 8 minutes. The emulator's 16-lane
-``default`` config takes 45-60 min to place and route for the ULX3S on 2 cores, beyond the
-suite's budget: its test checks a cached build, and builds it only with
-``OHMFLOW_BOARD_BUILDS=full``; otherwise it is skipped with the command that builds it.
+in about a minute, the ULX3S's (2 lanes) in about 16 minutes. The emulator's 16-lane
+``default`` config no longer fits the ULX3S (docs/boards.md: its multipliers), so it is not
+built here.
 """
 
 from __future__ import annotations
 
-import functools
 import io
-import os
 import time
 from pathlib import Path
 
@@ -130,32 +127,10 @@ def test_soc_fits_the_icebreaker_and_meets_its_clock():
 
 
 def test_soc_fits_the_ulx3s_and_meets_its_clock():
-    """The board's config (4 tiles of 64x64, 4 lanes) through the whole ECP5 flow, in about
-    8 minutes, and post-route Fmax at or above the 50 MHz clock."""
+    """The board's config (4 tiles of 64x64, 2 lanes) through the whole ECP5 flow, in about
+    16 minutes, and post-route Fmax at or above the 50 MHz clock."""
     r = build("ulx3s-85f", stream=None)
     assert r.config == board_config("ulx3s-85f").to_dict()
     check_fits("ulx3s-85f", r)
     assert r.target_mhz == pytest.approx(TARGETS["ulx3s-85f"])
-    assert r.timing_met and r.fmax_mhz >= TARGETS["ulx3s-85f"], r.timing
-
-
-@functools.cache
-def _cached_ulx3s_default():
-    return cached_report("ulx3s-85f", "default")  # elaborates the SoC: about 20 s
-
-
-def test_the_16_lane_default_config_on_the_ulx3s():
-    """The emulator's 16-lane ``default`` config also fits the ULX3S and meets its clock; its
-    place and route takes 45-60 minutes on 2 cores, beyond the suite's budget, so this checks
-    a cached build (``ohmflow build --board ulx3s-85f --config default``, or
-    ``OHMFLOW_BOARD_BUILDS=full``)."""
-    r = _cached_ulx3s_default()
-    if r is None:
-        if os.environ.get("OHMFLOW_BOARD_BUILDS") != "full":
-            pytest.skip("the 16-lane ULX3S build (45-60 min on 2 cores) is not cached: run "
-                        "`ohmflow build --board ulx3s-85f --config default` once, or set "
-                        "OHMFLOW_BOARD_BUILDS=full")
-        r = build("ulx3s-85f", "default", stream=None)
-    assert r.config == board_config("ulx3s-85f", "default").to_dict()
-    check_fits("ulx3s-85f", r)
     assert r.timing_met and r.fmax_mhz >= TARGETS["ulx3s-85f"], r.timing
