@@ -46,6 +46,21 @@ def test_exp2n_matches_the_twin_over_edges_and_random_exponents():
     assert got[0] == 2**16 and got[xs.index(physics.X_ZERO)] == 0
 
 
+async def _start_and_wait(ctx, dut, **operands) -> int:
+    """Start a multi-cycle unit on ``operands`` for one cycle and wait until it is no longer busy;
+    the cycles it stayed busy after the start cycle."""
+    ctx.set(dut.start, 1)
+    for name, value in operands.items():
+        ctx.set(getattr(dut, name), value)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    n = 0
+    while ctx.get(dut.busy):
+        await ctx.tick()
+        n += 1
+    return n
+
+
 def _log2_inputs(rng) -> list[int]:
     edges = [1, 2, 3, 20_000, 2**16 - 1, 2**16, 2**16 + 1, 2**17 - 1, 2**17, 2**32 - 1,
              2**63, 2**64 - 1, 2**64 - 2**47, 2**64 - 2**47 - 1]
@@ -64,16 +79,8 @@ def test_log2_matches_the_twin_and_takes_at_most_its_bound():
 
     async def tb(ctx):
         for a in xs:
-            ctx.set(dut.start, 1)
-            ctx.set(dut.a, a)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            n = 1
-            while ctx.get(dut.busy):
-                await ctx.tick()
-                n += 1
+            cycles.append(1 + await _start_and_wait(ctx, dut, a=a))
             got.append(ctx.get(dut.l))
-            cycles.append(n)
 
     run(dut, tb, max_cycles=len(xs) * (Log2.MAX_CYCLES + 2))
     assert got == [physics.log2_fixed(a) for a in xs]
@@ -87,11 +94,7 @@ def test_log2_of_zero_does_not_hang():
     seen = {}
 
     async def tb(ctx):
-        ctx.set(dut.start, 1)
-        ctx.set(dut.a, 0)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        await ctx.tick().until(~dut.busy)
+        await _start_and_wait(ctx, dut, a=0)
         seen["l"] = ctx.get(dut.l)
 
     run(dut, tb, max_cycles=Log2.MAX_CYCLES + 5)
@@ -115,17 +118,8 @@ def test_serial_mul_is_the_exact_product(a_shape, b_width, b_signed):
 
     async def tb(ctx):
         for a, b in pairs:
-            ctx.set(dut.start, 1)
-            ctx.set(dut.a, a)
-            ctx.set(dut.b, b)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            n = 0
-            while ctx.get(dut.busy):
-                await ctx.tick()
-                n += 1
+            cycles.append(await _start_and_wait(ctx, dut, a=a, b=b))
             got.append(ctx.get(dut.p))
-            cycles.append(n)
 
     run(dut, tb, max_cycles=len(pairs) * (b_width + 3))
     assert got == [a * b for a, b in pairs]

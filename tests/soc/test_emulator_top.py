@@ -73,17 +73,23 @@ def test_power_on_then_frames_match_reference():
     assert sb.compare() == len(frames)
 
 
+def _forward_and_update(sb: Scoreboard, seed: int, b: int) -> list[bytes]:
+    """A FORWARD frame of 2 vectors on tile 0, then an UPDATE frame of ``b`` random samples on
+    tile 1 (5 x 7 devices)."""
+    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(seed), max_vectors=2)
+    rng = np.random.default_rng(seed)
+    return [gen.frame("FORWARD", tile=0, b=2, n=5, x=np.arange(10) - 5),
+            gen.frame("UPDATE", tile=1, b=b, ni=5, nj=7, x=rng.integers(-255, 256, b * 5),
+                      d=rng.integers(-255, 256, b * 7))]
+
+
 def test_gated_tile_clock_runs_only_for_the_tile():
     """The tile's clock is off while a frame is received and after its tail; it runs at least
     the operation's busy cycles; the replies are the reference's."""
     dut = SoC(CFG, byte_timeout=300, gate_tile_clock=True)
     sb = Scoreboard(CFG)
-    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(6), max_vectors=2)
-    rng = np.random.default_rng(6)
     b = 8
-    frames = [gen.frame("FORWARD", tile=0, b=2, n=5, x=np.arange(10) - 5),
-              gen.frame("UPDATE", tile=1, b=b, ni=5, nj=7, x=rng.integers(-255, 256, b * 5),
-                        d=rng.integers(-255, 256, b * 7))]
+    frames = _forward_and_update(sb, seed=6, b=b)
     log = []  # per frame: clock-on cycles while receiving, after the reply, in all
 
     async def tb(ctx):
@@ -142,12 +148,7 @@ def test_table_mode_clock_stands_still_in_the_linear_mode(monkeypatch):
     monkeypatch.setattr(soc_module, "TileController", Recorded)
     dut = SoC(CFG, byte_timeout=300, gate_tile_clock=True)
     sb = Scoreboard(CFG)
-    gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(7), max_vectors=2)
-    rng = np.random.default_rng(7)
-    b = 4
-    frames = [gen.frame("FORWARD", tile=0, b=2, n=5, x=np.arange(10) - 5),
-              gen.frame("UPDATE", tile=1, b=b, ni=5, nj=7, x=rng.integers(-255, 256, b * 5),
-                        d=rng.integers(-255, 256, b * 7))]
+    frames = _forward_and_update(sb, seed=7, b=4)
     sim = Simulator(dut)  # elaborates the SoC, so its TileController exists from here
     shape_on, tile_on = made[0].shape_clock_on, dut.tile_clock_on
     counts, shape_cycles = {"tile": 0, "ticks": 0}, []  # ticks with the table clock on
