@@ -206,3 +206,31 @@ def test_profile_guided_build(tmp_path, capsys):
     finally:
         verilator_server.stop(proc)
     assert not list(tmp_path.rglob("*.gcda")), "profiles are deleted with the object folder"
+
+
+def test_the_profile_guided_step_is_switched_by_the_environment(monkeypatch):
+    """``OHMFLOW_EMULATOR_PGO``: 1 or unset builds profile-guided, 0 plain, anything else is
+    refused, naming the variable and its values."""
+    seen = []
+    monkeypatch.setattr(verilator_server, "soc_verilog", lambda cfg: f"// {cfg.name}")
+    monkeypatch.setattr(verilator_server, "build_verilog",
+                        lambda text, train=None: seen.append((text, train is not None)))
+    for value, guided in (("1", True), (" 0 ", False), (None, True)):
+        if value is None:
+            monkeypatch.delenv(verilator_server.PGO_ENV)
+        else:
+            monkeypatch.setenv(verilator_server.PGO_ENV, value)
+        assert verilator_server.profile_guided() is guided
+        verilator_server.build("tiny")
+        assert seen.pop() == ("// tiny", guided)
+    monkeypatch.setenv(verilator_server.PGO_ENV, "yes")
+    with pytest.raises(ValueError, match=r"OHMFLOW_EMULATOR_PGO must be 0 .* or 1 .*got 'yes'"):
+        verilator_server.build("tiny")
+    assert seen == []
+
+
+def test_the_chip_profile_workload_runs_on_a_built_chip():
+    """The profile-guided build's workload (INFO, FORWARD, UPDATE frames) is answered OK by a
+    chip's emulator; a refused frame or a timeout would raise."""
+    exe = verilator_server.build("tiny")
+    verilator_server._profile_workload(get_config("tiny"))(exe)
