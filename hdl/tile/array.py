@@ -16,7 +16,10 @@ in flight), ``shape_wr`` (node writes into every lane's tables, `ShapeLane`) and
 which takes each device's rinv from a per-device memory written by a `RangeDivider` on every map
 write (and ``idle`` waits for those writes). The step-base pipelines and the delay stages of a
 table mode are registers of ``shape_domain`` (default ``sync``): a simulation can stop its clock
-while the mode is linear, where none of them ever loads.
+while the mode is linear, where none of them ever loads. Likewise the registers and memory ports
+that only pulse and program beats use (bounds, slopes, rinv, the range divider, the step and
+write-back pipeline) are of ``store_domain``: a simulation can stop it while only drive beats
+flow.
 
 Pipeline: a beat is accepted at cycle 0; memories answer at 1 and are registered at 2; a drive
 beat's products are registered at 3 and summed at 4; the column sum of a line leaves at cycle 5
@@ -28,7 +31,18 @@ written by an earlier beat must wait for ``idle``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import (
+    Array,
+    Cat,
+    Const,
+    DomainRenamer,
+    Module,
+    Mux,
+    Signal,
+    Value,
+    signed,
+    unsigned,
+)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -80,12 +94,17 @@ class AnalogArray(wiring.Component):
     shape_domain:
         The clock domain of the table modes' registers (`ShapeLane` pipelines, delay stages);
         its clock must run like ``sync``'s whenever ``shape_mode`` is not linear.
+    store_domain:
+        The clock domain of what only pulse and program beats use; its clock must run like
+        ``sync``'s from a cycle with ``pulse`` or ``prog`` valid until ``idle``, and while
+        ``rinv_busy``.
     """
 
     def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None, *,
-                 shape_domain: str = "sync"):
+                 shape_domain: str = "sync", store_domain: str = "sync"):
         self.cfg = cfg
         self.shape_domain = shape_domain
+        self.store_domain = store_domain
         self.geom = g = Geometry(cfg)
         self.device_map = (device_map or nominal(cfg)).validate(cfg)
         super().__init__({
@@ -137,7 +156,10 @@ class AnalogArray(wiring.Component):
         map_take = self.prog.valid & self.prog.ready & (G.cmd == ProgCmd.MAP)
         store_take = adv & (self.pulse.valid | (self.prog.valid & ~self.drive.valid))
         tag = data.StructLayout({"addr": len(addr_g), "bank": unsigned(max(1, len(bank_g)))})
-        m.submodules.range_divider = div = RangeDivider(cfg, tag)
+        div = RangeDivider(cfg, tag)
+        if self.store_domain != "sync":
+            div = DomainRenamer(self.store_domain)(div)
+        m.submodules.range_divider = div
         m.d.comb += [div.i.valid.eq(map_take), div.i.span.eq(G.map.wmax - G.map.wmin),
                      div.i.tag.addr.eq(addr_g), div.i.tag.bank.eq(bank_g)]
         for b in range(L):
@@ -154,8 +176,10 @@ class AnalogArray(wiring.Component):
             addr = Signal(len(addr_p), name=f"addr{b}")
             m.d.comb += addr.eq(Mux(self.pulse.valid, addr_p,
                                     Mux(self.drive.valid, Mux(D.transpose, bwd, fwd), addr_g)))
-            rp_st, rp_bd, rp_sl = st.read_port(), bd.read_port(), sl.read_port()
-            wp_bd, wp_sl = bd.write_port(), sl.write_port()
+            store = self.store_domain
+            rp_st = st.read_port()
+            rp_bd, rp_sl = bd.read_port(domain=store), sl.read_port(domain=store)
+            wp_bd, wp_sl = bd.write_port(domain=store), sl.write_port(domain=store)
             map_we = map_take & (bank_g == b)
             m.d.comb += [
                 rp_st.addr.eq(addr), rp_bd.addr.eq(addr), rp_sl.addr.eq(addr),
@@ -172,7 +196,7 @@ class AnalogArray(wiring.Component):
             st_wr.append(st.write_port())
             rv = Memory(shape=rinv_bits(cfg), depth=g.depth, init=rinv_init)
             m.submodules[f"rinv{b}"] = rv
-            rp_rv, wp_rv = rv.read_port(), rv.write_port()
+            rp_rv, wp_rv = rv.read_port(domain=store), rv.write_port(domain=store)
             m.d.comb += [rp_rv.addr.eq(addr), rp_rv.en.eq(adv & self.pulse.valid & table),
                          wp_rv.addr.eq(div.o.tag.addr), wp_rv.data.eq(div.o.rinv),
                          wp_rv.en.eq(div.o.valid & (div.o.tag.bank == b))]
@@ -286,6 +310,10 @@ class AnalogArray(wiring.Component):
             """A register of the table modes (`shape_domain`)."""
             return reg(expr, name, en, valid, domain=self.shape_domain)
 
+        def store_reg(expr, name, en):
+            """A datapath register of pulse and program beats only (`store_domain`)."""
+            return reg(expr, name, en, domain=self.store_domain)
+
         # ----- stage 1: beat registered, memory data arrives -----
         drive0 = self.drive.valid & ~self.pulse.valid
         prog0 = ~self.pulse.valid & ~self.drive.valid
@@ -294,13 +322,13 @@ class AnalogArray(wiring.Component):
         last1 = reg(D.last, "last1", take)
         wa1 = reg(Mux(self.pulse.valid, addr_p, addr_g), "wa1", take)
         code1 = [reg(codes_b[b], f"code1_{b}", drive0) for b in range(L)]
-        n1 = [reg(n_b[b], f"n1_{b}", self.pulse.valid) for b in range(L)]
-        up1 = [reg(up_b[b], f"up1_{b}", self.pulse.valid) for b in range(L)]
-        t1 = [reg(t_b[b], f"t1_{b}", self.pulse.valid) for b in range(L)]
-        cmd1 = reg(G.cmd, "cmd1", prog0)
-        bank1 = reg(bank_g, "bank1", prog0)
-        val1 = reg(G.state, "val1", prog0)
-        map1 = reg(G.map, "map1", prog0)
+        n1 = [store_reg(n_b[b], f"n1_{b}", self.pulse.valid) for b in range(L)]
+        up1 = [store_reg(up_b[b], f"up1_{b}", self.pulse.valid) for b in range(L)]
+        t1 = [store_reg(t_b[b], f"t1_{b}", self.pulse.valid) for b in range(L)]
+        cmd1 = store_reg(G.cmd, "cmd1", prog0)
+        bank1 = store_reg(bank_g, "bank1", prog0)
+        val1 = store_reg(G.state, "val1", prog0)
+        map1 = store_reg(G.map, "map1", prog0)
 
         # ----- stage 1b: memory data registered (the block RAMs' clock-to-out is most of a
         # cycle on an FPGA, so nothing else happens in the cycle they answer) -----
@@ -308,15 +336,15 @@ class AnalogArray(wiring.Component):
         drive_m, pulse_m = v1_mem & (k1 == KIND_DRIVE), v1_mem & (k1 == KIND_PULSE)
         prog_m, store_m = v1_mem & (k1 == KIND_PROG), v1_mem & (k1 != KIND_DRIVE)
         st_rd = [reg(w, f"w1b_{b}", v1_mem) for b, w in enumerate(st_rd)]
-        bd_rd = [reg(d, f"bd1b_{b}", store_m) for b, d in enumerate(bd_rd)]
-        sl_rd = [reg(d, f"sl1b_{b}", store_m) for b, d in enumerate(sl_rd)]
-        rv_rd = [reg(d, f"rv1b_{b}", pulse_m & table) for b, d in enumerate(rv_rd)]
+        bd_rd = [store_reg(d, f"bd1b_{b}", store_m) for b, d in enumerate(bd_rd)]
+        sl_rd = [store_reg(d, f"sl1b_{b}", store_m) for b, d in enumerate(sl_rd)]
+        rv_rd = [store_reg(d, f"rv1b_{b}", pulse_m & table) for b, d in enumerate(rv_rd)]
         code1 = [reg(c, f"code1b_{b}", drive_m) for b, c in enumerate(code1)]
-        n1 = [reg(x, f"n1b_{b}", pulse_m) for b, x in enumerate(n1)]
-        up1 = [reg(x, f"up1b_{b}", pulse_m) for b, x in enumerate(up1)]
-        t1 = [reg(x, f"t1b_{b}", pulse_m) for b, x in enumerate(t1)]
-        cmd1, bank1 = reg(cmd1, "cmd1b", prog_m), reg(bank1, "bank1b", prog_m)
-        val1, map1 = reg(val1, "val1b", prog_m), reg(map1, "map1b", prog_m)
+        n1 = [store_reg(x, f"n1b_{b}", pulse_m) for b, x in enumerate(n1)]
+        up1 = [store_reg(x, f"up1b_{b}", pulse_m) for b, x in enumerate(up1)]
+        t1 = [store_reg(x, f"t1b_{b}", pulse_m) for b, x in enumerate(t1)]
+        cmd1, bank1 = store_reg(cmd1, "cmd1b", prog_m), store_reg(bank1, "bank1b", prog_m)
+        val1, map1 = store_reg(val1, "val1b", prog_m), store_reg(map1, "map1b", prog_m)
         k1, last1 = reg(k1, "k1b", v1_mem), reg(last1, "last1b", v1_mem)
         wa1 = reg(wa1, "wa1b", v1_mem)
         v1 = reg(v1, "v1b", valid=True)
@@ -335,15 +363,15 @@ class AnalogArray(wiring.Component):
             w, bd, sl = st_rd[b], bd_rd[b], sl_rd[b]
             up = up1[b]
             prod2.append(reg(mul_lut(w, code1[b]), f"prod2_{b}", drive1))
-            kw2.append(reg(Mux(up, sl.ku, sl.kd) * w, f"kw2_{b}", pulse1))
-            s2.append(reg(Mux(up, sl.su, sl.sd), f"s2_{b}", pulse1))
-            n2.append(reg(n1[b], f"n2_{b}", pulse1))
-            up2.append(reg(up, f"up2_{b}", pulse1))
-            t2.append(reg(t1[b], f"t2_{b}", pulse1))
-            x2.append(reg(Mux(prog1 & ~is_map, val1, w), f"x2_{b}", store1))
-            lo2.append(reg(Mux(prog1 & is_map, map1.wmin, bd.wmin), f"lo2_{b}", store1))
-            hi2.append(reg(Mux(prog1 & is_map, map1.wmax, bd.wmax), f"hi2_{b}", store1))
-            we2.append(reg(Mux(prog1, (cmd1 != ProgCmd.READ) & (bank1 == b), n1[b] != 0),
+            kw2.append(store_reg(Mux(up, sl.ku, sl.kd) * w, f"kw2_{b}", pulse1))
+            s2.append(store_reg(Mux(up, sl.su, sl.sd), f"s2_{b}", pulse1))
+            n2.append(store_reg(n1[b], f"n2_{b}", pulse1))
+            up2.append(store_reg(up, f"up2_{b}", pulse1))
+            t2.append(store_reg(t1[b], f"t2_{b}", pulse1))
+            x2.append(store_reg(Mux(prog1 & ~is_map, val1, w), f"x2_{b}", store1))
+            lo2.append(store_reg(Mux(prog1 & is_map, map1.wmin, bd.wmin), f"lo2_{b}", store1))
+            hi2.append(store_reg(Mux(prog1 & is_map, map1.wmax, bd.wmax), f"hi2_{b}", store1))
+            we2.append(store_reg(Mux(prog1, (cmd1 != ProgCmd.READ) & (bank1 == b), n1[b] != 0),
                            f"we2_{b}", store1))
         self._read_back(m, adv & v1 & prog1 & (cmd1 == ProgCmd.READ), bank1, st_rd, bd_rd,
                         sl_rd)
@@ -366,14 +394,14 @@ class AnalogArray(wiring.Component):
         x3, lo3, hi3, we3 = [], [], [], []
         for b in range(L):
             st = Mux(table, base6[b], s2[b]) + rnd_shift(kw2[b], SLOPE_FRAC)
-            step3.append(reg(Mux(st < 0, 0, st)[: g.step_width], f"step3_{b}", pulse2))
-            n3.append(reg(n2[b], f"n3_{b}", pulse2))
-            up3.append(reg(up2[b], f"up3_{b}", pulse2))
-            t3.append(reg(t2[b], f"t3_{b}", pulse2))
-            x3.append(reg(x2[b], f"x3_{b}", store2))
-            lo3.append(reg(lo2[b], f"lo3_{b}", store2))
-            hi3.append(reg(hi2[b], f"hi3_{b}", store2))
-            we3.append(reg(we2[b], f"we3_{b}", store2))
+            step3.append(store_reg(Mux(st < 0, 0, st)[: g.step_width], f"step3_{b}", pulse2))
+            n3.append(store_reg(n2[b], f"n3_{b}", pulse2))
+            up3.append(store_reg(up2[b], f"up3_{b}", pulse2))
+            t3.append(store_reg(t2[b], f"t3_{b}", pulse2))
+            x3.append(store_reg(x2[b], f"x3_{b}", store2))
+            lo3.append(store_reg(lo2[b], f"lo3_{b}", store2))
+            hi3.append(store_reg(hi2[b], f"hi3_{b}", store2))
+            we3.append(store_reg(we2[b], f"we3_{b}", store2))
 
         # ----- stage 4: accumulate and read out; pulse products -----
         self._accumulate(m, adv & v3 & (k3 == KIND_DRIVE), last3, sum3)
@@ -383,13 +411,13 @@ class AnalogArray(wiring.Component):
         wa4 = reg(wa3, "wa4", v3)
         a4, bt4, up4, x4, lo4, hi4, we4 = ([] for _ in range(7))
         for b in range(L):
-            a4.append(reg(mul_lut(step3[b], n3[b]), f"a4_{b}", pulse3))
-            bt4.append(reg(step3[b] * t3[b], f"bt4_{b}", pulse3))
-            up4.append(reg(up3[b], f"up4_{b}", pulse3))
-            x4.append(reg(x3[b], f"x4_{b}", store3))
-            lo4.append(reg(lo3[b], f"lo4_{b}", store3))
-            hi4.append(reg(hi3[b], f"hi4_{b}", store3))
-            we4.append(reg(we3[b], f"we4_{b}", store3))
+            a4.append(store_reg(mul_lut(step3[b], n3[b]), f"a4_{b}", pulse3))
+            bt4.append(store_reg(step3[b] * t3[b], f"bt4_{b}", pulse3))
+            up4.append(store_reg(up3[b], f"up4_{b}", pulse3))
+            x4.append(store_reg(x3[b], f"x4_{b}", store3))
+            lo4.append(store_reg(lo3[b], f"lo4_{b}", store3))
+            hi4.append(store_reg(hi3[b], f"hi4_{b}", store3))
+            we4.append(store_reg(we3[b], f"we4_{b}", store3))
 
         # ----- stage 5: new state; write-back -----
         store4 = v4 & (k4 != KIND_DRIVE)
@@ -399,10 +427,10 @@ class AnalogArray(wiring.Component):
         for b in range(L):
             total = a4[b] + rnd_shift(bt4[b], C2C_FRAC)
             moved = Mux(up4[b], x4[b] + total, x4[b] - total)
-            x5 = reg(Mux(k4 == KIND_PULSE, moved, x4[b]), f"x5_{b}", store4)
-            lo5 = reg(lo4[b], f"lo5_{b}", store4)
-            hi5 = reg(hi4[b], f"hi5_{b}", store4)
-            we5 = reg(we4[b], f"we5_{b}", store4)
+            x5 = store_reg(Mux(k4 == KIND_PULSE, moved, x4[b]), f"x5_{b}", store4)
+            lo5 = store_reg(lo4[b], f"lo5_{b}", store4)
+            hi5 = store_reg(hi4[b], f"hi5_{b}", store4)
+            we5 = store_reg(we4[b], f"we5_{b}", store4)
             wp = st_wr[b]
             m.d.comb += [
                 wp.addr.eq(wa5),

@@ -48,8 +48,9 @@ class TileController(wiring.Component):
 
     ``gate_units`` (simulation only, `ohmflow.hdl.lib.clock_gate`) clocks the pulse engine only in
     UPDATE and PULSE, the DAC, ADC and read noise only in FORWARD and BACKWARD, the array
-    only while a beat is offered or in flight, and the array's table-mode registers only then
-    and in a table mode.
+    only while a beat is offered or in flight, the array's table-mode registers only then
+    and in a table mode, and the array's pulse and program path only from a pulse or program
+    beat until the array is idle.
     """
 
     def __init__(self, cfg: ChipConfig, device_map: DeviceMap | None = None, *,
@@ -60,13 +61,17 @@ class TileController(wiring.Component):
         self.gate_units = gate_units
         #: with ``gate_units``: high in the cycles the array's table-mode registers are clocked
         self.shape_clock_on = Signal(init=1, name="shape_clock_on") if gate_units else None
+        #: with ``gate_units``: high in the cycles the array's pulse and program path is clocked
+        self.store_clock_on = Signal(init=1, name="store_clock_on") if gate_units else None
         super().__init__(TileLink(cfg).flip())
 
     def _datapath(self, m: Module):
         """The DAC, array, ADC, read noise and pulse engine, connected among themselves."""
         cfg = self.cfg
         dac, adc, noise = DAC(cfg, drive_tag(cfg)), ADC(cfg), ReadNoise(cfg)
-        arr = AnalogArray(cfg, self.device_map, shape_domain="shape" if self.gate_units else "sync")
+        gated = self.gate_units
+        arr = AnalogArray(cfg, self.device_map, shape_domain="shape" if gated else "sync",
+                          store_domain="store" if gated else "sync")
         pe = PulseEngine(cfg)
         vectors = VectorWalker(cfg, dac, noise, adc)
         if self.gate_units:
@@ -313,3 +318,12 @@ class TileController(wiring.Component):
         gate_domain(m, "array", arr_work, tail=2)
         gate_domain(m, "shape", arr_work & (arr.shape_mode != 0), tail=2,
                     enable=self.shape_clock_on)
+        # the array's pulse and program path: from a pulse or program beat offered until the
+        # array is idle again, and while map writes' rinv values are computed
+        store_seen = Signal()
+        with m.If(arr.pulse.valid | arr.prog.valid):
+            m.d.sync += store_seen.eq(1)
+        with m.Elif(arr.idle):
+            m.d.sync += store_seen.eq(0)
+        gate_domain(m, "store", arr.pulse.valid | arr.prog.valid | store_seen | arr.rinv_busy,
+                    tail=2, enable=self.store_clock_on)

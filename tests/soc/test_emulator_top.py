@@ -132,10 +132,8 @@ def test_gated_tile_clock_runs_only_for_the_tile():
     assert log[1][1] >= upd_busy
 
 
-def test_table_mode_clock_stands_still_in_the_linear_mode(monkeypatch):
-    """In the linear mode (the reset state) the array's table-mode registers are never clocked
-    through FORWARD and UPDATE frames, while the tile's clock runs; the replies are the
-    reference's."""
+def _gated_soc(monkeypatch):
+    """A `SoC` with gated clocks and its `TileController` (recorded as it is made)."""
     from ohmflow.hdl import soc as soc_module
 
     made = []
@@ -147,27 +145,31 @@ def test_table_mode_clock_stands_still_in_the_linear_mode(monkeypatch):
 
     monkeypatch.setattr(soc_module, "TileController", Recorded)
     dut = SoC(CFG, byte_timeout=300, gate_tile_clock=True)
-    sb = Scoreboard(CFG)
-    frames = _forward_and_update(sb, seed=7, b=4)
     sim = Simulator(dut)  # elaborates the SoC, so its TileController exists from here
-    shape_on, tile_on = made[0].shape_clock_on, dut.tile_clock_on
-    counts, shape_cycles = {"tile": 0, "ticks": 0}, []  # ticks with the table clock on
+    return dut, made[0], sim
+
+
+def _clock_ticks(dut, sim, sb, frames, clock_on):
+    """Run ``frames`` through the SoC; returns the ticks in which ``clock_on`` was high, the tick
+    at which each frame's first byte was offered, and the ticks of the tile's clock."""
+    counts, on, starts = {"tile": 0, "ticks": 0}, [], []
 
     async def tb(ctx):
         ctx.set(dut.tx.ready, 1)
         out = bytearray()
 
         async def tick():
-            _, _, *got = await ctx.tick().sample(shape_on, tile_on, dut.rx.ready, dut.tx.valid,
-                                                 dut.tx.payload, dut.idle)
+            _, _, *got = await ctx.tick().sample(clock_on, dut.tile_clock_on, dut.rx.ready,
+                                                 dut.tx.valid, dut.tx.payload, dut.idle)
             if got[0]:
-                shape_cycles.append(counts["ticks"])
+                on.append(counts["ticks"])
             counts["tile"] += got[1]
             counts["ticks"] += 1
             return got[2:]
 
         for f in frames:
             sb.sent(f)
+            starts.append(counts["ticks"])
             for byte in f:
                 ctx.set(dut.rx.valid, 1)
                 ctx.set(dut.rx.payload, byte)
@@ -186,6 +188,29 @@ def test_table_mode_clock_stands_still_in_the_linear_mode(monkeypatch):
     sim.add_testbench(tb)
     sim.run()
     assert sb.compare() == len(frames)
-    assert counts["tile"] > 0
+    return on, starts, counts["tile"]
+
+
+def test_table_mode_clock_stands_still_in_the_linear_mode(monkeypatch):
+    """In the linear mode (the reset state) the array's table-mode registers are never clocked
+    through FORWARD and UPDATE frames, while the tile's clock runs; the replies are the
+    reference's."""
+    dut, tc, sim = _gated_soc(monkeypatch)
+    sb = Scoreboard(CFG)
+    shape_cycles, _, tile = _clock_ticks(dut, sim, sb, _forward_and_update(sb, seed=7, b=4),
+                                         tc.shape_clock_on)
+    assert tile > 0
     # the gate's enable starts high (power-on), so only the first cycle may be clocked
     assert shape_cycles in ([], [0]), shape_cycles
+
+
+def test_pulse_and_program_path_clock_stands_still_through_reads(monkeypatch):
+    """The array's pulse and program path is not clocked through a FORWARD frame (after the
+    power-on tail), and is through the UPDATE frame after it; the replies are the reference's,
+    so the UPDATE's pulses and the FORWARD before it came out as the twin's."""
+    dut, tc, sim = _gated_soc(monkeypatch)
+    sb = Scoreboard(CFG)
+    on, (fwd, upd), _ = _clock_ticks(dut, sim, sb, _forward_and_update(sb, seed=8, b=4),
+                                     tc.store_clock_on)
+    assert [t for t in on if fwd + GATE_TAIL < t < upd] == []
+    assert len([t for t in on if t >= upd]) >= 4  # at least one cycle a sample's beats
