@@ -73,14 +73,19 @@ def test_power_on_then_frames_match_reference():
     assert sb.compare() == len(frames)
 
 
-def _forward_and_update(sb: Scoreboard, seed: int, b: int) -> list[bytes]:
+def _forward_and_update(sb: Scoreboard, seed: int, b: int, read_back: bool = False
+                        ) -> list[bytes]:
     """A FORWARD frame of 2 vectors on tile 0, then an UPDATE frame of ``b`` random samples on
-    tile 1 (5 x 7 devices)."""
+    tile 1 (5 x 7 devices); with ``read_back``, then a FORWARD frame on tile 1, whose reply
+    shows the updated weights."""
     gen = FrameGen(CFG, sb.ref.twin, np.random.default_rng(seed), max_vectors=2)
     rng = np.random.default_rng(seed)
-    return [gen.frame("FORWARD", tile=0, b=2, n=5, x=np.arange(10) - 5),
-            gen.frame("UPDATE", tile=1, b=b, ni=5, nj=7, x=rng.integers(-255, 256, b * 5),
-                      d=rng.integers(-255, 256, b * 7))]
+    frames = [gen.frame("FORWARD", tile=0, b=2, n=5, x=np.arange(10) - 5),
+              gen.frame("UPDATE", tile=1, b=b, ni=5, nj=7, x=rng.integers(-255, 256, b * 5),
+                        d=rng.integers(-255, 256, b * 7))]
+    if read_back:
+        frames.append(gen.frame("FORWARD", tile=1, b=2, n=5, x=rng.integers(-63, 64, 10)))
+    return frames
 
 
 def test_gated_tile_clock_runs_only_for_the_tile():
@@ -207,10 +212,10 @@ def test_table_mode_clock_stands_still_in_the_linear_mode(monkeypatch):
 def test_pulse_and_program_path_clock_stands_still_through_reads(monkeypatch):
     """The array's pulse and program path is not clocked through a FORWARD frame (after the
     power-on tail), and is through the UPDATE frame after it; the replies are the reference's,
-    so the UPDATE's pulses and the FORWARD before it came out as the twin's."""
+    the last a FORWARD through the updated devices: every pulse landed as in the twin."""
     dut, tc, sim = _gated_soc(monkeypatch)
     sb = Scoreboard(CFG)
-    on, (fwd, upd), _ = _clock_ticks(dut, sim, sb, _forward_and_update(sb, seed=8, b=4),
-                                     tc.store_clock_on)
+    frames = _forward_and_update(sb, seed=8, b=4, read_back=True)
+    on, (fwd, upd, _), _ = _clock_ticks(dut, sim, sb, frames, tc.store_clock_on)
     assert [t for t in on if fwd + GATE_TAIL < t < upd] == []
     assert len([t for t in on if t >= upd]) >= 4  # at least one cycle a sample's beats
