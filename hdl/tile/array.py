@@ -177,8 +177,8 @@ class AnalogArray(wiring.Component):
             m.d.comb += addr.eq(Mux(self.pulse.valid, addr_p,
                                     Mux(self.drive.valid, Mux(D.transpose, bwd, fwd), addr_g)))
             store = self.store_domain
-            rp_st = st.read_port()
-            rp_bd, rp_sl = bd.read_port(domain=store), sl.read_port(domain=store)
+            rp_st, rp_bd, rp_sl = (st.read_port(), bd.read_port(domain=store),
+                                   sl.read_port(domain=store))
             wp_bd, wp_sl = bd.write_port(domain=store), sl.write_port(domain=store)
             map_we = map_take & (bank_g == b)
             m.d.comb += [
