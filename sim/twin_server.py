@@ -7,6 +7,8 @@ It speaks exactly the bytes the Verilator emulator server and a board speak, so 
     python -m ohmflow.sim.twin_server --config tiny          # prints "listening on 127.0.0.1:PORT"
 
 The chip state outlives connections (like a board); a new connection drops any partial frame.
+A server compiles the twin's kernels before it listens (`compile_kernels`), so its first replies
+come as fast as the later ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import threading
 import time
 
+from ohmflow.emulator import protocol as P
 from ohmflow.emulator.config import ChipConfig, get_config
 from ohmflow.emulator.executor import CommandExecutor
 from ohmflow.emulator.fabrication import DeviceMap
@@ -29,12 +32,34 @@ HOST = "127.0.0.1"
 _IDLE_POLL = 0.1  # seconds between stop checks while nothing happens
 
 
+def compile_kernels(config: ChipConfig) -> None:
+    """Run a FORWARD, a BACKWARD, an UPDATE and a PULSE along each axis through a scratch
+    executor of ``config``, so that numba compiles the twin's kernels (or loads them from its
+    on-disk cache) now. A first compile takes seconds (an UPDATE 2.5 s with the cache empty),
+    longer than a link gives a reply before it resends."""
+    ex = CommandExecutor(Twin(config))
+    r, c = config.rows, config.cols
+    frames = [("FORWARD", {"tile": 0, "b": 1, "n": r, "x": [1] * r}),
+              ("BACKWARD", {"tile": 0, "b": 1, "n": c, "x": [1] * c}),
+              ("UPDATE", {"tile": 0, "b": 1, "ni": r, "nj": c, "x": [1] * r, "d": [1] * c}),
+              ("PULSE", {"tile": 0, "axis": 0, "index": 0, "n": c, "counts": [1] * c}),
+              ("PULSE", {"tile": 0, "axis": 1, "index": 0, "n": r, "counts": [1] * r})]
+    for seq, (name, fields) in enumerate(frames, 1):
+        cmd = P.command(name)
+        reply = P.FrameParser().feed(ex.feed(P.encode_frame(
+            cmd.opcode, seq, P.encode_payload(cmd.request, fields, config))))
+        if not reply or reply[0].payload[:1] != bytes((P.ST["OK"],)):
+            raise RuntimeError(f"the twin refused its warm-up {name}: {reply}")
+
+
 class TwinServer:
-    """Serve one connection at a time on 127.0.0.1; port 0 picks a free port."""
+    """Serve one connection at a time on 127.0.0.1; port 0 picks a free port. The twin's kernels
+    are compiled before the socket listens (`compile_kernels`)."""
 
     def __init__(self, config: ChipConfig | str = "default", device_map: DeviceMap | None = None,
                  port: int = 0):
         self.config = get_config(config)
+        compile_kernels(self.config)
         self.executor = CommandExecutor(Twin(self.config, device_map=device_map))
         self._sock = socket.create_server((HOST, port))
         self._sock.settimeout(_IDLE_POLL)

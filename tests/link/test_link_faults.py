@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -134,3 +135,39 @@ def test_server_survives_clients_that_vanish(tiny_server):
     dev = LinkDevice.open(f"socket://127.0.0.1:{tiny_server.port}", "tiny", timeout=0.5)
     assert dev.info().config == CFG
     dev.close()
+
+
+def test_a_twin_server_compiles_its_kernels_before_it_listens(tmp_path):
+    """With numba's cache empty (a fresh clone), the first UPDATE took 2.5 s to compile, longer
+    than a link waits before it resends. A new server has compiled everything its FORWARD,
+    BACKWARD, UPDATE and PULSE frames run: serving them compiles nothing more."""
+    script = """
+import numpy as np
+from numba.core.registry import CPUDispatcher
+from ohmflow.emulator import coincidence, kernels
+from ohmflow.sim.twin_server import TwinServer
+from ohmflow.host.link import LinkDevice
+
+def compiled():
+    return {n: len(f.signatures) for mod in (kernels, coincidence) for n, f in vars(mod).items()
+            if isinstance(f, CPUDispatcher)}
+
+with TwinServer("tiny") as srv:
+    before = compiled()
+    dev = LinkDevice.open(f"socket://127.0.0.1:{srv.port}", "tiny")
+    rng = np.random.default_rng(2)
+    dev.program(0, rng.integers(-5000, 5000, (7, 5)))
+    dev.forward(0, rng.integers(-63, 64, (6, 5)))
+    dev.backward(0, rng.integers(-63, 64, (3, 7)))
+    dev.update(0, rng.integers(-256, 257, (4, 5)), rng.integers(-256, 257, (4, 7)))
+    dev.pulse(0, "col", 3, rng.integers(-63, 64, 5))
+    dev.pulse(0, "row", 2, rng.integers(-63, 64, 7))
+    dev.close()
+    assert sum(before.values()) > 0, before
+    assert compiled() == before, (before, compiled())
+print("ok")
+"""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
