@@ -431,6 +431,12 @@ def encode_frame(opcode: int, seq: int, payload: bytes) -> bytes:
     return TABLE.sync + body + zlib.crc32(body).to_bytes(4, "little")
 
 
+def encode_request(name: str, seq: int, fields: dict, cfg: ChipConfig) -> bytes:
+    """The frame of command ``name`` with request ``fields`` (`encode_payload`) and ``seq``."""
+    cmd = command(name)
+    return encode_frame(cmd.opcode, seq, encode_payload(cmd.request, fields, cfg))
+
+
 def encode_reply(opcode: int, seq: int, status: int, data: bytes = b"") -> bytes:
     return encode_frame((opcode | TABLE.reply_flag) & 0xFF, seq, bytes((status,)) + data)
 

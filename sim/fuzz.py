@@ -407,10 +407,8 @@ class Session:
         return data, expected, got
 
     def frame(self, name: str, **values) -> bytes:
-        cmd = P.command(name)
         self._seq = (self._seq + 1) & 0xFF
-        return P.encode_frame(cmd.opcode, self._seq, P.encode_payload(cmd.request, values,
-                                                                      self.cfg))
+        return P.encode_request(name, self._seq, values, self.cfg)
 
     def probe(self) -> bytes:
         """INFO, GET, and READ, READ_MAP, COUNTERS of every tile, as one burst."""

@@ -45,9 +45,7 @@ def compile_kernels(config: ChipConfig) -> None:
               ("PULSE", {"tile": 0, "axis": 0, "index": 0, "n": c, "counts": [1] * c}),
               ("PULSE", {"tile": 0, "axis": 1, "index": 0, "n": r, "counts": [1] * r})]
     for seq, (name, fields) in enumerate(frames, 1):
-        cmd = P.command(name)
-        reply = P.FrameParser().feed(ex.feed(P.encode_frame(
-            cmd.opcode, seq, P.encode_payload(cmd.request, fields, config))))
+        reply = P.FrameParser().feed(ex.feed(P.encode_request(name, seq, fields, config)))
         if not reply or reply[0].payload[:1] != bytes((P.ST["OK"],)):
             raise RuntimeError(f"the twin refused its warm-up {name}: {reply}")
 

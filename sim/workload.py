@@ -46,8 +46,7 @@ def scenarios(cfg: ChipConfig,
     bu = largest_batch(cfg, "UPDATE", ni=r, nj=c)
 
     def enc(name, seq, **f):
-        cmd = P.command(name)
-        return P.encode_frame(cmd.opcode, seq, P.encode_payload(cmd.request, f, cfg))
+        return P.encode_request(name, seq, f, cfg)
 
     return [
         ("INFO round trip", 0, lambda s: enc("INFO", s)),

@@ -39,8 +39,7 @@ def same_state(a, b) -> bool:
 
 
 def frame(name, seq=1, **values):
-    cmd = P.command(name)
-    return P.encode_frame(cmd.opcode, seq, P.encode_payload(cmd.request, values, CFG))
+    return P.encode_request(name, seq, values, CFG)
 
 
 def replies(data: bytes) -> list[P.Frame]:
@@ -246,11 +245,9 @@ def test_load_shape_on_the_rv32_engine_sets_the_twins_tables_and_read_shape_retu
     ref = Twin(cfg, step_shape=shape)
 
     def call(name, **values):
-        cmd = P.command(name)
-        (r,) = replies(ex.feed(P.encode_frame(cmd.opcode, 1 + ex.frames % 200,
-                                              P.encode_payload(cmd.request, values, cfg))))
+        (r,) = replies(ex.feed(P.encode_request(name, 1 + ex.frames % 200, values, cfg)))
         assert r.payload[0] == P.ST["OK"], (name, r.payload[0])
-        return P.decode_payload(cmd.reply, r.payload[1:], cfg)
+        return P.decode_payload(P.command(name).reply, r.payload[1:], cfg)
 
     v = call("READ_SHAPE")  # the power-up shape
     assert v["mode"] == 0 and (v["up"] == LINEAR.up).all() and (v["down"] == LINEAR.down).all()

@@ -23,12 +23,11 @@ def chip() -> Twin:
 
 
 def call(ex: CommandExecutor, name: str, seq: int = 1, **values) -> tuple[int, dict | None]:
-    cmd = P.command(name)
-    raw = P.encode_frame(cmd.opcode, seq, P.encode_payload(cmd.request, values, CFG))
+    raw = P.encode_request(name, seq, values, CFG)
     (r,) = P.FrameParser().feed(ex.feed(raw))
     status = r.payload[0]
     ok = status == P.ST["OK"]
-    return status, P.decode_payload(cmd.reply, r.payload[1:], CFG) if ok else None
+    return status, P.decode_payload(P.command(name).reply, r.payload[1:], CFG) if ok else None
 
 
 def physics(**kw) -> dict:
